@@ -1,0 +1,23 @@
+# Runs an example and checks that it exits with 0 and that its last line is
+# test_accuracy=<value> with value >= MIN_ACCURACY.
+#   cmake -DEXE=<program> -DARGS=<arg;...> -DMIN_ACCURACY=0.96 -P check_accuracy.cmake
+execute_process(COMMAND ${EXE} ${ARGS}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}")
+if(err)
+  message("${err}")
+endif()
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${EXE} exited with ${rc}")
+endif()
+string(STRIP "${out}" out)
+string(REGEX MATCH "[^\n]*$" last_line "${out}")
+if(NOT last_line MATCHES "^test_accuracy=([0-9]+(\\.[0-9]+)?)$")
+  message(FATAL_ERROR "last line is not test_accuracy=<value>: '${last_line}'")
+endif()
+set(accuracy "${CMAKE_MATCH_1}")
+# CMake compares floating-point strings with LESS as numbers.
+if(accuracy LESS MIN_ACCURACY)
+  message(FATAL_ERROR "test_accuracy=${accuracy} is below ${MIN_ACCURACY}")
+endif()
+message(STATUS "test_accuracy=${accuracy} >= ${MIN_ACCURACY}")

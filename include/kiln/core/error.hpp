@@ -1,0 +1,53 @@
+// Kiln's error hierarchy: every public function reports bad input with one of these.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "kiln/export.hpp"
+
+namespace kiln {
+
+/// Base of every error Kiln throws; the message names the node, value, file or column.
+class KILN_API Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Shapes that do not fit together (the message names the op, the node and both shapes).
+class KILN_API ShapeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A value of the wrong element type.
+class KILN_API DTypeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A value outside what a function accepts (empty inputs, bad attributes, ...).
+class KILN_API ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A name that is unknown or used twice (inputs, nodes, parameters).
+class KILN_API NameError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A malformed file or buffer.
+class KILN_API FormatError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A file that cannot be read or written.
+class KILN_API IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+}  // namespace kiln

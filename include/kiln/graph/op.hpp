@@ -1,0 +1,77 @@
+// The primitive operations a graph is made of, and their attributes.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/dtype.hpp"
+#include "kiln/export.hpp"
+
+namespace kiln {
+
+/// Every primitive op. Composite ops (gelu, dense, ...) are built from these.
+enum class Op : std::uint16_t {
+  input,
+  parameter,
+  constant,
+  matmul,
+  add,
+  sub,
+  mul,
+  div,
+  neg,
+  exp,
+  log,
+  sqrt,
+  relu,
+  leaky_relu,
+  sigmoid,
+  tanh,
+  step,
+  equal,
+  softmax,
+  log_softmax,
+  sum,
+  mean,
+  max,
+  expand,
+  reshape,
+  transpose,
+  concat,
+  slice,
+  pad,
+  gather,
+  scatter_add_rows,
+  one_hot,
+  dropout_mask,
+  softmax_cross_entropy,
+  mse,
+  bce_with_logits,
+};
+
+/// Number of ops; the name table is pinned against it.
+inline constexpr int op_count = static_cast<int>(Op::bce_with_logits) + 1;
+
+/// The op's name as used in messages, DOT output and files ("matmul").
+KILN_API std::string_view op_name(Op op);
+
+/// Attributes of a node; each op reads the few it needs (see ops.hpp).
+struct Attrs {
+  std::vector<std::int64_t> axes;  ///< reduction axes, permutation, or target shape
+  std::int64_t axis = 0;           ///< softmax / concat / slice / pad axis
+  std::int64_t start = 0;          ///< slice begin, pad before
+  std::int64_t stop = 0;           ///< slice end, pad after
+  std::int64_t size = 0;           ///< one_hot depth, scatter_add_rows row count
+  float alpha = 0.0f;              ///< leaky_relu slope, dropout probability
+  std::uint64_t seed = 0;          ///< dropout seed
+  bool keepdims = false;           ///< reductions keep reduced axes as 1
+  bool transpose_a = false;        ///< matmul: use A^T
+  bool transpose_b = false;        ///< matmul: use B^T
+  bool mean = false;               ///< expand: divide by the expansion factor
+  DType dtype = DType::f32;        ///< one_hot output type
+
+  friend bool operator==(const Attrs&, const Attrs&) = default;
+};
+
+}  // namespace kiln

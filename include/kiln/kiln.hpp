@@ -1,0 +1,16 @@
+// Everything a training program needs: core types, graphs, ops, autodiff, runtime,
+// layers and optimizers.
+#pragma once
+
+#include "kiln/autodiff.hpp"
+#include "kiln/core/dtype.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/core/rng.hpp"
+#include "kiln/core/shape.hpp"
+#include "kiln/core/tensor.hpp"
+#include "kiln/core/threads.hpp"
+#include "kiln/graph/graph.hpp"
+#include "kiln/graph/op.hpp"
+#include "kiln/ops.hpp"
+#include "kiln/runtime/executable.hpp"
+#include "kiln/version.hpp"

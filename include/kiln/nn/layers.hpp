@@ -1,0 +1,207 @@
+// Layers: builders that add graph fragments (dense, embedding, layer norm) and own their
+// parameters' initialisation; initialisers (Glorot, He, normal, ...); Sequential to compose.
+//
+//   kiln::nn::Sequential mlp{kiln::nn::Dense(128, kiln::nn::Activation::relu),
+//                            kiln::nn::Dense(10)};
+//   auto logits = mlp(g, x);
+//   auto h = kiln::nn::dense(g, x, 64, {.activation = kiln::relu, .name = "fc1"});
+//
+// Parameters are named "<layer>.weight" / "<layer>.bias"; a layer without a name gets the
+// first free one of "dense_0", "dense_1", ... Initial values are reproducible: a layer
+// without an explicit Rng draws from one seeded by (seed, its parameter's name).
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "kiln/core/dtype.hpp"
+#include "kiln/core/rng.hpp"
+#include "kiln/core/shape.hpp"
+#include "kiln/core/tensor.hpp"
+#include "kiln/export.hpp"
+#include "kiln/graph/graph.hpp"
+
+namespace kiln::nn {
+
+// ---------------------------------------------------------------------------------------------
+// Initialisers
+
+/// Makes a tensor of a static shape and floating dtype from random bits.
+using Initializer = std::function<Tensor(const Shape&, Rng&, DType)>;
+
+/// Fan-in and fan-out of a weight shape, Keras convention: [in, out] for rank 2,
+/// [..., in, out] with the leading dims as receptive field for rank > 2, n for rank 1.
+struct Fans {
+  double in = 1.0;
+  double out = 1.0;
+};
+KILN_API Fans fans(const Shape& shape);
+
+/// Glorot/Xavier uniform: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
+KILN_API Tensor glorot_uniform(const Shape& shape, Rng& rng, DType dtype = DType::f32);
+/// Glorot/Xavier normal: N(0, 2 / (fan_in + fan_out)).
+KILN_API Tensor glorot_normal(const Shape& shape, Rng& rng, DType dtype = DType::f32);
+/// He/Kaiming normal (fan_in, ReLU gain): N(0, 2 / fan_in).
+KILN_API Tensor he_normal(const Shape& shape, Rng& rng, DType dtype = DType::f32);
+/// He/Kaiming uniform (fan_in, ReLU gain): U(-a, a) with a = sqrt(6 / fan_in).
+KILN_API Tensor he_uniform(const Shape& shape, Rng& rng, DType dtype = DType::f32);
+/// All zeros / all ones (the Rng is not used).
+KILN_API Tensor zeros(const Shape& shape, Rng& rng, DType dtype = DType::f32);
+KILN_API Tensor ones(const Shape& shape, Rng& rng, DType dtype = DType::f32);
+/// N(mean, stddev^2); stddev >= 0.
+KILN_API Initializer normal(double stddev, double mean = 0.0);
+/// U(lo, hi); lo <= hi.
+KILN_API Initializer uniform(double lo, double hi);
+/// Every element equal to value.
+KILN_API Initializer constant(double value);
+
+// ---------------------------------------------------------------------------------------------
+// Activations
+
+/// The activation a layer applies to its output: one of the built-in kinds, a Kiln op
+/// taking (Value, name) such as kiln::relu, or any callable Value(Value).
+class KILN_API Activation {
+ public:
+  enum Kind : std::uint8_t { none, relu, leaky_relu, sigmoid, tanh, gelu, softmax };
+
+  Activation() = default;
+  Activation(Kind kind) : kind_(kind) {}  // NOLINT: implicit on purpose
+  Activation(Value (*op)(Value, std::string));
+  template <class F>
+    requires(std::invocable<const F&, Value> && !std::convertible_to<F, Kind> &&
+             !std::same_as<std::remove_cvref_t<F>, Activation>)
+  Activation(F fn)  // NOLINT: implicit on purpose
+      : fn_(std::move(fn)) {}
+
+  /// Applies the activation (identity for none).
+  Value operator()(Value x) const;
+  /// As a layer in a Sequential.
+  Value operator()(Graph&, Value x) const { return (*this)(x); }
+  /// False for none.
+  bool is_identity() const { return !fn_ && kind_ == none; }
+
+ private:
+  Kind kind_ = none;
+  std::function<Value(Value)> fn_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+
+/// Where a layer's initial values come from: `rng` if set, otherwise a generator
+/// seeded by hash(seed, parameter name), so graphs built the same way start the same.
+inline constexpr std::uint64_t default_seed = 0x6b696c6e2d6e6eULL;
+
+struct DenseOptions {
+  Activation activation = {};
+  bool use_bias = true;
+  Initializer weight_init = glorot_uniform;
+  Initializer bias_init = zeros;
+  /// Prefix of the parameter names; empty: "dense_<k>", the first free k.
+  std::string name = {};
+  Rng* rng = nullptr;
+  std::uint64_t seed = default_seed;
+};
+
+/// Fully connected layer: x [..., in] -> activation(x @ weight + bias) [..., units], with
+/// parameters "<name>.weight" [in, units] and "<name>.bias" [units]. x must be floating
+/// with a static last dim; parameters take x's dtype.
+KILN_API Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& options = {});
+
+struct EmbeddingOptions {
+  /// PyTorch's default: N(0, 1).
+  Initializer init = normal(1.0);
+  DType dtype = DType::f32;
+  /// Empty: "embedding_<k>".
+  std::string name = {};
+  Rng* rng = nullptr;
+  std::uint64_t seed = default_seed;
+};
+
+/// Lookup table "<name>.weight" [num, dim]: integer indices [S...] -> [S..., dim].
+/// An index outside [0, num) raises ValueError when the graph runs.
+KILN_API Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
+                         const EmbeddingOptions& options = {});
+
+struct LayerNormOptions {
+  double eps = 1e-5;
+  /// Learnable "<name>.weight" (ones) and "<name>.bias" (zeros) of the last dim's size.
+  bool elementwise_affine = true;
+  /// Empty: "layer_norm_<k>".
+  std::string name = {};
+};
+
+/// Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * weight + bias,
+/// with the biased variance (as PyTorch). x must be floating with a static last dim.
+KILN_API Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
+// Composition
+
+/// A layer: adds its fragment to the graph and returns its output.
+using Layer = std::function<Value(Graph&, Value)>;
+
+/// Layers applied in order. Calling it twice on one graph creates new parameters
+/// (auto-named layers) or raises NameError (explicitly named ones).
+class KILN_API Sequential {
+ public:
+  Sequential() = default;
+  Sequential(std::initializer_list<Layer> layers) : layers_(layers) {}
+  explicit Sequential(std::vector<Layer> layers) : layers_(std::move(layers)) {}
+
+  /// Appends a layer; returns *this to chain.
+  Sequential& add(Layer layer);
+  Value operator()(Graph& graph, Value x) const;
+  std::size_t size() const { return layers_.size(); }
+  bool empty() const { return layers_.empty(); }
+
+ private:
+  std::vector<Layer> layers_;
+};
+
+/// nn::dense as a layer object: Dense(128, Activation::relu) or Dense(10, {.name = "out"}).
+class KILN_API Dense {
+ public:
+  explicit Dense(std::int64_t units, Activation activation = {});
+  Dense(std::int64_t units, DenseOptions options);
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  std::int64_t units_;
+  DenseOptions options_;
+};
+
+/// nn::embedding as a layer object.
+class KILN_API Embedding {
+ public:
+  Embedding(std::int64_t num, std::int64_t dim, EmbeddingOptions options = {});
+  Value operator()(Graph& graph, Value indices) const;
+
+ private:
+  std::int64_t num_;
+  std::int64_t dim_;
+  EmbeddingOptions options_;
+};
+
+/// nn::layer_norm as a layer object.
+class KILN_API LayerNorm {
+ public:
+  explicit LayerNorm(LayerNormOptions options = {}) : options_(std::move(options)) {}
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  LayerNormOptions options_;
+};
+
+/// The stored tensors of the graph's parameters, in creation order (the order of
+/// Graph::parameters(), and so of kiln::grad(loss, graph.parameters())). They share
+/// storage with the graph: an optimizer updating them updates the model.
+KILN_API std::vector<Tensor> parameter_tensors(Graph& graph);
+
+}  // namespace kiln::nn

@@ -1,0 +1,58 @@
+// Executable: a graph compiled for concrete input shapes, then run many times.
+//
+// Compiling prunes nodes the outputs do not need, infers concrete shapes, picks one
+// kernel per node (oneDNN, then Eigen, then the reference kernel) and plans all
+// intermediate memory in one arena by liveness. A new set of input shapes (e.g. a new
+// batch size) compiles another plan, which is cached.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/core/tensor.hpp"
+#include "kiln/export.hpp"
+#include "kiln/graph/graph.hpp"
+
+namespace kiln {
+
+struct CompileOptions {
+  /// Dropout is active only in training mode.
+  bool training = false;
+  /// Restrict kernels to this backend ("reference", "eigen", "onednn"); empty: best available.
+  std::string backend;
+};
+
+/// Named input tensors for a run.
+using Feeds = std::vector<std::pair<std::string, Tensor>>;
+
+class KILN_API Executable {
+ public:
+  Executable(Graph& graph, std::vector<Value> outputs, CompileOptions options = {});
+  ~Executable();
+  Executable(Executable&&) noexcept;
+  Executable& operator=(Executable&&) noexcept;
+
+  /// Runs with the named inputs and returns the outputs as new tensors.
+  std::vector<Tensor> run(const Feeds& feeds);
+  /// Runs and returns views of the outputs inside the executable; they stay valid until
+  /// the next run (no copies: for training loops).
+  std::span<const Tensor> run_views(const Feeds& feeds);
+
+  /// The compiled plan for these feeds' shapes: one line per node with its kernel,
+  /// shape and arena offset, plus the arena size.
+  std::string plan(const Feeds& feeds);
+  /// Number of compiled plans in the cache.
+  std::size_t cached_plans() const;
+  /// How many times run/run_views has been called (seeds dropout).
+  std::uint64_t run_count() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln

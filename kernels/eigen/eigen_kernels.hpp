@@ -1,0 +1,26 @@
+// Internal: entry points of the Eigen (portable, vectorised) kernels.
+//
+// register_eigen_kernels (declared in internal/kernel.hpp) adds the forward kernels to
+// kiln_infer's table; register_eigen_training_kernels adds the kernels only training
+// needs (scatter_add_rows) and lives in kiln.
+#pragma once
+
+#include "internal/kernel.hpp"
+
+namespace kiln::internal {
+
+/// Adds the Eigen kernels of training-only ops (scatter_add_rows).
+void register_eigen_training_kernels(KernelTable& t);
+
+namespace eigen {
+// One registration function per kernel family (kernels/eigen/<family>.cpp).
+void register_matmul(KernelTable& t);
+void register_elementwise(KernelTable& t);
+void register_softmax(KernelTable& t);
+void register_reduce(KernelTable& t);
+void register_data_movement(KernelTable& t);
+void register_indexing(KernelTable& t);
+void register_losses(KernelTable& t);
+}  // namespace eigen
+
+}  // namespace kiln::internal

@@ -1,0 +1,65 @@
+// oneDNN kernel of matmul: one dnnl::matmul primitive per compiled shape; transposes
+// are expressed as strides of the memory descriptors, so nothing is copied.
+#include "kernels/onednn/onednn_common.hpp"
+
+namespace kiln::internal::onednn {
+namespace {
+
+using dims = dnnl::memory::dims;
+
+std::int64_t product(const Shape& s, std::size_t begin, std::size_t end) {
+  std::int64_t p = 1;
+  for (std::size_t i = begin; i < end; ++i) p *= s[i];
+  return p;
+}
+
+bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
+  if (!basic_checks(q, why)) return false;
+  if (q.inputs.size() != 2) return decline(why, "matmul needs two inputs");
+  const Shape& as = q.inputs[0].shape;
+  const Shape& bs = q.inputs[1].shape;
+  const std::size_t ra = as.rank(), rb = bs.rank();
+  if (ra < 2 || rb < 2 || (rb != 2 && rb != ra))
+    return decline(why, "b must be 2-D or have a's rank (>= 2)");
+  const bool ta = q.node.attrs.transpose_a, tb = q.node.attrs.transpose_b;
+  const std::int64_t batch = product(as, 0, ra - 2);
+  if (rb == ra && product(bs, 0, rb - 2) != batch)
+    return decline(why, "batch dims of a and b differ");
+  std::int64_t m = ta ? as[ra - 1] : as[ra - 2];
+  const std::int64_t k = ta ? as[ra - 2] : as[ra - 1];
+  const std::int64_t n = tb ? bs[rb - 2] : bs[rb - 1];
+  const bool b_shared = rb == 2;
+
+  dnnl::memory::desc a_md, b_md, c_md;
+  const auto f32 = dnnl::memory::data_type::f32;
+  if (b_shared && !ta) {  // one tall product: [batch*M, K] x [K, N]
+    m *= batch;
+    a_md = plain_desc({m, k});
+    b_md = dnnl::memory::desc({k, n}, f32, tb ? dims{1, k} : dims{n, 1});
+    c_md = plain_desc({m, n});
+  } else {  // batched; a 2-D b is broadcast over the batch
+    a_md = dnnl::memory::desc({batch, m, k}, f32, ta ? dims{m * k, 1, m} : dims{m * k, k, 1});
+    const std::int64_t b_batch = b_shared ? 1 : batch;
+    b_md = dnnl::memory::desc({b_batch, k, n}, f32, tb ? dims{k * n, 1, k} : dims{k * n, n, 1});
+    c_md = plain_desc({batch, m, n});
+  }
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine(), true);
+  if (!pd) return decline(why, "oneDNN has no matmul for these layouts");
+  plan->pd = pd;
+  plan->bindings = {{DNNL_ARG_SRC, a_md, 0}, {DNNL_ARG_WEIGHTS, b_md, 1}, {DNNL_ARG_DST, c_md, -1}};
+  return true;
+}
+
+bool supports_matmul(const KernelQuery& q, std::string* why) {
+  return supports_with(build_matmul, q, why);
+}
+std::shared_ptr<void> prepare_matmul(const KernelQuery& q) { return prepare_with(build_matmul, q); }
+void run_matmul(const KernelArgs& args) { execute(build_matmul, args); }
+
+}  // namespace
+
+void register_matmul(KernelTable& t) {
+  t.add(Op::matmul, {"onednn", "onednn_matmul", supports_matmul, run_matmul, prepare_matmul});
+}
+
+}  // namespace kiln::internal::onednn

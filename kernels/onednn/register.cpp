@@ -1,0 +1,12 @@
+// register_onednn_kernels: adds every oneDNN kernel to the kernel table.
+#include "kernels/onednn/onednn_common.hpp"
+
+namespace kiln::internal {
+
+void register_onednn_kernels(KernelTable& t) {
+  onednn::register_matmul(t);
+  onednn::register_elementwise(t);
+  onednn::register_softmax(t);
+}
+
+}  // namespace kiln::internal

@@ -1,0 +1,17 @@
+// register_reference_kernels: adds the reference kernel of every forward op to the table.
+#include "internal/kernel.hpp"
+#include "kernels/ref/ref.hpp"
+
+namespace kiln::internal {
+
+void register_reference_kernels(KernelTable& t) {
+  ref::add_matmul_kernels(t);
+  ref::add_elementwise_kernels(t);
+  ref::add_reduce_kernels(t);
+  ref::add_shape_kernels(t);
+  ref::add_index_kernels(t);
+  ref::add_softmax_loss_kernels(t);
+  ref::add_dropout_kernels(t);
+}
+
+}  // namespace kiln::internal

@@ -1,0 +1,79 @@
+#include "kiln/autodiff.hpp"
+
+#include <string>
+
+#include "autodiff/grad_rules.hpp"
+#include "internal/kernel.hpp"
+#include "kernels/eigen/eigen_kernels.hpp"
+#include "kernels/ref/ref.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/ops.hpp"
+
+namespace kiln {
+namespace {
+
+void add_training_kernels(internal::KernelTable& t) {
+  internal::register_eigen_training_kernels(t);
+  internal::register_reference_training_kernels(t);
+}
+
+}  // namespace
+
+namespace internal {
+KILN_API bool is_differentiable(Op op) { return grad_rule(op) != nullptr; }
+KILN_API void ensure_training_kernels() { extend_kernels("training", add_training_kernels); }
+}  // namespace internal
+
+std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {
+  internal::ensure_training_kernels();
+  if (!loss.valid()) throw ValueError("grad: loss is an empty Value");
+  if (!is_floating(loss.dtype()))
+    throw DTypeError("grad: loss '" + loss.name() + "' must be f32 or f64, not " +
+                     std::string(to_string(loss.dtype())));
+  Graph& g = loss.graph();
+  const auto n = static_cast<std::size_t>(loss.id()) + 1;
+  // Nodes that depend on some wrt value: only their gradients are needed.
+  std::vector<bool> from_wrt(g.size(), false);
+  for (const Value& w : wrt) {
+    if (!w.valid() || &w.graph() != &g)
+      throw ValueError("grad: a value to differentiate by is empty or from another graph");
+    if (!is_floating(w.dtype()))
+      throw DTypeError("grad: cannot differentiate by '" + w.name() + "' of dtype " +
+                       std::string(to_string(w.dtype())));
+    from_wrt[static_cast<std::size_t>(w.id())] = true;
+  }
+  for (std::size_t id = 0; id < n; ++id)
+    for (auto i : g.node(static_cast<std::int32_t>(id)).inputs)
+      if (from_wrt[static_cast<std::size_t>(i)]) from_wrt[id] = true;
+
+  std::vector<Value> grads(n);
+  if (loss.shape().rank() == 0) {
+    grads[n - 1] = g.constant(Tensor::scalar(1.0, loss.dtype()));
+  } else {
+    std::vector<std::int64_t> ones(loss.shape().rank(), 1);
+    grads[n - 1] = expand(reshape(scalar_like(loss, 1.0), Shape(ones)), loss.shape(), loss);
+  }
+  for (std::size_t id = n; id-- > 0;) {
+    if (!grads[id].valid() || !from_wrt[id]) continue;
+    const Node node = g.node(static_cast<std::int32_t>(id));  // copy: g grows below
+    if (node.inputs.empty()) continue;
+    const auto rule = internal::grad_rule(node.op);
+    if (!rule) continue;  // not differentiable: no gradient flows through
+    internal::GradContext c{node, g.value(static_cast<std::int32_t>(id)), grads[id], {}};
+    for (auto i : node.inputs) c.inputs.push_back(g.value(i));
+    const std::vector<Value> in_grads = rule(c);
+    for (std::size_t k = 0; k < node.inputs.size(); ++k) {
+      const auto i = static_cast<std::size_t>(node.inputs[k]);
+      if (!in_grads[k].valid() || !from_wrt[i]) continue;
+      grads[i] = grads[i].valid() ? add(grads[i], in_grads[k]) : in_grads[k];
+    }
+  }
+  std::vector<Value> out;
+  for (const Value& w : wrt) {
+    const auto id = static_cast<std::size_t>(w.id());
+    out.push_back(id < n && grads[id].valid() ? grads[id] : mul(w, 0.0));
+  }
+  return out;
+}
+
+}  // namespace kiln

@@ -1,0 +1,24 @@
+// Internal: backward rules, written with forward ops. Each returns one gradient per
+// input (an empty Value where the input gets none).
+#pragma once
+
+#include <vector>
+
+#include "kiln/graph/graph.hpp"
+
+namespace kiln::internal {
+
+struct GradContext {
+  const Node& node;
+  Value y;                     ///< the node's output
+  Value gy;                    ///< gradient flowing into the output
+  std::vector<Value> inputs;   ///< the node's inputs
+};
+
+using GradRule = std::vector<Value> (*)(const GradContext&);
+
+/// The rule of op, or nullptr if the op is not differentiable (step, equal, one_hot,
+/// dropout_mask, leaves).
+GradRule grad_rule(Op op);
+
+}  // namespace kiln::internal

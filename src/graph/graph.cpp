@@ -1,0 +1,126 @@
+#include "kiln/graph/graph.hpp"
+
+#include <string>
+
+#include "internal/op_info.hpp"
+#include "kiln/core/error.hpp"
+
+namespace kiln {
+
+const Node& Value::node() const {
+  if (!graph_) throw ValueError("use of an empty Value");
+  return graph_->node(id_);
+}
+
+std::string Graph::unique_name(std::string name, Op op) {
+  if (name.empty()) {
+    // Generated names: "<op>_<node id>", made unique if a user took it.
+    std::string base = std::string(op_name(op)) + "_" + std::to_string(nodes_.size());
+    name = base;
+    for (int k = 1; names_.count(name); ++k) name = base + "_" + std::to_string(k);
+    return name;
+  }
+  if (names_.count(name))
+    throw NameError("a node named '" + name + "' already exists in the graph");
+  return name;
+}
+
+Value Graph::append(Node node) {
+  const auto id = static_cast<std::int32_t>(nodes_.size());
+  names_.emplace(node.name, id);
+  nodes_.push_back(std::move(node));
+  return Value(this, id);
+}
+
+Value Graph::input(std::string name, Shape shape, DType dtype) {
+  if (name.empty()) throw NameError("graph inputs need a name");
+  for (std::size_t i = 0; i < shape.rank(); ++i) {
+    if (shape[i] < -1 || (shape[i] == -1 && i != 0))
+      throw ShapeError("input '" + name + "': shape " + shape.str() +
+                       " may be dynamic (kiln::batch) in its first dimension only");
+  }
+  Node n;
+  n.op = Op::input;
+  n.name = unique_name(std::move(name), Op::input);
+  n.shape = std::move(shape);
+  n.dtype = dtype;
+  return append(std::move(n));
+}
+
+Value Graph::parameter(std::string name, Tensor init) {
+  if (name.empty()) throw NameError("parameters need a name");
+  if (!init.defined()) throw ValueError("parameter '" + name + "': initial value is empty");
+  if (!is_floating(init.dtype()))
+    throw DTypeError("parameter '" + name + "': must be f32 or f64, not " +
+                     std::string(to_string(init.dtype())));
+  Node n;
+  n.op = Op::parameter;
+  n.name = unique_name(std::move(name), Op::parameter);
+  n.shape = init.shape();
+  n.dtype = init.dtype();
+  n.value = init.contiguous();
+  return append(std::move(n));
+}
+
+Value Graph::constant(Tensor value, std::string name) {
+  if (!value.defined()) throw ValueError("constant '" + name + "': value is empty");
+  Node n;
+  n.op = Op::constant;
+  n.name = unique_name(std::move(name), Op::constant);
+  n.shape = value.shape();
+  n.dtype = value.dtype();
+  n.value = value.contiguous();
+  return append(std::move(n));
+}
+
+Value Graph::add(Op op, const std::vector<Value>& inputs, Attrs attrs, std::string name) {
+  if (op == Op::input || op == Op::parameter || op == Op::constant)
+    throw ValueError("Graph::add: use input(), parameter() or constant() for leaf nodes");
+  std::vector<internal::TensorDesc> descs;
+  Node n;
+  n.op = op;
+  for (const Value& v : inputs) {
+    if (!v.valid() || &v.graph() != this)
+      throw ValueError("op '" + std::string(op_name(op)) + "': an input is empty or from another graph");
+    descs.push_back({v.shape(), v.dtype()});
+    n.inputs.push_back(v.id());
+  }
+  n.name = unique_name(std::move(name), op);
+  const auto out = internal::infer(op, attrs, descs, n.name);
+  n.attrs = std::move(attrs);
+  n.shape = out.shape;
+  n.dtype = out.dtype;
+  return append(std::move(n));
+}
+
+Value Graph::find(std::string_view name) {
+  auto it = names_.find(std::string(name));
+  if (it == names_.end()) throw NameError("no node named '" + std::string(name) + "' in the graph");
+  return Value(this, it->second);
+}
+
+bool Graph::contains(std::string_view name) const { return names_.count(std::string(name)) > 0; }
+
+std::vector<Value> Graph::inputs() {
+  std::vector<Value> out;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].op == Op::input) out.emplace_back(this, static_cast<std::int32_t>(i));
+  return out;
+}
+
+std::vector<Value> Graph::parameters() {
+  std::vector<Value> out;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].op == Op::parameter) out.emplace_back(this, static_cast<std::int32_t>(i));
+  return out;
+}
+
+Tensor& Graph::tensor(Value v) {
+  if (!v.valid() || &v.graph() != this) throw ValueError("Graph::tensor: value of another graph");
+  Node& n = nodes_[static_cast<std::size_t>(v.id())];
+  if (n.op != Op::parameter && n.op != Op::constant)
+    throw ValueError("Graph::tensor: '" + n.name + "' is not a parameter or constant");
+  return n.value;
+}
+
+}  // namespace kiln

@@ -1,0 +1,239 @@
+// Dense, embedding and layer-norm builders, activations and Sequential.
+#include "kiln/nn/layers.hpp"
+
+#include <string>
+#include <string_view>
+
+#include "kiln/core/error.hpp"
+#include "kiln/ops.hpp"
+
+namespace kiln::nn {
+namespace {
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+void check_input(Graph& graph, Value x, const char* layer, const char* what) {
+  if (!x.valid()) {
+    throw ValueError(std::string("nn::") + layer + ": " + what + " is an empty Value");
+  }
+  if (&x.graph() != &graph) {
+    throw ValueError(std::string("nn::") + layer + ": " + what + " '" + x.name() +
+                     "' belongs to another graph");
+  }
+}
+
+// True if a node is named `prefix` or "<prefix>.<anything>".
+const Node* node_with_prefix(const Graph& graph, const std::string& prefix) {
+  for (const Node& n : graph.nodes()) {
+    if (n.name == prefix ||
+        (n.name.size() > prefix.size() && n.name.compare(0, prefix.size(), prefix) == 0 &&
+         n.name[prefix.size()] == '.')) {
+      return &n;
+    }
+  }
+  return nullptr;
+}
+
+// The name prefix of a new layer: the requested one (which must be free) or kind_<k>.
+std::string layer_prefix(const Graph& graph, const std::string& requested, const char* kind) {
+  if (!requested.empty()) {
+    if (const Node* n = node_with_prefix(graph, requested)) {
+      throw NameError(std::string("nn::") + kind + ": layer name '" + requested +
+                      "' is already used in the graph (node '" + n->name + "')");
+    }
+    return requested;
+  }
+  for (int k = 0;; ++k) {
+    std::string candidate = std::string(kind) + "_" + std::to_string(k);
+    if (node_with_prefix(graph, candidate) == nullptr) return candidate;
+  }
+}
+
+// Runs an initialiser and checks that it made what was asked for.
+Tensor initial_value(const Initializer& init, const Shape& shape, DType dtype, Rng* rng,
+                     std::uint64_t seed, const std::string& param_name) {
+  if (!init) throw ValueError("nn: no initialiser given for parameter '" + param_name + "'");
+  Rng local(hash_bits(seed, fnv1a(param_name)));
+  Tensor t = init(shape, rng != nullptr ? *rng : local, dtype);
+  if (!t.defined() || t.shape() != shape || t.dtype() != dtype) {
+    throw ValueError("nn: the initialiser of parameter '" + param_name + "' returned " +
+                     (t.defined() ? t.str() : std::string("an empty tensor")) + ", expected " +
+                     std::string(to_string(dtype)) + " " + shape.str());
+  }
+  return t;
+}
+
+// The static, positive size of x's last dimension.
+std::int64_t last_dim(Value x, const char* layer) {
+  if (!is_floating(x.dtype())) {
+    throw DTypeError(std::string("nn::") + layer + ": input '" + x.name() +
+                     "' must be f32 or f64, got " + std::string(to_string(x.dtype())));
+  }
+  const Shape& s = x.shape();
+  if (s.rank() == 0 || s[s.rank() - 1] <= 0) {
+    throw ShapeError(std::string("nn::") + layer + ": input '" + x.name() + "' has shape " +
+                     s.str() + "; expected [..., features] with a static last dimension");
+  }
+  return s[s.rank() - 1];
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Activation
+
+Activation::Activation(Value (*op)(Value, std::string)) {
+  if (op != nullptr) fn_ = [op](Value x) { return op(x, std::string()); };
+}
+
+Value Activation::operator()(Value x) const {
+  if (fn_) return fn_(x);
+  switch (kind_) {
+    case none:
+      return x;
+    case relu:
+      return kiln::relu(x);
+    case leaky_relu:
+      return kiln::leaky_relu(x);
+    case sigmoid:
+      return kiln::sigmoid(x);
+    case tanh:
+      return kiln::tanh(x);
+    case gelu:
+      return kiln::gelu(x);
+    case softmax:
+      return kiln::softmax(x, -1);
+  }
+  throw ValueError("nn::Activation: unknown kind " + std::to_string(static_cast<int>(kind_)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
+
+Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& options) {
+  check_input(graph, x, "dense", "input");
+  const std::int64_t in = last_dim(x, "dense");
+  if (units <= 0) {
+    throw ValueError("nn::dense: units must be > 0, got " + std::to_string(units) +
+                     (options.name.empty() ? std::string() : " (layer '" + options.name + "')"));
+  }
+  const std::string prefix = layer_prefix(graph, options.name, "dense");
+  const DType dtype = x.dtype();
+
+  const std::string weight_name = prefix + ".weight";
+  Value weight = graph.parameter(
+      weight_name, initial_value(options.weight_init, Shape{in, units}, dtype, options.rng,
+                                 options.seed, weight_name));
+  Value bias;
+  if (options.use_bias) {
+    const std::string bias_name = prefix + ".bias";
+    bias = graph.parameter(bias_name, initial_value(options.bias_init, Shape{units}, dtype,
+                                                    options.rng, options.seed, bias_name));
+  }
+
+  Value h;
+  if (x.shape().rank() == 1) {
+    h = kiln::matmul(kiln::reshape(x, Shape{1, in}), weight, {}, prefix + ".matmul");
+    h = kiln::reshape(h, Shape{units});
+  } else {
+    h = kiln::matmul(x, weight, {}, prefix + ".matmul");
+  }
+  if (options.use_bias) h = kiln::add(h, bias, prefix + ".add");
+  return options.activation(h);
+}
+
+Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
+                const EmbeddingOptions& options) {
+  check_input(graph, indices, "embedding", "indices");
+  if (!is_integer(indices.dtype())) {
+    throw DTypeError("nn::embedding: indices '" + indices.name() + "' must be i32 or i64, got " +
+                     std::string(to_string(indices.dtype())));
+  }
+  if (num <= 0 || dim <= 0) {
+    throw ValueError("nn::embedding: num and dim must be > 0, got num=" + std::to_string(num) +
+                     ", dim=" + std::to_string(dim));
+  }
+  if (!is_floating(options.dtype)) {
+    throw DTypeError("nn::embedding: the table must be f32 or f64, got " +
+                     std::string(to_string(options.dtype)));
+  }
+  const std::string prefix = layer_prefix(graph, options.name, "embedding");
+  const std::string weight_name = prefix + ".weight";
+  Value table =
+      graph.parameter(weight_name, initial_value(options.init, Shape{num, dim}, options.dtype,
+                                                 options.rng, options.seed, weight_name));
+  return kiln::gather(table, indices, prefix + ".gather");
+}
+
+Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options) {
+  check_input(graph, x, "layer_norm", "input");
+  const std::int64_t features = last_dim(x, "layer_norm");
+  if (!(options.eps >= 0.0)) {
+    throw ValueError("nn::layer_norm: eps must be >= 0, got " + std::to_string(options.eps));
+  }
+  const std::string prefix = layer_prefix(graph, options.name, "layer_norm");
+  const auto axis = static_cast<std::int64_t>(x.shape().rank()) - 1;
+
+  Value mu = kiln::mean(x, {axis}, true, prefix + ".mean");
+  Value centred = kiln::sub(x, mu, prefix + ".centre");
+  Value var = kiln::mean(kiln::mul(centred, centred), {axis}, true, prefix + ".var");
+  Value denom = kiln::sqrt(kiln::add(var, options.eps), prefix + ".std");
+  Value y = kiln::div(centred, denom, prefix + ".normalise");
+  if (options.elementwise_affine) {
+    Rng unused;
+    Value gamma = graph.parameter(prefix + ".weight", ones(Shape{features}, unused, x.dtype()));
+    Value beta = graph.parameter(prefix + ".bias", zeros(Shape{features}, unused, x.dtype()));
+    y = kiln::add(kiln::mul(y, gamma), beta, prefix + ".affine");
+  }
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composition
+
+Sequential& Sequential::add(Layer layer) {
+  if (!layer) throw ValueError("nn::Sequential::add: empty layer");
+  layers_.push_back(std::move(layer));
+  return *this;
+}
+
+Value Sequential::operator()(Graph& graph, Value x) const {
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i]) throw ValueError("nn::Sequential: layer " + std::to_string(i) + " is empty");
+    x = layers_[i](graph, x);
+  }
+  return x;
+}
+
+Dense::Dense(std::int64_t units, Activation activation) : units_(units) {
+  options_.activation = std::move(activation);
+}
+
+Dense::Dense(std::int64_t units, DenseOptions options)
+    : units_(units), options_(std::move(options)) {}
+
+Value Dense::operator()(Graph& graph, Value x) const { return dense(graph, x, units_, options_); }
+
+Embedding::Embedding(std::int64_t num, std::int64_t dim, EmbeddingOptions options)
+    : num_(num), dim_(dim), options_(std::move(options)) {}
+
+Value Embedding::operator()(Graph& graph, Value indices) const {
+  return embedding(graph, indices, num_, dim_, options_);
+}
+
+Value LayerNorm::operator()(Graph& graph, Value x) const { return layer_norm(graph, x, options_); }
+
+std::vector<Tensor> parameter_tensors(Graph& graph) {
+  std::vector<Tensor> out;
+  for (Value v : graph.parameters()) out.push_back(graph.tensor(v));
+  return out;
+}
+
+}  // namespace kiln::nn

@@ -1,0 +1,118 @@
+// The op table: name, arity and shape rule of every primitive op, indexed by Op.
+#include <array>
+#include <string>
+
+#include "kiln/core/error.hpp"
+#include "ops/rules.hpp"
+
+namespace kiln::internal {
+namespace {
+
+constexpr std::array<OpInfo, op_count> kOps{{
+    {Op::input, "input", 0, rule_leaf},
+    {Op::parameter, "parameter", 0, rule_leaf},
+    {Op::constant, "constant", 0, rule_leaf},
+    {Op::matmul, "matmul", 2, rule_matmul},
+    {Op::add, "add", 2, rule_binary},
+    {Op::sub, "sub", 2, rule_binary},
+    {Op::mul, "mul", 2, rule_binary},
+    {Op::div, "div", 2, rule_binary},
+    {Op::neg, "neg", 1, rule_unary},
+    {Op::exp, "exp", 1, rule_unary},
+    {Op::log, "log", 1, rule_unary},
+    {Op::sqrt, "sqrt", 1, rule_unary},
+    {Op::relu, "relu", 1, rule_unary},
+    {Op::leaky_relu, "leaky_relu", 1, rule_unary},
+    {Op::sigmoid, "sigmoid", 1, rule_unary},
+    {Op::tanh, "tanh", 1, rule_unary},
+    {Op::step, "step", 1, rule_unary},
+    {Op::equal, "equal", 2, rule_binary},
+    {Op::softmax, "softmax", 1, rule_softmax},
+    {Op::log_softmax, "log_softmax", 1, rule_softmax},
+    {Op::sum, "sum", 1, rule_reduce},
+    {Op::mean, "mean", 1, rule_reduce},
+    {Op::max, "max", 1, rule_reduce},
+    {Op::expand, "expand", -1, rule_expand},
+    {Op::reshape, "reshape", 1, rule_reshape},
+    {Op::transpose, "transpose", 1, rule_transpose},
+    {Op::concat, "concat", -1, rule_concat},
+    {Op::slice, "slice", 1, rule_slice},
+    {Op::pad, "pad", 1, rule_pad},
+    {Op::gather, "gather", 2, rule_gather},
+    {Op::scatter_add_rows, "scatter_add_rows", 2, rule_scatter_add_rows},
+    {Op::one_hot, "one_hot", 1, rule_one_hot},
+    {Op::dropout_mask, "dropout_mask", 1, rule_dropout_mask},
+    {Op::softmax_cross_entropy, "softmax_cross_entropy", 2, rule_softmax_cross_entropy},
+    {Op::mse, "mse", 2, rule_pairwise_loss},
+    {Op::bce_with_logits, "bce_with_logits", 2, rule_pairwise_loss},
+}};
+
+constexpr bool table_in_op_order() {
+  for (int i = 0; i < op_count; ++i)
+    if (static_cast<int>(kOps[static_cast<std::size_t>(i)].op) != i) return false;
+  return true;
+}
+static_assert(table_in_op_order(), "the op table must list every op once, in Op order");
+
+std::string shapes_of(std::span<const TensorDesc> inputs) {
+  std::string s;
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (i) s += " and ";
+    s += inputs[i].shape.str() + " (" + std::string(to_string(inputs[i].dtype)) + ")";
+  }
+  return s.empty() ? "no inputs" : s;
+}
+
+std::string where(const RuleContext& c) {
+  return "op '" + std::string(op_name(c.op)) + "' (node '" + std::string(c.node_name) + "')";
+}
+
+}  // namespace
+
+void RuleContext::fail(const std::string& what) const {
+  throw ShapeError(where(*this) + ": " + what + "; input shapes " + shapes_of(inputs));
+}
+
+void RuleContext::fail_dtype(const std::string& what) const {
+  throw DTypeError(where(*this) + ": " + what + "; inputs " + shapes_of(inputs));
+}
+
+const OpInfo& op_info(Op op) {
+  const auto i = static_cast<std::size_t>(op);
+  if (i >= kOps.size()) throw ValueError("unknown op id " + std::to_string(i));
+  return kOps[i];
+}
+
+TensorDesc infer(Op op, const Attrs& attrs, std::span<const TensorDesc> inputs,
+                 std::string_view node_name) {
+  const OpInfo& info = op_info(op);
+  RuleContext c{op, node_name, attrs, inputs};
+  if (info.arity >= 0 && inputs.size() != static_cast<std::size_t>(info.arity))
+    c.fail("expects " + std::to_string(info.arity) + " inputs, got " +
+           std::to_string(inputs.size()));
+  if (info.arity < 0 && inputs.empty()) c.fail("expects at least one input");
+  return info.infer(c);
+}
+
+void require_float(const RuleContext& c, std::size_t i) {
+  if (!is_floating(c.inputs[i].dtype))
+    c.fail_dtype("input " + std::to_string(i) + " must be f32 or f64, not " +
+                 std::string(to_string(c.inputs[i].dtype)));
+}
+
+void require_integer(const RuleContext& c, std::size_t i) {
+  if (!is_integer(c.inputs[i].dtype))
+    c.fail_dtype("input " + std::to_string(i) + " must be i32 or i64, not " +
+                 std::string(to_string(c.inputs[i].dtype)));
+}
+
+void require_same_dtype(const RuleContext& c) {
+  for (const auto& d : c.inputs)
+    if (d.dtype != c.inputs[0].dtype) c.fail_dtype("inputs must have the same dtype");
+}
+
+}  // namespace kiln::internal
+
+namespace kiln {
+std::string_view op_name(Op op) { return internal::op_info(op).name; }
+}  // namespace kiln

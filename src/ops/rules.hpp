@@ -1,0 +1,34 @@
+// Internal: shape rules of every op family, gathered into the op table (op_table.cpp).
+#pragma once
+
+#include "internal/op_info.hpp"
+
+namespace kiln::internal {
+
+TensorDesc rule_leaf(const RuleContext& c);
+TensorDesc rule_matmul(const RuleContext& c);
+TensorDesc rule_binary(const RuleContext& c);
+TensorDesc rule_unary(const RuleContext& c);
+TensorDesc rule_softmax(const RuleContext& c);
+TensorDesc rule_reduce(const RuleContext& c);
+TensorDesc rule_expand(const RuleContext& c);
+TensorDesc rule_reshape(const RuleContext& c);
+TensorDesc rule_transpose(const RuleContext& c);
+TensorDesc rule_concat(const RuleContext& c);
+TensorDesc rule_slice(const RuleContext& c);
+TensorDesc rule_pad(const RuleContext& c);
+TensorDesc rule_gather(const RuleContext& c);
+TensorDesc rule_scatter_add_rows(const RuleContext& c);
+TensorDesc rule_one_hot(const RuleContext& c);
+TensorDesc rule_dropout_mask(const RuleContext& c);
+TensorDesc rule_softmax_cross_entropy(const RuleContext& c);
+TensorDesc rule_pairwise_loss(const RuleContext& c);
+
+/// Throws DTypeError unless input i is float.
+void require_float(const RuleContext& c, std::size_t i);
+/// Throws DTypeError unless input i is an integer type.
+void require_integer(const RuleContext& c, std::size_t i);
+/// Throws DTypeError unless all inputs share a dtype.
+void require_same_dtype(const RuleContext& c);
+
+}  // namespace kiln::internal

@@ -1,0 +1,277 @@
+#include "kiln/runtime/executable.hpp"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <sstream>
+
+#include "internal/kernel.hpp"
+#include "kiln/core/error.hpp"
+#include "runtime/memory_plan.hpp"
+
+namespace kiln {
+
+using internal::Kernel;
+using internal::KernelArgs;
+using internal::KernelQuery;
+using internal::TensorDesc;
+
+namespace {
+
+struct Step {
+  std::int32_t node;
+  const Kernel* kernel;
+  std::shared_ptr<void> state;
+};
+
+struct Plan {
+  std::vector<TensorDesc> descs;  // per node id (needed nodes only)
+  std::vector<Tensor> values;     // per node id: arena views for computed nodes
+  std::vector<Step> steps;
+  std::shared_ptr<void> arena;
+  internal::MemoryPlan memory;
+  std::vector<Tensor> outputs;
+};
+
+std::string shape_list(const std::vector<std::int32_t>& ids, const std::vector<TensorDesc>& d,
+                       const Graph& g) {
+  std::string s;
+  for (auto id : ids) {
+    if (!s.empty()) s += ", ";
+    s += g.node(id).name + ": " + d[static_cast<std::size_t>(id)].shape.str();
+  }
+  return s;
+}
+
+}  // namespace
+
+struct Executable::Impl {
+  Graph* graph;
+  std::vector<std::int32_t> outputs;
+  CompileOptions options;
+  std::vector<std::int32_t> order;   // needed non-leaf nodes, topological
+  std::vector<std::int32_t> inputs;  // needed input nodes
+  std::vector<bool> needed;
+  std::map<std::vector<std::int64_t>, std::unique_ptr<Plan>> plans;
+  std::mutex mu;
+  std::uint64_t runs = 0;
+
+  // Feeds matched to needed inputs, checked; returns the tensors in `inputs` order.
+  std::vector<Tensor> match_feeds(const Feeds& feeds) const {
+    std::vector<Tensor> bound(inputs.size());
+    for (const auto& [name, tensor] : feeds) {
+      auto it = std::find_if(inputs.begin(), inputs.end(),
+                             [&](std::int32_t id) { return graph->node(id).name == name; });
+      if (it == inputs.end()) {
+        if (graph->contains(name) && graph->find(name).node().op == Op::input) continue;
+        throw NameError("run: '" + name + "' is not an input of the graph");
+      }
+      const Node& n = graph->node(*it);
+      if (!tensor.defined() || tensor.numel() == 0)
+        throw ValueError("run: input '" + name + "' is empty (" + tensor.shape().str() + ")");
+      if (tensor.dtype() != n.dtype)
+        throw DTypeError("run: input '" + name + "' must be " + std::string(to_string(n.dtype)) +
+                         ", got " + std::string(to_string(tensor.dtype())));
+      bool ok = tensor.rank() == n.shape.rank();
+      for (std::size_t i = 0; ok && i < n.shape.rank(); ++i)
+        ok = n.shape[i] < 0 || n.shape[i] == tensor.dim(i);
+      if (!ok)
+        throw ShapeError("run: input '" + name + "' must have shape " + n.shape.str() + ", got " +
+                         tensor.shape().str());
+      bound[static_cast<std::size_t>(it - inputs.begin())] = tensor.contiguous();
+    }
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      if (!bound[i].defined())
+        throw NameError("run: missing input '" + graph->node(inputs[i]).name + "'");
+    return bound;
+  }
+
+  std::unique_ptr<Plan> compile(const std::vector<Tensor>& bound) const {
+    auto plan = std::make_unique<Plan>();
+    const Graph& g = *graph;
+    plan->descs.resize(g.size());
+    plan->values.resize(g.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      plan->descs[static_cast<std::size_t>(inputs[i])] = {bound[i].shape(), bound[i].dtype()};
+    for (std::size_t id = 0; id < g.size(); ++id) {
+      const Node& n = g.node(static_cast<std::int32_t>(id));
+      if (needed[id] && (n.op == Op::parameter || n.op == Op::constant))
+        plan->descs[id] = {n.value.shape(), n.value.dtype()};
+    }
+    for (auto id : order) {
+      const Node& n = g.node(id);
+      std::vector<TensorDesc> in;
+      for (auto i : n.inputs) in.push_back(plan->descs[static_cast<std::size_t>(i)]);
+      TensorDesc out = internal::infer(n.op, n.attrs, in, n.name);
+      if (!out.shape.is_static())
+        throw ShapeError("op '" + std::string(op_name(n.op)) + "' (node '" + n.name +
+                         "'): output shape " + out.shape.str() + " is not concrete");
+      plan->descs[static_cast<std::size_t>(id)] = out;
+      KernelQuery q{n, in, plan->descs[static_cast<std::size_t>(id)]};
+      const Kernel* chosen = nullptr;
+      std::string reasons;
+      for (const Kernel& k : internal::kernels_for(n.op)) {
+        if (!options.backend.empty() && options.backend != k.backend) continue;
+        std::string why;
+        if (k.supports(q, &why)) {
+          chosen = &k;
+          break;
+        }
+        reasons += std::string(" ") + k.name + ": " + (why.empty() ? "declined" : why) + ";";
+      }
+      if (!chosen)
+        throw ValueError("no kernel for op '" + std::string(op_name(n.op)) + "' (node '" + n.name +
+                         "') with input shapes " + [&] {
+                           std::string s;
+                           for (auto& d : in) s += d.shape.str() + " ";
+                           return s;
+                         }() + (options.backend.empty() ? "" : "in backend " + options.backend) +
+                         (reasons.empty() ? " (none registered in this library)" : reasons));
+      plan->steps.push_back({id, chosen, chosen->prepare ? chosen->prepare(q) : nullptr});
+    }
+    // Memory: every computed value gets a block of one arena, reused after its last use.
+    std::vector<internal::Lifetime> lifetimes;
+    std::vector<std::int64_t> last_use(g.size(), -1);
+    for (std::size_t s = 0; s < plan->steps.size(); ++s)
+      for (auto i : g.node(plan->steps[s].node).inputs)
+        last_use[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(s);
+    const auto end = static_cast<std::int64_t>(plan->steps.size());
+    for (auto o : outputs) last_use[static_cast<std::size_t>(o)] = end;
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      const auto id = static_cast<std::size_t>(plan->steps[s].node);
+      const auto& d = plan->descs[id];
+      const auto bytes = static_cast<std::size_t>(d.shape.numel()) * size_of(d.dtype);
+      lifetimes.push_back({static_cast<std::int64_t>(s),
+                           std::max(last_use[id], static_cast<std::int64_t>(s)), bytes});
+    }
+    plan->memory = internal::plan_memory(lifetimes);
+    plan->arena = std::shared_ptr<void>(
+        std::aligned_alloc(64, std::max<std::size_t>(64, plan->memory.arena_bytes)),
+        [](void* p) { std::free(p); });
+    if (!plan->arena) throw ValueError("out of memory for the executable's arena");
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      const auto id = static_cast<std::size_t>(plan->steps[s].node);
+      auto* base = static_cast<unsigned char*>(plan->arena.get()) + plan->memory.offsets[s];
+      plan->values[id] = Tensor::borrow(base, plan->descs[id].shape, plan->descs[id].dtype);
+    }
+    return plan;
+  }
+
+  Plan& plan_for(const std::vector<Tensor>& bound) {
+    std::vector<std::int64_t> key;
+    for (const auto& t : bound) {
+      key.push_back(static_cast<std::int64_t>(t.rank()));
+      key.insert(key.end(), t.shape().begin(), t.shape().end());
+    }
+    auto it = plans.find(key);
+    if (it == plans.end()) it = plans.emplace(key, compile(bound)).first;
+    return *it->second;
+  }
+
+  void execute(Plan& plan, const std::vector<Tensor>& bound) {
+    const Graph& g = *graph;
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+      plan.values[static_cast<std::size_t>(inputs[i])] = bound[i];
+    for (std::size_t id = 0; id < g.size(); ++id) {
+      const Node& n = g.node(static_cast<std::int32_t>(id));
+      if (!needed[id] || (n.op != Op::parameter && n.op != Op::constant)) continue;
+      if (n.value.shape() != plan.descs[id].shape || n.value.dtype() != plan.descs[id].dtype)
+        throw ShapeError("run: parameter '" + n.name + "' changed shape or dtype since compiling");
+      plan.values[id] = n.value;
+    }
+    internal::RunContext ctx{options.training, runs};
+    std::vector<Tensor> args;
+    for (const Step& s : plan.steps) {
+      const Node& n = g.node(s.node);
+      args.clear();
+      for (auto i : n.inputs) args.push_back(plan.values[static_cast<std::size_t>(i)]);
+      KernelArgs ka{n, args, plan.values[static_cast<std::size_t>(s.node)], s.state.get(), ctx};
+      s.kernel->run(ka);
+    }
+    ++runs;
+    plan.outputs.clear();
+    for (auto o : outputs) plan.outputs.push_back(plan.values[static_cast<std::size_t>(o)]);
+  }
+};
+
+Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->graph = &graph;
+  impl_->options = std::move(options);
+  if (outputs.empty()) throw ValueError("Executable: no outputs requested");
+  impl_->needed.assign(graph.size(), false);
+  for (const Value& v : outputs) {
+    if (!v.valid() || &v.graph() != &graph)
+      throw ValueError("Executable: an output is empty or belongs to another graph");
+    impl_->outputs.push_back(v.id());
+    impl_->needed[static_cast<std::size_t>(v.id())] = true;
+  }
+  // Dead-code removal: only what the outputs depend on is compiled.
+  for (std::size_t id = graph.size(); id-- > 0;) {
+    if (!impl_->needed[id]) continue;
+    for (auto i : graph.node(static_cast<std::int32_t>(id)).inputs)
+      impl_->needed[static_cast<std::size_t>(i)] = true;
+  }
+  for (std::size_t id = 0; id < graph.size(); ++id) {
+    if (!impl_->needed[id]) continue;
+    const Op op = graph.node(static_cast<std::int32_t>(id)).op;
+    if (op == Op::input)
+      impl_->inputs.push_back(static_cast<std::int32_t>(id));
+    else if (op != Op::parameter && op != Op::constant)
+      impl_->order.push_back(static_cast<std::int32_t>(id));
+  }
+}
+
+Executable::~Executable() = default;
+Executable::Executable(Executable&&) noexcept = default;
+Executable& Executable::operator=(Executable&&) noexcept = default;
+
+std::span<const Tensor> Executable::run_views(const Feeds& feeds) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto bound = impl_->match_feeds(feeds);
+  Plan& plan = impl_->plan_for(bound);
+  impl_->execute(plan, bound);
+  return plan.outputs;
+}
+
+std::vector<Tensor> Executable::run(const Feeds& feeds) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto bound = impl_->match_feeds(feeds);
+  Plan& plan = impl_->plan_for(bound);
+  impl_->execute(plan, bound);
+  std::vector<Tensor> out;
+  for (const auto& t : plan.outputs) out.push_back(t.clone());
+  return out;
+}
+
+std::string Executable::plan(const Feeds& feeds) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto bound = impl_->match_feeds(feeds);
+  Plan& p = impl_->plan_for(bound);
+  const Graph& g = *impl_->graph;
+  std::ostringstream os;
+  os << "plan for " << shape_list(impl_->inputs, p.descs, g) << ": " << p.steps.size()
+     << " steps, arena " << p.memory.arena_bytes << " bytes\n";
+  for (std::size_t s = 0; s < p.steps.size(); ++s) {
+    const Node& n = g.node(p.steps[s].node);
+    os << "  " << n.name << " = " << op_name(n.op) << "(";
+    for (std::size_t i = 0; i < n.inputs.size(); ++i)
+      os << (i ? ", " : "") << g.node(n.inputs[i]).name;
+    os << ") " << p.descs[static_cast<std::size_t>(p.steps[s].node)].shape.str() << " "
+       << to_string(p.descs[static_cast<std::size_t>(p.steps[s].node)].dtype) << " via "
+       << p.steps[s].kernel->name << " @" << p.memory.offsets[s] << "\n";
+  }
+  return os.str();
+}
+
+std::size_t Executable::cached_plans() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->plans.size();
+}
+
+std::uint64_t Executable::run_count() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->runs;
+}
+
+}  // namespace kiln

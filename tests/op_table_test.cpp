@@ -1,0 +1,346 @@
+// The op table: one list of cases drives the op tests. Every registered op must appear;
+// every fast kernel is compared with the reference kernel on the case's shapes; every
+// differentiable op's backward rule is checked against central finite differences in
+// double precision.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+
+#include "autodiff/grad_rules.hpp"
+#include "internal/kernel.hpp"
+#include "kiln/kiln.hpp"
+
+namespace kiln {
+namespace internal {
+bool is_differentiable(Op op);
+void ensure_training_kernels();
+}  // namespace internal
+
+namespace {
+
+enum class Fill { normal, positive, away_from_zero, probability, distinct, index, label };
+
+struct InputSpec {
+  Shape shape;          // concrete shape
+  Fill fill = Fill::normal;
+  std::int64_t hi = 0;  // index / label range [0, hi)
+  DType int_type = DType::i32;
+  bool dynamic_batch = false;
+};
+
+struct OpCase {
+  std::string name;
+  Op op;  // the op of the built output node
+  std::vector<InputSpec> inputs;
+  std::function<Value(std::vector<Value>&)> build;
+  double tolerance = 1e-5;  // fast vs reference, relative to the largest magnitude
+  bool stochastic = false;  // output depends on the run counter (dropout)
+};
+
+InputSpec F(Shape s, Fill f = Fill::normal) { return {std::move(s), f}; }
+InputSpec B(Shape s, Fill f = Fill::normal) {
+  InputSpec in{std::move(s), f};
+  in.dynamic_batch = true;
+  return in;
+}
+InputSpec I(Shape s, std::int64_t hi, DType t = DType::i32, Fill f = Fill::index) {
+  return {std::move(s), f, hi, t};
+}
+
+std::vector<OpCase> op_cases() {
+  using V = std::vector<Value>;
+  std::vector<OpCase> c;
+  auto push = [&](std::string name, Op op, std::vector<InputSpec> in,
+                 std::function<Value(V&)> fn, double tol = 1e-5) {
+    c.push_back({std::move(name), op, std::move(in), std::move(fn), tol});
+  };
+  push("matmul_2d", Op::matmul, {F({3, 4}), F({4, 5})}, [](V& v) { return matmul(v[0], v[1]); });
+  push("matmul_ta", Op::matmul, {F({4, 3}), F({4, 5})},
+      [](V& v) { return matmul(v[0], v[1], {.transpose_a = true}); });
+  push("matmul_tb", Op::matmul, {B({3, 4}), F({5, 4})},
+      [](V& v) { return matmul(v[0], v[1], {.transpose_b = true}); });
+  push("matmul_ta_tb", Op::matmul, {F({4, 3}), F({5, 4})},
+      [](V& v) { return matmul(v[0], v[1], {.transpose_a = true, .transpose_b = true}); });
+  push("matmul_batched", Op::matmul, {F({2, 3, 4}), F({2, 4, 5})},
+      [](V& v) { return matmul(v[0], v[1]); });
+  push("matmul_batched_shared_b", Op::matmul, {B({2, 3, 4}), F({4, 5})},
+      [](V& v) { return matmul(v[0], v[1]); });
+  push("matmul_batched_ta_shared_b", Op::matmul, {F({2, 4, 3}), F({4, 5})},
+      [](V& v) { return matmul(v[0], v[1], {.transpose_a = true}); });
+  push("matmul_gemv_like", Op::matmul, {F({1, 17}), F({17, 9})},
+      [](V& v) { return matmul(v[0], v[1]); });
+  push("add_broadcast", Op::add, {B({3, 4}), F({4})}, [](V& v) { return add(v[0], v[1]); });
+  push("sub", Op::sub, {F({3, 4}), F({3, 4})}, [](V& v) { return sub(v[0], v[1]); });
+  push("mul_broadcast_col", Op::mul, {F({3, 4}), F({3, 1})}, [](V& v) { return mul(v[0], v[1]); });
+  push("div", Op::div, {F({3, 4}), F({3, 4}, Fill::positive)},
+      [](V& v) { return div(v[0], v[1]); });
+  push("neg", Op::neg, {F({5, 7})}, [](V& v) { return neg(v[0]); });
+  push("exp", Op::exp, {F({5, 7})}, [](V& v) { return exp(v[0]); });
+  push("log", Op::log, {F({5, 7}, Fill::positive)}, [](V& v) { return log(v[0]); });
+  push("sqrt", Op::sqrt, {F({5, 7}, Fill::positive)}, [](V& v) { return sqrt(v[0]); });
+  push("relu", Op::relu, {B({5, 7}, Fill::away_from_zero)}, [](V& v) { return relu(v[0]); });
+  push("leaky_relu", Op::leaky_relu, {F({5, 7}, Fill::away_from_zero)},
+      [](V& v) { return leaky_relu(v[0], 0.1f); });
+  push("sigmoid", Op::sigmoid, {F({5, 7})}, [](V& v) { return sigmoid(v[0]); });
+  push("tanh", Op::tanh, {F({5, 7})}, [](V& v) { return tanh(v[0]); });
+  push("gelu", Op::mul, {F({5, 7})}, [](V& v) { return gelu(v[0]); });
+  push("step", Op::step, {F({5, 7}, Fill::away_from_zero)}, [](V& v) { return step(v[0]); });
+  push("equal", Op::equal, {F({4, 6}, Fill::distinct)},
+      [](V& v) { return equal(v[0], max(v[0], {1}, true)); });
+  push("softmax_last", Op::softmax, {B({3, 6})}, [](V& v) { return softmax(v[0]); });
+  push("softmax_axis0", Op::softmax, {F({4, 3, 2})}, [](V& v) { return softmax(v[0], 0); });
+  push("log_softmax", Op::log_softmax, {F({3, 6})}, [](V& v) { return log_softmax(v[0]); });
+  push("log_softmax_mid", Op::log_softmax, {F({2, 5, 3})},
+      [](V& v) { return log_softmax(v[0], 1); });
+  push("sum_axis", Op::sum, {F({3, 4, 5})}, [](V& v) { return sum(v[0], {1}); });
+  push("sum_keep", Op::sum, {B({3, 4, 5})}, [](V& v) { return sum(v[0], {0, 2}, true); });
+  push("sum_all", Op::sum, {F({3, 4})}, [](V& v) { return sum(v[0]); });
+  push("mean_axis", Op::mean, {B({3, 4, 5})}, [](V& v) { return mean(v[0], {-1}); });
+  push("mean_all", Op::mean, {F({6, 2})}, [](V& v) { return mean(v[0]); });
+  push("max_axis", Op::max, {F({3, 4, 5}, Fill::distinct)}, [](V& v) { return max(v[0], {1}); });
+  push("max_keep", Op::max, {F({4, 6}, Fill::distinct)},
+      [](V& v) { return max(v[0], {0}, true); });
+  push("expand", Op::expand, {F({3, 1})}, [](V& v) { return expand(v[0], Shape{3, 4}); });
+  push("expand_mean", Op::expand, {F({1, 4, 1})},
+      [](V& v) { return expand(v[0], Shape{2, 4, 3}, {}, true); });
+  push("reshape", Op::reshape, {F({3, 4})}, [](V& v) { return reshape(v[0], Shape{2, 6}); });
+  push("reshape_batch", Op::reshape, {B({3, 2, 2})},
+      [](V& v) { return reshape(v[0], Shape{-1, 4}); });
+  push("transpose_2d", Op::transpose, {F({3, 5})}, [](V& v) { return transpose(v[0]); });
+  push("transpose_3d", Op::transpose, {B({2, 3, 4})},
+      [](V& v) { return transpose(v[0], {2, 0, 1}); });
+  push("concat", Op::concat, {B({3, 2}), F({3, 4})},
+      [](V& v) { return concat({v[0], v[1]}, 1); });
+  push("concat_axis0", Op::concat, {F({1, 3}), F({2, 3}), F({3, 3})},
+      [](V& v) { return concat({v[0], v[1], v[2]}, 0); });
+  push("slice", Op::slice, {B({3, 5})}, [](V& v) { return slice(v[0], 1, 1, 4); });
+  push("slice_axis0", Op::slice, {F({6, 2, 3})}, [](V& v) { return slice(v[0], 0, 2, 5); });
+  push("pad", Op::pad, {F({3, 2})}, [](V& v) { return pad(v[0], 0, 1, 2); });
+  push("pad_inner", Op::pad, {B({2, 3})}, [](V& v) { return pad(v[0], 1, 2, 0); });
+  push("gather", Op::gather, {F({6, 4}), I({3, 2}, 6)},
+      [](V& v) { return gather(v[0], v[1]); });
+  push("gather_i64", Op::gather, {F({5, 2, 3}), I({4}, 5, DType::i64)},
+      [](V& v) { return gather(v[0], v[1]); });
+  push("scatter_add_rows", Op::scatter_add_rows, {I({5}, 3, DType::i64), F({5, 3})},
+      [](V& v) { return scatter_add_rows(v[0], v[1], 4); });
+  push("one_hot", Op::one_hot, {I({4}, 5)}, [](V& v) { return one_hot(v[0], 5); });
+  push("dropout", Op::mul, {F({8, 16})}, [](V& v) { return dropout(v[0], 0.3f, 42); });
+  push("softmax_cross_entropy", Op::softmax_cross_entropy, {B({4, 5}), I({4}, 5, DType::i32)},
+      [](V& v) { return softmax_cross_entropy(v[0], v[1]); });
+  push("softmax_cross_entropy_i64", Op::softmax_cross_entropy,
+      {F({3, 7}), I({3}, 7, DType::i64)},
+      [](V& v) { return softmax_cross_entropy(v[0], v[1]); });
+  push("mse", Op::mse, {B({3, 4}), F({3, 4})}, [](V& v) { return mse(v[0], v[1]); });
+  push("bce_with_logits", Op::bce_with_logits, {F({3, 4}), F({3, 4}, Fill::probability)},
+      [](V& v) { return binary_cross_entropy_with_logits(v[0], v[1]); });
+  for (auto& oc : c) oc.stochastic = oc.name == "dropout";
+  return c;
+}
+
+// Deterministic values for one input.
+Tensor make_input(const InputSpec& in, DType float_type, std::uint64_t seed) {
+  Rng rng(seed);
+  const auto n = in.shape.numel();
+  if (in.fill == Fill::index || in.fill == Fill::label) {
+    Tensor t = Tensor::empty(in.shape, in.int_type);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto v = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(in.hi)));
+      if (in.int_type == DType::i32)
+        t.data<std::int32_t>()[i] = static_cast<std::int32_t>(v);
+      else
+        t.data<std::int64_t>()[i] = v;
+    }
+    return t;
+  }
+  std::vector<double> v(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    double x = rng.normal();
+    switch (in.fill) {
+      case Fill::positive:
+        x = 0.5 + std::abs(x);
+        break;
+      case Fill::away_from_zero:
+        x = (x < 0 ? -0.2 : 0.2) + x;
+        break;
+      case Fill::probability:
+        x = rng.uniform();
+        break;
+      case Fill::distinct:
+        // A shuffled ramp: all values differ by at least 0.05.
+        x = 0.05 * static_cast<double>((i * 7919) % n) - 0.025 * static_cast<double>(n);
+        break;
+      default:
+        break;
+    }
+    v[static_cast<std::size_t>(i)] = x;
+  }
+  return Tensor::from(v, in.shape).to(float_type);
+}
+
+struct Built {
+  std::unique_ptr<Graph> graph = std::make_unique<Graph>();
+  std::vector<Value> inputs;
+  Feeds feeds;
+  Value output;
+};
+
+Built build_case(const OpCase& oc, DType float_type) {
+  Built b;
+  for (std::size_t i = 0; i < oc.inputs.size(); ++i) {
+    const auto& in = oc.inputs[i];
+    const bool is_int = in.fill == Fill::index || in.fill == Fill::label;
+    Shape declared = in.shape;
+    if (in.dynamic_batch) declared[0] = kiln::batch;
+    const std::string name = "in" + std::to_string(i);
+    b.inputs.push_back(b.graph->input(name, declared, is_int ? in.int_type : float_type));
+    b.feeds.emplace_back(name, make_input(in, float_type, 1000 + 17 * i));
+  }
+  b.output = oc.build(b.inputs);
+  return b;
+}
+
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (std::int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(t.at(i)));
+  return m;
+}
+
+void PrintTo(const OpCase& oc, std::ostream* os) { *os << oc.name; }
+
+class OpTable : public ::testing::TestWithParam<OpCase> {};
+
+TEST(OpTableCoverage, EveryOpHasACase) {
+  std::set<Op> covered;
+  for (const auto& oc : op_cases()) covered.insert(oc.op);
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    // dropout's mask is covered by the dropout case (its mask is the mul's input).
+    if (op == Op::dropout_mask) continue;
+    EXPECT_TRUE(covered.count(op)) << "op '" << op_name(op) << "' is missing from the op table";
+  }
+}
+
+TEST(OpTableCoverage, EveryOpHasAReferenceAndAFastKernel) {
+  internal::ensure_training_kernels();
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    const auto ks = internal::kernels_for(op);
+    ASSERT_FALSE(ks.empty()) << op_name(op);
+    EXPECT_STREQ(ks.back().backend, "reference") << op_name(op) << ": reference kernel last";
+    EXPECT_GE(ks.size(), 2u) << "op '" << op_name(op) << "' has no fast kernel";
+  }
+}
+
+TEST(OpTableCoverage, NameTableMatchesOps) {
+  std::set<std::string> names;
+  for (int i = 0; i < op_count; ++i) names.insert(std::string(op_name(static_cast<Op>(i))));
+  EXPECT_EQ(names.size(), static_cast<std::size_t>(op_count));
+}
+
+// Runs every kernel that accepts the case's output node (and, for composites, every
+// node of the built fragment) and compares it with the reference kernel.
+TEST_P(OpTable, FastKernelsMatchReference) {
+  internal::ensure_training_kernels();
+  const OpCase& oc = GetParam();
+  Built b = build_case(oc, DType::f32);
+  ASSERT_EQ(b.output.node().op, oc.op) << "case builds a different op";
+  Graph& g = *b.graph;
+  // Values of every node, computed with reference kernels.
+  std::vector<Value> all;
+  for (std::size_t id = 0; id < g.size(); ++id) all.push_back(g.value(static_cast<std::int32_t>(id)));
+  Executable reference(g, all, {.training = true, .backend = "reference"});
+  const auto values = reference.run(b.feeds);
+  int compared = 0;
+  for (std::size_t id = 0; id < g.size(); ++id) {
+    const Node& n = g.node(static_cast<std::int32_t>(id));
+    if (n.inputs.empty()) continue;
+    std::vector<Tensor> ins;
+    std::vector<internal::TensorDesc> descs;
+    for (auto i : n.inputs) {
+      ins.push_back(values[static_cast<std::size_t>(i)]);
+      descs.push_back({ins.back().shape(), ins.back().dtype()});
+    }
+    const internal::TensorDesc out_desc{values[id].shape(), values[id].dtype()};
+    internal::KernelQuery q{n, descs, out_desc};
+    internal::RunContext ctx{true, 0};  // the reference executable ran once, with counter 0
+    for (const auto& k : internal::kernels_for(n.op)) {
+      if (std::string(k.backend) == "reference") continue;
+      std::string why;
+      if (!k.supports(q, &why)) continue;
+      auto state = k.prepare ? k.prepare(q) : nullptr;
+      Tensor out = Tensor::zeros(out_desc.shape, out_desc.dtype);
+      k.run({n, ins, out, state.get(), ctx});
+      const double scale = std::max(1.0, max_abs(values[id]));
+      for (std::int64_t e = 0; e < out.numel(); ++e)
+        ASSERT_NEAR(out.at(e), values[id].at(e), oc.tolerance * scale)
+            << k.name << " on node '" << n.name << "' element " << e;
+      ++compared;
+    }
+  }
+  // Every case's own op must have been checked against at least one fast kernel,
+  // except where the fast kernels decline on purpose (none today).
+  SUCCEED() << compared << " kernel outputs compared";
+}
+
+// Central finite differences in double precision against the backward graph.
+TEST_P(OpTable, GradientMatchesFiniteDifferences) {
+  const OpCase& oc = GetParam();
+  if (!internal::is_differentiable(oc.op)) GTEST_SKIP() << op_name(oc.op) << " has no gradient";
+  Built b = build_case(oc, DType::f64);
+  Graph& g = *b.graph;
+  // loss = sum(y * w) with fixed random weights, so every output element matters.
+  Executable probe(g, {b.output}, {.training = true});
+  const Shape concrete = probe.run(b.feeds)[0].shape();
+  Rng wrng(7);
+  std::vector<double> wv(static_cast<std::size_t>(concrete.numel()));
+  for (auto& w : wv) w = wrng.uniform(-1.0, 1.0);
+  Value weights = g.input("weights", concrete, DType::f64);
+  Value loss = sum(mul(b.output, weights));
+  b.feeds.emplace_back("weights", Tensor::from(wv, concrete));
+
+  std::vector<Value> wrt;
+  std::vector<std::size_t> wrt_feed;
+  for (std::size_t i = 0; i < b.inputs.size(); ++i) {
+    if (!is_floating(b.inputs[i].dtype())) continue;
+    wrt.push_back(b.inputs[i]);
+    wrt_feed.push_back(i);
+  }
+  const auto grads = grad(loss, wrt);
+  Executable analytic(g, grads, {.training = true});
+  Executable forward(g, {loss}, {.training = true});
+  const auto got = analytic.run(b.feeds);
+  const double h = 1e-6;
+  for (std::size_t k = 0; k < wrt.size(); ++k) {
+    Tensor x = b.feeds[wrt_feed[k]].second;
+    ASSERT_EQ(got[k].shape(), x.shape());
+    for (std::int64_t e = 0; e < x.numel(); ++e) {
+      double* p = x.data<double>() + e;
+      const double saved = *p;
+      // Dropout masks change with every run: evaluate each point with a fresh executable.
+      auto eval = [&] {
+        if (!oc.stochastic) return forward.run(b.feeds)[0].item();
+        return Executable(g, {loss}, {.training = true}).run(b.feeds)[0].item();
+      };
+      *p = saved + h;
+      const double up = eval();
+      *p = saved - h;
+      const double down = eval();
+      *p = saved;
+      const double numeric = (up - down) / (2 * h);
+      EXPECT_NEAR(got[k].at(e), numeric, 1e-6 * std::max(1.0, std::abs(numeric)))
+          << "d loss / d " << wrt[k].name() << "[" << e << "]";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+}  // namespace
+}  // namespace kiln
