@@ -196,12 +196,12 @@ TEST(Dense, ActivationsFromEnumOpAndLambdaAgree) {
   const nn::Initializer w = ramp(0.2, 6.0);
   Value a = nn::dense(g, x, 2, {.activation = nn::Activation::tanh, .weight_init = w});
   Value b = nn::dense(g, x, 2, {.activation = kiln::tanh, .weight_init = w});
-  Value c = nn::dense(
-      g, x, 2, {.activation = [](Value v) { return kiln::tanh(v); }, .weight_init = w});
+  Value c =
+      nn::dense(g, x, 2, {.activation = [](Value v) { return kiln::tanh(v); }, .weight_init = w});
   Value d = nn::dense(g, x, 2, {.weight_init = w});  // no activation
   kiln::Executable exe(g, {a, b, c, d});
-  const auto out = exe.run({{"x", Tensor::from<float>({0.5f, -1.0f, 2.0f, 1.5f, 0.0f, -0.5f},
-                                                      {2, 3})}});
+  const auto out =
+      exe.run({{"x", Tensor::from<float>({0.5f, -1.0f, 2.0f, 1.5f, 0.0f, -0.5f}, {2, 3})}});
   const std::vector<double> raw = values(out[3]);
   for (int k = 0; k < 3; ++k) {
     const std::vector<double> act = values(out[static_cast<std::size_t>(k)]);
@@ -296,10 +296,10 @@ TEST(Dense, BadArgumentsRaiseTypedErrors) {
   EXPECT_THROW(nn::dense(g, Value(), 2), kiln::ValueError);
   // An initialiser that ignores the requested shape is caught, naming the parameter.
   try {
-    nn::dense(g, x, 2, {.weight_init = nn::Initializer([](const Shape&, Rng&, DType) {
-                          return Tensor::zeros(Shape{5});
-                        }),
-                        .name = "bad"});
+    nn::dense(g, x, 2,
+              {.weight_init = nn::Initializer(
+                   [](const Shape&, Rng&, DType) { return Tensor::zeros(Shape{5}); }),
+               .name = "bad"});
     FAIL() << "expected ValueError";
   } catch (const kiln::ValueError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.weight"), std::string::npos) << e.what();
@@ -323,7 +323,8 @@ TEST(LayerNorm, MatchesADirectComputation) {
   g.tensor(g.find("ln.weight")).copy_from(Tensor::from<float>({1.f, 2.f, -1.f, .5f, 3.f}, {5}));
   g.tensor(g.find("ln.bias")).copy_from(Tensor::from<float>({0.f, .1f, .2f, -.3f, 1.f}, {5}));
 
-  const std::vector<float> xs = {1, 2, 3, 4, 6, -1, 0.5f, 0.25f, 8, -3, 0.1f, 0.1f, 0.1f, 0.1f, 0.2f};
+  const std::vector<float> xs = {1, 2,  3,    4,    6,    -1,   0.5f, 0.25f,
+                                 8, -3, 0.1f, 0.1f, 0.1f, 0.1f, 0.2f};
   kiln::Executable exe(g, {y});
   const auto out = exe.run({{"x", Tensor::from<float>(xs, {3, 5})}});
   ASSERT_EQ(out[0].shape(), (Shape{3, 5}));
@@ -357,8 +358,8 @@ TEST(LayerNorm, WithoutAffineHasNoParametersAndZeroMeanUnitVariance) {
   for (int r = 0; r < 6; ++r) {
     double mu = 0, sq = 0;
     for (int c = 0; c < 4; ++c) mu += got[static_cast<std::size_t>(r * 4 + c)] / 4;
-    for (int c = 0; c < 4; ++c) sq += got[static_cast<std::size_t>(r * 4 + c)] *
-                                      got[static_cast<std::size_t>(r * 4 + c)] / 4;
+    for (int c = 0; c < 4; ++c)
+      sq += got[static_cast<std::size_t>(r * 4 + c)] * got[static_cast<std::size_t>(r * 4 + c)] / 4;
     EXPECT_NEAR(mu, 0.0, 1e-5);
     EXPECT_NEAR(sq, 1.0, 1e-4);
   }
@@ -419,8 +420,9 @@ TEST(Sequential, ComposesLayersInOrder) {
   Value x = g.input("x", {kiln::batch, 3});
   Value y = net(g, x);
   EXPECT_EQ(y.shape(), (Shape{kiln::batch, 2}));
-  const std::vector<std::string> names = {"dense_0.weight", "dense_0.bias", "layer_norm_0.weight",
-                                          "layer_norm_0.bias", "head.weight", "head.bias"};
+  const std::vector<std::string> names = {"dense_0.weight",      "dense_0.bias",
+                                          "layer_norm_0.weight", "layer_norm_0.bias",
+                                          "head.weight",         "head.bias"};
   const auto params = g.parameters();
   ASSERT_EQ(params.size(), names.size());
   for (std::size_t i = 0; i < names.size(); ++i) EXPECT_EQ(params[i].name(), names[i]);
@@ -481,7 +483,9 @@ TEST(Training, AdamFitsALinearModel) {
   auto grads = kiln::grad(loss, params);
   std::vector<Value> outputs = {loss};
   outputs.insert(outputs.end(), grads.begin(), grads.end());
-  kiln::Executable step(g, outputs, {.training = true});
+  kiln::CompileOptions training;
+  training.training = true;
+  kiln::Executable step(g, outputs, training);
   kiln::optim::Adam opt(nn::parameter_tensors(g), {.lr = 0.05});
 
   // Targets from known weights: t = 1.5 x0 - 2 x1 + 0.5 x2 + 0.3.
@@ -489,7 +493,8 @@ TEST(Training, AdamFitsALinearModel) {
   std::vector<float> xs(n * 3), ts(n);
   Rng rng(9);
   for (int i = 0; i < n; ++i) {
-    for (int k = 0; k < 3; ++k) xs[static_cast<std::size_t>(i * 3 + k)] = static_cast<float>(rng.normal());
+    for (int k = 0; k < 3; ++k)
+      xs[static_cast<std::size_t>(i * 3 + k)] = static_cast<float>(rng.normal());
     ts[static_cast<std::size_t>(i)] = 1.5f * xs[static_cast<std::size_t>(i * 3)] -
                                       2.0f * xs[static_cast<std::size_t>(i * 3 + 1)] +
                                       0.5f * xs[static_cast<std::size_t>(i * 3 + 2)] + 0.3f;

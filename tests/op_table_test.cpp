@@ -15,11 +15,6 @@
 #include "kiln/kiln.hpp"
 
 namespace kiln {
-namespace internal {
-bool is_differentiable(Op op);
-void ensure_training_kernels();
-}  // namespace internal
-
 namespace {
 
 enum class Fill { normal, positive, away_from_zero, probability, distinct, index, label };

@@ -76,9 +76,8 @@ inline CsvTable read_csv(const std::string& path) {
       double v = 0.0;
       const auto [end, err] = std::from_chars(field.data(), field.data() + field.size(), v);
       if (err != std::errc() || end != field.data() + field.size() || field.empty()) {
-        throw kiln::FormatError("'" + path + "' line " + std::to_string(line_no) +
-                                ", column '" + table.columns[c] + "': not a number: '" +
-                                std::string(field) + "'");
+        throw kiln::FormatError("'" + path + "' line " + std::to_string(line_no) + ", column '" +
+                                table.columns[c] + "': not a number: '" + std::string(field) + "'");
       }
       table.values.push_back(v);
     }

@@ -3,7 +3,16 @@
 
 #include <omp.h>
 
+// GCC 12 with AVX-512 reports _mm512_undefined_ps() inside Eigen's packet math as
+// "may be used uninitialized" (a false positive in the compiler's own intrinsics).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <Eigen/Dense>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #include <algorithm>
 #include <cstdint>
 #include <string>

@@ -128,9 +128,9 @@ Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& optio
   const DType dtype = x.dtype();
 
   const std::string weight_name = prefix + ".weight";
-  Value weight = graph.parameter(
-      weight_name, initial_value(options.weight_init, Shape{in, units}, dtype, options.rng,
-                                 options.seed, weight_name));
+  Value weight =
+      graph.parameter(weight_name, initial_value(options.weight_init, Shape{in, units}, dtype,
+                                                 options.rng, options.seed, weight_name));
   Value bias;
   if (options.use_bias) {
     const std::string bias_name = prefix + ".bias";

@@ -15,8 +15,8 @@ LrSchedule::~LrSchedule() = default;
 void LrSchedule::step() { set_epoch(epoch_ + 1); }
 
 void LrSchedule::set_epoch(std::int64_t epoch) {
-  if (epoch < 0) throw ValueError("optim::LrSchedule: epoch must be >= 0, got " +
-                                  std::to_string(epoch));
+  if (epoch < 0)
+    throw ValueError("optim::LrSchedule: epoch must be >= 0, got " + std::to_string(epoch));
   epoch_ = epoch;
   optimizer_->set_lr(lr_at(epoch));
 }

@@ -100,9 +100,7 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions options)
     : Adam(std::move(parameters), options, false, "adam") {}
 
 Adam::Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled, std::string kind)
-    : Optimizer(std::move(parameters), options.lr, kind),
-      options_(options),
-      decoupled_(decoupled) {
+    : Optimizer(std::move(parameters), options.lr, kind), options_(options), decoupled_(decoupled) {
   const char* k = decoupled ? "adamw" : "adam";
   check_common(k, options.lr, options.eps, options.weight_decay);
   check_option(options.beta1 >= 0.0 && options.beta1 < 1.0, k, "beta1", options.beta1);
@@ -232,8 +230,8 @@ void check_clippable(std::span<const Tensor> grads, const char* who) {
                        " is empty");
     }
     if (!is_floating(g.dtype())) {
-      throw DTypeError(std::string("optim::") + who + ": gradient " + std::to_string(i) +
-                       " is " + std::string(to_string(g.dtype())) + ", expected f32 or f64");
+      throw DTypeError(std::string("optim::") + who + ": gradient " + std::to_string(i) + " is " +
+                       std::string(to_string(g.dtype())) + ", expected f32 or f64");
     }
     if (!g.is_contiguous()) {
       throw ValueError(std::string("optim::") + who + ": gradient " + std::to_string(i) + " " +

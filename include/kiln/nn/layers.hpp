@@ -74,9 +74,9 @@ class KILN_API Activation {
   Activation(Kind kind) : kind_(kind) {}  // NOLINT: implicit on purpose
   Activation(Value (*op)(Value, std::string));
   template <class F>
-    requires(std::invocable<const F&, Value> && !std::convertible_to<F, Kind> &&
-             !std::same_as<std::remove_cvref_t<F>, Activation>)
-  Activation(F fn)  // NOLINT: implicit on purpose
+  requires(std::invocable<const F&, Value> && !std::convertible_to<F, Kind> &&
+           !std::same_as<std::remove_cvref_t<F>, Activation>)
+      Activation(F fn)  // NOLINT: implicit on purpose
       : fn_(std::move(fn)) {}
 
   /// Applies the activation (identity for none).

@@ -1,0 +1,649 @@
+// Fast kernels (Eigen, oneDNN) against the reference kernels at tile boundaries: sizes
+// below, equal to and above typical vector and tile widths (1, 7, 8, 9, 15, 16, 17, 63,
+// 64, 65), odd non-square shapes, batch 1, transposes, in-place runs, and sizes large
+// enough to take the multi-threaded paths.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "internal/kernel.hpp"
+#include "internal/op_info.hpp"
+#include "kernels/eigen/eigen_kernels.hpp"
+#include "kernels/ref/ref.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/core/rng.hpp"
+#include "kiln/core/tensor.hpp"
+
+namespace kiln::internal {
+namespace {
+
+const std::int64_t kTileSizes[] = {1, 7, 8, 9, 15, 16, 17, 63, 64, 65};
+
+/// Kernels of an op: the global table, plus the training-only kernels for
+/// scatter_add_rows (registered into a local table, as kiln's autodiff does).
+std::vector<const Kernel*> kernels_of(Op op) {
+  static const KernelTable training = [] {
+    KernelTable t;
+    register_eigen_training_kernels(t);
+    register_reference_training_kernels(t);
+    return t;
+  }();
+  std::vector<const Kernel*> out;
+  for (const Kernel& k : kernels_for(op)) out.push_back(&k);
+  for (const Kernel& k : training.get(op)) out.push_back(&k);
+  return out;
+}
+
+const Kernel* find_kernel(Op op, std::string_view backend) {
+  for (const Kernel* k : kernels_of(op))
+    if (backend == k->backend) return k;
+  return nullptr;
+}
+
+bool have_onednn() { return find_kernel(Op::matmul, "onednn") != nullptr; }
+
+struct Case {
+  Op op;
+  Attrs attrs;
+  std::vector<Tensor> inputs;
+  RunContext run{};
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream s;
+  s << op_name(c.op) << " inputs";
+  for (const Tensor& t : c.inputs) s << " " << t.shape().str() << to_string(t.dtype());
+  s << " axis=" << c.attrs.axis << " axes=[";
+  for (auto a : c.attrs.axes) s << a << ",";
+  s << "] ta=" << c.attrs.transpose_a << " tb=" << c.attrs.transpose_b;
+  return s.str();
+}
+
+std::vector<TensorDesc> descs_of(const std::vector<Tensor>& ts) {
+  std::vector<TensorDesc> d;
+  for (const Tensor& t : ts) d.push_back({t.shape(), t.dtype()});
+  return d;
+}
+
+Node node_for(const Case& c, const TensorDesc& out) {
+  Node n;
+  n.op = c.op;
+  n.attrs = c.attrs;
+  n.name = "node_under_test";
+  n.shape = out.shape;
+  n.dtype = out.dtype;
+  return n;
+}
+
+TensorDesc output_of(const Case& c) { return infer(c.op, c.attrs, descs_of(c.inputs), "test"); }
+
+/// Whether k accepts the case; *why gets its reason when not.
+bool accepts(const Kernel& k, const Case& c, std::string* why = nullptr) {
+  const TensorDesc out = output_of(c);
+  const Node n = node_for(c, out);
+  const auto in = descs_of(c.inputs);
+  std::string reason;
+  const bool ok = k.supports(KernelQuery{n, in, out}, &reason);
+  if (why != nullptr) *why = reason;
+  return ok;
+}
+
+/// Runs k (prepare, then run) into `out`, which must have the output's shape.
+void run_into(const Kernel& k, const Case& c, Tensor& out) {
+  const TensorDesc desc = output_of(c);
+  const Node n = node_for(c, desc);
+  const auto in = descs_of(c.inputs);
+  const KernelQuery q{n, in, desc};
+  std::shared_ptr<void> state = k.prepare ? k.prepare(q) : nullptr;
+  KernelArgs args{n, c.inputs, out, state.get(), c.run};
+  k.run(args);
+}
+
+/// Runs k into a NaN-poisoned output, so an element it forgets to write shows up.
+Tensor run_kernel(const Kernel& k, const Case& c) {
+  const TensorDesc desc = output_of(c);
+  Tensor out = Tensor::full(desc.shape, std::nan(""), desc.dtype);
+  run_into(k, c, out);
+  return out;
+}
+
+struct Tol {
+  double rel = 1e-5;
+  double abs = 1e-6;
+};
+
+void expect_close(const Tensor& got, const Tensor& want, Tol tol, const std::string& who) {
+  ASSERT_EQ(got.shape(), want.shape()) << who;
+  const auto g = got.to_vector<float>();
+  const auto w = want.to_vector<float>();
+  int reported = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const double limit = tol.abs + tol.rel * std::abs(static_cast<double>(w[i]));
+    const bool ok = std::isnan(w[i]) ? std::isnan(g[i]) : std::abs(g[i] - w[i]) <= limit;
+    if (!ok && reported++ < 5)
+      ADD_FAILURE() << who << ": element " << i << " is " << g[i] << ", reference " << w[i];
+  }
+}
+
+/// Runs every fast kernel of the case's op that accepts it and compares it with the
+/// reference. The Eigen kernel must accept every case given here; oneDNN must when
+/// `onednn_expected` (and oneDNN is built in). With `in_place`, the fast kernels also
+/// run with the output aliasing input 0.
+void check(const Case& c, Tol tol = {}, bool onednn_expected = false, bool in_place = false) {
+  SCOPED_TRACE(describe(c));
+  const Kernel* ref = find_kernel(c.op, "reference");
+  ASSERT_NE(ref, nullptr);
+  ASSERT_TRUE(accepts(*ref, c));
+  const Tensor want = run_kernel(*ref, c);
+  bool ran_eigen = false, ran_onednn = false;
+  for (const Kernel* k : kernels_of(c.op)) {
+    const std::string_view backend = k->backend;
+    if (backend == "reference") continue;
+    std::string why;
+    if (!accepts(*k, c, &why)) {
+      if (backend == "eigen") ADD_FAILURE() << k->name << " declined: " << why;
+      if (backend == "onednn" && onednn_expected) ADD_FAILURE() << k->name << " declined: " << why;
+      continue;
+    }
+    (backend == "eigen" ? ran_eigen : ran_onednn) = true;
+    expect_close(run_kernel(*k, c), want, tol, k->name);
+    if (in_place) {
+      Case aliased = c;
+      aliased.inputs[0] = c.inputs[0].clone();
+      Tensor out = aliased.inputs[0];  // shares storage with input 0
+      run_into(*k, aliased, out);
+      expect_close(out, want, tol, std::string(k->name) + " (in place)");
+    }
+  }
+  EXPECT_TRUE(ran_eigen);
+  if (onednn_expected && have_onednn()) {
+    EXPECT_TRUE(ran_onednn);
+  }
+}
+
+Tensor random(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.0) {
+  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
+  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
+  return Tensor::from(v, shape);
+}
+
+Tensor random_indices(const Shape& shape, std::int64_t limit, DType dt, Rng& rng) {
+  std::vector<std::int64_t> v(static_cast<std::size_t>(shape.numel()));
+  for (auto& x : v) x = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(limit)));
+  return Tensor::from(v, shape).to(dt);
+}
+
+/// Attrs with only the listed fields set.
+Attrs axis_attrs(std::int64_t axis) {
+  Attrs a;
+  a.axis = axis;
+  return a;
+}
+
+// ---- coverage -----------------------------------------------------------------------------
+
+TEST(FastKernels, EveryOpWithAKernelHasAnEigenKernelBeforeTheReference) {
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    const auto ks = kernels_of(op);
+    const auto eigen = std::find_if(ks.begin(), ks.end(), [](const Kernel* k) {
+      return std::string_view(k->backend) == "eigen";
+    });
+    const auto ref = std::find_if(ks.begin(), ks.end(), [](const Kernel* k) {
+      return std::string_view(k->backend) == "reference";
+    });
+    ASSERT_NE(eigen, ks.end()) << op_name(op);
+    ASSERT_NE(ref, ks.end()) << op_name(op);
+    EXPECT_LT(eigen - ks.begin(), ref - ks.begin()) << op_name(op);
+  }
+}
+
+TEST(FastKernels, OnednnCoversItsOpsWhenBuilt) {
+  if (!have_onednn()) GTEST_SKIP() << "built without oneDNN";
+  for (Op op :
+       {Op::matmul, Op::relu, Op::leaky_relu, Op::exp, Op::log, Op::sqrt, Op::sigmoid, Op::tanh,
+        Op::neg, Op::softmax, Op::log_softmax, Op::add, Op::sub, Op::mul, Op::div}) {
+    const Kernel* k = find_kernel(op, "onednn");
+    ASSERT_NE(k, nullptr) << op_name(op);
+    EXPECT_NE(k->prepare, nullptr) << op_name(op);
+  }
+}
+
+TEST(FastKernels, DeclineOtherDtypes) {
+  Rng rng(1);
+  const Case c{Op::relu, {}, {random({9}, rng).to(f64)}};
+  for (const Kernel* k : kernels_of(Op::relu)) {
+    if (std::string_view(k->backend) == "reference") continue;
+    std::string why;
+    EXPECT_FALSE(accepts(*k, c, &why)) << k->name;
+    EXPECT_FALSE(why.empty()) << k->name;
+  }
+  const Case mm{Op::matmul, {}, {random({7, 9}, rng).to(f64), random({9, 8}, rng).to(f64)}};
+  for (const Kernel* k : kernels_of(Op::matmul))
+    if (std::string_view(k->backend) != "reference") {
+      EXPECT_FALSE(accepts(*k, mm)) << k->name;
+    }
+}
+
+// ---- matmul -------------------------------------------------------------------------------
+
+Tol matmul_tol(std::int64_t k) { return {1e-5, 2e-6 * static_cast<double>(k + 1)}; }
+
+TEST(FastKernels, MatmulTileBoundaries) {
+  Rng rng(2);
+  const std::int64_t ms[] = {1, 7, 8, 9, 16, 17, 65};
+  const std::int64_t ns[] = {1, 8, 15, 64, 65};
+  const std::int64_t ks[] = {1, 9, 16, 63};
+  for (auto m : ms)
+    for (auto n : ns)
+      for (auto k : ks)
+        for (int t = 0; t < 4; ++t) {
+          Attrs at;
+          at.transpose_a = (t & 1) != 0;
+          at.transpose_b = (t & 2) != 0;
+          const Shape as = at.transpose_a ? Shape{k, m} : Shape{m, k};
+          const Shape bs = at.transpose_b ? Shape{n, k} : Shape{k, n};
+          check({Op::matmul, at, {random(as, rng), random(bs, rng)}}, matmul_tol(k), true);
+        }
+}
+
+TEST(FastKernels, MatmulLargeOddShapes) {
+  Rng rng(3);
+  for (int t = 0; t < 4; ++t) {
+    Attrs at;
+    at.transpose_a = (t & 1) != 0;
+    at.transpose_b = (t & 2) != 0;
+    const std::int64_t m = 129, k = 257, n = 131;
+    const Shape as = at.transpose_a ? Shape{k, m} : Shape{m, k};
+    const Shape bs = at.transpose_b ? Shape{n, k} : Shape{k, n};
+    check({Op::matmul, at, {random(as, rng), random(bs, rng)}}, matmul_tol(k), true);
+  }
+}
+
+TEST(FastKernels, MatmulBatched) {
+  Rng rng(4);
+  const std::int64_t batches[] = {1, 3};
+  const std::int64_t sizes[][3] = {{1, 1, 1}, {7, 9, 8}, {17, 16, 15}, {64, 65, 63}};
+  for (auto b : batches)
+    for (const auto& mkn : sizes)
+      for (int t = 0; t < 4; ++t)
+        for (bool shared_b : {false, true}) {
+          const std::int64_t m = mkn[0], k = mkn[1], n = mkn[2];
+          Attrs at;
+          at.transpose_a = (t & 1) != 0;
+          at.transpose_b = (t & 2) != 0;
+          const Shape as = at.transpose_a ? Shape{b, k, m} : Shape{b, m, k};
+          Shape bs = at.transpose_b ? Shape{n, k} : Shape{k, n};
+          if (!shared_b) bs = Shape{b, bs[0], bs[1]};
+          check({Op::matmul, at, {random(as, rng), random(bs, rng)}}, matmul_tol(k), true);
+        }
+  // Rank 4 with two batch dims, and many small products (the per-thread batch path).
+  check({Op::matmul, {}, {random({2, 3, 7, 9}, rng), random({2, 3, 9, 5}, rng)}}, matmul_tol(9),
+        true);
+  Attrs ta;
+  ta.transpose_a = true;
+  check({Op::matmul, ta, {random({64, 17, 9}, rng), random({17, 33}, rng)}}, matmul_tol(17), true);
+}
+
+TEST(FastKernels, MatmulEmptyInnerDimGivesZeros) {
+  // A sum over nothing: every output element is 0 (the reference declines empty inputs).
+  const Case c{Op::matmul, {}, {Tensor::zeros({7, 0}), Tensor::zeros({0, 9})}};
+  const Tensor out = run_kernel(*find_kernel(Op::matmul, "eigen"), c);
+  ASSERT_EQ(out.shape(), Shape({7, 9}));
+  for (float v : out.to_vector<float>()) EXPECT_EQ(v, 0.0f);
+}
+
+// ---- elementwise --------------------------------------------------------------------------
+
+/// Sizes at vector/tile boundaries, around oneDNN's small-tensor cut-off (4096) and large
+/// enough for the threaded path.
+std::vector<Shape> elementwise_shapes() {
+  std::vector<Shape> shapes;
+  for (auto n : kTileSizes) shapes.push_back({n});
+  for (std::int64_t n : {4095, 4096, 4097, 4111, 70001}) shapes.push_back({n});
+  shapes.push_back({7, 9});
+  shapes.push_back({1, 65, 63});
+  return shapes;
+}
+
+TEST(FastKernels, UnaryOps) {
+  Rng rng(6);
+  for (Op op : {Op::neg, Op::exp, Op::relu, Op::sigmoid, Op::tanh, Op::step, Op::leaky_relu}) {
+    for (const Shape& s : elementwise_shapes()) {
+      Attrs at;
+      at.alpha = 0.1f;
+      const bool onednn = op != Op::step && s.numel() >= 4096;
+      check({op, at, {random(s, rng, -6.0, 6.0)}}, {2e-6, 2e-6}, onednn, true);
+    }
+  }
+  // oneDNN's log is accurate to about 3e-6 absolute (not relative) near log(1) = 0.
+  for (const Shape& s : elementwise_shapes()) {
+    check({Op::sqrt, {}, {random(s, rng, 0.01, 5.0)}}, {2e-6, 2e-6}, s.numel() >= 4096, true);
+    check({Op::log, {}, {random(s, rng, 0.01, 5.0)}}, {2e-6, 1e-5}, s.numel() >= 4096, true);
+  }
+}
+
+TEST(FastKernels, BinaryOps) {
+  Rng rng(7);
+  for (Op op : {Op::add, Op::sub, Op::mul, Op::div})
+    for (const Shape& s : elementwise_shapes()) {
+      Tensor b = op == Op::div ? random(s, rng, 0.5, 2.0) : random(s, rng);
+      check({op, {}, {random(s, rng), b}}, {2e-6, 1e-7}, s.numel() >= 4096, true);
+    }
+}
+
+TEST(FastKernels, EqualMatchesOnSharedValues) {
+  Rng rng(8);
+  for (const Shape& s : elementwise_shapes()) {
+    Tensor a = random(s, rng);
+    std::vector<float> bv = a.to_vector<float>();
+    for (std::size_t i = 0; i < bv.size(); i += 3) bv[i] += 1.0f;  // every third differs
+    check({Op::equal, {}, {a, Tensor::from(bv, s)}}, {0, 0}, false, true);
+  }
+}
+
+// ---- softmax ------------------------------------------------------------------------------
+
+TEST(FastKernels, SoftmaxInnermostAxis) {
+  Rng rng(9);
+  // oneDNN's log_softmax inherits its log's ~3e-6 absolute error.
+  const Tol tol{1e-5, 1e-5};
+  for (Op op : {Op::softmax, Op::log_softmax}) {
+    for (auto n : kTileSizes)
+      for (std::int64_t rows : {1, 3})
+        check({op, axis_attrs(1), {random({rows, n}, rng, -8.0, 8.0)}}, tol, false, true);
+    // Sizes where oneDNN takes over, and the threaded path.
+    check({op, axis_attrs(1), {random({64, 65}, rng, -8.0, 8.0)}}, tol, true, true);
+    check({op, axis_attrs(2), {random({3, 9, 1000}, rng, -8.0, 8.0)}}, tol, true, true);
+    check({op, axis_attrs(1), {random({2000, 17}, rng, -8.0, 8.0)}}, tol, true, true);
+  }
+}
+
+TEST(FastKernels, SoftmaxOuterAxes) {
+  Rng rng(10);
+  for (Op op : {Op::softmax, Op::log_softmax}) {
+    for (auto n : kTileSizes) {
+      check({op, axis_attrs(1), {random({2, n, 7}, rng, -8.0, 8.0)}}, {1e-5, 1e-6}, false, true);
+      check({op, axis_attrs(0), {random({n, 9}, rng, -8.0, 8.0)}}, {1e-5, 1e-6}, false, true);
+    }
+    check({op, axis_attrs(1), {random({3, 5, 1}, rng)}}, {1e-5, 1e-6}, false, true);
+    check({op, axis_attrs(0), {random({300, 257}, rng, -8.0, 8.0)}}, {1e-5, 1e-6}, false, true);
+  }
+}
+
+// ---- reductions ---------------------------------------------------------------------------
+
+Attrs reduce_attrs(std::vector<std::int64_t> axes, bool keepdims) {
+  Attrs a;
+  a.axes = std::move(axes);
+  a.keepdims = keepdims;
+  return a;
+}
+
+/// Every non-empty sorted subset of [0, rank).
+std::vector<std::vector<std::int64_t>> axis_subsets(std::size_t rank) {
+  std::vector<std::vector<std::int64_t>> out;
+  for (unsigned mask = 1; mask < (1u << rank); ++mask) {
+    std::vector<std::int64_t> axes;
+    for (std::size_t d = 0; d < rank; ++d)
+      if (mask & (1u << d)) axes.push_back(static_cast<std::int64_t>(d));
+    out.push_back(axes);
+  }
+  return out;
+}
+
+TEST(FastKernels, ReductionsOverEveryAxisSubset) {
+  Rng rng(11);
+  const Shape shapes[] = {{7, 9, 17}, {1, 65, 1, 8}, {16, 1, 15}, {64, 63}};
+  for (Op op : {Op::sum, Op::mean, Op::max})
+    for (const Shape& s : shapes)
+      for (const auto& axes : axis_subsets(s.rank()))
+        for (bool keep : {false, true})
+          check({op, reduce_attrs(axes, keep), {random(s, rng)}}, {1e-5, 1e-5});
+}
+
+TEST(FastKernels, ReductionsOfRowsAndColumnsTakeThreadedPaths) {
+  Rng rng(12);
+  for (Op op : {Op::sum, Op::mean, Op::max}) {
+    for (std::int64_t axis : {0, 1}) {
+      check({op, reduce_attrs({axis}, false), {random({300, 257}, rng)}}, {1e-5, 1e-5});
+      check({op, reduce_attrs({axis}, true), {random({65, 4097}, rng)}}, {1e-5, 1e-5});
+    }
+    check({op, reduce_attrs({0, 1}, false), {random({300, 257}, rng)}}, {1e-5, 1e-4});
+    check({op, reduce_attrs({0, 2}, false), {random({9, 1000, 17}, rng)}}, {1e-5, 1e-4});
+  }
+}
+
+// ---- data movement ------------------------------------------------------------------------
+
+TEST(FastKernels, TransposeEveryPermutation) {
+  Rng rng(13);
+  const Shape shapes[] = {{7, 9, 17}, {16, 1, 65}, {8, 15, 64}, {1, 1, 9}};
+  for (const Shape& s : shapes) {
+    std::vector<std::int64_t> perm = {0, 1, 2};
+    do {
+      Attrs at;
+      at.axes = perm;
+      check({Op::transpose, at, {random(s, rng)}}, {0, 0});
+    } while (std::next_permutation(perm.begin(), perm.end()));
+  }
+}
+
+TEST(FastKernels, TransposeMatricesAroundTheTile) {
+  Rng rng(14);
+  for (auto r : kTileSizes)
+    for (auto c : {std::int64_t{1}, std::int64_t{15}, std::int64_t{16}, std::int64_t{17},
+                   std::int64_t{65}}) {
+      Attrs at;
+      at.axes = {1, 0};
+      check({Op::transpose, at, {random({r, c}, rng)}}, {0, 0});
+    }
+  Attrs at;
+  at.axes = {1, 0};
+  check({Op::transpose, at, {random({300, 257}, rng)}}, {0, 0});  // threaded
+  at.axes = {0, 2, 1};
+  check({Op::transpose, at, {random({40, 33, 65}, rng)}}, {0, 0});
+}
+
+TEST(FastKernels, TransposeRank5Permutations) {
+  Rng rng(15);
+  const Shape s{4, 1, 9, 8, 3};
+  std::vector<std::int64_t> perm = {0, 1, 2, 3, 4};
+  int i = 0;
+  do {
+    if (i++ % 7 != 0) continue;  // a spread of the 120 permutations
+    Attrs at;
+    at.axes = perm;
+    check({Op::transpose, at, {random(s, rng)}}, {0, 0});
+  } while (std::next_permutation(perm.begin(), perm.end()));
+}
+
+TEST(FastKernels, Reshape) {
+  Rng rng(16);
+  Attrs at;
+  at.axes = {9, 7};
+  check({Op::reshape, at, {random({7, 9}, rng)}}, {0, 0});
+  at.axes = {65, 64, 17};
+  check({Op::reshape, at, {random({17, 64, 65}, rng)}}, {0, 0});
+}
+
+TEST(FastKernels, ExpandAndExpandMean) {
+  Rng rng(17);
+  struct Ex {
+    Shape from, to;
+  };
+  const Ex cases[] = {{{1, 9, 1}, {7, 9, 17}}, {{7, 1}, {7, 65}},        {{1}, {65}},
+                      {{1, 1, 1}, {3, 1, 5}},  {{7, 9, 17}, {7, 9, 17}}, {{16, 1, 8}, {16, 9, 8}},
+                      {{1, 17}, {64, 17}},     {{1, 300}, {300, 300}},   {{1, 1}, {1, 1}}};
+  for (const Ex& e : cases)
+    for (bool mean : {false, true}) {
+      Attrs at;
+      at.axes = e.to.dims();
+      at.mean = mean;
+      check({Op::expand, at, {random(e.from, rng)}}, {1e-6, 1e-7});
+    }
+  // A -1 target dim taken from `like`.
+  Attrs at;
+  at.axes = {-1, 9};
+  check({Op::expand, at, {random({1, 9}, rng), random({15, 3}, rng)}}, {0, 0});
+}
+
+TEST(FastKernels, ConcatAlongEveryAxis) {
+  Rng rng(18);
+  for (std::int64_t axis = 0; axis < 3; ++axis)
+    for (auto n : {std::int64_t{1}, std::int64_t{8}, std::int64_t{17}}) {
+      Shape a{7, 9, 16}, b{7, 9, 16}, c{7, 9, 16};
+      b[static_cast<std::size_t>(axis)] = n;
+      c[static_cast<std::size_t>(axis)] = 65;
+      check({Op::concat, axis_attrs(axis), {random(a, rng), random(b, rng), random(c, rng)}},
+            {0, 0});
+    }
+  check({Op::concat, axis_attrs(0), {random({5}, rng)}}, {0, 0});
+  check({Op::concat, axis_attrs(1), {random({300, 100}, rng), random({300, 157}, rng)}}, {0, 0});
+}
+
+TEST(FastKernels, SliceAndPadAlongEveryAxis) {
+  Rng rng(19);
+  const Shape s{9, 17, 16};
+  for (std::int64_t axis = 0; axis < 3; ++axis) {
+    const std::int64_t n = s[static_cast<std::size_t>(axis)];
+    for (auto [start, stop] :
+         {std::pair<std::int64_t, std::int64_t>{0, n}, {0, 1}, {1, n - 1}, {n - 1, n}, {3, 8}}) {
+      Attrs at = axis_attrs(axis);
+      at.start = start;
+      at.stop = stop;
+      check({Op::slice, at, {random(s, rng)}}, {0, 0});
+      check({Op::pad, at, {random(s, rng)}}, {0, 0});  // start before, stop after
+    }
+  }
+  Attrs at = axis_attrs(1);
+  at.start = 7;
+  at.stop = 250;
+  check({Op::slice, at, {random({300, 257}, rng)}}, {0, 0});
+  check({Op::pad, at, {random({300, 257}, rng)}}, {0, 0});
+}
+
+// ---- indexing -----------------------------------------------------------------------------
+
+template <class Fn>
+void expect_value_error_naming_node(Fn&& fn, const std::string& index) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected kiln::ValueError";
+  } catch (const ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("node_under_test"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(index), std::string::npos) << msg;
+  }
+}
+
+TEST(FastKernels, GatherRows) {
+  Rng rng(20);
+  for (DType dt : {i32, i64})
+    for (auto width : {std::int64_t{1}, std::int64_t{9}, std::int64_t{64}, std::int64_t{65}}) {
+      check({Op::gather, {}, {random({17, width}, rng), random_indices({3, 5}, 17, dt, rng)}},
+            {0, 0});
+    }
+  check({Op::gather, {}, {random({17}, rng), random_indices({9}, 17, i32, rng)}}, {0, 0});
+  check({Op::gather, {}, {random({100, 3, 5}, rng), random_indices({2000}, 100, i64, rng)}},
+        {0, 0});
+  const Kernel* k = find_kernel(Op::gather, "eigen");
+  const Case bad{Op::gather, {}, {random({4, 3}, rng), Tensor::from<std::int32_t>({0, 4}, {2})}};
+  expect_value_error_naming_node([&] { run_kernel(*k, bad); }, "4");
+  const Case neg{Op::gather, {}, {random({4, 3}, rng), Tensor::from<std::int64_t>({-1}, {1})}};
+  expect_value_error_naming_node([&] { run_kernel(*k, neg); }, "-1");
+}
+
+TEST(FastKernels, OneHot) {
+  Rng rng(21);
+  for (DType dt : {i32, i64})
+    for (auto depth : kTileSizes) {
+      Attrs at;
+      at.size = depth;
+      check({Op::one_hot, at, {random_indices({3, 7}, depth, dt, rng)}}, {0, 0});
+    }
+  Attrs at;
+  at.size = 9;
+  const Case bad{Op::one_hot, at, {Tensor::from<std::int32_t>({1, 9}, {2})}};
+  expect_value_error_naming_node([&] { run_kernel(*find_kernel(Op::one_hot, "eigen"), bad); }, "9");
+}
+
+TEST(FastKernels, ScatterAddRowsWithRepeatedIndices) {
+  Rng rng(22);
+  for (DType dt : {i32, i64})
+    for (auto width : {std::int64_t{1}, std::int64_t{8}, std::int64_t{17}, std::int64_t{1000}}) {
+      Attrs at;
+      at.size = 13;
+      // 40 indices into 13 rows: plenty of repeats.
+      check({Op::scatter_add_rows,
+             at,
+             {random_indices({5, 8}, 13, dt, rng), random({5, 8, width}, rng)}},
+            {1e-5, 1e-6});
+    }
+  Attrs at;
+  at.size = 50;
+  check({Op::scatter_add_rows, at, {random_indices({300}, 50, i32, rng), random({300, 257}, rng)}},
+        {1e-5, 1e-6});
+  at.size = 3;
+  const Case bad{
+      Op::scatter_add_rows, at, {Tensor::from<std::int64_t>({0, 3}, {2}), random({2, 4}, rng)}};
+  expect_value_error_naming_node(
+      [&] { run_kernel(*find_kernel(Op::scatter_add_rows, "eigen"), bad); }, "3");
+}
+
+TEST(FastKernels, DropoutMaskMatchesTheReferenceBitForBit) {
+  Rng rng(23);
+  for (float p : {0.0f, 0.1f, 0.5f, 0.9f, 0.999f})
+    for (std::int64_t n : {1, 17, 65, 70001}) {
+      Attrs at;
+      at.alpha = p;
+      at.seed = 1234;
+      for (bool training : {false, true}) {
+        RunContext run;
+        run.training = training;
+        run.counter = 7;
+        check({Op::dropout_mask, at, {random({n}, rng)}, run}, {0, 0});
+      }
+    }
+}
+
+// ---- fused losses -------------------------------------------------------------------------
+
+TEST(FastKernels, SoftmaxCrossEntropy) {
+  Rng rng(24);
+  for (DType dt : {i32, i64})
+    for (std::int64_t n : {1, 7, 65, 3000})
+      for (std::int64_t c : {1, 9, 16, 17, 1000}) {
+        if (n * c > 1'000'000) continue;
+        check({Op::softmax_cross_entropy,
+               {},
+               {random({n, c}, rng, -6.0, 6.0), random_indices({n}, c, dt, rng)}},
+              {1e-5, 1e-5});
+      }
+  const Case bad{Op::softmax_cross_entropy,
+                 {},
+                 {random({2, 3}, rng), Tensor::from<std::int32_t>({0, -2}, {2})}};
+  expect_value_error_naming_node(
+      [&] { run_kernel(*find_kernel(Op::softmax_cross_entropy, "eigen"), bad); }, "-2");
+}
+
+TEST(FastKernels, MseAndBceWithLogits) {
+  Rng rng(25);
+  for (const Shape& s : elementwise_shapes()) {
+    check({Op::mse, {}, {random(s, rng), random(s, rng)}}, {1e-5, 1e-7});
+    check({Op::bce_with_logits, {}, {random(s, rng, -20.0, 20.0), random(s, rng, 0.0, 1.0)}},
+          {1e-5, 1e-7});
+  }
+}
+
+}  // namespace
+}  // namespace kiln::internal

@@ -1,0 +1,150 @@
+// Graph construction, shape inference, DOT export and the Executable (pruning, plan cache,
+// dynamic batch, views, dropout modes).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kiln/kiln.hpp"
+
+namespace kiln {
+namespace {
+
+TEST(Graph, InfersShapesWithTheBatchDimension) {
+  Graph g;
+  auto x = g.input("x", {batch, 4});
+  auto w = g.parameter("w", Tensor::zeros({4, 3}));
+  auto b = g.parameter("b", Tensor::zeros({3}));
+  auto y = add(matmul(x, w), b, "y");
+  EXPECT_EQ(y.shape(), (Shape{batch, 3}));
+  EXPECT_EQ(sum(y, {1}).shape(), (Shape{batch}));
+  EXPECT_EQ(mean(y).shape(), (Shape{}));
+  EXPECT_EQ(transpose(y).shape(), (Shape{3, batch}));
+  EXPECT_EQ(reshape(y, {-1, 1, 3}).shape(), (Shape{batch, 1, 3}));
+  EXPECT_EQ(g.find("y"), y);
+  EXPECT_EQ(g.parameters().size(), 2u);
+  EXPECT_EQ(g.inputs().size(), 1u);
+}
+
+TEST(Graph, DotExportNamesEveryNode) {
+  Graph g;
+  auto x = g.input("pixels", {batch, 2});
+  auto y = relu(x, "act");
+  (void)y;
+  const std::string dot = g.to_dot();
+  EXPECT_NE(dot.find("digraph"), std::string::npos);
+  EXPECT_NE(dot.find("pixels"), std::string::npos);
+  EXPECT_NE(dot.find("act\\nrelu [batch, 2]"), std::string::npos);
+  EXPECT_NE(dot.find("n0 -> n1"), std::string::npos);
+}
+
+TEST(Executable, ComputesAndCachesOnePlanPerBatchSize) {
+  Graph g;
+  auto x = g.input("x", {batch, 2});
+  auto w = g.parameter("w", Tensor::from({1.f, 2.f, 3.f, 4.f}, Shape{2, 2}));
+  auto y = matmul(x, w);
+  Executable exe(g, {y});
+  auto r1 = exe.run({{"x", Tensor::from({1.f, 1.f}, Shape{1, 2})}});
+  EXPECT_EQ(r1[0].to_vector<float>(), (std::vector<float>{4, 6}));
+  auto r3 = exe.run({{"x", Tensor::from({1.f, 0.f, 0.f, 1.f, 2.f, 2.f}, Shape{3, 2})}});
+  EXPECT_EQ(r3[0].to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 8, 12}));
+  exe.run({{"x", Tensor::from({5.f, 5.f}, Shape{1, 2})}});
+  EXPECT_EQ(exe.cached_plans(), 2u);
+  // Parameters are read at run time: an in-place update is seen by the next run.
+  g.tensor(w).data<float>()[0] = 10.f;
+  auto r = exe.run({{"x", Tensor::from({1.f, 0.f}, Shape{1, 2})}});
+  EXPECT_EQ(r[0].to_vector<float>(), (std::vector<float>{10, 2}));
+}
+
+TEST(Executable, PrunesWhatOutputsDoNotNeed) {
+  Graph g;
+  auto x = g.input("x", {batch, 2});
+  auto unused = g.input("unused", {batch, 2});
+  auto y = relu(x);
+  auto z = exp(unused);
+  (void)z;
+  Executable exe(g, {y});
+  // 'unused' need not be fed: nothing the output needs reads it.
+  auto r = exe.run({{"x", Tensor::from({-1.f, 2.f}, Shape{1, 2})}});
+  EXPECT_EQ(r[0].to_vector<float>(), (std::vector<float>{0, 2}));
+  const std::string plan = exe.plan({{"x", Tensor::from({-1.f, 2.f}, Shape{1, 2})}});
+  EXPECT_NE(plan.find("relu"), std::string::npos);
+  EXPECT_EQ(plan.find("exp"), std::string::npos);
+}
+
+TEST(Executable, ViewsAreReusedCopiesAreNot) {
+  Graph g;
+  auto x = g.input("x", {2});
+  auto y = mul(x, 2.0);
+  Executable exe(g, {y});
+  auto views = exe.run_views({{"x", Tensor::from({1.f, 2.f}, Shape{2})}});
+  Tensor kept = views[0].clone();
+  auto copies = exe.run({{"x", Tensor::from({1.f, 2.f}, Shape{2})}});
+  exe.run_views({{"x", Tensor::from({5.f, 6.f}, Shape{2})}});
+  EXPECT_EQ(kept.to_vector<float>(), (std::vector<float>{2, 4}));
+  EXPECT_EQ(copies[0].to_vector<float>(), (std::vector<float>{2, 4}));
+}
+
+TEST(Executable, DropoutOnlyInTraining) {
+  Graph g;
+  auto x = g.input("x", {1000});
+  auto y = dropout(x, 0.25f, 7);
+  Tensor ones = Tensor::full({1000}, 1.0);
+  Executable eval(g, {y});
+  EXPECT_EQ(eval.run({{"x", ones}})[0].to_vector<float>(), ones.to_vector<float>());
+  Executable train(g, {y}, {.training = true});
+  const auto a = train.run({{"x", ones}})[0].to_vector<float>();
+  const auto b = train.run({{"x", ones}})[0].to_vector<float>();
+  int zeros = 0;
+  for (float v : a) {
+    EXPECT_TRUE(v == 0.0f || std::abs(v - 1.0f / 0.75f) < 1e-6f);
+    zeros += v == 0.0f;
+  }
+  EXPECT_NEAR(zeros, 250, 60);
+  EXPECT_NE(a, b);  // a new mask every run
+  Executable again(g, {y}, {.training = true});
+  EXPECT_EQ(again.run({{"x", ones}})[0].to_vector<float>(), a);  // seeded
+}
+
+TEST(Executable, TrainsALinearModelWithGrad) {
+  // Least squares on y = 3x - 1: plain gradient descent through the public API.
+  Graph g;
+  auto x = g.input("x", {batch, 1});
+  auto t = g.input("t", {batch, 1});
+  auto w = g.parameter("w", Tensor::zeros({1, 1}));
+  auto b = g.parameter("b", Tensor::zeros({1}));
+  auto loss = mse(add(matmul(x, w), b), t);
+  auto grads = grad(loss, {w, b});
+  Executable step(g, {loss, grads[0], grads[1]}, {.training = true});
+  std::vector<float> xs, ts;
+  for (int i = 0; i < 16; ++i) {
+    xs.push_back(static_cast<float>(i) / 8.0f - 1.0f);
+    ts.push_back(3.0f * xs.back() - 1.0f);
+  }
+  Feeds feeds{{"x", Tensor::from(xs, {16, 1})}, {"t", Tensor::from(ts, {16, 1})}};
+  float first = 0, last = 0;
+  for (int it = 0; it < 500; ++it) {
+    auto out = step.run_views(feeds);
+    if (it == 0) first = static_cast<float>(out[0].item());
+    last = static_cast<float>(out[0].item());
+    g.tensor(w).data<float>()[0] -= 0.5f * out[1].data<float>()[0];
+    g.tensor(b).data<float>()[0] -= 0.5f * out[2].data<float>()[0];
+  }
+  EXPECT_LT(last, first * 1e-4f);
+  EXPECT_NEAR(g.tensor(w).data<float>()[0], 3.0f, 1e-3f);
+  EXPECT_NEAR(g.tensor(b).data<float>()[0], -1.0f, 1e-3f);
+}
+
+TEST(Autodiff, UnrelatedParameterGetsZeroGradient) {
+  Graph g;
+  auto x = g.parameter("x", Tensor::full({3}, 2.0));
+  auto z = g.parameter("z", Tensor::full({2, 2}, 5.0));
+  auto loss = sum(mul(x, x));
+  auto grads = grad(loss, {x, z});
+  Executable exe(g, grads);
+  auto r = exe.run({});
+  EXPECT_EQ(r[0].to_vector<float>(), (std::vector<float>{4, 4, 4}));
+  EXPECT_EQ(r[1].to_vector<float>(), (std::vector<float>{0, 0, 0, 0}));
+}
+
+}  // namespace
+}  // namespace kiln
