@@ -59,7 +59,9 @@ void BM_W1MlpTrainStep(benchmark::State& state) {
   kiln::Value loss = kiln::softmax_cross_entropy(logits, y);
   std::vector<kiln::Value> outputs{loss};
   for (kiln::Value grad : kiln::grad(loss, g.parameters())) outputs.push_back(grad);
-  kiln::Executable step(g, outputs, {.training = true});
+  kiln::CompileOptions train_mode;
+  train_mode.training = true;  // training mode: dropout (if any) is active
+  kiln::Executable step(g, outputs, train_mode);
   kiln::optim::SGD opt(kiln::nn::parameter_tensors(g), {.lr = 0.01, .momentum = 0.9});
 
   const kiln::Feeds feeds = make_batch(1234);

@@ -110,7 +110,9 @@ int main(int argc, char** argv) try {
   // parameters in place, which the next run sees.
   std::vector<kiln::Value> step_outputs{loss};
   for (kiln::Value grad : kiln::grad(loss, g.parameters())) step_outputs.push_back(grad);
-  kiln::Executable train_step(g, step_outputs, {.training = true});
+  kiln::CompileOptions train_mode;
+  train_mode.training = true;  // training mode: dropout (if any) is active
+  kiln::Executable train_step(g, step_outputs, train_mode);
   kiln::Executable predict(g, {logits});
   kiln::optim::Adam opt(kiln::nn::parameter_tensors(g), {.lr = 3e-3});
 

@@ -48,8 +48,6 @@ bool same_shapes(const KernelQuery& q, std::string* why) {
 
 bool build_eltwise(const KernelQuery& q, std::string* why, Plan* plan) {
   if (!basic_checks(q, why) || !same_shapes(q, why)) return false;
-  if (q.output.shape.numel() < min_elementwise_numel)
-    return decline(why, "small tensor: the eigen kernel is faster");
   const EltwiseSpec* spec = nullptr;
   for (const auto& s : eltwise_specs)
     if (s.op == q.node.op) spec = &s;
@@ -70,8 +68,6 @@ bool build_eltwise(const KernelQuery& q, std::string* why, Plan* plan) {
 
 bool build_binary(const KernelQuery& q, std::string* why, Plan* plan) {
   if (!basic_checks(q, why) || !same_shapes(q, why)) return false;
-  if (q.output.shape.numel() < min_elementwise_numel)
-    return decline(why, "small tensor: the eigen kernel is faster");
   if (q.inputs.size() != 2) return decline(why, "binary ops need two inputs");
   const BinarySpec* spec = nullptr;
   for (const auto& s : binary_specs)
@@ -86,7 +82,7 @@ bool build_binary(const KernelQuery& q, std::string* why, Plan* plan) {
 }
 
 bool supports_eltwise(const KernelQuery& q, std::string* why) {
-  return supports_with(build_eltwise, q, why);
+  return elementwise_policy(q, why) && supports_with(build_eltwise, q, why);
 }
 std::shared_ptr<void> prepare_eltwise(const KernelQuery& q) {
   return prepare_with(build_eltwise, q);
@@ -94,7 +90,7 @@ std::shared_ptr<void> prepare_eltwise(const KernelQuery& q) {
 void run_eltwise(const KernelArgs& args) { execute(build_eltwise, args); }
 
 bool supports_binary(const KernelQuery& q, std::string* why) {
-  return supports_with(build_binary, q, why);
+  return elementwise_policy(q, why) && supports_with(build_binary, q, why);
 }
 std::shared_ptr<void> prepare_binary(const KernelQuery& q) { return prepare_with(build_binary, q); }
 void run_binary(const KernelArgs& args) { execute(build_binary, args); }

@@ -50,7 +50,25 @@ bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
   return true;
 }
 
+/// True for products Eigen runs faster: one row per product (GEMV, after folding a's
+/// batch into M when b is shared) or few multiply-adds in total.
+bool small_matmul(const KernelQuery& q) {
+  const Shape& as = q.inputs[0].shape;
+  const Shape& bs = q.inputs[1].shape;
+  const std::size_t ra = as.rank(), rb = bs.rank();
+  const bool ta = q.node.attrs.transpose_a, tb = q.node.attrs.transpose_b;
+  const std::int64_t batch = product(as, 0, ra - 2);
+  const std::int64_t m = ta ? as[ra - 1] : as[ra - 2];
+  const std::int64_t k = ta ? as[ra - 2] : as[ra - 1];
+  const std::int64_t n = tb ? bs[rb - 2] : bs[rb - 1];
+  const std::int64_t rows = rb == 2 && !ta ? batch * m : m;
+  return rows == 1 || batch * m * n * k < min_matmul_macs;
+}
+
 bool supports_matmul(const KernelQuery& q, std::string* why) {
+  if (q.inputs.size() == 2 && q.inputs[0].shape.rank() >= 2 && q.inputs[1].shape.rank() >= 2 &&
+      small_matmul(q))
+    return decline(why, "small matmul or one row: the eigen kernel is faster");
   return supports_with(build_matmul, q, why);
 }
 std::shared_ptr<void> prepare_matmul(const KernelQuery& q) { return prepare_with(build_matmul, q); }

@@ -41,6 +41,14 @@ bool supports_with(Builder build, const KernelQuery& q, std::string* why) {
   }
 }
 
+bool elementwise_policy(const KernelQuery& q, std::string* why) {
+  if (!prefer_standalone_elementwise)
+    return decline(why, "the eigen kernel is faster for standalone elementwise ops");
+  if (q.output.shape.numel() < min_elementwise_numel)
+    return decline(why, "small tensor: the eigen kernel is faster");
+  return true;
+}
+
 std::shared_ptr<void> prepare_with(Builder build, const KernelQuery& q) {
   std::string why;
   try {

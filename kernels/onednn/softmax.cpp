@@ -8,8 +8,6 @@ namespace {
 
 bool build_softmax(const KernelQuery& q, std::string* why, Plan* plan) {
   if (!basic_checks(q, why)) return false;
-  if (q.output.shape.numel() < min_elementwise_numel)
-    return decline(why, "small tensor: the eigen kernel is faster");
   const Shape& s = q.output.shape;
   const auto axis = q.node.attrs.axis;
   if (axis < 0 || axis >= static_cast<std::int64_t>(s.rank()))
@@ -31,7 +29,7 @@ bool build_softmax(const KernelQuery& q, std::string* why, Plan* plan) {
 }
 
 bool supports_softmax(const KernelQuery& q, std::string* why) {
-  return supports_with(build_softmax, q, why);
+  return elementwise_policy(q, why) && supports_with(build_softmax, q, why);
 }
 std::shared_ptr<void> prepare_softmax(const KernelQuery& q) {
   return prepare_with(build_softmax, q);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "kiln/core/error.hpp"
 #include "kiln/optim/optimizer.hpp"
@@ -33,6 +34,17 @@ void with_float_type(DType dtype, F&& f) {
     f(float{});
   } else {
     f(double{});
+  }
+}
+
+// Calls f(std::bool_constant<b>{}) so that option flags become compile-time branches and
+// the element loop has no control flow.
+template <class F>
+void with_flag(bool b, F&& f) {
+  if (b) {
+    f(std::true_type{});
+  } else {
+    f(std::false_type{});
   }
 }
 
@@ -83,12 +95,17 @@ void SGD::update(std::size_t index, Tensor& param, const Tensor& grad) {
     const T momentum = static_cast<T>(options_.momentum);
     const T keep = static_cast<T>(1.0 - options_.dampening);
     const bool first = step_count() == 1;
-    const bool nesterov = options_.nesterov;
-    fused_loop(n, [=](std::int64_t j) {
-      const T d = g[j] + wd * p[j];
-      const T b = first ? d : momentum * buf[j] + keep * d;
-      buf[j] = b;
-      p[j] -= lr * (nesterov ? d + momentum * b : b);
+    with_flag(options_.nesterov, [&](auto nesterov) {
+      fused_loop(n, [=](std::int64_t j) {
+        const T d = g[j] + wd * p[j];
+        const T b = first ? d : momentum * buf[j] + keep * d;
+        buf[j] = b;
+        if constexpr (nesterov) {
+          p[j] -= lr * (d + momentum * b);
+        } else {
+          p[j] -= lr * b;
+        }
+      });
     });
   });
 }
@@ -144,21 +161,22 @@ void Adam::update(std::size_t index, Tensor& param, const Tensor& grad) {
     const T size = static_cast<T>(step_size);
     const T bc2_sqrt = static_cast<T>(bias_correction2_sqrt);
     const T decay_t = static_cast<T>(decay), l2_t = static_cast<T>(l2);
-    const bool amsgrad = options_.amsgrad;
-    fused_loop(n, [=](std::int64_t j) {
-      const T pj = p[j] * decay_t;
-      const T gj = g[j] + l2_t * pj;
-      const T mj = b1 * m[j] + c1 * gj;
-      const T vj = b2 * v[j] + c2 * gj * gj;
-      m[j] = mj;
-      v[j] = vj;
-      T second = vj;
-      if (amsgrad) {
-        second = std::max(vmax[j], vj);
-        vmax[j] = second;
-      }
-      const T denom = std::sqrt(second) / bc2_sqrt + eps;
-      p[j] = pj - size * (mj / denom);
+    with_flag(options_.amsgrad, [&](auto amsgrad) {
+      fused_loop(n, [=](std::int64_t j) {
+        const T pj = p[j] * decay_t;
+        const T gj = g[j] + l2_t * pj;
+        const T mj = b1 * m[j] + c1 * gj;
+        const T vj = b2 * v[j] + c2 * gj * gj;
+        m[j] = mj;
+        v[j] = vj;
+        T second = vj;
+        if constexpr (amsgrad) {
+          second = std::max(vmax[j], vj);
+          vmax[j] = second;
+        }
+        const T denom = std::sqrt(second) / bc2_sqrt + eps;
+        p[j] = pj - size * (mj / denom);
+      });
     });
   });
 }
@@ -183,36 +201,38 @@ void RMSprop::update(std::size_t index, Tensor& param, const Tensor& grad) {
     T* p = param.data<T>();
     const T* g = grad.data<T>();
     T* sq = slot(square_avg_, index).data<T>();
-    const bool centered = options_.centered;
-    const bool use_momentum = options_.momentum > 0.0;
     // Unused slots alias the square average; the loop never touches them then.
-    T* ga = centered ? slot(grad_avg_, index).data<T>() : sq;
-    T* buf = use_momentum ? slot(momentum_buffer_, index).data<T>() : sq;
+    T* ga = options_.centered ? slot(grad_avg_, index).data<T>() : sq;
+    T* buf = options_.momentum > 0.0 ? slot(momentum_buffer_, index).data<T>() : sq;
     const std::int64_t n = param.numel();
     const T lr = static_cast<T>(this->lr());
     const T alpha = static_cast<T>(options_.alpha), c = static_cast<T>(1.0 - options_.alpha);
     const T eps = static_cast<T>(options_.eps);
     const T wd = static_cast<T>(options_.weight_decay);
     const T momentum = static_cast<T>(options_.momentum);
-    fused_loop(n, [=](std::int64_t j) {
-      const T gj = g[j] + wd * p[j];
-      const T s = alpha * sq[j] + c * gj * gj;
-      sq[j] = s;
-      T avg;
-      if (centered) {
-        const T a = alpha * ga[j] + c * gj;
-        ga[j] = a;
-        avg = std::sqrt(s - a * a) + eps;
-      } else {
-        avg = std::sqrt(s) + eps;
-      }
-      if (use_momentum) {
-        const T b = momentum * buf[j] + gj / avg;
-        buf[j] = b;
-        p[j] -= lr * b;
-      } else {
-        p[j] -= lr * (gj / avg);
-      }
+    with_flag(options_.centered, [&](auto centered) {
+      with_flag(options_.momentum > 0.0, [&](auto use_momentum) {
+        fused_loop(n, [=](std::int64_t j) {
+          const T gj = g[j] + wd * p[j];
+          const T s = alpha * sq[j] + c * gj * gj;
+          sq[j] = s;
+          T avg;
+          if constexpr (centered) {
+            const T a = alpha * ga[j] + c * gj;
+            ga[j] = a;
+            avg = std::sqrt(s - a * a) + eps;
+          } else {
+            avg = std::sqrt(s) + eps;
+          }
+          if constexpr (use_momentum) {
+            const T b = momentum * buf[j] + gj / avg;
+            buf[j] = b;
+            p[j] -= lr * b;
+          } else {
+            p[j] -= lr * (gj / avg);
+          }
+        });
+      });
     });
   });
 }

@@ -39,7 +39,9 @@ int main() {
   kiln::Value loss = kiln::mse(y, tv);
 
   const std::vector<kiln::Value> grads = kiln::grad(loss, {w, b});
-  kiln::Executable step(g, {loss, grads[0], grads[1]}, {.training = true});
+  kiln::CompileOptions train_mode;
+  train_mode.training = true;  // training mode: dropout (if any) is active
+  kiln::Executable step(g, {loss, grads[0], grads[1]}, train_mode);
   kiln::optim::SGD opt({g.tensor(w), g.tensor(b)}, {.lr = 0.1, .momentum = 0.9});
 
   const kiln::Feeds feeds = {{"x", kiln::Tensor::from(x, {rows, in})},
