@@ -79,6 +79,7 @@ KILN_API Value pad(Value x, std::int64_t axis, std::int64_t before, std::int64_t
 /// Row lookup: out[i..., :] = table[indices[i...], :] (embeddings).
 KILN_API Value gather(Value table, Value indices, std::string name = {});
 /// out = zeros([rows, ...]); out[indices[i...], :] += updates[i..., :] (gather's gradient).
+/// A training op: defined in Kiln::kiln.
 KILN_API Value scatter_add_rows(Value indices, Value updates, std::int64_t rows,
                                 std::string name = {});
 /// One-hot encoding of integer labels along a new last axis.

@@ -78,15 +78,6 @@ Value gather(Value table, Value indices, std::string name) {
   return table.graph().add(Op::gather, {table, indices}, {}, std::move(name));
 }
 
-Value scatter_add_rows(Value indices, Value updates, std::int64_t rows, std::string name) {
-  internal::require_valid(indices, "scatter_add_rows", "indices");
-  internal::require_valid(updates, "scatter_add_rows", "updates");
-  internal::require_same_graph(indices, updates, "scatter_add_rows");
-  Attrs a;
-  a.size = rows;
-  return indices.graph().add(Op::scatter_add_rows, {indices, updates}, a, std::move(name));
-}
-
 Value one_hot(Value labels, std::int64_t depth, DType dtype, std::string name) {
   internal::require_valid(labels, "one_hot", "labels");
   Attrs a;
