@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "common/csv.hpp"
-#include "kiln/autodiff.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
@@ -21,6 +20,7 @@
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
+#include "kiln/train/train_step.hpp"
 
 #ifndef KILN_DIGITS_CSV
 #define KILN_DIGITS_CSV "data/digits.csv"
@@ -106,15 +106,11 @@ int main(int argc, char** argv) try {
   kiln::Value logits = kiln::nn::dense(g, h, classes, {.name = "fc2"});
   kiln::Value loss = kiln::softmax_cross_entropy(logits, y);
 
-  // One training step computes the loss and its gradients; the optimizer then updates the
-  // parameters in place, which the next run sees.
-  std::vector<kiln::Value> step_outputs{loss};
-  for (kiln::Value grad : kiln::grad(loss, g.parameters())) step_outputs.push_back(grad);
-  kiln::CompileOptions train_mode;
-  train_mode.training = true;  // training mode: dropout (if any) is active
-  kiln::Executable train_step(g, step_outputs, train_mode);
-  kiln::Executable predict(g, {logits});
-  kiln::optim::Adam opt(kiln::nn::parameter_tensors(g), {.lr = 3e-3});
+  // One training step computes the loss and its gradients (kiln::grad, compiled once);
+  // the optimizer then updates the parameters in place, which the next run sees.
+  kiln::TrainStep step(loss);
+  kiln::optim::Adam opt(step.parameters(), {.lr = 3e-3});
+  kiln::Executable predict(g, {logits});  // inference: no gradients, dropout off
 
   for (int epoch = 1; epoch <= epochs; ++epoch) {
     shuffle(train, rng);
@@ -123,9 +119,8 @@ int main(int argc, char** argv) try {
     for (std::int64_t begin = 0; begin < static_cast<std::int64_t>(train.size());
          begin += batch_size) {
       const std::int64_t end = std::min<std::int64_t>(begin + batch_size, train.size());
-      std::span<const kiln::Tensor> out = train_step.run_views(make_batch(data, train, begin, end));
-      opt.step(out.subspan(1));
-      loss_sum += out[0].item() * static_cast<double>(end - begin);
+      loss_sum += step.run(make_batch(data, train, begin, end)) * static_cast<double>(end - begin);
+      opt.step(step.gradients());
       seen += end - begin;
     }
     if (epoch == 1 || epoch % 5 == 0) {

@@ -31,13 +31,19 @@ TEST(Errors, ShapeMismatchNamesOpNodeAndBothShapes) {
   auto w = g.parameter("fc1.weight", Tensor::zeros({32, 10}));
   const auto msg = message_of<ShapeError>([&] { matmul(x, w, {}, "fc1"); });
   expect_mentions(msg, {"matmul", "fc1", "[batch, 64]", "[32, 10]"});
-  expect_mentions(message_of<ShapeError>([&] { add(x, g.input("y", {3, 5})); }),
+  expect_mentions(message_of<ShapeError>([&] {
+                    add(x, g.input("y", {3, 5}));
+                  }),
                   {"add", "[batch, 64]", "[3, 5]"});
   expect_mentions(message_of<ShapeError>([&] { softmax(x, 2); }), {"softmax", "axis 2"});
-  expect_mentions(message_of<ShapeError>([&] { reshape(g.input("s", {3, 5}), {7, 7}); }),
+  expect_mentions(message_of<ShapeError>([&] {
+                    reshape(g.input("s", {3, 5}), {7, 7});
+                  }),
                   {"reshape", "[3, 5]"});
   expect_mentions(message_of<ShapeError>([&] { slice(x, 1, 10, 70); }), {"slice", "[10, 70)"});
-  expect_mentions(message_of<ShapeError>([&] { concat({x, g.input("z", {batch, 2, 2})}, 1); }),
+  expect_mentions(message_of<ShapeError>([&] {
+                    concat({x, g.input("z", {batch, 2, 2})}, 1);
+                  }),
                   {"concat", "rank"});
 }
 
@@ -49,7 +55,9 @@ TEST(Errors, WrongDtypes) {
                   {"softmax_cross_entropy", "loss", "i32 or i64"});
   auto idx = g.input("idx", {4}, i32);
   expect_mentions(message_of<DTypeError>([&] { relu(idx); }), {"relu", "f32 or f64"});
-  expect_mentions(message_of<DTypeError>([&] { add(x, g.input("d", {4, 3}, f64)); }),
+  expect_mentions(message_of<DTypeError>([&] {
+                    add(x, g.input("d", {4, 3}, f64));
+                  }),
                   {"add", "same dtype"});
   expect_mentions(message_of<DTypeError>([&] { grad(sum(x), {idx}); }), {"idx"});
 }
@@ -62,7 +70,9 @@ TEST(Errors, UnknownAndDuplicateNames) {
   expect_mentions(message_of<NameError>([&] { relu(x, "act"); }), {"act", "already"});
   Executable exe(g, {y});
   Tensor t = Tensor::zeros({1, 2});
-  expect_mentions(message_of<NameError>([&] { exe.run({{"pixels", t}}); }),
+  expect_mentions(message_of<NameError>([&] {
+                    exe.run({{"pixels", t}});
+                  }),
                   {"pixels", "not an input"});
   expect_mentions(message_of<NameError>([&] { exe.run({}); }), {"missing input", "x"});
 }
@@ -71,11 +81,17 @@ TEST(Errors, BadFeeds) {
   Graph g;
   auto x = g.input("x", {batch, 2});
   Executable exe(g, {relu(x)});
-  expect_mentions(message_of<ShapeError>([&] { exe.run({{"x", Tensor::zeros({3, 5})}}); }),
+  expect_mentions(message_of<ShapeError>([&] {
+                    exe.run({{"x", Tensor::zeros({3, 5})}});
+                  }),
                   {"x", "[batch, 2]", "[3, 5]"});
-  expect_mentions(message_of<DTypeError>([&] { exe.run({{"x", Tensor::zeros({3, 2}, i64)}}); }),
+  expect_mentions(message_of<DTypeError>([&] {
+                    exe.run({{"x", Tensor::zeros({3, 2}, i64)}});
+                  }),
                   {"x", "f32", "i64"});
-  expect_mentions(message_of<ValueError>([&] { exe.run({{"x", Tensor::zeros({0, 2})}}); }),
+  expect_mentions(message_of<ValueError>([&] {
+                    exe.run({{"x", Tensor::zeros({0, 2})}});
+                  }),
                   {"x", "empty"});
   expect_mentions(message_of<ValueError>([&] { exe.run({{"x", Tensor()}}); }), {"x", "empty"});
 }
@@ -91,17 +107,18 @@ TEST(Errors, EmptyValuesAndBadIndices) {
   auto idx = g.input("idx", {2}, i32);
   auto rows = gather(table, idx, "lookup");
   Executable exe(g, {rows});
-  expect_mentions(
-      message_of<ValueError>([&] { exe.run({{"idx", Tensor::from({0, 7}, Shape{2})}}); }),
-      {"lookup", "7"});
+  expect_mentions(message_of<ValueError>([&] {
+                    exe.run({{"idx", Tensor::from({0, 7}, Shape{2})}});
+                  }),
+                  {"lookup", "7"});
   auto logits = g.input("logits", {2, 3});
   auto labels = g.input("labels", {2}, i32);
   Executable loss(g, {softmax_cross_entropy(logits, labels, "ce")});
-  expect_mentions(message_of<ValueError>([&] {
-                    loss.run({{"logits", Tensor::zeros({2, 3})},
-                              {"labels", Tensor::from({1, -1}, Shape{2})}});
-                  }),
-                  {"ce", "-1"});
+  expect_mentions(
+      message_of<ValueError>([&] {
+        loss.run({{"logits", Tensor::zeros({2, 3})}, {"labels", Tensor::from({1, -1}, Shape{2})}});
+      }),
+      {"ce", "-1"});
   Graph other;
   auto o = other.input("o", {2});
   EXPECT_THROW(add(o, g.input("p", {2})), ValueError);

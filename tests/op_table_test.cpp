@@ -20,7 +20,7 @@ namespace {
 enum class Fill { normal, positive, away_from_zero, probability, distinct, index, label };
 
 struct InputSpec {
-  Shape shape;          // concrete shape
+  Shape shape;  // concrete shape
   Fill fill = Fill::normal;
   std::int64_t hi = 0;  // index / label range [0, hi)
   DType int_type = DType::i32;
@@ -49,89 +49,89 @@ InputSpec I(Shape s, std::int64_t hi, DType t = DType::i32, Fill f = Fill::index
 std::vector<OpCase> op_cases() {
   using V = std::vector<Value>;
   std::vector<OpCase> c;
-  auto push = [&](std::string name, Op op, std::vector<InputSpec> in,
-                 std::function<Value(V&)> fn, double tol = 1e-5) {
+  auto push = [&](std::string name, Op op, std::vector<InputSpec> in, std::function<Value(V&)> fn,
+                  double tol = 1e-5) {
     c.push_back({std::move(name), op, std::move(in), std::move(fn), tol});
   };
   push("matmul_2d", Op::matmul, {F({3, 4}), F({4, 5})}, [](V& v) { return matmul(v[0], v[1]); });
   push("matmul_ta", Op::matmul, {F({4, 3}), F({4, 5})},
-      [](V& v) { return matmul(v[0], v[1], {.transpose_a = true}); });
+       [](V& v) { return matmul(v[0], v[1], {.transpose_a = true}); });
   push("matmul_tb", Op::matmul, {B({3, 4}), F({5, 4})},
-      [](V& v) { return matmul(v[0], v[1], {.transpose_b = true}); });
+       [](V& v) { return matmul(v[0], v[1], {.transpose_b = true}); });
   push("matmul_ta_tb", Op::matmul, {F({4, 3}), F({5, 4})},
-      [](V& v) { return matmul(v[0], v[1], {.transpose_a = true, .transpose_b = true}); });
+       [](V& v) { return matmul(v[0], v[1], {.transpose_a = true, .transpose_b = true}); });
   push("matmul_batched", Op::matmul, {F({2, 3, 4}), F({2, 4, 5})},
-      [](V& v) { return matmul(v[0], v[1]); });
+       [](V& v) { return matmul(v[0], v[1]); });
   push("matmul_batched_shared_b", Op::matmul, {B({2, 3, 4}), F({4, 5})},
-      [](V& v) { return matmul(v[0], v[1]); });
+       [](V& v) { return matmul(v[0], v[1]); });
   push("matmul_batched_ta_shared_b", Op::matmul, {F({2, 4, 3}), F({4, 5})},
-      [](V& v) { return matmul(v[0], v[1], {.transpose_a = true}); });
+       [](V& v) { return matmul(v[0], v[1], {.transpose_a = true}); });
   push("matmul_gemv_like", Op::matmul, {F({1, 17}), F({17, 9})},
-      [](V& v) { return matmul(v[0], v[1]); });
+       [](V& v) { return matmul(v[0], v[1]); });
   push("add_broadcast", Op::add, {B({3, 4}), F({4})}, [](V& v) { return add(v[0], v[1]); });
   push("sub", Op::sub, {F({3, 4}), F({3, 4})}, [](V& v) { return sub(v[0], v[1]); });
   push("mul_broadcast_col", Op::mul, {F({3, 4}), F({3, 1})}, [](V& v) { return mul(v[0], v[1]); });
   push("div", Op::div, {F({3, 4}), F({3, 4}, Fill::positive)},
-      [](V& v) { return div(v[0], v[1]); });
+       [](V& v) { return div(v[0], v[1]); });
   push("neg", Op::neg, {F({5, 7})}, [](V& v) { return neg(v[0]); });
   push("exp", Op::exp, {F({5, 7})}, [](V& v) { return exp(v[0]); });
   push("log", Op::log, {F({5, 7}, Fill::positive)}, [](V& v) { return log(v[0]); });
   push("sqrt", Op::sqrt, {F({5, 7}, Fill::positive)}, [](V& v) { return sqrt(v[0]); });
   push("relu", Op::relu, {B({5, 7}, Fill::away_from_zero)}, [](V& v) { return relu(v[0]); });
   push("leaky_relu", Op::leaky_relu, {F({5, 7}, Fill::away_from_zero)},
-      [](V& v) { return leaky_relu(v[0], 0.1f); });
+       [](V& v) { return leaky_relu(v[0], 0.1f); });
   push("sigmoid", Op::sigmoid, {F({5, 7})}, [](V& v) { return sigmoid(v[0]); });
   push("tanh", Op::tanh, {F({5, 7})}, [](V& v) { return tanh(v[0]); });
   push("gelu", Op::mul, {F({5, 7})}, [](V& v) { return gelu(v[0]); });
   push("step", Op::step, {F({5, 7}, Fill::away_from_zero)}, [](V& v) { return step(v[0]); });
   push("equal", Op::equal, {F({4, 6}, Fill::distinct)},
-      [](V& v) { return equal(v[0], max(v[0], {1}, true)); });
+       [](V& v) { return equal(v[0], max(v[0], {1}, true)); });
   push("softmax_last", Op::softmax, {B({3, 6})}, [](V& v) { return softmax(v[0]); });
   push("softmax_axis0", Op::softmax, {F({4, 3, 2})}, [](V& v) { return softmax(v[0], 0); });
   push("log_softmax", Op::log_softmax, {F({3, 6})}, [](V& v) { return log_softmax(v[0]); });
   push("log_softmax_mid", Op::log_softmax, {F({2, 5, 3})},
-      [](V& v) { return log_softmax(v[0], 1); });
+       [](V& v) { return log_softmax(v[0], 1); });
   push("sum_axis", Op::sum, {F({3, 4, 5})}, [](V& v) { return sum(v[0], {1}); });
   push("sum_keep", Op::sum, {B({3, 4, 5})}, [](V& v) { return sum(v[0], {0, 2}, true); });
   push("sum_all", Op::sum, {F({3, 4})}, [](V& v) { return sum(v[0]); });
   push("mean_axis", Op::mean, {B({3, 4, 5})}, [](V& v) { return mean(v[0], {-1}); });
   push("mean_all", Op::mean, {F({6, 2})}, [](V& v) { return mean(v[0]); });
   push("max_axis", Op::max, {F({3, 4, 5}, Fill::distinct)}, [](V& v) { return max(v[0], {1}); });
-  push("max_keep", Op::max, {F({4, 6}, Fill::distinct)},
-      [](V& v) { return max(v[0], {0}, true); });
+  push("max_keep", Op::max, {F({4, 6}, Fill::distinct)}, [](V& v) { return max(v[0], {0}, true); });
   push("expand", Op::expand, {F({3, 1})}, [](V& v) { return expand(v[0], Shape{3, 4}); });
-  push("expand_mean", Op::expand, {F({1, 4, 1})},
-      [](V& v) { return expand(v[0], Shape{2, 4, 3}, {}, true); });
+  push("expand_mean", Op::expand, {F({1, 4, 1})}, [](V& v) {
+    return expand(v[0], Shape{2, 4, 3}, {}, true);
+  });
   push("reshape", Op::reshape, {F({3, 4})}, [](V& v) { return reshape(v[0], Shape{2, 6}); });
-  push("reshape_batch", Op::reshape, {B({3, 2, 2})},
-      [](V& v) { return reshape(v[0], Shape{-1, 4}); });
+  push("reshape_batch", Op::reshape, {B({3, 2, 2})}, [](V& v) {
+    return reshape(v[0], Shape{-1, 4});
+  });
   push("transpose_2d", Op::transpose, {F({3, 5})}, [](V& v) { return transpose(v[0]); });
-  push("transpose_3d", Op::transpose, {B({2, 3, 4})},
-      [](V& v) { return transpose(v[0], {2, 0, 1}); });
-  push("concat", Op::concat, {B({3, 2}), F({3, 4})},
-      [](V& v) { return concat({v[0], v[1]}, 1); });
-  push("concat_axis0", Op::concat, {F({1, 3}), F({2, 3}), F({3, 3})},
-      [](V& v) { return concat({v[0], v[1], v[2]}, 0); });
+  push("transpose_3d", Op::transpose, {B({2, 3, 4})}, [](V& v) {
+    return transpose(v[0], {2, 0, 1});
+  });
+  push("concat", Op::concat, {B({3, 2}), F({3, 4})}, [](V& v) { return concat({v[0], v[1]}, 1); });
+  push("concat_axis0", Op::concat, {F({1, 3}), F({2, 3}), F({3, 3})}, [](V& v) {
+    return concat({v[0], v[1], v[2]}, 0);
+  });
   push("slice", Op::slice, {B({3, 5})}, [](V& v) { return slice(v[0], 1, 1, 4); });
   push("slice_axis0", Op::slice, {F({6, 2, 3})}, [](V& v) { return slice(v[0], 0, 2, 5); });
   push("pad", Op::pad, {F({3, 2})}, [](V& v) { return pad(v[0], 0, 1, 2); });
   push("pad_inner", Op::pad, {B({2, 3})}, [](V& v) { return pad(v[0], 1, 2, 0); });
-  push("gather", Op::gather, {F({6, 4}), I({3, 2}, 6)},
-      [](V& v) { return gather(v[0], v[1]); });
+  push("gather", Op::gather, {F({6, 4}), I({3, 2}, 6)}, [](V& v) { return gather(v[0], v[1]); });
   push("gather_i64", Op::gather, {F({5, 2, 3}), I({4}, 5, DType::i64)},
-      [](V& v) { return gather(v[0], v[1]); });
+       [](V& v) { return gather(v[0], v[1]); });
   push("scatter_add_rows", Op::scatter_add_rows, {I({5}, 3, DType::i64), F({5, 3})},
-      [](V& v) { return scatter_add_rows(v[0], v[1], 4); });
+       [](V& v) { return scatter_add_rows(v[0], v[1], 4); });
   push("one_hot", Op::one_hot, {I({4}, 5)}, [](V& v) { return one_hot(v[0], 5); });
   push("dropout", Op::mul, {F({8, 16})}, [](V& v) { return dropout(v[0], 0.3f, 42); });
   push("softmax_cross_entropy", Op::softmax_cross_entropy, {B({4, 5}), I({4}, 5, DType::i32)},
-      [](V& v) { return softmax_cross_entropy(v[0], v[1]); });
-  push("softmax_cross_entropy_i64", Op::softmax_cross_entropy,
-      {F({3, 7}), I({3}, 7, DType::i64)},
-      [](V& v) { return softmax_cross_entropy(v[0], v[1]); });
+       [](V& v) { return softmax_cross_entropy(v[0], v[1]); });
+  push("softmax_cross_entropy_i64", Op::softmax_cross_entropy, {F({3, 7}), I({3}, 7, DType::i64)},
+       [](V& v) { return softmax_cross_entropy(v[0], v[1]); });
   push("mse", Op::mse, {B({3, 4}), F({3, 4})}, [](V& v) { return mse(v[0], v[1]); });
   push("bce_with_logits", Op::bce_with_logits, {F({3, 4}), F({3, 4}, Fill::probability)},
-      [](V& v) { return binary_cross_entropy_with_logits(v[0], v[1]); });
+       [](V& v) { return binary_cross_entropy_with_logits(v[0], v[1]); });
   for (auto& oc : c) oc.stochastic = oc.name == "dropout";
   return c;
 }
@@ -248,7 +248,8 @@ TEST_P(OpTable, FastKernelsMatchReference) {
   Graph& g = *b.graph;
   // Values of every node, computed with reference kernels.
   std::vector<Value> all;
-  for (std::size_t id = 0; id < g.size(); ++id) all.push_back(g.value(static_cast<std::int32_t>(id)));
+  for (std::size_t id = 0; id < g.size(); ++id)
+    all.push_back(g.value(static_cast<std::int32_t>(id)));
   Executable reference(g, all, {.training = true, .backend = "reference"});
   const auto values = reference.run(b.feeds);
   int compared = 0;
@@ -335,7 +336,7 @@ TEST_P(OpTable, GradientMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_cases()),
-                         [](const auto& info) { return info.param.name; });
+                         [](const auto& param_info) { return param_info.param.name; });
 
 }  // namespace
 }  // namespace kiln

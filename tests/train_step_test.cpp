@@ -19,8 +19,10 @@ TEST(TrainStep, LearnsXorWithAdam) {
   };
   auto x = g.input("x", {batch, 2});
   auto y = g.input("y", {batch}, i32);
-  auto h = tanh(add(matmul(x, g.parameter("w1", init({2, 8}))), g.parameter("b1", Tensor::zeros({8}))));
-  auto logits = add(matmul(h, g.parameter("w2", init({8, 2}))), g.parameter("b2", Tensor::zeros({2})));
+  auto h =
+      tanh(add(matmul(x, g.parameter("w1", init({2, 8}))), g.parameter("b1", Tensor::zeros({8}))));
+  auto logits =
+      add(matmul(h, g.parameter("w2", init({8, 2}))), g.parameter("b2", Tensor::zeros({2})));
   auto loss = softmax_cross_entropy(logits, y);
   TrainStep step(loss, {.outputs = {logits}});
   EXPECT_EQ(step.gradients().size(), 0u);  // nothing has run yet

@@ -96,8 +96,7 @@ KILN_API Value softmax_cross_entropy(Value logits, Value labels, std::string nam
 /// Mean squared error (fused).
 KILN_API Value mse(Value prediction, Value target, std::string name = {});
 /// Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1] (fused, stable).
-KILN_API Value binary_cross_entropy_with_logits(Value logits, Value targets,
-                                                std::string name = {});
+KILN_API Value binary_cross_entropy_with_logits(Value logits, Value targets, std::string name = {});
 
 /// A scalar constant in x's graph with x's dtype.
 KILN_API Value scalar_like(Value x, double value);

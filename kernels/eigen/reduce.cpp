@@ -63,7 +63,11 @@ struct Reducer {
     if (level + 1 == groups.size()) {
       if (g.reduced) {
         ConstArrayMap row(x + begin, end - begin);
-        *y = Max ? std::max(*y, row.maxCoeff()) : *y + row.sum();
+        // Sums of contiguous runs accumulate in double: long rows lose no accuracy.
+        if constexpr (Max)
+          *y = std::max(*y, row.maxCoeff());
+        else
+          *y = static_cast<float>(*y + row.template cast<double>().sum());
       } else {
         ArrayMap acc(y + begin, end - begin);
         ConstArrayMap row(x + begin, end - begin);

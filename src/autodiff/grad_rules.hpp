@@ -10,9 +10,9 @@ namespace kiln::internal {
 
 struct GradContext {
   const Node& node;
-  Value y;                     ///< the node's output
-  Value gy;                    ///< gradient flowing into the output
-  std::vector<Value> inputs;   ///< the node's inputs
+  Value y;                    ///< the node's output
+  Value gy;                   ///< gradient flowing into the output
+  std::vector<Value> inputs;  ///< the node's inputs
 };
 
 using GradRule = std::vector<Value> (*)(const GradContext&);

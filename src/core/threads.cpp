@@ -13,7 +13,8 @@ std::atomic<int> g_threads{0};
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
+  if (n < 1)
+    throw ValueError("set_num_threads: thread count must be >= 1, got " + std::to_string(n));
   g_threads = n;
   // Eigen and oneDNN (OpenMP runtime) both follow OpenMP's setting.
   omp_set_num_threads(n);

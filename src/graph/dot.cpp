@@ -26,8 +26,9 @@ std::string Graph::to_dot() const {
                         : n.op == Op::parameter ? "shape=box, style=filled, fillcolor=\"#fde68a\""
                         : n.op == Op::constant  ? "shape=box, style=filled, fillcolor=\"#e5e7eb\""
                                                 : "shape=ellipse";
-    os << "  n" << i << " [label=\"" << escape(n.name) << "\\n" << op_name(n.op) << " "
-       << n.shape.str() << " " << to_string(n.dtype) << "\", " << style << "];\n";
+    os << "  n" << i << " [label=\"" << escape(n.name) << "\\n"
+       << op_name(n.op) << " " << n.shape.str() << " " << to_string(n.dtype) << "\", " << style
+       << "];\n";
   }
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     for (auto in : nodes_[i].inputs) os << "  n" << in << " -> n" << i << ";\n";

@@ -81,7 +81,8 @@ Value Graph::add(Op op, const std::vector<Value>& inputs, Attrs attrs, std::stri
   n.op = op;
   for (const Value& v : inputs) {
     if (!v.valid() || &v.graph() != this)
-      throw ValueError("op '" + std::string(op_name(op)) + "': an input is empty or from another graph");
+      throw ValueError("op '" + std::string(op_name(op)) +
+                       "': an input is empty or from another graph");
     descs.push_back({v.shape(), v.dtype()});
     n.inputs.push_back(v.id());
   }

@@ -11,8 +11,7 @@ namespace kiln::internal {
 
 /// Throws ValueError if v is not a valid handle; `what` names the argument.
 inline void require_valid(Value v, const char* op, const char* what) {
-  if (!v.valid())
-    throw ValueError(std::string(op) + ": argument '" + what + "' is an empty Value");
+  if (!v.valid()) throw ValueError(std::string(op) + ": argument '" + what + "' is an empty Value");
 }
 
 /// Throws ValueError if a and b live in different graphs.

@@ -138,9 +138,7 @@ Value add(Value a, Value b, std::string name) { return binary(Op::add, a, b, std
 Value sub(Value a, Value b, std::string name) { return binary(Op::sub, a, b, std::move(name)); }
 Value mul(Value a, Value b, std::string name) { return binary(Op::mul, a, b, std::move(name)); }
 Value div(Value a, Value b, std::string name) { return binary(Op::div, a, b, std::move(name)); }
-Value equal(Value a, Value b, std::string name) {
-  return binary(Op::equal, a, b, std::move(name));
-}
+Value equal(Value a, Value b, std::string name) { return binary(Op::equal, a, b, std::move(name)); }
 
 Value scalar_like(Value x, double value) {
   require_valid(x, "scalar_like", "x");

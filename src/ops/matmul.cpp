@@ -11,8 +11,7 @@ TensorDesc rule_matmul(const RuleContext& c) {
   const Shape& a = c.inputs[0].shape;
   const Shape& b = c.inputs[1].shape;
   if (a.rank() < 2 || b.rank() < 2) c.fail("both operands need at least 2 dimensions");
-  if (b.rank() != 2 && b.rank() != a.rank())
-    c.fail("b must be 2-D or have a's rank (batched)");
+  if (b.rank() != 2 && b.rank() != a.rank()) c.fail("b must be 2-D or have a's rank (batched)");
   const std::size_t ra = a.rank(), rb = b.rank();
   const auto m = c.attrs.transpose_a ? a[ra - 1] : a[ra - 2];
   const auto ka = c.attrs.transpose_a ? a[ra - 2] : a[ra - 1];

@@ -25,8 +25,7 @@ TensorDesc rule_reshape(const RuleContext& c) {
   if (x.is_static()) {
     const std::int64_t n = x.numel();
     if (infer_at >= 0) {
-      if (known == 0 || n % known != 0)
-        c.fail("cannot infer the -1 of target " + Shape(out).str());
+      if (known == 0 || n % known != 0) c.fail("cannot infer the -1 of target " + Shape(out).str());
       out[static_cast<std::size_t>(infer_at)] = n / known;
     } else if (known != n) {
       c.fail("target " + Shape(out).str() + " holds " + std::to_string(known) +

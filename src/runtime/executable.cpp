@@ -121,11 +121,13 @@ struct Executable::Impl {
       }
       if (!chosen)
         throw ValueError("no kernel for op '" + std::string(op_name(n.op)) + "' (node '" + n.name +
-                         "') with input shapes " + [&] {
+                         "') with input shapes " +
+                         [&] {
                            std::string s;
                            for (auto& d : in) s += d.shape.str() + " ";
                            return s;
-                         }() + (options.backend.empty() ? "" : "in backend " + options.backend) +
+                         }() +
+                         (options.backend.empty() ? "" : "in backend " + options.backend) +
                          (reasons.empty() ? " (none registered in this library)" : reasons));
       plan->steps.push_back({id, chosen, chosen->prepare ? chosen->prepare(q) : nullptr});
     }

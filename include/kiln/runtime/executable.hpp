@@ -23,7 +23,7 @@ struct CompileOptions {
   /// Dropout is active only in training mode.
   bool training = false;
   /// Restrict kernels to this backend ("reference", "eigen", "onednn"); empty: best available.
-  std::string backend;
+  std::string backend = {};
 };
 
 /// Named input tensors for a run.

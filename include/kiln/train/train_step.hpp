@@ -20,11 +20,11 @@ namespace kiln {
 
 struct TrainStepOptions {
   /// Parameters to differentiate by; empty: every parameter of the graph.
-  std::vector<Value> parameters;
+  std::vector<Value> parameters = {};
   /// Further values to compute in the same run (e.g. logits for accuracy).
-  std::vector<Value> outputs;
+  std::vector<Value> outputs = {};
   /// Kernel backend restriction (see CompileOptions).
-  std::string backend;
+  std::string backend = {};
 };
 
 class KILN_API TrainStep {
