@@ -98,6 +98,62 @@ KILN_API Value mse(Value prediction, Value target, std::string name = {});
 /// Mean binary cross-entropy of sigmoid(logits) against targets in [0, 1] (fused, stable).
 KILN_API Value binary_cross_entropy_with_logits(Value logits, Value targets, std::string name = {});
 
+// ---- Convolution, pooling, normalisation (NCHW; see docs/ops.md) ----
+
+struct Conv2dOptions {
+  Pair stride{1, 1};
+  Pair padding{0, 0};
+  Pair dilation{1, 1};
+  std::int64_t groups = 1;  ///< groups == input channels == output channels: depthwise
+};
+
+struct ConvTranspose2dOptions : Conv2dOptions {
+  Pair output_padding{0, 0};
+};
+
+struct Pool2dOptions {
+  Pair kernel{2, 2};
+  Pair stride{0, 0};  ///< {0, 0}: the kernel size
+  Pair padding{0, 0};
+  bool include_pad = true;  ///< avg_pool2d: padding counts in the divisor
+};
+
+struct BatchNormOptions {
+  float eps = 1e-5f;
+  float momentum = 0.1f;
+};
+
+/// 2-D convolution of x [N, C, H, W] with w [O, C/groups, kh, kw], plus an optional bias [O].
+KILN_API Value conv2d(Value x, Value w, Value bias = {}, Conv2dOptions options = {},
+                      std::string name = {});
+/// Transposed convolution: x [N, Ci, H, W], w [Ci, Co/groups, kh, kw], optional bias [Co].
+KILN_API Value conv_transpose2d(Value x, Value w, Value bias = {},
+                                ConvTranspose2dOptions options = {}, std::string name = {});
+/// d/dw of conv2d (a training op, defined in Kiln::kiln).
+KILN_API Value conv2d_backward_weights(Value x, Value gy, Pair kernel, Conv2dOptions options = {},
+                                       std::string name = {});
+KILN_API Value max_pool2d(Value x, Pool2dOptions options = {}, std::string name = {});
+KILN_API Value avg_pool2d(Value x, Pool2dOptions options = {}, std::string name = {});
+/// Gradients of the pooling ops (training ops, defined in Kiln::kiln).
+KILN_API Value max_pool2d_backward(Value x, Value gy, Pool2dOptions options,
+                                   std::string name = {});
+KILN_API Value avg_pool2d_backward(Value x, Value gy, Pool2dOptions options,
+                                   std::string name = {});
+/// Mean over H and W, keeping them as size 1: [N, C, 1, 1].
+KILN_API Value global_avg_pool2d(Value x, std::string name = {});
+/// Batch normalisation over N (and H, W). In training executables it normalises with batch
+/// statistics and updates running_mean / running_var in place; otherwise it uses them.
+KILN_API Value batch_norm(Value x, Value gamma, Value beta, Value running_mean,
+                          Value running_var, BatchNormOptions options = {},
+                          std::string name = {});
+/// d/dx of training-mode batch_norm (a training op, defined in Kiln::kiln).
+KILN_API Value batch_norm_backward(Value x, Value gamma, Value gy, float eps,
+                                   std::string name = {});
+/// [N, d1, d2, ...] -> [N, d1 * d2 * ...].
+KILN_API Value flatten(Value x, std::string name = {});
+/// Nearest-neighbour upsampling by integer factors (height, width).
+KILN_API Value upsample_nearest2d(Value x, Pair scale, std::string name = {});
+
 /// A scalar constant in x's graph with x's dtype.
 KILN_API Value scalar_like(Value x, double value);
 

@@ -47,7 +47,7 @@ Value Graph::input(std::string name, Shape shape, DType dtype) {
   return append(std::move(n));
 }
 
-Value Graph::parameter(std::string name, Tensor init) {
+Value Graph::parameter(std::string name, Tensor init, bool trainable) {
   if (name.empty()) throw NameError("parameters need a name");
   if (!init.defined()) throw ValueError("parameter '" + name + "': initial value is empty");
   if (!is_floating(init.dtype()))
@@ -55,6 +55,7 @@ Value Graph::parameter(std::string name, Tensor init) {
                      std::string(to_string(init.dtype())));
   Node n;
   n.op = Op::parameter;
+  n.trainable = trainable;
   n.name = unique_name(std::move(name), Op::parameter);
   n.shape = init.shape();
   n.dtype = init.dtype();
@@ -112,7 +113,16 @@ std::vector<Value> Graph::inputs() {
 std::vector<Value> Graph::parameters() {
   std::vector<Value> out;
   for (std::size_t i = 0; i < nodes_.size(); ++i)
-    if (nodes_[i].op == Op::parameter) out.emplace_back(this, static_cast<std::int32_t>(i));
+    if (nodes_[i].op == Op::parameter && nodes_[i].trainable)
+      out.emplace_back(this, static_cast<std::int32_t>(i));
+  return out;
+}
+
+std::vector<Value> Graph::buffers() {
+  std::vector<Value> out;
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    if (nodes_[i].op == Op::parameter && !nodes_[i].trainable)
+      out.emplace_back(this, static_cast<std::int32_t>(i));
   return out;
 }
 

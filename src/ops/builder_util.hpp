@@ -6,6 +6,7 @@
 
 #include "kiln/core/error.hpp"
 #include "kiln/graph/graph.hpp"
+#include "kiln/ops.hpp"
 
 namespace kiln::internal {
 
@@ -30,5 +31,15 @@ std::vector<std::int64_t> normalize_axes(std::vector<std::int64_t> axes, std::si
 
 /// a and b brought to one shape by numpy broadcasting (reshape + expand).
 std::pair<Value, Value> broadcast_pair(Value a, Value b, const char* op);
+
+/// Pooling options as node attributes (a zero stride means the kernel size).
+inline Attrs pool_attrs(const Pool2dOptions& o) {
+  Attrs a;
+  a.kernel = o.kernel;
+  a.stride = (o.stride[0] == 0 && o.stride[1] == 0) ? o.kernel : o.stride;
+  a.padding = o.padding;
+  a.include_pad = o.include_pad;
+  return a;
+}
 
 }  // namespace kiln::internal

@@ -6,6 +6,7 @@
 namespace kiln::internal {
 
 TensorDesc rule_matmul(const RuleContext& c) {
+  if (c.inputs.size() < 2 || c.inputs.size() > 3) c.fail("expects a, b and an optional bias");
   require_same_dtype(c);
   require_float(c, 0);
   const Shape& a = c.inputs[0].shape;
@@ -24,6 +25,11 @@ TensorDesc rule_matmul(const RuleContext& c) {
       if (!dims_match(a[i], b[i])) c.fail("batch dimensions differ");
   out.push_back(m);
   out.push_back(n);
+  if (c.inputs.size() == 3) {
+    const Shape& bias = c.inputs[2].shape;
+    if (ra != 2 || bias.rank() != 1 || !dims_match(bias[0], n))
+      c.fail("a bias needs 2-D operands and shape [" + std::to_string(n) + "]");
+  }
   return {Shape(out), c.inputs[0].dtype};
 }
 

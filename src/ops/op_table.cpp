@@ -12,7 +12,7 @@ constexpr std::array<OpInfo, op_count> kOps{{
     {Op::input, "input", 0, rule_leaf},
     {Op::parameter, "parameter", 0, rule_leaf},
     {Op::constant, "constant", 0, rule_leaf},
-    {Op::matmul, "matmul", 2, rule_matmul},
+    {Op::matmul, "matmul", -1, rule_matmul},
     {Op::add, "add", 2, rule_binary},
     {Op::sub, "sub", 2, rule_binary},
     {Op::mul, "mul", 2, rule_binary},
@@ -45,6 +45,16 @@ constexpr std::array<OpInfo, op_count> kOps{{
     {Op::softmax_cross_entropy, "softmax_cross_entropy", 2, rule_softmax_cross_entropy},
     {Op::mse, "mse", 2, rule_pairwise_loss},
     {Op::bce_with_logits, "bce_with_logits", 2, rule_pairwise_loss},
+    {Op::conv2d, "conv2d", -1, rule_conv2d},
+    {Op::conv_transpose2d, "conv_transpose2d", -1, rule_conv_transpose2d},
+    {Op::conv2d_backward_weights, "conv2d_backward_weights", 2, rule_conv2d_backward_weights},
+    {Op::max_pool2d, "max_pool2d", 1, rule_pool2d},
+    {Op::max_pool2d_backward, "max_pool2d_backward", 2, rule_pool2d_backward},
+    {Op::avg_pool2d, "avg_pool2d", 1, rule_pool2d},
+    {Op::avg_pool2d_backward, "avg_pool2d_backward", 2, rule_pool2d_backward},
+    {Op::batch_norm, "batch_norm", 5, rule_batch_norm},
+    {Op::batch_norm_backward, "batch_norm_backward", 3, rule_batch_norm_backward},
+    {Op::upsample_nearest2d, "upsample_nearest2d", 1, rule_upsample_nearest2d},
 }};
 
 constexpr bool table_in_op_order() {

@@ -23,6 +23,14 @@ TensorDesc rule_one_hot(const RuleContext& c);
 TensorDesc rule_dropout_mask(const RuleContext& c);
 TensorDesc rule_softmax_cross_entropy(const RuleContext& c);
 TensorDesc rule_pairwise_loss(const RuleContext& c);
+TensorDesc rule_conv2d(const RuleContext& c);
+TensorDesc rule_conv_transpose2d(const RuleContext& c);
+TensorDesc rule_conv2d_backward_weights(const RuleContext& c);
+TensorDesc rule_pool2d(const RuleContext& c);
+TensorDesc rule_pool2d_backward(const RuleContext& c);
+TensorDesc rule_batch_norm(const RuleContext& c);
+TensorDesc rule_batch_norm_backward(const RuleContext& c);
+TensorDesc rule_upsample_nearest2d(const RuleContext& c);
 
 /// Throws DTypeError unless input i is float.
 void require_float(const RuleContext& c, std::size_t i);

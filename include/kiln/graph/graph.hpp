@@ -28,7 +28,8 @@ struct Node {
   std::string name;
   Shape shape;
   DType dtype = DType::f32;
-  Tensor value;  ///< parameters and constants only
+  Tensor value;            ///< parameters and constants only
+  bool trainable = false;  ///< parameters that optimizers update (not buffers)
 };
 
 /// A handle to the output of a node; cheap to copy, valid while its Graph lives.
@@ -62,8 +63,9 @@ class KILN_API Graph {
 
   /// A named input fed at run time; dims may include kiln::batch (first dim only).
   Value input(std::string name, Shape shape, DType dtype = DType::f32);
-  /// A trainable parameter with its initial value; its storage is updated in place.
-  Value parameter(std::string name, Tensor init);
+  /// A parameter with its initial value; its storage is updated in place (by optimizers if
+  /// trainable, or by ops such as batch_norm's running statistics if not: a buffer).
+  Value parameter(std::string name, Tensor init, bool trainable = true);
   /// A constant (not trained). An empty name gets a generated one.
   Value constant(Tensor value, std::string name = "");
   /// Adds a node after running the op's shape rule; throws ShapeError / DTypeError
@@ -78,9 +80,10 @@ class KILN_API Graph {
   /// The node with this name; throws NameError if there is none.
   Value find(std::string_view name);
   bool contains(std::string_view name) const;
-  /// Inputs and parameters, in creation order.
+  /// Inputs, trainable parameters and buffers (non-trainable parameters), in creation order.
   std::vector<Value> inputs();
   std::vector<Value> parameters();
+  std::vector<Value> buffers();
   /// The stored tensor of a parameter or constant (shares storage).
   Tensor& tensor(Value v);
 

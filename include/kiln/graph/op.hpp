@@ -1,6 +1,7 @@
 // The primitive operations a graph is made of, and their attributes.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -48,13 +49,29 @@ enum class Op : std::uint16_t {
   softmax_cross_entropy,
   mse,
   bce_with_logits,
+  conv2d,
+  conv_transpose2d,
+  conv2d_backward_weights,
+  max_pool2d,
+  max_pool2d_backward,
+  avg_pool2d,
+  avg_pool2d_backward,
+  batch_norm,
+  batch_norm_backward,
+  upsample_nearest2d,
 };
 
 /// Number of ops; the name table is pinned against it.
-inline constexpr int op_count = static_cast<int>(Op::bce_with_logits) + 1;
+inline constexpr int op_count = static_cast<int>(Op::upsample_nearest2d) + 1;
 
 /// The op's name as used in messages, DOT output and files ("matmul").
 KILN_API std::string_view op_name(Op op);
+
+/// An activation fused into the epilogue of matmul or conv2d by the fusion pass.
+enum class PostOp : std::uint8_t { none = 0, relu = 1 };
+
+/// A pair of spatial sizes (height, width).
+using Pair = std::array<std::int64_t, 2>;
 
 /// Attributes of a node; each op reads the few it needs (see ops.hpp).
 struct Attrs {
@@ -70,6 +87,16 @@ struct Attrs {
   bool transpose_b = false;        ///< matmul: use B^T
   bool mean = false;               ///< expand: divide by the expansion factor
   DType dtype = DType::f32;        ///< one_hot output type
+  Pair kernel{0, 0};               ///< pooling window; conv2d_backward_weights kernel size
+  Pair stride{1, 1};               ///< conv / pooling stride; upsample scale factors
+  Pair padding{0, 0};              ///< zero padding on both sides (top+bottom, left+right)
+  Pair dilation{1, 1};             ///< conv dilation
+  Pair output_padding{0, 0};       ///< conv_transpose2d extra rows/cols at the end
+  std::int64_t groups = 1;         ///< conv groups (groups == channels: depthwise)
+  bool include_pad = true;         ///< avg_pool2d counts padding in the divisor
+  float eps = 1e-5f;               ///< batch_norm epsilon
+  float momentum = 0.1f;           ///< batch_norm running-average momentum
+  PostOp post_op = PostOp::none;   ///< fused activation (matmul, conv2d)
 
   friend bool operator==(const Attrs&, const Attrs&) = default;
 };
