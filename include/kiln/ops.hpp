@@ -135,17 +135,14 @@ KILN_API Value conv2d_backward_weights(Value x, Value gy, Pair kernel, Conv2dOpt
 KILN_API Value max_pool2d(Value x, Pool2dOptions options = {}, std::string name = {});
 KILN_API Value avg_pool2d(Value x, Pool2dOptions options = {}, std::string name = {});
 /// Gradients of the pooling ops (training ops, defined in Kiln::kiln).
-KILN_API Value max_pool2d_backward(Value x, Value gy, Pool2dOptions options,
-                                   std::string name = {});
-KILN_API Value avg_pool2d_backward(Value x, Value gy, Pool2dOptions options,
-                                   std::string name = {});
+KILN_API Value max_pool2d_backward(Value x, Value gy, Pool2dOptions options, std::string name = {});
+KILN_API Value avg_pool2d_backward(Value x, Value gy, Pool2dOptions options, std::string name = {});
 /// Mean over H and W, keeping them as size 1: [N, C, 1, 1].
 KILN_API Value global_avg_pool2d(Value x, std::string name = {});
 /// Batch normalisation over N (and H, W). In training executables it normalises with batch
 /// statistics and updates running_mean / running_var in place; otherwise it uses them.
-KILN_API Value batch_norm(Value x, Value gamma, Value beta, Value running_mean,
-                          Value running_var, BatchNormOptions options = {},
-                          std::string name = {});
+KILN_API Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var,
+                          BatchNormOptions options = {}, std::string name = {});
 /// d/dx of training-mode batch_norm (a training op, defined in Kiln::kiln).
 KILN_API Value batch_norm_backward(Value x, Value gamma, Value gy, float eps,
                                    std::string name = {});

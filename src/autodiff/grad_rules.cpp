@@ -27,7 +27,14 @@ Value spread_mean(Value g, Value like) {
   return expand(reshape(g, Shape(ones)), like.shape(), like, /*mean=*/true);
 }
 
+void require_unfused(const GradContext& c) {
+  if (c.node.attrs.post_op != PostOp::none || (c.node.op == Op::matmul && c.inputs.size() > 2))
+    throw ValueError("grad: node '" + c.node.name +
+                     "' has a fused epilogue; differentiate the unfused graph");
+}
+
 Grads g_matmul(const GradContext& c) {
+  require_unfused(c);
   const Value a = c.inputs[0], b = c.inputs[1];
   const bool ta = c.node.attrs.transpose_a, tb = c.node.attrs.transpose_b;
   const bool b_shared = b.shape().rank() == 2 && a.shape().rank() > 2;
@@ -53,10 +60,14 @@ Grads g_neg(const GradContext& c) { return {neg(c.gy)}; }
 Grads g_exp(const GradContext& c) { return {mul(c.gy, c.y)}; }
 Grads g_log(const GradContext& c) { return {div(c.gy, c.inputs[0])}; }
 Grads g_sqrt(const GradContext& c) { return {div(mul(c.gy, 0.5), c.y)}; }
-Grads g_relu(const GradContext& c) { return {mul(c.gy, step(c.inputs[0]))}; }
+// relu and leaky_relu (alpha >= 0) read their output, not their input: y > 0 exactly where
+// x > 0, and the pre-activation need not be kept (so the fusion pass may fold the
+// activation into the producer's epilogue, in training too).
+Grads g_relu(const GradContext& c) { return {mul(c.gy, step(c.y))}; }
 Grads g_leaky_relu(const GradContext& c) {
   const double alpha = c.node.attrs.alpha;
-  return {mul(c.gy, add(mul(step(c.inputs[0]), 1.0 - alpha), alpha))};
+  const Value positive = step(alpha >= 0.0 ? c.y : c.inputs[0]);
+  return {mul(c.gy, add(mul(positive, 1.0 - alpha), alpha))};
 }
 Grads g_sigmoid(const GradContext& c) { return {mul(mul(c.gy, c.y), sub(1.0, c.y))}; }
 Grads g_tanh(const GradContext& c) { return {mul(c.gy, sub(1.0, mul(c.y, c.y)))}; }
@@ -171,6 +182,89 @@ Grads g_bce_with_logits(const GradContext& c) {
   return {mul(sub(sigmoid(x), t), g), neg(mul(x, g))};
 }
 
+Conv2dOptions conv_options(const Attrs& a) {
+  Conv2dOptions o;
+  o.stride = a.stride;
+  o.padding = a.padding;
+  o.dilation = a.dilation;
+  o.groups = a.groups;
+  return o;
+}
+
+Pool2dOptions pool_options(const Attrs& a) {
+  Pool2dOptions o;
+  o.kernel = a.kernel;
+  o.stride = a.stride;
+  o.padding = a.padding;
+  o.include_pad = a.include_pad;
+  return o;
+}
+
+// d/dbias of a per-output-channel bias in NCHW.
+Value channel_sum(Value gy) { return sum(gy, {0, 2, 3}); }
+
+Grads g_conv2d(const GradContext& c) {
+  if (c.node.attrs.post_op != PostOp::none)
+    throw ValueError("grad: node '" + c.node.name + "' has a fused epilogue");
+  const Value x = c.inputs[0], w = c.inputs[1];
+  const Attrs& a = c.node.attrs;
+  ConvTranspose2dOptions t;
+  static_cast<Conv2dOptions&>(t) = conv_options(a);
+  // Rows/cols of x the strided windows did not reach come back as output padding.
+  for (std::size_t d = 0; d < 2; ++d) {
+    const auto in = static_dim(c, x, static_cast<std::int64_t>(2 + d));
+    const auto out = c.y.shape()[2 + d];
+    const auto k = w.shape()[2 + d];
+    t.output_padding[d] =
+        in - ((out - 1) * a.stride[d] - 2 * a.padding[d] + a.dilation[d] * (k - 1) + 1);
+  }
+  Grads g{conv_transpose2d(c.gy, w, {}, t),
+          conv2d_backward_weights(x, c.gy, {w.shape()[2], w.shape()[3]}, conv_options(a))};
+  if (c.inputs.size() == 3) g.push_back(channel_sum(c.gy));
+  return g;
+}
+
+Grads g_conv_transpose2d(const GradContext& c) {
+  if (c.node.attrs.post_op != PostOp::none)
+    throw ValueError("grad: node '" + c.node.name + "' has a fused epilogue");
+  const Value x = c.inputs[0], w = c.inputs[1];
+  const Conv2dOptions o = conv_options(c.node.attrs);
+  // The adjoint of a transposed convolution is the convolution with the same weights.
+  Grads g{conv2d(c.gy, w, {}, o),
+          conv2d_backward_weights(c.gy, x, {w.shape()[2], w.shape()[3]}, o)};
+  if (c.inputs.size() == 3) g.push_back(channel_sum(c.gy));
+  return g;
+}
+
+Grads g_max_pool2d(const GradContext& c) {
+  return {max_pool2d_backward(c.inputs[0], c.gy, pool_options(c.node.attrs))};
+}
+
+Grads g_avg_pool2d(const GradContext& c) {
+  return {avg_pool2d_backward(c.inputs[0], c.gy, pool_options(c.node.attrs))};
+}
+
+Grads g_batch_norm(const GradContext& c) {
+  // Training mode: batch statistics. gamma and beta get sums over N (and H, W) written
+  // with forward ops; x gets the explicit backward primitive.
+  const Value x = c.inputs[0], gamma = c.inputs[1];
+  const std::vector<std::int64_t> axes =
+      x.shape().rank() == 4 ? std::vector<std::int64_t>{0, 2, 3} : std::vector<std::int64_t>{0};
+  const Value centred = sub(x, mean(x, axes, true));
+  const Value var = mean(mul(centred, centred), axes, true);
+  const Value xhat = div(centred, sqrt(add(var, c.node.attrs.eps)));
+  return {batch_norm_backward(x, gamma, c.gy, c.node.attrs.eps), sum(mul(c.gy, xhat), axes),
+          sum(c.gy, axes), Value{}, Value{}};
+}
+
+Grads g_upsample_nearest2d(const GradContext& c) {
+  const Pair s = c.node.attrs.stride;
+  Pool2dOptions o;
+  o.kernel = s;
+  o.stride = s;
+  return {mul(avg_pool2d(c.gy, o), static_cast<double>(s[0] * s[1]))};
+}
+
 constexpr std::array<GradRule, op_count> kRules = [] {
   std::array<GradRule, op_count> r{};
   auto set = [&](Op op, GradRule f) { r[static_cast<std::size_t>(op)] = f; };
@@ -203,6 +297,12 @@ constexpr std::array<GradRule, op_count> kRules = [] {
   set(Op::softmax_cross_entropy, g_softmax_cross_entropy);
   set(Op::mse, g_mse);
   set(Op::bce_with_logits, g_bce_with_logits);
+  set(Op::conv2d, g_conv2d);
+  set(Op::conv_transpose2d, g_conv_transpose2d);
+  set(Op::max_pool2d, g_max_pool2d);
+  set(Op::avg_pool2d, g_avg_pool2d);
+  set(Op::batch_norm, g_batch_norm);
+  set(Op::upsample_nearest2d, g_upsample_nearest2d);
   return r;
 }();
 

@@ -27,7 +27,6 @@ Value training_op(Op op, std::vector<Value> ins, Attrs a, std::string name) {
   return ins[0].graph().add(op, ins, std::move(a), std::move(name));
 }
 
-
 }  // namespace
 
 Value conv2d_backward_weights(Value x, Value gy, Pair kernel, Conv2dOptions options,
@@ -42,11 +41,13 @@ Value conv2d_backward_weights(Value x, Value gy, Pair kernel, Conv2dOptions opti
 }
 
 Value max_pool2d_backward(Value x, Value gy, Pool2dOptions options, std::string name) {
-  return training_op(Op::max_pool2d_backward, {x, gy}, internal::pool_attrs(options), std::move(name));
+  return training_op(Op::max_pool2d_backward, {x, gy}, internal::pool_attrs(options),
+                     std::move(name));
 }
 
 Value avg_pool2d_backward(Value x, Value gy, Pool2dOptions options, std::string name) {
-  return training_op(Op::avg_pool2d_backward, {x, gy}, internal::pool_attrs(options), std::move(name));
+  return training_op(Op::avg_pool2d_backward, {x, gy}, internal::pool_attrs(options),
+                     std::move(name));
 }
 
 Value batch_norm_backward(Value x, Value gamma, Value gy, float eps, std::string name) {

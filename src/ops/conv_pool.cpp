@@ -61,8 +61,8 @@ TensorDesc rule_conv2d(const RuleContext& c) {
   if (x[1] >= 0 && x[1] % g != 0) c.fail("input channels must divide into the groups");
   if (w[0] % g != 0) c.fail("output channels must divide into the groups");
   if (!dims_match(x[1], w[1] * g))
-    c.fail("w expects " + std::to_string(w[1] * g) + " input channels (with " +
-           std::to_string(g) + " groups)");
+    c.fail("w expects " + std::to_string(w[1] * g) + " input channels (with " + std::to_string(g) +
+           " groups)");
   check_bias(c, w[0]);
   return {Shape{x[0], w[0], window_out(c, x[2], w[2], 0), window_out(c, x[3], w[3], 1)},
           c.inputs[0].dtype};
@@ -127,9 +127,9 @@ TensorDesc rule_pool2d(const RuleContext& c) {
       c.fail("padding " + pair_str(a.padding) + " must be at most half the kernel " +
              pair_str(a.kernel));
   const Shape& x = c.inputs[0].shape;
-  return {Shape{x[0], x[1], window_out(c, x[2], a.kernel[0], 0),
-                window_out(c, x[3], a.kernel[1], 1)},
-          c.inputs[0].dtype};
+  return {
+      Shape{x[0], x[1], window_out(c, x[2], a.kernel[0], 0), window_out(c, x[3], a.kernel[1], 1)},
+      c.inputs[0].dtype};
 }
 
 TensorDesc rule_pool2d_backward(const RuleContext& c) {
@@ -154,8 +154,7 @@ TensorDesc rule_batch_norm(const RuleContext& c) {
       c.fail("per-channel inputs must be [" + std::to_string(x[1]) + "]");
   }
   if (!(c.attrs.eps > 0.0f)) c.fail("eps must be positive");
-  if (!(c.attrs.momentum >= 0.0f && c.attrs.momentum <= 1.0f))
-    c.fail("momentum must be in [0, 1]");
+  if (!(c.attrs.momentum >= 0.0f && c.attrs.momentum <= 1.0f)) c.fail("momentum must be in [0, 1]");
   return c.inputs[0];
 }
 
@@ -196,7 +195,6 @@ Attrs conv_attrs(const Conv2dOptions& o) {
   a.groups = o.groups;
   return a;
 }
-
 
 std::vector<Value> with_bias(Value x, Value w, Value bias, const char* op) {
   internal::require_valid(x, op, "x");

@@ -7,6 +7,7 @@
 
 #include "internal/kernel.hpp"
 #include "kiln/core/error.hpp"
+#include "passes/passes.hpp"
 #include "runtime/memory_plan.hpp"
 
 namespace kiln {
@@ -34,12 +35,23 @@ struct Plan {
 };
 
 std::string shape_list(const std::vector<std::int32_t>& ids, const std::vector<TensorDesc>& d,
-                       const Graph& g) {
+                       const std::vector<Node>& nodes) {
   std::string s;
   for (auto id : ids) {
     if (!s.empty()) s += ", ";
-    s += g.node(id).name + ": " + d[static_cast<std::size_t>(id)].shape.str();
+    s += nodes[static_cast<std::size_t>(id)].name + ": " +
+         d[static_cast<std::size_t>(id)].shape.str();
   }
+  return s;
+}
+
+// "conv2d+bias+relu" for a node with a fused epilogue.
+std::string op_label(const Node& n) {
+  std::string s(op_name(n.op));
+  if ((n.op == Op::matmul && n.inputs.size() == 3) ||
+      ((n.op == Op::conv2d || n.op == Op::conv_transpose2d) && n.inputs.size() == 3))
+    s += "+bias";
+  if (n.attrs.post_op == PostOp::relu) s += "+relu";
   return s;
 }
 
@@ -47,7 +59,9 @@ std::string shape_list(const std::vector<std::int32_t>& ids, const std::vector<T
 
 struct Executable::Impl {
   Graph* graph;
-  std::vector<std::int32_t> outputs;
+  internal::PassGraph pg;  // the graph's nodes after the passes
+  std::vector<std::int32_t>& outputs = pg.outputs;
+  const std::vector<Node>& nodes = pg.nodes;
   CompileOptions options;
   std::vector<std::int32_t> order;   // needed non-leaf nodes, topological
   std::vector<std::int32_t> inputs;  // needed input nodes
@@ -61,12 +75,12 @@ struct Executable::Impl {
     std::vector<Tensor> bound(inputs.size());
     for (const auto& [name, tensor] : feeds) {
       auto it = std::find_if(inputs.begin(), inputs.end(),
-                             [&](std::int32_t id) { return graph->node(id).name == name; });
+                             [&](std::int32_t id) { return node(id).name == name; });
       if (it == inputs.end()) {
         if (graph->contains(name) && graph->find(name).node().op == Op::input) continue;
         throw NameError("run: '" + name + "' is not an input of the graph");
       }
-      const Node& n = graph->node(*it);
+      const Node& n = node(*it);
       if (!tensor.defined() || tensor.numel() == 0)
         throw ValueError("run: input '" + name + "' is empty (" + tensor.shape().str() + ")");
       if (tensor.dtype() != n.dtype)
@@ -81,25 +95,26 @@ struct Executable::Impl {
       bound[static_cast<std::size_t>(it - inputs.begin())] = tensor.contiguous();
     }
     for (std::size_t i = 0; i < inputs.size(); ++i)
-      if (!bound[i].defined())
-        throw NameError("run: missing input '" + graph->node(inputs[i]).name + "'");
+      if (!bound[i].defined()) throw NameError("run: missing input '" + node(inputs[i]).name + "'");
     return bound;
   }
 
+  const Node& node(std::int32_t id) const { return nodes[static_cast<std::size_t>(id)]; }
+
   std::unique_ptr<Plan> compile(const std::vector<Tensor>& bound) const {
     auto plan = std::make_unique<Plan>();
-    const Graph& g = *graph;
-    plan->descs.resize(g.size());
-    plan->values.resize(g.size());
+    const std::size_t count = nodes.size();
+    plan->descs.resize(count);
+    plan->values.resize(count);
     for (std::size_t i = 0; i < inputs.size(); ++i)
       plan->descs[static_cast<std::size_t>(inputs[i])] = {bound[i].shape(), bound[i].dtype()};
-    for (std::size_t id = 0; id < g.size(); ++id) {
-      const Node& n = g.node(static_cast<std::int32_t>(id));
+    for (std::size_t id = 0; id < count; ++id) {
+      const Node& n = nodes[id];
       if (needed[id] && (n.op == Op::parameter || n.op == Op::constant))
         plan->descs[id] = {n.value.shape(), n.value.dtype()};
     }
     for (auto id : order) {
-      const Node& n = g.node(id);
+      const Node& n = node(id);
       std::vector<TensorDesc> in;
       for (auto i : n.inputs) in.push_back(plan->descs[static_cast<std::size_t>(i)]);
       TensorDesc out = internal::infer(n.op, n.attrs, in, n.name);
@@ -133,9 +148,9 @@ struct Executable::Impl {
     }
     // Memory: every computed value gets a block of one arena, reused after its last use.
     std::vector<internal::Lifetime> lifetimes;
-    std::vector<std::int64_t> last_use(g.size(), -1);
+    std::vector<std::int64_t> last_use(count, -1);
     for (std::size_t s = 0; s < plan->steps.size(); ++s)
-      for (auto i : g.node(plan->steps[s].node).inputs)
+      for (auto i : node(plan->steps[s].node).inputs)
         last_use[static_cast<std::size_t>(i)] = static_cast<std::int64_t>(s);
     const auto end = static_cast<std::int64_t>(plan->steps.size());
     for (auto o : outputs) last_use[static_cast<std::size_t>(o)] = end;
@@ -171,11 +186,12 @@ struct Executable::Impl {
   }
 
   void execute(Plan& plan, const std::vector<Tensor>& bound) {
-    const Graph& g = *graph;
     for (std::size_t i = 0; i < inputs.size(); ++i)
       plan.values[static_cast<std::size_t>(inputs[i])] = bound[i];
-    for (std::size_t id = 0; id < g.size(); ++id) {
-      const Node& n = g.node(static_cast<std::int32_t>(id));
+    // Parameters and constants are read from the graph at every run: optimizers update
+    // them in place, and users may assign new tensors of the same shape.
+    for (std::size_t id = 0; id < nodes.size(); ++id) {
+      const Node& n = graph->node(static_cast<std::int32_t>(id));
       if (!needed[id] || (n.op != Op::parameter && n.op != Op::constant)) continue;
       if (n.value.shape() != plan.descs[id].shape || n.value.dtype() != plan.descs[id].dtype)
         throw ShapeError("run: parameter '" + n.name + "' changed shape or dtype since compiling");
@@ -184,7 +200,7 @@ struct Executable::Impl {
     internal::RunContext ctx{options.training, runs};
     std::vector<Tensor> args;
     for (const Step& s : plan.steps) {
-      const Node& n = g.node(s.node);
+      const Node& n = node(s.node);
       args.clear();
       for (auto i : n.inputs) args.push_back(plan.values[static_cast<std::size_t>(i)]);
       KernelArgs ka{n, args, plan.values[static_cast<std::size_t>(s.node)], s.state.get(), ctx};
@@ -198,29 +214,27 @@ struct Executable::Impl {
 
 Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions options)
     : impl_(std::make_unique<Impl>()) {
-  impl_->graph = &graph;
-  impl_->options = std::move(options);
+  Impl& m = *impl_;
+  m.graph = &graph;
+  m.options = std::move(options);
   if (outputs.empty()) throw ValueError("Executable: no outputs requested");
-  impl_->needed.assign(graph.size(), false);
   for (const Value& v : outputs) {
     if (!v.valid() || &v.graph() != &graph)
       throw ValueError("Executable: an output is empty or belongs to another graph");
-    impl_->outputs.push_back(v.id());
-    impl_->needed[static_cast<std::size_t>(v.id())] = true;
+    m.pg.outputs.push_back(v.id());
   }
+  m.pg.nodes = graph.nodes();
+  m.pg.dead.assign(graph.size(), false);
+  if (m.options.fuse) internal::fuse_epilogues(m.pg);
   // Dead-code removal: only what the outputs depend on is compiled.
-  for (std::size_t id = graph.size(); id-- > 0;) {
-    if (!impl_->needed[id]) continue;
-    for (auto i : graph.node(static_cast<std::int32_t>(id)).inputs)
-      impl_->needed[static_cast<std::size_t>(i)] = true;
-  }
-  for (std::size_t id = 0; id < graph.size(); ++id) {
-    if (!impl_->needed[id]) continue;
-    const Op op = graph.node(static_cast<std::int32_t>(id)).op;
+  m.needed = internal::live_nodes(m.pg);
+  for (std::size_t id = 0; id < m.nodes.size(); ++id) {
+    if (!m.needed[id]) continue;
+    const Op op = m.nodes[id].op;
     if (op == Op::input)
-      impl_->inputs.push_back(static_cast<std::int32_t>(id));
+      m.inputs.push_back(static_cast<std::int32_t>(id));
     else if (op != Op::parameter && op != Op::constant)
-      impl_->order.push_back(static_cast<std::int32_t>(id));
+      m.order.push_back(static_cast<std::int32_t>(id));
   }
 }
 
@@ -250,15 +264,15 @@ std::string Executable::plan(const Feeds& feeds) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto bound = impl_->match_feeds(feeds);
   Plan& p = impl_->plan_for(bound);
-  const Graph& g = *impl_->graph;
+  const auto& nodes = impl_->nodes;
   std::ostringstream os;
-  os << "plan for " << shape_list(impl_->inputs, p.descs, g) << ": " << p.steps.size()
+  os << "plan for " << shape_list(impl_->inputs, p.descs, nodes) << ": " << p.steps.size()
      << " steps, arena " << p.memory.arena_bytes << " bytes\n";
   for (std::size_t s = 0; s < p.steps.size(); ++s) {
-    const Node& n = g.node(p.steps[s].node);
-    os << "  " << n.name << " = " << op_name(n.op) << "(";
+    const Node& n = impl_->node(p.steps[s].node);
+    os << "  " << n.name << " = " << op_label(n) << "(";
     for (std::size_t i = 0; i < n.inputs.size(); ++i)
-      os << (i ? ", " : "") << g.node(n.inputs[i]).name;
+      os << (i ? ", " : "") << impl_->node(n.inputs[i]).name;
     os << ") " << p.descs[static_cast<std::size_t>(p.steps[s].node)].shape.str() << " "
        << to_string(p.descs[static_cast<std::size_t>(p.steps[s].node)].dtype) << " via "
        << p.steps[s].kernel->name << " @" << p.memory.offsets[s] << "\n";

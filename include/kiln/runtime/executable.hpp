@@ -24,6 +24,8 @@ struct CompileOptions {
   bool training = false;
   /// Restrict kernels to this backend ("reference", "eigen", "onednn"); empty: best available.
   std::string backend = {};
+  /// Fold bias adds and relu into matmul / conv epilogues (see plan() for what was fused).
+  bool fuse = true;
 };
 
 /// Named input tensors for a run.
@@ -42,8 +44,9 @@ class KILN_API Executable {
   /// the next run (no copies: for training loops).
   std::span<const Tensor> run_views(const Feeds& feeds);
 
-  /// The compiled plan for these feeds' shapes: one line per node with its kernel,
-  /// shape and arena offset, plus the arena size.
+  /// The compiled plan for these feeds' shapes: one line per node with its op (fused
+  /// epilogues show as e.g. "conv2d+bias+relu"), kernel, shape and arena offset, plus the
+  /// arena size.
   std::string plan(const Feeds& feeds);
   /// Number of compiled plans in the cache.
   std::size_t cached_plans() const;

@@ -1,0 +1,130 @@
+#include <optional>
+
+#include "passes/passes.hpp"
+
+namespace kiln::internal {
+namespace {
+
+struct Use {
+  std::int32_t node;
+  std::size_t slot;
+};
+
+// Uses of each live node's value, by live nodes.
+std::vector<std::vector<Use>> uses_of(const PassGraph& pg, const std::vector<bool>& live) {
+  std::vector<std::vector<Use>> uses(pg.nodes.size());
+  for (std::size_t id = 0; id < pg.nodes.size(); ++id) {
+    if (!live[id]) continue;
+    const auto& ins = pg.nodes[id].inputs;
+    for (std::size_t k = 0; k < ins.size(); ++k)
+      uses[static_cast<std::size_t>(ins[k])].push_back({static_cast<std::int32_t>(id), k});
+  }
+  return uses;
+}
+
+bool is_output(const PassGraph& pg, std::int32_t id) {
+  for (auto o : pg.outputs)
+    if (o == id) return true;
+  return false;
+}
+
+// A use that reads only the value's shape: expand's optional 'like' input.
+bool shape_only(const PassGraph& pg, const Use& u) {
+  return pg.nodes[static_cast<std::size_t>(u.node)].op == Op::expand && u.slot == 1;
+}
+
+// True when `id`'s value is read, apart from shape-only uses, by `consumer` alone.
+bool only_used_by(const PassGraph& pg, const std::vector<std::vector<Use>>& uses, std::int32_t id,
+                  std::int32_t consumer) {
+  if (is_output(pg, id)) return false;
+  for (const Use& u : uses[static_cast<std::size_t>(id)])
+    if (u.node != consumer && !shape_only(pg, u)) return false;
+  return true;
+}
+
+bool fusable_producer(const Node& n) {
+  if (n.attrs.post_op != PostOp::none) return false;
+  if (n.op == Op::conv2d || n.op == Op::conv_transpose2d) return true;
+  return n.op == Op::matmul && n.inputs.size() == 2 && n.shape.rank() == 2;
+}
+
+// The 1-D bias behind `e` = expand(reshape(bias)), when it is per channel of `p`.
+std::optional<std::int32_t> channel_bias(const PassGraph& pg, const Node& p, std::int32_t e) {
+  const Node& en = pg.nodes[static_cast<std::size_t>(e)];
+  if (en.op != Op::expand) return std::nullopt;
+  const Node& rn = pg.nodes[static_cast<std::size_t>(en.inputs[0])];
+  if (rn.op != Op::reshape) return std::nullopt;
+  const std::int32_t b = rn.inputs[0];
+  const Node& bn = pg.nodes[static_cast<std::size_t>(b)];
+  if (bn.shape.rank() != 1 || bn.dtype != p.dtype) return std::nullopt;
+  // The reshape must put the bias on the channel axis (1: NCHW, or the matmul's columns)
+  // with 1s elsewhere.
+  constexpr std::size_t channel_axis = 1;
+  const Shape& rs = rn.shape;
+  if (rs.rank() != p.shape.rank()) return std::nullopt;
+  for (std::size_t i = 0; i < rs.rank(); ++i) {
+    const bool on_channel = i == channel_axis;
+    if (on_channel ? rs[i] != bn.shape[0] || rs[i] != p.shape[i] : rs[i] != 1) return std::nullopt;
+  }
+  return b;
+}
+
+void redirect(PassGraph& pg, std::int32_t from, std::int32_t to) {
+  for (auto& n : pg.nodes)
+    for (auto& i : n.inputs)
+      if (i == from) i = to;
+  for (auto& o : pg.outputs)
+    if (o == from) o = to;
+  pg.dead[static_cast<std::size_t>(from)] = true;
+}
+
+}  // namespace
+
+std::vector<bool> live_nodes(const PassGraph& pg) {
+  std::vector<bool> live(pg.nodes.size(), false);
+  for (auto o : pg.outputs) live[static_cast<std::size_t>(o)] = true;
+  for (std::size_t id = pg.nodes.size(); id-- > 0;) {
+    if (!live[id]) continue;
+    for (auto i : pg.nodes[id].inputs) live[static_cast<std::size_t>(i)] = true;
+  }
+  return live;
+}
+
+void fuse_epilogues(PassGraph& pg) {
+  auto live = live_nodes(pg);
+  auto uses = uses_of(pg, live);
+  for (std::size_t id = 0; id < pg.nodes.size(); ++id) {
+    if (!live[id] || pg.dead[id]) continue;
+    Node& n = pg.nodes[id];
+    const auto self = static_cast<std::int32_t>(id);
+    // add(producer, expand(reshape(bias))) -> producer with a bias input
+    if (n.op == Op::add) {
+      for (std::size_t k = 0; k < 2; ++k) {
+        const std::int32_t p = n.inputs[k], e = n.inputs[1 - k];
+        Node& pn = pg.nodes[static_cast<std::size_t>(p)];
+        if (!fusable_producer(pn) || pn.inputs.size() != 2 || pn.shape != n.shape) continue;
+        if (!only_used_by(pg, uses, p, self)) continue;
+        const auto bias = channel_bias(pg, pn, e);
+        if (!bias) continue;
+        pn.inputs.push_back(*bias);
+        redirect(pg, self, p);
+        live = live_nodes(pg);
+        uses = uses_of(pg, live);
+        break;
+      }
+      continue;
+    }
+    // relu(producer) -> producer with a relu epilogue
+    if (n.op == Op::relu) {
+      const std::int32_t p = n.inputs[0];
+      Node& pn = pg.nodes[static_cast<std::size_t>(p)];
+      if (!fusable_producer(pn) || !only_used_by(pg, uses, p, self)) continue;
+      pn.attrs.post_op = PostOp::relu;
+      redirect(pg, self, p);
+      live = live_nodes(pg);
+      uses = uses_of(pg, live);
+    }
+  }
+}
+
+}  // namespace kiln::internal

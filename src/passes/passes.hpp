@@ -1,0 +1,29 @@
+// Internal: graph rewrites applied when an Executable compiles.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kiln/graph/graph.hpp"
+
+namespace kiln::internal {
+
+/// The nodes an executable runs: a copy of the graph's nodes that passes may rewrite.
+/// Node ids are kept; a node folded into another is marked dead and every use of it
+/// (including the outputs) is redirected to the node that now computes its value.
+struct PassGraph {
+  std::vector<Node> nodes;
+  std::vector<bool> dead;
+  std::vector<std::int32_t> outputs;
+};
+
+/// Marks what the outputs depend on.
+std::vector<bool> live_nodes(const PassGraph& pg);
+
+/// Folds a per-channel bias add and a following relu into the epilogue of conv2d,
+/// conv_transpose2d and 2-D matmul nodes (oneDNN post-ops, Eigen epilogues), where the
+/// intermediate values have no other use than their shape. Training graphs fuse too:
+/// backward rules read the activation's output, not its input.
+void fuse_epilogues(PassGraph& pg);
+
+}  // namespace kiln::internal

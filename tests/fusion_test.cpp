@@ -1,0 +1,99 @@
+// The epilogue fusion pass: fused plans give the unfused results (forward and gradients),
+// show the fusion in plan(), and leave values alone that something else still reads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kiln/kiln.hpp"
+
+namespace kiln {
+namespace {
+
+Tensor random_tensor(const Shape& s, std::uint64_t seed) {
+  Rng rng(seed);
+  Tensor t = Tensor::empty(s);
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    t.data<float>()[i] = static_cast<float>(rng.normal());
+  return t;
+}
+
+void expect_close(const Tensor& a, const Tensor& b, double tol = 1e-5) {
+  ASSERT_EQ(a.shape(), b.shape());
+  for (std::int64_t i = 0; i < a.numel(); ++i)
+    ASSERT_NEAR(a.at(i), b.at(i), tol * std::max(1.0, std::abs(b.at(i)))) << "element " << i;
+}
+
+struct Net {
+  Graph g;
+  Value loss, logits, pre;
+  Feeds feeds;
+};
+
+// conv (bias added by hand) -> relu -> max pool -> flatten -> dense (relu) -> dense -> CE
+void build(Net& n) {
+  Graph& g = n.g;
+  auto x = g.input("x", {batch, 2, 6, 6});
+  auto y = g.input("y", {batch}, i32);
+  auto w = g.parameter("conv.w", random_tensor({4, 2, 3, 3}, 1));
+  auto b = g.parameter("conv.b", random_tensor({4}, 2));
+  Conv2dOptions o;
+  o.padding = {1, 1};
+  n.pre = add(conv2d(x, w, {}, o), reshape(b, {1, 4, 1, 1}), "conv.pre");
+  auto h = flatten(max_pool2d(relu(n.pre, "conv.act")));
+  auto w1 = g.parameter("fc1.w", random_tensor({36, 8}, 3));
+  auto b1 = g.parameter("fc1.b", random_tensor({8}, 4));
+  auto h1 = relu(add(matmul(h, w1), b1), "fc1.act");
+  auto w2 = g.parameter("fc2.w", random_tensor({8, 3}, 5));
+  auto b2 = g.parameter("fc2.b", random_tensor({3}, 6));
+  n.logits = add(matmul(h1, w2), b2, "logits");
+  n.loss = softmax_cross_entropy(n.logits, y);
+  n.feeds = {{"x", random_tensor({5, 2, 6, 6}, 7)}, {"y", Tensor::from({0, 1, 2, 1, 0}, Shape{5})}};
+}
+
+TEST(Fusion, ForwardMatchesUnfusedAndShowsInThePlan) {
+  Net n;
+  build(n);
+  Executable fused(n.g, {n.logits});
+  Executable plain(n.g, {n.logits}, {.fuse = false});
+  expect_close(fused.run(n.feeds)[0], plain.run(n.feeds)[0]);
+  const std::string fp = fused.plan(n.feeds), pp = plain.plan(n.feeds);
+  EXPECT_NE(fp.find("conv2d+bias+relu"), std::string::npos) << fp;
+  EXPECT_NE(fp.find("matmul+bias+relu"), std::string::npos) << fp;
+  EXPECT_NE(fp.find("logits = matmul+bias("), std::string::npos) << fp;  // no activation
+  EXPECT_EQ(pp.find("+relu"), std::string::npos) << pp;
+  EXPECT_EQ(pp.find("+bias"), std::string::npos) << pp;
+}
+
+TEST(Fusion, GradientsMatchUnfused) {
+  Net n;
+  build(n);
+  auto params = n.g.parameters();
+  auto grads = grad(n.loss, params);
+  std::vector<Value> outs{n.loss};
+  outs.insert(outs.end(), grads.begin(), grads.end());
+  Executable fused(n.g, outs, {.training = true});
+  Executable plain(n.g, outs, {.training = true, .fuse = false});
+  const auto a = fused.run(n.feeds);
+  const auto b = plain.run(n.feeds);
+  for (std::size_t i = 0; i < a.size(); ++i) expect_close(a[i], b[i], 1e-4);
+  const std::string plan = fused.plan(n.feeds);
+  EXPECT_NE(plan.find("conv2d+bias+relu"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("matmul+bias+relu"), std::string::npos) << plan;
+}
+
+TEST(Fusion, KeepsValuesSomethingElseReads) {
+  Net n;
+  build(n);
+  // The pre-activation is an output too: the bias add stays, relu is not folded into it.
+  Executable exe(n.g, {n.logits, n.pre});
+  const std::string plan = exe.plan(n.feeds);
+  EXPECT_EQ(plan.find("conv2d+bias"), std::string::npos) << plan;
+  EXPECT_NE(plan.find("conv.act = relu("), std::string::npos) << plan;
+  Executable plain(n.g, {n.logits, n.pre}, {.fuse = false});
+  const auto a = exe.run(n.feeds), b = plain.run(n.feeds);
+  expect_close(a[0], b[0]);
+  expect_close(a[1], b[1]);
+}
+
+}  // namespace
+}  // namespace kiln
