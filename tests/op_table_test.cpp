@@ -169,7 +169,7 @@ std::vector<OpCase> op_cases() {
          static_cast<Conv2dOptions&>(o) = conv({1, 2}, {0, 1}, {2, 1}, 2);
          return conv_transpose2d(v[0], v[1], {}, o);
        });
-  push("conv2d_backward_weights", Op::conv2d_backward_weights, {F({2, 4, 7, 6}), F({2, 6, 3, 3})},
+  push("conv2d_backward_weights", Op::conv2d_backward_weights, {F({2, 4, 7, 6}), F({2, 6, 4, 3})},
        [conv](V& v) {
          return conv2d_backward_weights(v[0], v[1], {3, 2}, conv({2, 2}, {1, 0}, {1, 1}, 2));
        });

@@ -9,7 +9,13 @@ namespace kiln::internal {
 namespace {
 
 std::string pair_str(const Pair& p) {
-  return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")";
+  // Appends rather than chaining operator+: GCC 12 warns falsely (-Wrestrict) on the latter.
+  std::string s = "(";
+  s += std::to_string(p[0]);
+  s += ", ";
+  s += std::to_string(p[1]);
+  s += ")";
+  return s;
 }
 
 // Output size of a sliding window along one spatial dim (-1 stays dynamic).

@@ -45,7 +45,7 @@ bool only_used_by(const PassGraph& pg, const std::vector<std::vector<Use>>& uses
 bool fusable_producer(const Node& n) {
   if (n.attrs.post_op != PostOp::none) return false;
   if (n.op == Op::conv2d || n.op == Op::conv_transpose2d) return true;
-  return n.op == Op::matmul && n.inputs.size() == 2 && n.shape.rank() == 2;
+  return n.op == Op::matmul && n.shape.rank() == 2;
 }
 
 // The 1-D bias behind `e` = expand(reshape(bias)), when it is per channel of `p`.
@@ -69,7 +69,9 @@ std::optional<std::int32_t> channel_bias(const PassGraph& pg, const Node& p, std
   return b;
 }
 
+// `to` now computes `from`'s value (and takes its name); every use of `from` moves to `to`.
 void redirect(PassGraph& pg, std::int32_t from, std::int32_t to) {
+  pg.nodes[static_cast<std::size_t>(to)].name = pg.nodes[static_cast<std::size_t>(from)].name;
   for (auto& n : pg.nodes)
     for (auto& i : n.inputs)
       if (i == from) i = to;
