@@ -2,14 +2,14 @@
 //
 // register_eigen_kernels (declared in internal/kernel.hpp) adds the forward kernels to
 // kiln_infer's table; register_eigen_training_kernels adds the kernels only training
-// needs (scatter_add_rows) and lives in kiln.
+// needs (scatter_add_rows, CNN backward ops) and lives in kiln.
 #pragma once
 
 #include "internal/kernel.hpp"
 
 namespace kiln::internal {
 
-/// Adds the Eigen kernels of training-only ops (scatter_add_rows).
+/// Adds the Eigen kernels of training-only ops (scatter_add_rows, the CNN backward ops).
 void register_eigen_training_kernels(KernelTable& t);
 
 namespace eigen {
@@ -21,6 +21,12 @@ void register_reduce(KernelTable& t);
 void register_data_movement(KernelTable& t);
 void register_indexing(KernelTable& t);
 void register_losses(KernelTable& t);
+void register_conv(KernelTable& t);        // conv2d, conv_transpose2d
+void register_pool(KernelTable& t);        // max_pool2d, avg_pool2d
+void register_batch_norm(KernelTable& t);  // batch_norm
+void register_upsample(KernelTable& t);    // upsample_nearest2d
+/// Training-only (kiln): conv2d_backward_weights, pool backward, batch_norm_backward.
+void register_training_cnn(KernelTable& t);
 }  // namespace eigen
 
 }  // namespace kiln::internal

@@ -1,4 +1,5 @@
-// Eigen kernel of matmul: GEMM on row-major maps, transposes folded into the product.
+// Eigen kernel of matmul: GEMM on row-major maps, transposes folded into the product;
+// the fusion pass's optional bias [N] (2-D operands) and ReLU post-op run as an epilogue.
 #include "kernels/eigen/common.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
 
@@ -28,9 +29,15 @@ GemmShape gemm_shape(const Shape& a, const Shape& b, const Attrs& at) {
 
 bool supports_gemm(const KernelQuery& q, std::string* why) {
   if (!require_f32(q, why)) return false;
-  if (q.inputs.size() != 2) return decline(why, "matmul needs two inputs");
+  if (q.inputs.size() != 2 && q.inputs.size() != 3)
+    return decline(why, "matmul needs a, b and an optional bias");
   const std::size_t ra = q.inputs[0].shape.rank(), rb = q.inputs[1].shape.rank();
   if (ra < 2 || rb < 2) return decline(why, "matmul operands must have rank >= 2");
+  if (q.inputs.size() == 3 && (ra != 2 || rb != 2 || q.inputs[2].shape.rank() != 1 ||
+                               q.inputs[2].shape[0] != q.output.shape[1]))
+    return decline(why, "a bias needs 2-D operands and length N");
+  if (q.node.attrs.post_op != PostOp::none && q.node.attrs.post_op != PostOp::relu)
+    return decline(why, "only the relu post-op is fused");
   if (rb != 2 && rb != ra) return decline(why, "b must be 2-D or have a's rank");
   if (rb == ra &&
       dims_product(q.inputs[0].shape, 0, ra - 2) != dims_product(q.inputs[1].shape, 0, rb - 2))
@@ -58,12 +65,54 @@ void gemm(const float* a, const float* b, float* c, const GemmShape& g, bool ta,
   }
 }
 
+/// The ReLU epilogue over rows x cols of C, threads splitting the rows.
+void relu_rows(float* c, std::int64_t rows, std::int64_t cols) {
+  const std::int64_t grain =
+      std::max<std::int64_t>(1, parallel_grain / std::max<std::int64_t>(1, cols));
+  parallel_ranges(rows, grain, [&](std::int64_t lo, std::int64_t hi) {
+    ArrayMap block(c + lo * cols, (hi - lo) * cols);
+    block = block.max(0.0f);
+  });
+}
+
+/// C = post_op(op(A) * op(B) + bias): C starts as the broadcast bias (in place of the
+/// zeroing a plain product does), the GEMM accumulates into it, and ReLU runs over the
+/// rows while they are still in cache, threads splitting the rows.
+void gemm_bias_relu(const float* a, const float* b, const float* bias, float* c, const GemmShape& g,
+                    const Attrs& at) {
+  Eigen::Map<Mat> C(c, g.m, g.n);
+  if (bias != nullptr) {
+    C.rowwise() = Eigen::Map<const Eigen::RowVectorXf>(bias, g.n);
+    if (g.k > 0) {
+      Eigen::Map<const Mat> A(a, at.transpose_a ? g.k : g.m, at.transpose_a ? g.m : g.k);
+      Eigen::Map<const Mat> B(b, at.transpose_b ? g.n : g.k, at.transpose_b ? g.k : g.n);
+      if (!at.transpose_a && !at.transpose_b)
+        C.noalias() += A * B;
+      else if (at.transpose_a && !at.transpose_b)
+        C.noalias() += A.transpose() * B;
+      else if (!at.transpose_a)
+        C.noalias() += A * B.transpose();
+      else
+        C.noalias() += A.transpose() * B.transpose();
+    }
+  } else {
+    gemm(a, b, c, g, at.transpose_a, at.transpose_b);
+  }
+  if (at.post_op == PostOp::relu) relu_rows(c, g.m, g.n);
+}
+
 void run_gemm(const KernelArgs& args) {
   const Attrs& at = args.node.attrs;
   const GemmShape g = gemm_shape(args.inputs[0].shape(), args.inputs[1].shape(), at);
   const float* a = args.inputs[0].data<float>();
   const float* b = args.inputs[1].data<float>();
   float* c = args.output.data<float>();
+  if (g.batch == 1 && (args.inputs.size() == 3 || at.post_op != PostOp::none)) {
+    // A bias implies 2-D operands, hence one product (supports_gemm).
+    gemm_bias_relu(a, b, args.inputs.size() == 3 ? args.inputs[2].data<float>() : nullptr, c, g,
+                   at);
+    return;
+  }
   const std::int64_t a_step = g.m * g.k, b_step = g.b_shared ? 0 : g.k * g.n, c_step = g.m * g.n;
   // Small products in a batch run one per thread; large ones use Eigen's own threads.
   const bool per_thread = g.batch > 1 && g.m * g.n * g.k < (std::int64_t{1} << 18);
@@ -76,6 +125,7 @@ void run_gemm(const KernelArgs& args) {
     for (std::int64_t i = 0; i < g.batch; ++i)
       gemm(a + i * a_step, b + i * b_step, c + i * c_step, g, at.transpose_a, at.transpose_b);
   }
+  if (at.post_op == PostOp::relu) relu_rows(c, g.batch * g.m, g.n);
 }
 
 }  // namespace

@@ -11,6 +11,10 @@ void register_eigen_kernels(KernelTable& t) {
   eigen::register_data_movement(t);
   eigen::register_indexing(t);
   eigen::register_losses(t);
+  eigen::register_conv(t);
+  eigen::register_pool(t);
+  eigen::register_batch_norm(t);
+  eigen::register_upsample(t);
 }
 
 }  // namespace kiln::internal

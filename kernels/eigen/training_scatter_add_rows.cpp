@@ -52,6 +52,7 @@ void run_scatter_add_rows(const KernelArgs& args) {
 void register_eigen_training_kernels(KernelTable& t) {
   t.add(Op::scatter_add_rows,
         {"eigen", "eigen_scatter_add_rows", supports_scatter_add_rows, run_scatter_add_rows});
+  eigen::register_training_cnn(t);
 }
 
 }  // namespace kiln::internal

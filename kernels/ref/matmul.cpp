@@ -2,6 +2,8 @@
 //
 // a is [..., M, K] ([..., K, M] with transpose_a); b is [K, N] ([N, K] with transpose_b),
 // either shared by every batch (rank 2) or with a's batch dims; the output is [..., M, N].
+// With rank-2 a, an optional third input bias [N] is added to every row (set by the fusion
+// pass), and post_op (relu) is applied last: out = post_op(a·b + bias).
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -29,7 +31,7 @@ MatmulDims matmul_dims(const Node& node, const Shape& a, const Shape& b) {
 }
 
 std::string check_matmul(const Node& node, Descs in, const TensorDesc& out) {
-  if (auto e = need_arity(in, 2, 2); !e.empty()) return e;
+  if (auto e = need_arity(in, 2, 3); !e.empty()) return e;
   if (auto e = need_float_alike(in, out); !e.empty()) return e;
   const Shape& a = in[0].shape;
   const Shape& b = in[1].shape;
@@ -43,6 +45,9 @@ std::string check_matmul(const Node& node, Descs in, const TensorDesc& out) {
   if (!d.shared_b)
     for (std::size_t i = 0; i + 2 < a.rank(); ++i)
       if (a[i] != b[i]) return "batch dims differ: a " + a.str() + ", b " + b.str();
+  if (in.size() == 3 && (a.rank() != 2 || in[2].shape != Shape{d.n}))
+    return "a bias needs a rank-2 a and shape [" + std::to_string(d.n) + "], got a " + a.str() +
+           ", bias " + in[2].shape.str();
   std::vector<std::int64_t> expected(a.dims().begin(), a.dims().end() - 2);
   expected.push_back(d.m);
   expected.push_back(d.n);
@@ -59,6 +64,8 @@ void matmul_typed(const KernelArgs& args) {
   const T* a_all = a_t.data<T>();
   const T* b_all = b_t.data<T>();
   T* c_all = args.output.data<T>();
+  const T* bias = args.inputs.size() > 2 ? args.inputs[2].data<T>() : nullptr;
+  const bool relu = args.node.attrs.post_op == PostOp::relu;
   for (std::int64_t bt = 0; bt < d.batches; ++bt) {
     const T* a = a_all + bt * d.m * d.k;
     const T* b = d.shared_b ? b_all : b_all + bt * d.k * d.n;
@@ -71,6 +78,8 @@ void matmul_typed(const KernelArgs& args) {
           const double b_pj = b[tb ? j * d.k + p : p * d.n + j];
           acc += a_ip * b_pj;
         }
+        if (bias != nullptr) acc += static_cast<double>(bias[j]);
+        if (relu && acc < 0.0) acc = 0.0;
         c[i * d.n + j] = static_cast<T>(acc);
       }
     }

@@ -2,14 +2,16 @@
 //
 // register_reference_kernels (declared in internal/kernel.hpp, defined in register.cpp) adds
 // every forward kernel to kiln_infer's table; register_reference_training_kernels adds the
-// kernels only training needs (scatter_add_rows) and is built into kiln.
+// kernels only training needs (scatter_add_rows and the CNN backward kernels) and is built
+// into kiln.
 #pragma once
 
 #include "internal/kernel.hpp"
 
 namespace kiln::internal {
 
-/// Adds the reference kernels of training-only ops (scatter_add_rows).
+/// Adds the reference kernels of training-only ops (scatter_add_rows, conv2d_backward_weights,
+/// max_pool2d_backward, avg_pool2d_backward, batch_norm_backward).
 void register_reference_training_kernels(KernelTable& t);
 
 namespace ref {
@@ -21,6 +23,14 @@ void add_shape_kernels(KernelTable& t);         // expand, reshape, transpose, c
 void add_index_kernels(KernelTable& t);         // gather, one_hot
 void add_softmax_loss_kernels(KernelTable& t);  // softmax, log_softmax and the fused losses
 void add_dropout_kernels(KernelTable& t);       // dropout_mask
+void add_conv_kernels(KernelTable& t);          // conv2d, conv_transpose2d
+void add_pool_kernels(KernelTable& t);          // max_pool2d, avg_pool2d
+void add_batch_norm_kernels(KernelTable& t);    // batch_norm
+void add_upsample_kernels(KernelTable& t);      // upsample_nearest2d
+
+/// Training only (training_cnn.cpp, in kiln): conv2d_backward_weights, max_pool2d_backward,
+/// avg_pool2d_backward, batch_norm_backward.
+void add_cnn_training_kernels(KernelTable& t);
 
 }  // namespace ref
 }  // namespace kiln::internal

@@ -6,11 +6,17 @@
 // reason; run() repeats the check on the actual tensors (require) so that a mismatch raises
 // kiln::ValueError instead of reading or writing out of bounds.
 //
+// The geometry of sliding windows (conv2d, pooling) and the per-channel batch statistics
+// are here too, shared by the forward kernels and their training-only backward kernels.
+//
 // Everything here is inline: the training-only kernels are built into kiln, which cannot
 // link against kiln_infer's hidden symbols in a shared build.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <utility>
@@ -204,6 +210,140 @@ inline bool next_index(std::vector<std::int64_t>& idx, const Shape& s) {
     idx[d] = 0;
   }
   return false;
+}
+
+// ---- convolution and pooling geometry (NCHW) ------------------------------------------
+
+/// "(h, w)" for messages.
+inline std::string pair_str(const Pair& p) {
+  // Appended piecewise: GCC 12 warns (-Wrestrict, falsely) on "(" + std::to_string(...).
+  std::string s = "(";
+  s += std::to_string(p[0]);
+  s += ", ";
+  s += std::to_string(p[1]);
+  s += ")";
+  return s;
+}
+
+/// Output size of a sliding window along one dim (conv2d, pooling):
+/// floor((in + 2*pad - dil*(k-1) - 1) / stride) + 1, or -1 when the window does not fit.
+inline std::int64_t window_out_size(std::int64_t in, std::int64_t k, std::int64_t stride,
+                                    std::int64_t pad, std::int64_t dil) {
+  const std::int64_t span = dil * (k - 1) + 1;
+  const std::int64_t padded = in + 2 * pad;
+  if (k < 1 || padded < span) return -1;
+  return (padded - span) / stride + 1;
+}
+
+/// Positive stride and dilation, non-negative padding and (for convs) positive groups.
+inline std::string need_window_attrs(const Attrs& a) {
+  for (std::size_t d = 0; d < 2; ++d) {
+    if (a.stride[d] < 1) return "stride " + pair_str(a.stride) + " must be positive";
+    if (a.padding[d] < 0) return "padding " + pair_str(a.padding) + " must not be negative";
+    if (a.dilation[d] < 1) return "dilation " + pair_str(a.dilation) + " must be positive";
+  }
+  if (a.groups < 1) return "groups " + std::to_string(a.groups) + " must be positive";
+  return {};
+}
+
+/// A 4-D (NCHW) shape.
+inline std::string need_nchw(const Shape& s, const char* what) {
+  if (s.rank() == 4) return {};
+  return std::string(what) + " must be 4-D (NCHW), got " + s.str();
+}
+
+/// The pooled shape of x [N, C, H, W] under a's kernel, stride and padding (pooling has no
+/// dilation; padding at most half the kernel), or the reason there is none.
+inline std::string pooled_shape(const Attrs& a, const Shape& x, Shape* pooled) {
+  if (auto e = need_nchw(x, "x"); !e.empty()) return e;
+  if (auto e = need_window_attrs(a); !e.empty()) return e;
+  if (a.dilation[0] != 1 || a.dilation[1] != 1) return "pooling has no dilation";
+  std::int64_t out[2];
+  for (std::size_t d = 0; d < 2; ++d) {
+    if (a.kernel[d] < 1) return "kernel " + pair_str(a.kernel) + " must be positive";
+    if (a.padding[d] * 2 > a.kernel[d])
+      return "padding " + pair_str(a.padding) + " must be at most half the kernel " +
+             pair_str(a.kernel);
+    out[d] = window_out_size(x[2 + d], a.kernel[d], a.stride[d], a.padding[d], 1);
+    if (out[d] < 1) return "the window does not fit the padded input " + x.str();
+  }
+  *pooled = Shape{x[0], x[1], out[0], out[1]};
+  return {};
+}
+
+/// One pooling window: the rows [h0, h1) and columns [w0, w1) it covers inside the input,
+/// and the avg_pool2d divisor (kh*kw with include_pad, else the count of real cells).
+struct PoolWindow {
+  std::int64_t h0, h1, w0, w1;
+  std::int64_t divisor;
+};
+
+/// The window of output cell (i, j) over an input of height h and width w.
+inline PoolWindow pool_window(const Attrs& a, std::int64_t h, std::int64_t w, std::int64_t i,
+                              std::int64_t j) {
+  const std::int64_t hs = i * a.stride[0] - a.padding[0];
+  const std::int64_t ws = j * a.stride[1] - a.padding[1];
+  PoolWindow win{};
+  win.h0 = std::max<std::int64_t>(hs, 0);
+  win.h1 = std::min(hs + a.kernel[0], h);
+  win.w0 = std::max<std::int64_t>(ws, 0);
+  win.w1 = std::min(ws + a.kernel[1], w);
+  win.divisor = a.include_pad ? a.kernel[0] * a.kernel[1] : (win.h1 - win.h0) * (win.w1 - win.w0);
+  return win;
+}
+
+/// Offset (within one [H, W] plane) of the first maximum of a window in row-major scan
+/// order. A NaN counts as larger than everything (the first NaN wins, as max does); a window
+/// of -inf only picks its first cell. Padding cells never take part.
+template <class T>
+std::int64_t window_argmax(const T* plane, std::int64_t width, const PoolWindow& win) {
+  std::int64_t best_at = win.h0 * width + win.w0;
+  double best = -std::numeric_limits<double>::infinity();
+  for (std::int64_t r = win.h0; r < win.h1; ++r)
+    for (std::int64_t c = win.w0; c < win.w1; ++c) {
+      const double v = static_cast<double>(plane[r * width + c]);
+      if (std::isnan(v)) return r * width + c;
+      if (v > best) {
+        best = v;
+        best_at = r * width + c;
+      }
+    }
+  return best_at;
+}
+
+// ---- batch statistics -------------------------------------------------------------------
+
+/// x [N, C] or [N, C, H, W] seen as [N, C, S] with S = H*W (1 for rank 2).
+struct ChannelSplit {
+  std::int64_t n, c, s;
+  std::int64_t count() const { return n * s; }  ///< elements per channel
+};
+
+inline ChannelSplit channel_split(const Shape& x) {
+  return {x[0], x[1], x.rank() == 4 ? x[2] * x[3] : 1};
+}
+
+/// Per-channel mean and biased variance of x (two passes, in double).
+template <class T>
+void channel_stats(const T* x, const ChannelSplit& d, std::vector<double>& mean,
+                   std::vector<double>& var) {
+  mean.assign(static_cast<std::size_t>(d.c), 0.0);
+  var.assign(static_cast<std::size_t>(d.c), 0.0);
+  for (std::int64_t ch = 0; ch < d.c; ++ch) {
+    double sum = 0.0;
+    for (std::int64_t n = 0; n < d.n; ++n)
+      for (std::int64_t k = 0; k < d.s; ++k)
+        sum += static_cast<double>(x[(n * d.c + ch) * d.s + k]);
+    const double m = sum / static_cast<double>(d.count());
+    double sq = 0.0;
+    for (std::int64_t n = 0; n < d.n; ++n)
+      for (std::int64_t k = 0; k < d.s; ++k) {
+        const double dev = static_cast<double>(x[(n * d.c + ch) * d.s + k]) - m;
+        sq += dev * dev;
+      }
+    mean[static_cast<std::size_t>(ch)] = m;
+    var[static_cast<std::size_t>(ch)] = sq / static_cast<double>(d.count());
+  }
 }
 
 }  // namespace kiln::internal::ref

@@ -12,6 +12,10 @@ void register_reference_kernels(KernelTable& t) {
   ref::add_index_kernels(t);
   ref::add_softmax_loss_kernels(t);
   ref::add_dropout_kernels(t);
+  ref::add_conv_kernels(t);
+  ref::add_pool_kernels(t);
+  ref::add_batch_norm_kernels(t);
+  ref::add_upsample_kernels(t);
 }
 
 }  // namespace kiln::internal

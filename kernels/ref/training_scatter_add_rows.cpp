@@ -66,6 +66,7 @@ void register_reference_training_kernels(KernelTable& t) {
   t.add(Op::scatter_add_rows,
         {"reference", "ref_scatter_add_rows", ref::supports_check<ref::check_scatter_add_rows>,
          ref::run_scatter_add_rows});
+  ref::add_cnn_training_kernels(t);
 }
 
 }  // namespace kiln::internal

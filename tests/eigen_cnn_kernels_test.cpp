@@ -1,0 +1,382 @@
+// The Eigen CNN kernels (conv2d, conv_transpose2d, conv2d_backward_weights, pooling and
+// their backward kernels, batch_norm and its backward kernel, upsample_nearest2d, and the
+// fused bias / ReLU epilogue of matmul) against the reference kernels on odd shapes:
+// non-square images, strides 2 and 3, padding, dilation 2, groups 2 and depthwise, batch 1,
+// 1x1 kernels, output_padding, sizes at vector/tile boundaries (7, 8, 9, 15, 16, 17), and
+// sizes large enough to take the multi-threaded paths.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "internal/kernel.hpp"
+#include "internal/op_info.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/core/rng.hpp"
+#include "kiln/core/tensor.hpp"
+#include "kiln/core/threads.hpp"
+
+namespace kiln::internal {
+namespace {
+
+const Kernel* find_kernel(Op op, std::string_view backend) {
+  ensure_training_kernels();  // the backward kernels live in kiln's training table
+  for (const Kernel& k : kernels_for(op))
+    if (backend == k.backend) return &k;
+  return nullptr;
+}
+
+struct Case {
+  Op op;
+  Attrs attrs;
+  std::vector<Tensor> inputs;
+  RunContext run{};
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream s;
+  s << op_name(c.op) << " inputs";
+  for (const Tensor& t : c.inputs) s << " " << t.shape().str();
+  const Attrs& a = c.attrs;
+  s << " kernel=" << a.kernel[0] << "x" << a.kernel[1] << " stride=" << a.stride[0] << ","
+    << a.stride[1] << " pad=" << a.padding[0] << "," << a.padding[1] << " dil=" << a.dilation[0]
+    << "," << a.dilation[1] << " outpad=" << a.output_padding[0] << "," << a.output_padding[1]
+    << " groups=" << a.groups << " include_pad=" << a.include_pad
+    << " relu=" << (a.post_op == PostOp::relu) << " training=" << c.run.training;
+  return s.str();
+}
+
+std::vector<TensorDesc> descs_of(const std::vector<Tensor>& ts) {
+  std::vector<TensorDesc> d;
+  for (const Tensor& t : ts) d.push_back({t.shape(), t.dtype()});
+  return d;
+}
+
+TensorDesc output_of(const Case& c) { return infer(c.op, c.attrs, descs_of(c.inputs), "test"); }
+
+/// Runs k (supports, prepare, run) on the case into a NaN-poisoned output.
+Tensor run_kernel(const Kernel& k, const Case& c) {
+  const TensorDesc desc = output_of(c);
+  Node n;
+  n.op = c.op;
+  n.attrs = c.attrs;
+  n.name = "node_under_test";
+  n.shape = desc.shape;
+  n.dtype = desc.dtype;
+  const auto in = descs_of(c.inputs);
+  const KernelQuery q{n, in, desc};
+  std::string why;
+  EXPECT_TRUE(k.supports(q, &why)) << k.name << " declined: " << why;
+  std::shared_ptr<void> state = k.prepare ? k.prepare(q) : nullptr;
+  Tensor out = Tensor::full(desc.shape, std::nan(""), desc.dtype);
+  KernelArgs args{n, c.inputs, out, state.get(), c.run};
+  k.run(args);
+  return out;
+}
+
+/// |got - want| <= rel * (largest |want|) + 1e-6 elementwise; NaN anywhere fails.
+void expect_close(const Tensor& got, const Tensor& want, const std::string& who,
+                  double rel = 1e-5) {
+  ASSERT_EQ(got.shape(), want.shape()) << who;
+  const auto g = got.to_vector<float>();
+  const auto w = want.to_vector<float>();
+  double largest = 0.0;
+  for (float v : w) largest = std::max(largest, std::abs(static_cast<double>(v)));
+  const double limit = rel * largest + 1e-6;
+  int reported = 0;
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    const bool ok = !std::isnan(g[i]) && std::abs(static_cast<double>(g[i]) - w[i]) <= limit;
+    if (!ok && reported++ < 5)
+      ADD_FAILURE() << who << ": element " << i << " is " << g[i] << ", reference " << w[i]
+                    << " (limit " << limit << ")";
+  }
+}
+
+Case clone_inputs(const Case& c) {
+  Case d = c;
+  for (auto& t : d.inputs) t = t.clone();
+  return d;
+}
+
+/// The Eigen kernel of the case's op against the reference. Inputs are cloned per run so
+/// in-place state updates (batch_norm's running statistics) can be compared too.
+void check(const Case& c, double rel = 1e-5) {
+  SCOPED_TRACE(describe(c));
+  const Kernel* ref = find_kernel(c.op, "reference");
+  const Kernel* eig = find_kernel(c.op, "eigen");
+  ASSERT_NE(ref, nullptr);
+  ASSERT_NE(eig, nullptr);
+  const Case rc = clone_inputs(c), ec = clone_inputs(c);
+  const Tensor want = run_kernel(*ref, rc);
+  const Tensor got = run_kernel(*eig, ec);
+  expect_close(got, want, eig->name, rel);
+  for (std::size_t i = 0; i < c.inputs.size(); ++i)
+    expect_close(ec.inputs[i], rc.inputs[i],
+                 std::string(eig->name) + " input " + std::to_string(i) + " after the run", rel);
+}
+
+Tensor random(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.0) {
+  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
+  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
+  return Tensor::from(v, shape);
+}
+
+/// Small integers: many ties inside pooling windows.
+Tensor random_ties(const Shape& shape, Rng& rng) {
+  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
+  for (auto& x : v) x = std::floor(static_cast<float>(rng.uniform(-2.0, 2.0)));
+  return Tensor::from(v, shape);
+}
+
+struct ConvSpec {
+  Shape x;
+  Shape w;
+  Pair stride{1, 1}, padding{0, 0}, dilation{1, 1}, output_padding{0, 0};
+  std::int64_t groups = 1;
+  bool bias = false;
+  bool relu = false;
+};
+
+Attrs conv_attrs(const ConvSpec& s) {
+  Attrs a;
+  a.stride = s.stride;
+  a.padding = s.padding;
+  a.dilation = s.dilation;
+  a.output_padding = s.output_padding;
+  a.groups = s.groups;
+  a.post_op = s.relu ? PostOp::relu : PostOp::none;
+  return a;
+}
+
+// x, w, stride, padding, dilation, output_padding (ignored by conv2d), groups, bias, relu
+const ConvSpec kConvs[] = {
+    {{2, 3, 7, 9}, {4, 3, 3, 2}, {2, 3}, {1, 0}, {1, 2}, {0, 0}, 1, true, true},
+    {{1, 4, 8, 5}, {6, 2, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, 2, true, false},
+    {{2, 6, 9, 7}, {6, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 6, true, true},    // depthwise
+    {{2, 3, 9, 8}, {6, 1, 3, 2}, {1, 2}, {1, 1}, {2, 1}, {0, 1}, 3, false, false},  // x2 mult
+    {{3, 5, 4, 6}, {7, 5, 1, 1}, {1, 1}, {0, 0}, {1, 1}, {0, 0}, 1, true, true},    // 1x1
+    {{2, 5, 7, 6}, {3, 5, 1, 1}, {2, 3}, {0, 0}, {1, 1}, {1, 2}, 1, false, false},  // 1x1 s
+    {{1, 17, 16, 15}, {9, 17, 3, 3}, {1, 1}, {2, 2}, {2, 2}, {0, 0}, 1, true, false},
+    {{2, 1, 9, 9}, {3, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, {0, 0}, 1, true, true},  // C=1
+    {{1, 1, 15, 17}, {16, 1, 5, 5}, {1, 1}, {2, 2}, {1, 1}, {0, 0}, 1, true, true},
+    {{2, 8, 11, 10}, {10, 4, 3, 3}, {3, 3}, {1, 2}, {1, 1}, {2, 0}, 2, false, true},   // s3
+    {{8, 16, 20, 18}, {32, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, 1, true, true},  // big
+    {{6, 32, 14, 14}, {32, 1, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, 32, true, false},
+};
+
+TEST(EigenCnnKernels, Conv2dMatchesReference) {
+  Rng rng(11);
+  for (const ConvSpec& s : kConvs) {
+    Case c{Op::conv2d, conv_attrs(s), {random(s.x, rng), random(s.w, rng)}};
+    c.attrs.output_padding = {0, 0};
+    if (s.bias) c.inputs.push_back(random(Shape{s.w[0]}, rng));
+    check(c);
+  }
+}
+
+TEST(EigenCnnKernels, ConvTranspose2dMatchesReference) {
+  Rng rng(12);
+  for (const ConvSpec& s : kConvs) {
+    // conv_transpose2d's w is [Ci, Co/groups, kh, kw]: the conv2d weight read the other way.
+    const Shape x{s.x[0], s.w[0], s.x[2], s.x[3]};
+    Case c{Op::conv_transpose2d, conv_attrs(s), {random(x, rng), random(s.w, rng)}};
+    // output_padding must be below the stride or the dilation.
+    for (std::size_t d = 0; d < 2; ++d)
+      if (c.attrs.output_padding[d] >= std::max(s.stride[d], s.dilation[d]))
+        c.attrs.output_padding[d] = 0;
+    if (s.bias) c.inputs.push_back(random(Shape{s.w[1] * s.groups}, rng));
+    check(c);
+  }
+}
+
+TEST(EigenCnnKernels, Conv2dBackwardWeightsMatchesReference) {
+  Rng rng(13);
+  for (const ConvSpec& s : kConvs) {
+    Attrs a = conv_attrs(s);
+    a.post_op = PostOp::none;
+    a.output_padding = {0, 0};
+    a.kernel = {s.w[2], s.w[3]};
+    const TensorDesc y = infer(Op::conv2d, a, std::vector<TensorDesc>{{s.x}, {s.w}}, "shape");
+    check({Op::conv2d_backward_weights, a, {random(s.x, rng), random(y.shape, rng)}});
+  }
+}
+
+struct PoolSpec {
+  Shape x;
+  Pair kernel, stride, padding;
+  bool include_pad = true;
+};
+
+const PoolSpec kPools[] = {
+    {{2, 3, 7, 9}, {3, 2}, {2, 1}, {1, 1}, true},
+    {{2, 3, 7, 9}, {3, 2}, {2, 1}, {1, 1}, false},
+    {{1, 4, 8, 8}, {2, 2}, {2, 2}, {0, 0}, true},
+    {{2, 3, 7, 9}, {2, 2}, {2, 2}, {0, 0}, false},  // 2x2 path with an uncovered edge
+    {{3, 2, 11, 10}, {3, 3}, {3, 3}, {1, 1}, false},
+    {{2, 5, 9, 16}, {3, 3}, {1, 1}, {1, 1}, true},
+    {{1, 1, 17, 15}, {4, 2}, {3, 2}, {2, 1}, false},
+    {{16, 32, 28, 28}, {2, 2}, {2, 2}, {0, 0}, true},  // threads
+    {{4, 8, 13, 12}, {1, 1}, {2, 3}, {0, 0}, true},
+};
+
+Attrs pool_attrs(const PoolSpec& p) {
+  Attrs a;
+  a.kernel = p.kernel;
+  a.stride = p.stride;
+  a.padding = p.padding;
+  a.include_pad = p.include_pad;
+  return a;
+}
+
+TEST(EigenCnnKernels, PoolingMatchesReference) {
+  Rng rng(14);
+  for (const PoolSpec& p : kPools) {
+    const Attrs a = pool_attrs(p);
+    const Tensor x = random(p.x, rng, -3.0, 1.0);  // negative windows: padding must not win
+    check({Op::max_pool2d, a, {x}});
+    check({Op::avg_pool2d, a, {x}});
+    const TensorDesc y = infer(Op::max_pool2d, a, std::vector<TensorDesc>{{p.x}}, "shape");
+    const Tensor gy = random(y.shape, rng);
+    check({Op::max_pool2d_backward, a, {random_ties(p.x, rng), gy}});
+    check({Op::max_pool2d_backward, a, {x, gy}});
+    check({Op::avg_pool2d_backward, a, {x, gy}});
+  }
+}
+
+TEST(EigenCnnKernels, MaxPoolBackwardPicksTheFirstMaximum) {
+  // One 2x3 window of equal values: everything goes to its first cell (row-major).
+  const Kernel* eig = find_kernel(Op::max_pool2d_backward, "eigen");
+  ASSERT_NE(eig, nullptr);
+  Attrs a;
+  a.kernel = {2, 3};
+  a.stride = {2, 3};
+  const Tensor x = Tensor::from({1.f, 5.f, 5.f, 5.f, 2.f, 5.f}, Shape{1, 1, 2, 3});
+  const Tensor gy = Tensor::from({3.f}, Shape{1, 1, 1, 1});
+  const Tensor gx = run_kernel(*eig, {Op::max_pool2d_backward, a, {x, gy}});
+  EXPECT_EQ(gx.to_vector<float>(), (std::vector<float>{0, 3, 0, 0, 0, 0}));
+}
+
+TEST(EigenCnnKernels, BatchNormMatchesReference) {
+  Rng rng(15);
+  for (const Shape& xs :
+       {Shape{5, 3}, Shape{64, 17}, Shape{2, 3, 7, 9}, Shape{1, 4, 5, 3}, Shape{16, 8, 14, 14}}) {
+    const Shape ch{xs[1]};
+    for (bool training : {true, false}) {
+      Case c{Op::batch_norm, {}, {}};
+      c.attrs.eps = 1e-3f;
+      c.attrs.momentum = 0.2f;
+      c.inputs = {random(xs, rng, 2.0, 6.0),  // an offset mean tests the variance's accuracy
+                  random(ch, rng, 0.5, 1.5), random(ch, rng), random(ch, rng),
+                  random(ch, rng, 0.5, 2.0)};
+      c.run.training = training;
+      check(c);  // also compares the running statistics after the run
+    }
+  }
+}
+
+TEST(EigenCnnKernels, BatchNormUpdatesRunningStatisticsInPlace) {
+  // Hand computation: channel values {1, 3}: mean 2, biased var 1, unbiased var 2.
+  const Kernel* eig = find_kernel(Op::batch_norm, "eigen");
+  ASSERT_NE(eig, nullptr);
+  Case c{Op::batch_norm, {}, {}};
+  c.attrs.momentum = 0.5f;
+  c.attrs.eps = 1e-5f;
+  c.inputs = {Tensor::from({1.f, 3.f}, Shape{2, 1}), Tensor::from({2.f}, Shape{1}),
+              Tensor::from({1.f}, Shape{1}), Tensor::from({4.f}, Shape{1}),
+              Tensor::from({1.f}, Shape{1})};
+  c.run.training = true;
+  const Tensor y = run_kernel(*eig, c);
+  const auto yv = y.to_vector<float>();
+  const float s = 2.0f / std::sqrt(1.0f + 1e-5f);
+  EXPECT_NEAR(yv[0], 1.0f - s, 1e-5);
+  EXPECT_NEAR(yv[1], 1.0f + s, 1e-5);
+  EXPECT_FLOAT_EQ(c.inputs[3].item(), 3.0f);  // 0.5 * 4 + 0.5 * 2
+  EXPECT_FLOAT_EQ(c.inputs[4].item(), 1.5f);  // 0.5 * 1 + 0.5 * 2
+  // One value per channel cannot be normalised in training.
+  c.inputs[0] = Tensor::from({1.f}, Shape{1, 1});
+  EXPECT_THROW(run_kernel(*eig, c), ValueError);
+}
+
+TEST(EigenCnnKernels, BatchNormBackwardMatchesReference) {
+  Rng rng(16);
+  for (const Shape& xs :
+       {Shape{5, 3}, Shape{64, 17}, Shape{2, 3, 7, 9}, Shape{1, 4, 5, 3}, Shape{16, 8, 14, 14}}) {
+    Case c{Op::batch_norm_backward, {}, {}};
+    c.attrs.eps = 1e-3f;
+    c.inputs = {random(xs, rng, 2.0, 6.0), random(Shape{xs[1]}, rng, 0.5, 1.5), random(xs, rng)};
+    check(c, 2e-5);
+  }
+}
+
+TEST(EigenCnnKernels, UpsampleNearestMatchesReference) {
+  Rng rng(17);
+  for (const Pair scale : {Pair{2, 2}, Pair{1, 3}, Pair{3, 1}, Pair{2, 3}, Pair{1, 1}}) {
+    for (const Shape& xs : {Shape{1, 1, 1, 1}, Shape{2, 3, 5, 7}, Shape{8, 16, 17, 9}}) {
+      Case c{Op::upsample_nearest2d, {}, {random(xs, rng)}};
+      c.attrs.stride = scale;
+      check(c, 0.0);
+    }
+  }
+}
+
+TEST(EigenCnnKernels, MatmulBiasReluEpilogueMatchesReference) {
+  Rng rng(18);
+  for (const std::int64_t n : {1, 7, 8, 9, 16, 17, 65}) {
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool relu : {false, true})
+          for (bool bias : {false, true}) {
+            const std::int64_t m = 15, k = 9;
+            Case c{Op::matmul, {}, {}};
+            c.attrs.transpose_a = ta;
+            c.attrs.transpose_b = tb;
+            c.attrs.post_op = relu ? PostOp::relu : PostOp::none;
+            c.inputs = {random(ta ? Shape{k, m} : Shape{m, k}, rng),
+                        random(tb ? Shape{n, k} : Shape{k, n}, rng)};
+            if (bias) c.inputs.push_back(random(Shape{n}, rng));
+            check(c);
+          }
+  }
+  // Large enough for the threaded epilogue; and relu on a batched product.
+  Case big{Op::matmul, {}, {random(Shape{256, 300}, rng), random(Shape{300, 257}, rng)}};
+  big.attrs.post_op = PostOp::relu;
+  big.inputs.push_back(random(Shape{257}, rng));
+  check(big);
+  Case batched{Op::matmul, {}, {random(Shape{3, 5, 6}, rng), random(Shape{3, 6, 7}, rng)}};
+  batched.attrs.post_op = PostOp::relu;
+  check(batched);
+}
+
+TEST(EigenCnnKernels, ResultsDoNotDependOnTheThreadCount) {
+  // The threaded paths split work differently; results must agree (up to the order of
+  // the batch sum in conv2d_backward_weights).
+  Rng rng(19);
+  ConvSpec s{{8, 16, 20, 18}, {32, 16, 3, 3}, {1, 1}, {1, 1}, {1, 1}, {0, 0}, 1, true, true};
+  Case conv{
+      Op::conv2d, conv_attrs(s), {random(s.x, rng), random(s.w, rng), random(Shape{32}, rng)}};
+  Attrs wa = conv_attrs(s);
+  wa.post_op = PostOp::none;
+  wa.kernel = {3, 3};
+  Case gw{Op::conv2d_backward_weights, wa, {random(s.x, rng), random(Shape{8, 32, 20, 18}, rng)}};
+  const Kernel* ce = find_kernel(Op::conv2d, "eigen");
+  const Kernel* we = find_kernel(Op::conv2d_backward_weights, "eigen");
+  ASSERT_NE(ce, nullptr);
+  ASSERT_NE(we, nullptr);
+  const int saved = num_threads();
+  set_num_threads(1);
+  const Tensor c1 = run_kernel(*ce, conv), w1 = run_kernel(*we, gw);
+  set_num_threads(4);
+  const Tensor c4 = run_kernel(*ce, conv), w4 = run_kernel(*we, gw);
+  set_num_threads(saved);
+  expect_close(c4, c1, "conv2d, 4 threads vs 1", 0.0);
+  expect_close(w4, w1, "conv2d_backward_weights, 4 threads vs 1", 1e-6);
+}
+
+}  // namespace
+}  // namespace kiln::internal
