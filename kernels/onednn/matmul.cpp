@@ -1,5 +1,6 @@
 // oneDNN kernel of matmul: one dnnl::matmul primitive per compiled shape; transposes
-// are expressed as strides of the memory descriptors, so nothing is copied.
+// are expressed as strides of the memory descriptors, so nothing is copied. The optional
+// bias [N] (rank-2 a) and a ReLU post_op become the primitive's bias and eltwise post-op.
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -15,7 +16,8 @@ std::int64_t product(const Shape& s, std::size_t begin, std::size_t end) {
 
 bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
   if (!basic_checks(q, why)) return false;
-  if (q.inputs.size() != 2) return decline(why, "matmul needs two inputs");
+  if (q.inputs.size() != 2 && q.inputs.size() != 3)
+    return decline(why, "matmul needs a, b and an optional bias");
   const Shape& as = q.inputs[0].shape;
   const Shape& bs = q.inputs[1].shape;
   const std::size_t ra = as.rank(), rb = bs.rank();
@@ -43,10 +45,31 @@ bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
     b_md = dnnl::memory::desc({b_batch, k, n}, f32, tb ? dims{k * n, 1, k} : dims{k * n, n, 1});
     c_md = plain_desc({batch, m, n});
   }
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), engine(), true);
+  // Fused epilogue (set by the fusion pass): out = post_op(a.b + bias), bias [N].
+  const bool has_bias = q.inputs.size() == 3;
+  const PostOp post_op = q.node.attrs.post_op;
+  if (post_op != PostOp::none && post_op != PostOp::relu) return decline(why, "unknown post_op");
+  dnnl::memory::desc bias_md;
+  if (has_bias) {
+    if (ra != 2) return decline(why, "a bias needs a 2-D a");
+    if (q.inputs[2].shape != Shape{n}) return decline(why, "bias must be [N]");
+    dims bias_dims(c_md.dims().size(), 1);
+    bias_dims.back() = n;
+    bias_md = plain_desc(bias_dims);
+  }
+  dnnl::primitive_attr attr;
+  if (post_op == PostOp::relu) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    attr.set_post_ops(po);
+  }
+  const auto desc = has_bias ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
+                             : dnnl::matmul::desc(a_md, b_md, c_md);
+  dnnl::matmul::primitive_desc pd(desc, attr, engine(), true);
   if (!pd) return decline(why, "oneDNN has no matmul for these layouts");
   plan->pd = pd;
   plan->bindings = {{DNNL_ARG_SRC, a_md, 0}, {DNNL_ARG_WEIGHTS, b_md, 1}, {DNNL_ARG_DST, c_md, -1}};
+  if (has_bias) plan->bindings.push_back({DNNL_ARG_BIAS, bias_md, 2});
   return true;
 }
 
@@ -66,7 +89,7 @@ bool small_matmul(const KernelQuery& q) {
 }
 
 bool supports_matmul(const KernelQuery& q, std::string* why) {
-  if (q.inputs.size() == 2 && q.inputs[0].shape.rank() >= 2 && q.inputs[1].shape.rank() >= 2 &&
+  if (q.inputs.size() >= 2 && q.inputs[0].shape.rank() >= 2 && q.inputs[1].shape.rank() >= 2 &&
       small_matmul(q))
     return decline(why, "small matmul or one row: the eigen kernel is faster");
   return supports_with(build_matmul, q, why);

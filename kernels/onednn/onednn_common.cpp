@@ -89,3 +89,140 @@ void execute(Builder build, const KernelArgs& args) {
 }
 
 }  // namespace kiln::internal::onednn
+
+namespace kiln::internal::onednn {
+
+dnnl::memory::dims dims_of(const Shape& s) {
+  dnnl::memory::dims d;
+  for (std::size_t i = 0; i < s.rank(); ++i) d.push_back(s[i]);
+  return d;
+}
+
+dnnl::memory Pipeline::tensor(int index, const dnnl::memory::desc& md) {
+  dnnl::memory m(md, engine(), DNNL_MEMORY_NONE);
+  tensors_.emplace_back(index, m);
+  return m;
+}
+
+dnnl::memory Pipeline::scratch(const dnnl::memory::desc& md) {
+  return build_ ? dnnl::memory(md, engine()) : dnnl::memory(md, engine(), DNNL_MEMORY_NONE);
+}
+
+dnnl::memory Pipeline::like(const dnnl::memory& m, const dnnl::memory::desc& want) {
+  return m.get_desc() == want ? m : scratch(want);
+}
+
+void Pipeline::copy(const dnnl::memory& from, const dnnl::memory& to) {
+  if (from.get() == to.get()) return;
+  add(dnnl::reorder::primitive_desc(from, to), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+void Pipeline::add(const dnnl::primitive_desc_base& pd,
+                   std::unordered_map<int, dnnl::memory> args) {
+  if (!build_) return;
+  steps_.push_back({dnnl::primitive(pd.get()), std::move(args), when_});
+}
+
+void Pipeline::execute(const KernelArgs& args) {
+  for (auto& [index, m] : tensors_) {
+    const Tensor& t = index < 0 ? args.output : args.inputs[static_cast<std::size_t>(index)];
+    m.set_data_handle(const_cast<void*>(t.raw()));
+  }
+  dnnl::stream& s = stream();
+  const When skip = args.run.training ? When::inference : When::training;
+  for (const Step& step : steps_)
+    if (step.when != skip) step.primitive.execute(s, step.args);
+  s.wait();
+}
+
+bool supports_pipeline(PipelineBuilder build, const KernelQuery& q, std::string* why) {
+  try {
+    Pipeline p(false);
+    return build(q, why, p);
+  } catch (const dnnl::error& e) {
+    return decline(why, std::string("oneDNN: ") + e.what());
+  }
+}
+
+std::shared_ptr<void> prepare_pipeline(PipelineBuilder build, const KernelQuery& q) {
+  std::string why;
+  try {
+    auto p = std::make_shared<Pipeline>(true);
+    if (build(q, &why, *p)) return p;
+  } catch (const dnnl::error& e) {
+    why = std::string("oneDNN: ") + e.what();
+  }
+  throw Error("onednn kernel for " + std::string(op_name(q.node.op)) + " node '" + q.node.name +
+              "': " + why);
+}
+
+Pipeline& pipeline_of(PipelineBuilder build, const KernelArgs& args, std::shared_ptr<void>* owned) {
+  if (args.state != nullptr) return *static_cast<Pipeline*>(args.state);
+  std::vector<TensorDesc> in;
+  for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
+  const TensorDesc out{args.output.shape(), args.output.dtype()};
+  *owned = prepare_pipeline(build, KernelQuery{args.node, in, out});
+  return *static_cast<Pipeline*>(owned->get());
+}
+
+void run_pipeline(PipelineBuilder build, const KernelArgs& args) {
+  std::shared_ptr<void> owned;
+  pipeline_of(build, args, &owned).execute(args);
+}
+
+}  // namespace kiln::internal::onednn
+
+namespace kiln::internal::onednn {
+
+bool conv_geometry(const Attrs& a, const Shape& src, const Shape& dst, std::int64_t kh,
+                   std::int64_t kw, ConvGeometry* g, std::string* why) {
+  if (src.rank() != 4 || dst.rank() != 4) return decline(why, "conv tensors must be 4-D (NCHW)");
+  const std::int64_t groups = a.groups;
+  if (groups < 1 || src[1] % groups != 0 || dst[1] % groups != 0)
+    return decline(why, "channels do not divide into groups");
+  if (src[0] != dst[0]) return decline(why, "batch sizes differ");
+  const std::int64_t k[2] = {kh, kw};
+  g->strides.clear();
+  g->dilates.clear();
+  g->padding_l.clear();
+  g->padding_r.clear();
+  for (std::size_t d = 0; d < 2; ++d) {
+    if (k[d] < 1 || a.stride[d] < 1 || a.dilation[d] < 1 || a.padding[d] < 0)
+      return decline(why, "bad kernel, stride, dilation or padding");
+    const std::int64_t span = a.dilation[d] * (k[d] - 1) + 1;
+    const std::int64_t padded = src[2 + d] + 2 * a.padding[d];
+    if (padded < span || (padded - span) / a.stride[d] + 1 != dst[2 + d])
+      return decline(why, "output size does not match the conv geometry");
+    g->strides.push_back(a.stride[d]);
+    g->dilates.push_back(a.dilation[d] - 1);  // oneDNN counts the gaps
+    g->padding_l.push_back(a.padding[d]);
+    // Right padding as given: oneDNN rounds the output size down as we do.
+    g->padding_r.push_back(a.padding[d]);
+  }
+  g->groups = groups;
+  g->src = dims_of(src);
+  g->dst = dims_of(dst);
+  const std::int64_t o = dst[1], c = src[1];
+  g->weights = groups == 1 ? dnnl::memory::dims{o, c, kh, kw}
+                           : dnnl::memory::dims{groups, o / groups, c / groups, kh, kw};
+  return true;
+}
+
+dnnl::memory::desc plain_weights(const ConvGeometry& g) { return plain_desc(g.weights); }
+
+dnnl::convolution_forward::desc conv_forward_desc(const ConvGeometry& g,
+                                                  dnnl::memory::format_tag layout,
+                                                  const dnnl::memory::desc* bias) {
+  using tag = dnnl::memory::format_tag;
+  const auto f32 = dnnl::memory::data_type::f32;
+  const dnnl::memory::desc src(g.src, f32, layout), dst(g.dst, f32, layout);
+  const dnnl::memory::desc w =
+      layout == tag::any ? dnnl::memory::desc(g.weights, f32, tag::any) : plain_weights(g);
+  const auto prop = dnnl::prop_kind::forward_training;
+  const auto alg = dnnl::algorithm::convolution_direct;
+  if (bias != nullptr)
+    return {prop, alg, src, w, *bias, dst, g.strides, g.dilates, g.padding_l, g.padding_r};
+  return {prop, alg, src, w, dst, g.strides, g.dilates, g.padding_l, g.padding_r};
+}
+
+}  // namespace kiln::internal::onednn

@@ -2,21 +2,24 @@
 // prepared primitive whose run() only binds tensor memory and executes.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "internal/kernel.hpp"
+#include "kiln/export.hpp"
 
 namespace kiln::internal::onednn {
 
 /// The process-wide CPU engine (created on first use).
-dnnl::engine& engine();
+KILN_API dnnl::engine& engine();
 /// A stream on engine() for the calling thread.
-dnnl::stream& stream();
+KILN_API dnnl::stream& stream();
 
 /// One primitive argument: its oneDNN arg id, memory layout, and which tensor backs it.
 struct Binding {
@@ -53,7 +56,96 @@ std::shared_ptr<void> prepare_with(Builder build, const KernelQuery& q);
 void execute(Builder build, const KernelArgs& args);
 
 /// Row-major memory descriptor of an f32 tensor with these dims.
-dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims);
+KILN_API dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims);
+
+/// When a pipeline step runs: always, or only in training / inference runs.
+enum class When : std::uint8_t { always, training, inference };
+
+/// A prepared sequence of primitives (reorders included) over memories that are either
+/// the node's tensors, rebound to the tensors' storage on each run, or scratch buffers
+/// allocated once when the pipeline is built. A pipeline built with `build` false only
+/// creates descriptors (nothing is JIT-compiled or allocated): supports() uses that.
+class KILN_API Pipeline {
+ public:
+  explicit Pipeline(bool build) : build_(build) {}
+
+  bool building() const { return build_; }
+  /// Memory bound to input `index` of the node (-1: the output) on each run.
+  dnnl::memory tensor(int index, const dnnl::memory::desc& md);
+  /// A buffer of this layout owned by the pipeline.
+  dnnl::memory scratch(const dnnl::memory::desc& md);
+  /// m itself when it already has layout `want`, else a new scratch buffer of that layout.
+  dnnl::memory like(const dnnl::memory& m, const dnnl::memory::desc& want);
+  /// Appends a reorder from `from` to `to`, unless they are the same memory.
+  void copy(const dnnl::memory& from, const dnnl::memory& to);
+  /// Appends a primitive (created now when building) with its arguments.
+  void add(const dnnl::primitive_desc_base& pd, std::unordered_map<int, dnnl::memory> args);
+  /// Steps added from now on run only in runs of this kind.
+  void when(When w) { when_ = w; }
+  /// Binds args' tensors and executes the steps for args.run, then waits.
+  void execute(const KernelArgs& args);
+
+  /// Memories a kernel reads back after execute() (e.g. batch statistics).
+  std::vector<dnnl::memory> kept;
+
+ private:
+  struct Step {
+    dnnl::primitive primitive;
+    std::unordered_map<int, dnnl::memory> args;
+    When when;
+  };
+  bool build_;
+  When when_ = When::always;
+  std::vector<std::pair<int, dnnl::memory>> tensors_;
+  std::vector<Step> steps_;
+};
+
+/// Describes a kernel's pipeline for a query into p; returns false and sets *why when
+/// the query is not handled. oneDNN errors are caught by the functions below.
+using PipelineBuilder = bool (*)(const KernelQuery& q, std::string* why, Pipeline& p);
+
+/// supports() of a pipeline kernel: the builder's checks without compiling anything.
+KILN_API bool supports_pipeline(PipelineBuilder build, const KernelQuery& q, std::string* why);
+/// prepare() of a pipeline kernel: a built Pipeline (throws kiln::Error on failure).
+KILN_API std::shared_ptr<void> prepare_pipeline(PipelineBuilder build, const KernelQuery& q);
+/// The prepared pipeline of args, or (state null) one built into *owned for this call.
+KILN_API Pipeline& pipeline_of(PipelineBuilder build, const KernelArgs& args,
+                               std::shared_ptr<void>* owned);
+/// run() of a pipeline kernel.
+KILN_API void run_pipeline(PipelineBuilder build, const KernelArgs& args);
+
+/// oneDNN dims of a kiln shape.
+KILN_API dnnl::memory::dims dims_of(const Shape& s);
+
+/// A 2-D convolution as oneDNN sees it: src [N, C, H, W] -> dst [N, O, Ho, Wo] with our
+/// weights [O, C/g, kh, kw] (row-major, i.e. oneDNN's oihw or goihw).
+struct ConvGeometry {
+  dnnl::memory::dims src, weights, dst, strides, dilates, padding_l, padding_r;
+  std::int64_t groups = 1;
+};
+
+/// The geometry of a conv2d with these attributes (stride, padding, dilation, groups)
+/// from src, dst shapes and the kernel size; false and *why when they do not fit.
+KILN_API bool conv_geometry(const Attrs& a, const Shape& src, const Shape& dst, std::int64_t kh,
+                            std::int64_t kw, ConvGeometry* g, std::string* why);
+/// The conv's weights in our row-major layout.
+KILN_API dnnl::memory::desc plain_weights(const ConvGeometry& g);
+/// The conv's descriptor (forward, direct), with layouts src, weights, dst.
+KILN_API dnnl::convolution_forward::desc conv_forward_desc(const ConvGeometry& g,
+                                                           dnnl::memory::format_tag layout,
+                                                           const dnnl::memory::desc* bias);
+
+/// Pooling (defined in pool.cpp): checks of x and y against the node's kernel, stride and
+/// padding, and the forward descriptor (max, or avg with or without the padding counted).
+KILN_API bool check_pool(const KernelQuery& q, const Shape& x, const Shape& y, std::string* why);
+KILN_API dnnl::algorithm pool_algorithm(const KernelQuery& q);
+KILN_API dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnnl::prop_kind prop,
+                                                       const Shape& x, const Shape& y);
+
+/// Batch norm (defined in batch_norm.cpp): x's memory layout ([N, C] or NCHW) and the
+/// per-channel element count N*H*W; false and *why for other ranks.
+KILN_API bool batch_norm_layout(const KernelQuery& q, dnnl::memory::desc* x, std::int64_t* count,
+                                std::string* why);
 
 /// Sets *why when given and returns false.
 inline bool decline(std::string* why, std::string reason) {
@@ -81,11 +173,14 @@ inline constexpr std::int64_t min_matmul_macs = std::int64_t{1} << 18;
 bool elementwise_policy(const KernelQuery& q, std::string* why);
 
 /// Shared checks: f32 only and no empty tensors.
-bool basic_checks(const KernelQuery& q, std::string* why);
+KILN_API bool basic_checks(const KernelQuery& q, std::string* why);
 
 // One registration function per family.
 void register_matmul(KernelTable& t);
 void register_elementwise(KernelTable& t);
 void register_softmax(KernelTable& t);
+void register_conv(KernelTable& t);
+void register_pool(KernelTable& t);
+void register_batch_norm(KernelTable& t);
 
 }  // namespace kiln::internal::onednn

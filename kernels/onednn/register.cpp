@@ -7,6 +7,9 @@ void register_onednn_kernels(KernelTable& t) {
   onednn::register_matmul(t);
   onednn::register_elementwise(t);
   onednn::register_softmax(t);
+  onednn::register_conv(t);
+  onednn::register_pool(t);
+  onednn::register_batch_norm(t);
 }
 
 }  // namespace kiln::internal

@@ -5,6 +5,9 @@
 #include "autodiff/grad_rules.hpp"
 #include "internal/kernel.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
+#if defined(KILN_WITH_ONEDNN)
+#include "kernels/onednn/onednn_kernels.hpp"
+#endif
 #include "kernels/ref/ref.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/ops.hpp"
@@ -13,6 +16,9 @@ namespace kiln {
 namespace {
 
 void add_training_kernels(internal::KernelTable& t) {
+#if defined(KILN_WITH_ONEDNN)
+  internal::register_onednn_training_kernels(t);
+#endif
   internal::register_eigen_training_kernels(t);
   internal::register_reference_training_kernels(t);
 }
