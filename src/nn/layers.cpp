@@ -1,4 +1,5 @@
-// Dense, embedding and layer-norm builders, activations and Sequential.
+// Layer builders (dense, embedding, layer norm, conv2d, batch norm, pooling, dropout),
+// activations, Sequential and the layer objects.
 #include "kiln/nn/layers.hpp"
 
 #include <string>
@@ -82,6 +83,29 @@ std::int64_t last_dim(Value x, const char* layer) {
                      s.str() + "; expected [..., features] with a static last dimension");
   }
   return s[s.rank() - 1];
+}
+
+// x must be a floating [N, C, H, W] value with a static channel count; returns C.
+std::int64_t nchw_channels(Value x, const char* layer) {
+  if (!is_floating(x.dtype())) {
+    throw DTypeError(std::string("nn::") + layer + ": input '" + x.name() +
+                     "' must be f32 or f64, got " + std::string(to_string(x.dtype())));
+  }
+  const Shape& s = x.shape();
+  if (s.rank() != 4 || s[1] <= 0) {
+    throw ShapeError(std::string("nn::") + layer + ": input '" + x.name() + "' has shape " +
+                     s.str() + "; expected [N, C, H, W] with a static channel count");
+  }
+  return s[1];
+}
+
+std::string pair_str(const Pair& p) {
+  std::string s = "(";
+  s += std::to_string(p[0]);
+  s += ", ";
+  s += std::to_string(p[1]);
+  s += ")";
+  return s;
 }
 
 }  // namespace
@@ -195,6 +219,112 @@ Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options) {
   return y;
 }
 
+Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
+             const Conv2dLayerOptions& options) {
+  check_input(graph, x, "conv2d", "input");
+  const std::int64_t in = nchw_channels(x, "conv2d");
+  const std::string where =
+      options.name.empty() ? std::string() : " (layer '" + options.name + "')";
+  if (out_channels <= 0) {
+    throw ValueError("nn::conv2d: out_channels must be > 0, got " + std::to_string(out_channels) +
+                     where);
+  }
+  if (kernel[0] <= 0 || kernel[1] <= 0) {
+    throw ValueError("nn::conv2d: kernel " + pair_str(kernel) + " must be positive" + where);
+  }
+  const std::int64_t groups = options.groups;
+  if (groups <= 0 || in % groups != 0 || out_channels % groups != 0) {
+    throw ValueError("nn::conv2d: groups = " + std::to_string(groups) +
+                     " must be positive and divide the input channels (" + std::to_string(in) +
+                     ") and the output channels (" + std::to_string(out_channels) + ")" + where);
+  }
+  const std::string prefix = layer_prefix(graph, options.name, "conv2d");
+  const DType dtype = x.dtype();
+
+  // The initialiser sees the kernel as [kh, kw, C/groups, O] (Keras), so fans() is right.
+  const std::string weight_name = prefix + ".weight";
+  const Tensor hwio =
+      initial_value(options.weight_init, Shape{kernel[0], kernel[1], in / groups, out_channels},
+                    dtype, options.rng, options.seed, weight_name);
+  Value weight = graph.parameter(weight_name, hwio.permute({3, 2, 0, 1}).contiguous());
+  Value bias;
+  if (options.use_bias) {
+    const std::string bias_name = prefix + ".bias";
+    bias = graph.parameter(bias_name, initial_value(options.bias_init, Shape{out_channels}, dtype,
+                                                    options.rng, options.seed, bias_name));
+  }
+  Value y = kiln::conv2d(x, weight, bias,
+                         {.stride = options.stride,
+                          .padding = options.padding,
+                          .dilation = options.dilation,
+                          .groups = groups},
+                         prefix + ".conv");
+  return options.activation(y);
+}
+
+Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options) {
+  check_input(graph, x, "batch_norm", "input");
+  if (!is_floating(x.dtype())) {
+    throw DTypeError("nn::batch_norm: input '" + x.name() + "' must be f32 or f64, got " +
+                     std::string(to_string(x.dtype())));
+  }
+  const Shape& s = x.shape();
+  if ((s.rank() != 2 && s.rank() != 4) || s[1] <= 0) {
+    throw ShapeError("nn::batch_norm: input '" + x.name() + "' has shape " + s.str() +
+                     "; expected [N, C, H, W] or [N, C] with a static channel count");
+  }
+  if (!(options.eps > 0.0)) {
+    throw ValueError("nn::batch_norm: eps must be > 0, got " + std::to_string(options.eps));
+  }
+  if (!(options.momentum >= 0.0 && options.momentum <= 1.0)) {
+    throw ValueError("nn::batch_norm: momentum must be in [0, 1], got " +
+                     std::to_string(options.momentum));
+  }
+  const std::int64_t channels = s[1];
+  const std::string prefix = layer_prefix(graph, options.name, "batch_norm");
+  const DType dtype = x.dtype();
+  const Shape shape{channels};
+
+  Value gamma;
+  Value beta;
+  if (options.affine) {
+    gamma = graph.parameter(prefix + ".weight", Tensor::full(shape, 1.0, dtype));
+    beta = graph.parameter(prefix + ".bias", Tensor::zeros(shape, dtype));
+  } else {
+    gamma = graph.constant(Tensor::full(shape, 1.0, dtype), prefix + ".weight");
+    beta = graph.constant(Tensor::zeros(shape, dtype), prefix + ".bias");
+  }
+  Value running_mean =
+      graph.parameter(prefix + ".running_mean", Tensor::zeros(shape, dtype), /*trainable=*/false);
+  Value running_var =
+      graph.parameter(prefix + ".running_var", Tensor::full(shape, 1.0, dtype), false);
+  return kiln::batch_norm(
+      x, gamma, beta, running_mean, running_var,
+      {.eps = static_cast<float>(options.eps), .momentum = static_cast<float>(options.momentum)},
+      prefix + ".normalise");
+}
+
+Value max_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options) {
+  check_input(graph, x, "max_pool2d", "input");
+  options.kernel = kernel;
+  return kiln::max_pool2d(x, options);
+}
+
+Value avg_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options) {
+  check_input(graph, x, "avg_pool2d", "input");
+  options.kernel = kernel;
+  return kiln::avg_pool2d(x, options);
+}
+
+Value dropout(Graph& graph, Value x, double p, const DropoutOptions& options) {
+  check_input(graph, x, "dropout", "input");
+  if (!(p >= 0.0 && p < 1.0)) {
+    throw ValueError("nn::dropout: p must be in [0, 1), got " + std::to_string(p));
+  }
+  const std::string prefix = layer_prefix(graph, options.name, "dropout");
+  return kiln::dropout(x, static_cast<float>(p), hash_bits(options.seed, fnv1a(prefix)), prefix);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Composition
 
@@ -229,6 +359,47 @@ Value Embedding::operator()(Graph& graph, Value indices) const {
 }
 
 Value LayerNorm::operator()(Graph& graph, Value x) const { return layer_norm(graph, x, options_); }
+
+Conv2d::Conv2d(std::int64_t out_channels, Pair kernel, Conv2dLayerOptions options)
+    : out_channels_(out_channels), kernel_(kernel), options_(std::move(options)) {}
+
+Value Conv2d::operator()(Graph& graph, Value x) const {
+  return conv2d(graph, x, out_channels_, kernel_, options_);
+}
+
+Value BatchNorm2d::operator()(Graph& graph, Value x) const {
+  return batch_norm(graph, x, options_);
+}
+
+MaxPool2d::MaxPool2d(Pair kernel, Pool2dOptions options) : options_(options) {
+  options_.kernel = kernel;
+}
+
+Value MaxPool2d::operator()(Graph& graph, Value x) const {
+  return max_pool2d(graph, x, options_.kernel, options_);
+}
+
+AvgPool2d::AvgPool2d(Pair kernel, Pool2dOptions options) : options_(options) {
+  options_.kernel = kernel;
+}
+
+Value AvgPool2d::operator()(Graph& graph, Value x) const {
+  return avg_pool2d(graph, x, options_.kernel, options_);
+}
+
+Value GlobalAvgPool2d::operator()(Graph& graph, Value x) const {
+  check_input(graph, x, "GlobalAvgPool2d", "input");
+  return kiln::global_avg_pool2d(x);
+}
+
+Value Flatten::operator()(Graph& graph, Value x) const {
+  check_input(graph, x, "Flatten", "input");
+  return kiln::flatten(x);
+}
+
+Dropout::Dropout(double p, DropoutOptions options) : p_(p), options_(std::move(options)) {}
+
+Value Dropout::operator()(Graph& graph, Value x) const { return dropout(graph, x, p_, options_); }
 
 std::vector<Tensor> parameter_tensors(Graph& graph) {
   std::vector<Tensor> out;

@@ -1,14 +1,29 @@
-// Layers: builders that add graph fragments (dense, embedding, layer norm) and own their
-// parameters' initialisation; initialisers (Glorot, He, normal, ...); Sequential to compose.
+// Layers: builders that add graph fragments (dense, embedding, layer norm, conv2d, batch
+// norm, pooling, flatten, dropout) and own their parameters' initialisation; initialisers
+// (Glorot, He, normal, ...); Sequential to compose.
 //
 //   kiln::nn::Sequential mlp{kiln::nn::Dense(128, kiln::nn::Activation::relu),
 //                            kiln::nn::Dense(10)};
 //   auto logits = mlp(g, x);
 //   auto h = kiln::nn::dense(g, x, 64, {.activation = kiln::relu, .name = "fc1"});
 //
+//   kiln::nn::Sequential cnn{
+//       kiln::nn::Conv2d(16, {3, 3}, {.padding = {1, 1}}), kiln::nn::BatchNorm2d(),
+//       kiln::nn::Activation(kiln::nn::Activation::relu), kiln::nn::MaxPool2d({2, 2}),
+//       kiln::nn::Flatten(), kiln::nn::Dropout(0.25), kiln::nn::Dense(10)};
+//
 // Parameters are named "<layer>.weight" / "<layer>.bias"; a layer without a name gets the
 // first free one of "dense_0", "dense_1", ... Initial values are reproducible: a layer
 // without an explicit Rng draws from one seeded by (seed, its parameter's name).
+//
+// Training and evaluation mode. There is no model.train() / model.eval() switch: the mode
+// belongs to the compiled executable. A TrainStep (or an Executable compiled with
+// CompileOptions::training = true) runs in training mode: dropout drops, batch norm
+// normalises with the batch's statistics and updates its running averages in place. A
+// plain Executable runs in evaluation mode: dropout is the identity and batch norm uses the
+// running averages (which it does not change). So one graph serves both: train it with a
+// TrainStep and predict with an Executable over the same graph, as PyTorch users would
+// with model.train() and model.eval().
 #pragma once
 
 #include <concepts>
@@ -26,6 +41,8 @@
 #include "kiln/core/tensor.hpp"
 #include "kiln/export.hpp"
 #include "kiln/graph/graph.hpp"
+#include "kiln/graph/op.hpp"
+#include "kiln/ops.hpp"
 
 namespace kiln::nn {
 
@@ -142,6 +159,73 @@ struct LayerNormOptions {
 KILN_API Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options = {});
 
 // ---------------------------------------------------------------------------------------------
+// Convolutional layers (NCHW)
+
+struct Conv2dLayerOptions {
+  Pair stride{1, 1};
+  Pair padding{0, 0};
+  Pair dilation{1, 1};
+  /// Input and output channels must divide into the groups; groups == input channels ==
+  /// output channels is a depthwise convolution.
+  std::int64_t groups = 1;
+  Activation activation = {};
+  bool use_bias = true;
+  /// Default: He/Kaiming normal, N(0, 2 / fan_in) with fan_in = (C / groups) * kh * kw,
+  /// as torch.nn.init.kaiming_normal_(mode="fan_in", nonlinearity="relu"); PyTorch's
+  /// Conv2d default differs (uniform with a = sqrt(5)). The initialiser is called with the
+  /// kernel in Keras's [kh, kw, C / groups, O] layout, so fans() of it gives the receptive
+  /// field; the result is transposed to the op's [O, C / groups, kh, kw].
+  Initializer weight_init = he_normal;
+  /// Default zeros (as Keras; PyTorch draws the bias uniformly).
+  Initializer bias_init = zeros;
+  /// Prefix of the parameter names; empty: "conv2d_<k>", the first free k.
+  std::string name = {};
+  Rng* rng = nullptr;
+  std::uint64_t seed = default_seed;
+};
+
+/// 2-D convolution x [N, C, H, W] -> activation(conv2d(x, weight) + bias) [N, out_channels,
+/// Ho, Wo] with parameters "<name>.weight" [out_channels, C / groups, kh, kw] and
+/// "<name>.bias" [out_channels]. The input channels C are taken from x (static); the
+/// parameters take x's dtype.
+KILN_API Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
+                      const Conv2dLayerOptions& options = {});
+
+struct BatchNormLayerOptions {
+  double eps = 1e-5;
+  /// Weight of the new batch statistic in the running averages (PyTorch's convention).
+  double momentum = 0.1;
+  /// Learnable per-channel scale "<name>.weight" (ones) and shift "<name>.bias" (zeros);
+  /// false: fixed 1 and 0.
+  bool affine = true;
+  /// Empty: "batch_norm_<k>".
+  std::string name = {};
+};
+
+/// Batch normalisation of x [N, C, H, W] (or [N, C]) per channel: trainable
+/// "<name>.weight" and "<name>.bias" [C], and buffers (non-trainable parameters, see
+/// Graph::buffers) "<name>.running_mean" (zeros) and "<name>.running_var" (ones) [C].
+/// Training executables use the batch statistics and update the buffers in place;
+/// evaluation executables use the buffers (see the top of this file).
+KILN_API Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options = {});
+
+/// Max / average pooling over windows of `kernel` (stride defaults to the kernel).
+KILN_API Value max_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options = {});
+KILN_API Value avg_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options = {});
+
+struct DropoutOptions {
+  /// Mixed with the layer's name into the op's seed, so two dropout layers of one graph
+  /// draw different masks.
+  std::uint64_t seed = default_seed;
+  /// Empty: "dropout_<k>".
+  std::string name = {};
+};
+
+/// Inverted dropout with probability p in [0, 1): active in training executables only,
+/// the identity in evaluation executables.
+KILN_API Value dropout(Graph& graph, Value x, double p, const DropoutOptions& options = {});
+
+// ---------------------------------------------------------------------------------------------
 // Composition
 
 /// A layer: adds its fragment to the graph and returns its output.
@@ -197,6 +281,71 @@ class KILN_API LayerNorm {
 
  private:
   LayerNormOptions options_;
+};
+
+/// nn::conv2d as a layer object: Conv2d(16, {3, 3}, {.padding = {1, 1}}).
+class KILN_API Conv2d {
+ public:
+  Conv2d(std::int64_t out_channels, Pair kernel, Conv2dLayerOptions options = {});
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  std::int64_t out_channels_;
+  Pair kernel_;
+  Conv2dLayerOptions options_;
+};
+
+/// nn::batch_norm as a layer object (channels taken from the input).
+class KILN_API BatchNorm2d {
+ public:
+  explicit BatchNorm2d(BatchNormLayerOptions options = {}) : options_(std::move(options)) {}
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  BatchNormLayerOptions options_;
+};
+
+/// Max pooling as a layer object: MaxPool2d({2, 2}).
+class KILN_API MaxPool2d {
+ public:
+  explicit MaxPool2d(Pair kernel, Pool2dOptions options = {});
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  Pool2dOptions options_;
+};
+
+/// Average pooling as a layer object: AvgPool2d({2, 2}).
+class KILN_API AvgPool2d {
+ public:
+  explicit AvgPool2d(Pair kernel, Pool2dOptions options = {});
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  Pool2dOptions options_;
+};
+
+/// Mean over H and W: [N, C, H, W] -> [N, C, 1, 1] (follow with Flatten for [N, C]).
+class KILN_API GlobalAvgPool2d {
+ public:
+  Value operator()(Graph& graph, Value x) const;
+};
+
+/// [N, d1, d2, ...] -> [N, d1 * d2 * ...].
+class KILN_API Flatten {
+ public:
+  Value operator()(Graph& graph, Value x) const;
+};
+
+/// nn::dropout as a layer object: Dropout(0.5).
+class KILN_API Dropout {
+ public:
+  explicit Dropout(double p, DropoutOptions options = {});
+  Value operator()(Graph& graph, Value x) const;
+
+ private:
+  double p_;
+  DropoutOptions options_;
 };
 
 /// The stored tensors of the graph's parameters, in creation order (the order of

@@ -1,0 +1,259 @@
+// DESIGN.md workloads W1 (MLP training), W2 (CNN training) and W4 (CNN inference) in Kiln and
+// in libtorch's C++ API, in one Google Benchmark binary. Each workload is registered as
+// <workload>/kiln/threads:<n> followed by <workload>/libtorch/threads:<n>, so the two run
+// back to back under the same machine conditions; run.sh repeats the whole binary and
+// takes medians.
+//
+// Threads: both libraries use the same libgomp pool. Every benchmark sets the thread count
+// for both (kiln::set_num_threads and torch::set_num_threads, which set OpenMP's); libtorch's
+// inter-op pool is fixed at 1 thread (at::set_num_interop_threads) before anything runs.
+// libtorch's dense layers call BLAS: with Debian's OpenMP build of OpenBLAS
+// (libopenblas0-openmp) it threads inside the same OpenMP pool, so nothing is
+// oversubscribed (run.sh also exports OMP_NUM_THREADS and OPENBLAS_NUM_THREADS equal to the
+// thread count, so a pthreads OpenBLAS could not start more threads than that).
+//
+// Warm-up is excluded: each workload is built, compiled (Kiln) and stepped
+// kiln_bench::warm_up_steps times (or run once, W4) before timing; models are cached per thread
+// count across Google Benchmark's calibration runs. libtorch's training step sets gradients to None
+// instead of zeroing them (PyTorch 2's default); W4 runs under torch::InferenceMode with the model
+// in eval().
+//
+//   compare_libtorch --benchmark_filter=threads:1 --benchmark_format=json
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/core/threads.hpp"
+#include "workloads.hpp"
+
+namespace {
+
+using kiln_bench::Batch;
+
+// ---------------------------------------------------------------------------------------------
+// libtorch workloads
+
+torch::Tensor images(const Batch& b, std::int64_t n) {
+  return torch::from_blob(const_cast<float*>(b.x.data()),
+                          {n, 1, kiln_bench::w2_side, kiln_bench::w2_side}, torch::kFloat)
+      .clone();
+}
+
+torch::Tensor labels(const Batch& b) {
+  return torch::from_blob(const_cast<std::int32_t*>(b.y.data()),
+                          {static_cast<std::int64_t>(b.y.size())}, torch::kInt)
+      .to(torch::kLong);
+}
+
+struct MlpImpl : torch::nn::Module {
+  MlpImpl()
+      : fc1(register_module("fc1",
+                            torch::nn::Linear(kiln_bench::w1_features, kiln_bench::w1_hidden))),
+        fc2(register_module("fc2",
+                            torch::nn::Linear(kiln_bench::w1_hidden, kiln_bench::w1_hidden))),
+        fc3(register_module("fc3", torch::nn::Linear(kiln_bench::w1_hidden, kiln_bench::classes))) {
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::relu(fc1->forward(x));
+    x = torch::relu(fc2->forward(x));
+    return fc3->forward(x);
+  }
+  torch::nn::Linear fc1, fc2, fc3;
+};
+TORCH_MODULE(Mlp);
+
+struct CnnImpl : torch::nn::Module {
+  CnnImpl()
+      : conv1(register_module("conv1",
+                              torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 32, 5).padding(2)))),
+        conv2(register_module("conv2",
+                              torch::nn::Conv2d(torch::nn::Conv2dOptions(32, 64, 5).padding(2)))),
+        fc1(register_module("fc1", torch::nn::Linear(3136, 512))),
+        fc2(register_module("fc2", torch::nn::Linear(512, kiln_bench::classes))) {}
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::max_pool2d(torch::relu(conv1->forward(x)), 2);
+    x = torch::max_pool2d(torch::relu(conv2->forward(x)), 2);
+    x = torch::relu(fc1->forward(x.flatten(1)));
+    return fc2->forward(x);
+  }
+  torch::nn::Conv2d conv1, conv2;
+  torch::nn::Linear fc1, fc2;
+};
+TORCH_MODULE(Cnn);
+
+/// One training step per call: forward, cross-entropy, backward, optimizer step.
+template <class Net>
+class TorchTrain {
+ public:
+  TorchTrain(Net net, std::unique_ptr<torch::optim::Optimizer> opt, torch::Tensor x,
+             torch::Tensor y)
+      : net_(std::move(net)), opt_(std::move(opt)), x_(std::move(x)), y_(std::move(y)) {
+    first_loss_ = step();
+    for (int i = 1; i < kiln_bench::warm_up_steps; ++i) step();
+  }
+  double step() {
+    for (auto& p : net_->parameters()) p.mutable_grad() = torch::Tensor();  // set to None
+    torch::Tensor loss = torch::nn::functional::cross_entropy(net_->forward(x_), y_);
+    loss.backward();
+    opt_->step();
+    return loss.item<double>();
+  }
+  double first_loss() const { return first_loss_; }
+
+ private:
+  Net net_;
+  std::unique_ptr<torch::optim::Optimizer> opt_;
+  torch::Tensor x_, y_;
+  double first_loss_ = 0.0;
+};
+
+struct TorchW1 : TorchTrain<Mlp> {
+  static TorchW1 make() {
+    torch::manual_seed(0);
+    Mlp net;
+    auto opt = std::make_unique<torch::optim::SGD>(net->parameters(),
+                                                   torch::optim::SGDOptions(0.01).momentum(0.9));
+    const Batch b = kiln_bench::w1_data();
+    torch::Tensor x = torch::from_blob(const_cast<float*>(b.x.data()),
+                                       {kiln_bench::w1_batch, kiln_bench::w1_features})
+                          .clone();
+    return TorchW1{TorchTrain<Mlp>(net, std::move(opt), x, labels(b))};
+  }
+};
+
+struct TorchW2 : TorchTrain<Cnn> {
+  static TorchW2 make() {
+    torch::manual_seed(0);
+    Cnn net;
+    auto opt =
+        std::make_unique<torch::optim::Adam>(net->parameters(), torch::optim::AdamOptions(1e-3));
+    const Batch b = kiln_bench::w2_data();
+    return TorchW2{
+        TorchTrain<Cnn>(net, std::move(opt), images(b, kiln_bench::w2_batch), labels(b))};
+  }
+};
+
+class TorchW4 {
+ public:
+  TorchW4() : x_(images(kiln_bench::w2_data(), kiln_bench::w2_batch)) {
+    net_->eval();
+    run();
+  }
+  float run() {
+    torch::InferenceMode guard;
+    return net_->forward(x_).data_ptr<float>()[0];
+  }
+
+ private:
+  Cnn net_;
+  torch::Tensor x_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Benchmarks
+
+void set_threads(int n) {
+  kiln::set_num_threads(n);
+  torch::set_num_threads(n);
+}
+
+/// One workload object per thread count, built on first use (outside the timing).
+template <class W>
+W& cached(int threads) {
+  static std::map<int, std::unique_ptr<W>> cache;
+  auto& slot = cache[threads];
+  if (!slot) {
+    if constexpr (requires { W::make(); }) {
+      slot = std::make_unique<W>(W::make());
+    } else {
+      slot = std::make_unique<W>();
+    }
+  }
+  return *slot;
+}
+
+template <class W>
+void train_benchmark(benchmark::State& state, W& w, std::int64_t batch) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(w.step());
+    benchmark::ClobberMemory();
+  }
+  const double last = w.step();
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["loss"] = last;
+  if (!std::isfinite(last) || !(last < w.first_loss())) {
+    state.SkipWithError(
+        ("loss did not decrease: " + std::to_string(w.first_loss()) + " -> " + std::to_string(last))
+            .c_str());
+  }
+}
+
+template <class W>
+void infer_benchmark(benchmark::State& state, W& w) {
+  float first = 0.0f;
+  for (auto _ : state) {
+    first = w.run();
+    benchmark::DoNotOptimize(first);
+  }
+  state.SetItemsProcessed(state.iterations() * kiln_bench::w2_batch);
+  if (!std::isfinite(first)) state.SkipWithError("non-finite logits");
+}
+
+void kiln_w1(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<kiln_bench::KilnW1>(t), kiln_bench::w1_batch);
+}
+void torch_w1(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<TorchW1>(t), kiln_bench::w1_batch);
+}
+void kiln_w2(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<kiln_bench::KilnW2>(t), kiln_bench::w2_batch);
+}
+void torch_w2(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<TorchW2>(t), kiln_bench::w2_batch);
+}
+void kiln_w4(benchmark::State& s, int t) {
+  set_threads(t);
+  infer_benchmark(s, cached<kiln_bench::KilnW4>(t));
+}
+void torch_w4(benchmark::State& s, int t) {
+  set_threads(t);
+  infer_benchmark(s, cached<TorchW4>(t));
+}
+
+void register_pair(const std::string& workload, void (*kiln_fn)(benchmark::State&, int),
+                   void (*torch_fn)(benchmark::State&, int)) {
+  for (int t : {1, 2}) {
+    const std::string suffix = "/threads:" + std::to_string(t);
+    for (auto [lib, fn] : {std::pair{"kiln", kiln_fn}, std::pair{"libtorch", torch_fn}}) {
+      benchmark::RegisterBenchmark((workload + "/" + lib + suffix).c_str(), fn, t)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime()
+          ->MeasureProcessCPUTime();
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  at::set_num_interop_threads(1);
+  register_pair("W1_mlp_train", kiln_w1, torch_w1);
+  register_pair("W2_cnn_train", kiln_w2, torch_w2);
+  register_pair("W4_cnn_infer", kiln_w4, torch_w4);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

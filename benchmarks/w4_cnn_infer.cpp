@@ -1,0 +1,37 @@
+// DESIGN.md workload W4: inference throughput of the W2 network (see w2_cnn_train.cpp), the
+// forward pass to the logits on a batch of 64 1x28x28 images with an inference executable
+// (kiln::Executable, evaluation mode). Reported as samples/s at 1 and 2 threads.
+//
+//   w4_cnn_infer --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+
+#include "kiln/core/threads.hpp"
+#include "workloads.hpp"
+
+namespace {
+
+void BM_W4CnnInfer(benchmark::State& state) {
+  kiln::set_num_threads(static_cast<int>(state.range(0)));
+  kiln_bench::KilnW4 w4;  // builds, compiles and runs once outside the timing
+  float first = 0.0f;
+  for (auto _ : state) {
+    first = w4.run();
+    benchmark::DoNotOptimize(first);
+  }
+  state.SetItemsProcessed(state.iterations() * kiln_bench::w2_batch);
+  if (!std::isfinite(first)) state.SkipWithError("non-finite logits");
+}
+
+}  // namespace
+
+BENCHMARK(BM_W4CnnInfer)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+
+BENCHMARK_MAIN();

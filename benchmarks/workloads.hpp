@@ -1,0 +1,156 @@
+// Kiln's side of DESIGN.md's workloads W1, W2 and W4, built with the public API exactly as a
+// user would (nn layers, TrainStep, optim, Executable), shared by the w*_ benchmarks and
+// the libtorch comparison (benchmarks/compare). Each workload owns its graph, compiles its
+// plan and takes warm_up_steps steps (or one inference run) in its constructor, so timing
+// loops measure steady-state steps.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "kiln/core/rng.hpp"
+#include "kiln/core/tensor.hpp"
+#include "kiln/graph/graph.hpp"
+#include "kiln/nn/layers.hpp"
+#include "kiln/ops.hpp"
+#include "kiln/optim/optimizer.hpp"
+#include "kiln/runtime/executable.hpp"
+#include "kiln/train/train_step.hpp"
+
+namespace kiln_bench {
+
+inline constexpr std::int64_t w1_batch = 256;
+inline constexpr std::int64_t w1_features = 784;
+inline constexpr std::int64_t w1_hidden = 1024;
+inline constexpr std::int64_t w2_batch = 64;
+inline constexpr std::int64_t w2_side = 28;
+inline constexpr std::int64_t classes = 10;
+/// Training steps taken before timing: past Adam's first few steps, in which the loss of a
+/// freshly initialised CNN may rise before it falls.
+inline constexpr int warm_up_steps = 5;
+
+/// Synthetic but learnable data, the same for Kiln and libtorch: the label decides which
+/// pixels are bright, so repeated steps on one batch must lower the loss.
+struct Batch {
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+};
+
+inline Batch make_data(std::int64_t batch, std::int64_t features, std::uint64_t seed) {
+  kiln::Rng rng(seed);
+  Batch b{std::vector<float>(static_cast<std::size_t>(batch * features)),
+          std::vector<std::int32_t>(static_cast<std::size_t>(batch))};
+  for (std::int64_t i = 0; i < batch; ++i) {
+    const auto label = static_cast<std::int32_t>(rng.below(classes));
+    b.y[static_cast<std::size_t>(i)] = label;
+    for (std::int64_t j = 0; j < features; ++j) {
+      const bool on = (j / 7) % classes == label;
+      b.x[static_cast<std::size_t>(i * features + j)] =
+          static_cast<float>(rng.uniform() * (on ? 1.0 : 0.5));
+    }
+  }
+  return b;
+}
+
+inline Batch w1_data() { return make_data(w1_batch, w1_features, 1234); }
+inline Batch w2_data() { return make_data(w2_batch, w2_side * w2_side, 5678); }
+
+/// The W2 network: conv 5x5 1->32 pad 2, ReLU, max pool 2; conv 5x5 32->64 pad 2, ReLU,
+/// max pool 2; dense 3136->512, ReLU; dense 512->10. Returns the logits.
+inline kiln::Value w2_network(kiln::Graph& g, kiln::Value image) {
+  namespace nn = kiln::nn;
+  const nn::Sequential net{
+      nn::Conv2d(32, {5, 5}, {.padding = {2, 2}, .activation = kiln::relu, .name = "conv1"}),
+      nn::MaxPool2d({2, 2}),
+      nn::Conv2d(64, {5, 5}, {.padding = {2, 2}, .activation = kiln::relu, .name = "conv2"}),
+      nn::MaxPool2d({2, 2}),
+      nn::Flatten(),
+      nn::Dense(512, {.activation = kiln::relu, .name = "fc1"}),
+      nn::Dense(classes, {.name = "fc2"}),
+  };
+  return net(g, image);
+}
+
+/// One training step per call: TrainStep::run (loss and gradients), then opt.step.
+class KilnTrainWorkload {
+ public:
+  double step() {
+    const double loss = step_->run(feeds_);
+    opt_->step(step_->gradients());
+    return loss;
+  }
+  /// The loss of the first step.
+  double first_loss() const { return first_loss_; }
+
+ protected:
+  void warm_up() {
+    first_loss_ = step();
+    for (int i = 1; i < warm_up_steps; ++i) step();
+  }
+
+  kiln::Graph graph_;
+  std::optional<kiln::TrainStep> step_;
+  std::unique_ptr<kiln::optim::Optimizer> opt_;
+  kiln::Feeds feeds_;
+  double first_loss_ = 0.0;
+};
+
+/// W1: 784-1024-1024-10 MLP with ReLU, batch 256, softmax cross-entropy, SGD momentum 0.9.
+class KilnW1 : public KilnTrainWorkload {
+ public:
+  KilnW1() {
+    namespace nn = kiln::nn;
+    kiln::Value x = graph_.input("pixels", {kiln::batch, w1_features});
+    kiln::Value y = graph_.input("label", {kiln::batch}, kiln::i32);
+    kiln::Value h = nn::dense(graph_, x, w1_hidden, {.activation = kiln::relu, .name = "fc1"});
+    h = nn::dense(graph_, h, w1_hidden, {.activation = kiln::relu, .name = "fc2"});
+    kiln::Value logits = nn::dense(graph_, h, classes, {.name = "fc3"});
+    step_.emplace(kiln::softmax_cross_entropy(logits, y));
+    opt_ = std::make_unique<kiln::optim::SGD>(step_->parameters(),
+                                              kiln::optim::SGDOptions{.lr = 0.01, .momentum = 0.9});
+    const Batch b = w1_data();
+    feeds_ = {{"pixels", kiln::Tensor::from(b.x, {w1_batch, w1_features})},
+              {"label", kiln::Tensor::from(b.y, {w1_batch})}};
+    warm_up();
+  }
+};
+
+/// W2: the W2 network, batch 64 of 1x28x28, softmax cross-entropy, Adam (lr 1e-3).
+class KilnW2 : public KilnTrainWorkload {
+ public:
+  KilnW2() {
+    kiln::Value x = graph_.input("image", {kiln::batch, 1, w2_side, w2_side});
+    kiln::Value y = graph_.input("label", {kiln::batch}, kiln::i32);
+    step_.emplace(kiln::softmax_cross_entropy(w2_network(graph_, x), y));
+    opt_ = std::make_unique<kiln::optim::Adam>(step_->parameters(),
+                                               kiln::optim::AdamOptions{.lr = 1e-3});
+    const Batch b = w2_data();
+    feeds_ = {{"image", kiln::Tensor::from(b.x, {w2_batch, 1, w2_side, w2_side})},
+              {"label", kiln::Tensor::from(b.y, {w2_batch})}};
+    warm_up();
+  }
+};
+
+/// W4: the W2 network's forward pass (logits), batch 64, with an inference executable.
+class KilnW4 {
+ public:
+  KilnW4() {
+    kiln::Value x = graph_.input("image", {kiln::batch, 1, w2_side, w2_side});
+    exe_.emplace(graph_, std::vector<kiln::Value>{w2_network(graph_, x)});
+    const Batch b = w2_data();
+    feeds_ = {{"image", kiln::Tensor::from(b.x, {w2_batch, 1, w2_side, w2_side})}};
+    run();
+  }
+  /// Runs the forward pass; returns the first logit (to keep the result observable).
+  float run() { return exe_->run_views(feeds_)[0].data<float>()[0]; }
+
+ private:
+  kiln::Graph graph_;
+  std::optional<kiln::Executable> exe_;
+  kiln::Feeds feeds_;
+};
+
+}  // namespace kiln_bench
