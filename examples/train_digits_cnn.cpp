@@ -15,11 +15,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
-#include <numeric>
 #include <string>
 #include <vector>
 
-#include "common/csv.hpp"
+#include "common/digits.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
@@ -43,70 +42,20 @@ constexpr std::uint64_t seed = 42;
 constexpr std::int64_t batch_size = 32;
 constexpr int epochs = 20;
 
-/// Images as rows of pixels scaled to [0, 1], and their labels.
-struct Dataset {
-  std::vector<float> x;
-  std::vector<std::int32_t> y;
-  std::int64_t size() const { return static_cast<std::int64_t>(y.size()); }
-};
-
-Dataset load_digits(const std::string& path) {
-  const kiln_examples::CsvTable table = kiln_examples::read_csv(path);
-  if (table.cols() != pixels + 1) {
-    throw kiln::FormatError("'" + path + "' has " + std::to_string(table.cols()) +
-                            " columns, expected 64 pixels and a label");
-  }
-  Dataset data;
-  for (std::int64_t r = 0; r < table.rows; ++r) {
-    for (std::int64_t c = 0; c < pixels; ++c) {
-      data.x.push_back(static_cast<float>(table.at(r, c) / 16.0));
-    }
-    const double label = table.at(r, pixels);
-    if (label < 0 || label >= classes || label != static_cast<std::int32_t>(label)) {
-      throw kiln::FormatError("'" + path + "' row " + std::to_string(r + 1) +
-                              ": label must be an integer in 0..9");
-    }
-    data.y.push_back(static_cast<std::int32_t>(label));
-  }
-  return data;
-}
-
-/// The examples at `indices[begin, end)` as "image" [n, 1, 8, 8] and "label" [n] tensors.
-kiln::Feeds make_batch(const Dataset& data, const std::vector<std::int64_t>& indices,
-                       std::int64_t begin, std::int64_t end) {
-  const std::int64_t n = end - begin;
-  std::vector<float> x(static_cast<std::size_t>(n * pixels));
-  std::vector<std::int32_t> y(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int64_t row = indices[static_cast<std::size_t>(begin + i)];
-    std::copy_n(data.x.begin() + row * pixels, pixels, x.begin() + i * pixels);
-    y[static_cast<std::size_t>(i)] = data.y[static_cast<std::size_t>(row)];
-  }
-  return {{"image", kiln::Tensor::from(x, {n, 1, side, side})},
-          {"label", kiln::Tensor::from(y, {n})}};
-}
-
-void shuffle(std::vector<std::int64_t>& v, kiln::Rng& rng) {
-  for (std::size_t i = v.size(); i > 1; --i) {
-    std::swap(v[i - 1], v[static_cast<std::size_t>(rng.below(i))]);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
   namespace nn = kiln::nn;
   const std::string path = argc > 1 ? argv[1] : KILN_DIGITS_CSV;
-  const Dataset data = load_digits(path);
+  const kiln_examples::Digits data = kiln_examples::load_digits(path);
 
   // Seeded 80/20 split (the same one as train_digits_mlp).
   kiln::Rng rng(seed);
-  std::vector<std::int64_t> order(static_cast<std::size_t>(data.size()));
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  shuffle(order, rng);
-  const auto n_train = static_cast<std::ptrdiff_t>(data.size() * 8 / 10);
-  std::vector<std::int64_t> train(order.begin(), order.begin() + n_train);
-  const std::vector<std::int64_t> test(order.begin() + n_train, order.end());
+  auto [train, test] = kiln_examples::split_80_20(data.size(), rng);
+  auto make_batch = [&](const std::vector<std::int64_t>& rows, std::int64_t begin,
+                        std::int64_t end) {
+    return kiln_examples::digit_batch(data, rows, begin, end, "image", {1, side, side});
+  };
   std::printf("digits: %zu training and %zu test images (1x8x8)\n", train.size(), test.size());
 
   // The model and its loss.
@@ -133,13 +82,13 @@ int main(int argc, char** argv) try {
 
   const auto start = std::chrono::steady_clock::now();
   for (int epoch = 1; epoch <= epochs; ++epoch) {
-    shuffle(train, rng);
+    kiln_examples::shuffle(train, rng);
     double loss_sum = 0.0;
     std::int64_t seen = 0;
     for (std::int64_t begin = 0; begin < static_cast<std::int64_t>(train.size());
          begin += batch_size) {
       const std::int64_t end = std::min<std::int64_t>(begin + batch_size, train.size());
-      loss_sum += step.run(make_batch(data, train, begin, end)) * static_cast<double>(end - begin);
+      loss_sum += step.run(make_batch(train, begin, end)) * static_cast<double>(end - begin);
       opt.step(step.gradients());
       seen += end - begin;
     }
@@ -151,17 +100,10 @@ int main(int argc, char** argv) try {
   std::printf("trained %d epochs in %.1f s\n", epochs, elapsed.count());
 
   // Evaluation with the inference executable.
-  const kiln::Feeds test_batch = make_batch(data, test, 0, static_cast<std::int64_t>(test.size()));
-  const std::vector<float> scores = predict.run({test_batch[0]}).at(0).to_vector<float>();
-  const std::vector<std::int32_t> labels = test_batch[1].second.to_vector<std::int32_t>();
-  std::int64_t correct = 0;
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    const auto row = scores.begin() + static_cast<std::ptrdiff_t>(i * classes);
-    const auto predicted = std::max_element(row, row + classes) - row;
-    if (predicted == labels[i]) ++correct;
-  }
-  std::printf("test_accuracy=%.4f\n",
-              static_cast<double>(correct) / static_cast<double>(labels.size()));
+  const kiln::Feeds test_batch = make_batch(test, 0, static_cast<std::int64_t>(test.size()));
+  const double acc =
+      kiln_examples::accuracy(predict.run({test_batch[0]}).at(0), test_batch[1].second);
+  std::printf("test_accuracy=%.4f\n", acc);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "train_digits_cnn: %s\n", e.what());
