@@ -1,0 +1,49 @@
+// kiln::infer::Model — the slim runtime: load a .kiln file (from a path or memory),
+// inspect its signatures and metadata, and run it with named inputs at any batch size.
+// This and the headers it includes are all an inference-only app needs (Kiln::kiln_infer).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kiln/core/error.hpp"
+#include "kiln/core/tensor.hpp"
+#include "kiln/export.hpp"
+#include "kiln/io/model_file.hpp"
+#include "kiln/runtime/executable.hpp"
+
+namespace kiln::infer {
+
+struct LoadOptions {
+  /// Restrict kernels to one backend ("reference", "eigen", "onednn"); empty: best.
+  std::string backend = {};
+};
+
+class KILN_API Model {
+ public:
+  /// Loads and validates a model file; throws FormatError / IoError naming the file.
+  static Model load(const std::string& path, LoadOptions options = {});
+  /// Loads from bytes in memory; `source` names them in error messages.
+  static Model load(std::span<const std::uint8_t> bytes, const std::string& source = "<memory>",
+                    LoadOptions options = {});
+
+  const std::vector<TensorSpec>& inputs() const;
+  const std::vector<TensorSpec>& outputs() const;
+  const ModelMetadata& metadata() const;
+  /// The format version the file was written in.
+  std::uint32_t format_version() const;
+
+  /// Runs with named inputs (any batch size; one compiled plan per set of input shapes is
+  /// cached). Safe to call from many threads at once.
+  std::vector<Tensor> run(const Feeds& feeds) const;
+
+ private:
+  struct Impl;
+  explicit Model(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::infer

@@ -1,0 +1,38 @@
+// Internal: a model file decoded into a graph plus its signatures and metadata; the
+// bridge between the format (src/io) and the runtime (src/infer, bindings/c).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kiln/export.hpp"
+#include "kiln/graph/graph.hpp"
+#include "kiln/io/model_file.hpp"
+
+namespace kiln::internal {
+
+struct ModelData {
+  std::unique_ptr<Graph> graph;     ///< inputs, parameters/buffers/constants, ops
+  std::vector<std::int32_t> input_ids;   ///< graph node ids, in signature order
+  std::vector<std::int32_t> output_ids;  ///< graph node ids, in signature order
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  ModelMetadata metadata;
+  std::uint32_t format_version = 0;
+};
+
+/// Decodes and validates a model file's bytes (envelope, hash, every size, index, shape and
+/// attribute before allocating). Throws FormatError whose message starts with `source`.
+KILN_API ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& source);
+
+/// Reads a whole file with a size check; throws IoError naming it.
+KILN_API std::vector<std::uint8_t> read_file(const std::string& path);
+
+/// Writes bytes to path atomically (temp file in the same folder, fsync, rename, fsync of
+/// the folder); throws IoError naming the file.
+KILN_API void write_file_atomically(const std::string& path, std::span<const std::uint8_t> bytes);
+
+}  // namespace kiln::internal
