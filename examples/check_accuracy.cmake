@@ -1,7 +1,8 @@
 # Runs an example and checks that it exits with 0 and that its last line is
 # test_accuracy=<value> with value >= MIN_ACCURACY.
 #   cmake -DEXE=<program> -DARGS=<arg;...> -DMIN_ACCURACY=0.96 -P check_accuracy.cmake
-execute_process(COMMAND ${EXE} ${ARGS}
+separate_arguments(_emulator UNIX_COMMAND "${EMULATOR}")
+execute_process(COMMAND ${_emulator} ${EXE} ${ARGS}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}")
 if(err)

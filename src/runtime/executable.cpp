@@ -66,6 +66,10 @@ struct Executable::Impl {
   std::vector<std::int32_t> order;   // needed non-leaf nodes, topological
   std::vector<std::int32_t> inputs;  // needed input nodes
   std::vector<bool> needed;
+  std::vector<std::int32_t> leaves;  // needed parameters and constants
+  // Per-run scratch (runs are serialised by `mu`): the plan key and kernel arguments.
+  std::vector<std::int64_t> key;
+  std::vector<Tensor> args;
   std::map<std::vector<std::int64_t>, std::unique_ptr<Plan>> plans;
   std::mutex mu;
   std::uint64_t runs = 0;
@@ -175,7 +179,7 @@ struct Executable::Impl {
   }
 
   Plan& plan_for(const std::vector<Tensor>& bound) {
-    std::vector<std::int64_t> key;
+    key.clear();
     for (const auto& t : bound) {
       key.push_back(static_cast<std::int64_t>(t.rank()));
       key.insert(key.end(), t.shape().begin(), t.shape().end());
@@ -190,15 +194,14 @@ struct Executable::Impl {
       plan.values[static_cast<std::size_t>(inputs[i])] = bound[i];
     // Parameters and constants are read from the graph at every run: optimizers update
     // them in place, and users may assign new tensors of the same shape.
-    for (std::size_t id = 0; id < nodes.size(); ++id) {
-      const Node& n = graph->node(static_cast<std::int32_t>(id));
-      if (!needed[id] || (n.op != Op::parameter && n.op != Op::constant)) continue;
+    for (const std::int32_t leaf : leaves) {
+      const auto id = static_cast<std::size_t>(leaf);
+      const Node& n = graph->node(leaf);
       if (n.value.shape() != plan.descs[id].shape || n.value.dtype() != plan.descs[id].dtype)
         throw ShapeError("run: parameter '" + n.name + "' changed shape or dtype since compiling");
       plan.values[id] = n.value;
     }
     internal::RunContext ctx{options.training, runs};
-    std::vector<Tensor> args;
     for (const Step& s : plan.steps) {
       const Node& n = node(s.node);
       args.clear();
@@ -235,6 +238,8 @@ Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions 
       m.inputs.push_back(static_cast<std::int32_t>(id));
     else if (op != Op::parameter && op != Op::constant)
       m.order.push_back(static_cast<std::int32_t>(id));
+    else
+      m.leaves.push_back(static_cast<std::int32_t>(id));
   }
 }
 
@@ -256,6 +261,7 @@ std::vector<Tensor> Executable::run(const Feeds& feeds) {
   Plan& plan = impl_->plan_for(bound);
   impl_->execute(plan, bound);
   std::vector<Tensor> out;
+  out.reserve(plan.outputs.size());
   for (const auto& t : plan.outputs) out.push_back(t.clone());
   return out;
 }

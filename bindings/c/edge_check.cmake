@@ -1,0 +1,75 @@
+# aarch64 vs x86: cross-builds kiln_infer and kiln_run for aarch64 (no oneDNN) into
+# CROSS_DIR, runs the host's kiln_run and the aarch64 one under qemu on the same model
+# files and inputs, both with the Eigen kernels, and compares every output within 1e-5
+# relative (|a - b| <= 1e-5 * max(|a|, |b|), or both below 1e-30).
+#   cmake -DSOURCE_DIR=.. -DCROSS_DIR=.. -DHOST_RUN=.. -DMODELS_DIR=.. -DQEMU=.. -DGENERATOR=..
+#         -P edge_check.cmake
+set(toolchain ${SOURCE_DIR}/cmake/toolchains/aarch64-linux-gnu.cmake)
+if(NOT EXISTS ${CROSS_DIR}/CMakeCache.txt)
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${CROSS_DIR} -G ${GENERATOR}
+      -DCMAKE_TOOLCHAIN_FILE=${toolchain} -DCMAKE_BUILD_TYPE=Release
+      -DKILN_WITH_ONEDNN=OFF -DKILN_BUILD_TESTS=OFF -DKILN_BUILD_EXAMPLES=OFF
+      -DKILN_BUILD_BENCHMARKS=OFF -DKILN_INSTALL=OFF
+    RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    file(REMOVE ${CROSS_DIR}/CMakeCache.txt)
+    message(FATAL_ERROR "configuring the aarch64 build failed")
+  endif()
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${CROSS_DIR} --target kiln_run -j 2
+  RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "building kiln_run for aarch64 failed")
+endif()
+
+set(target_run ${CROSS_DIR}/bindings/c/kiln_run)
+if(NOT EXISTS ${target_run})
+  set(target_run ${CROSS_DIR}/kiln_run)
+endif()
+
+foreach(model mlp cnn)
+  foreach(batch 1 5)
+    set(file ${MODELS_DIR}/${model}.kiln)
+    execute_process(COMMAND ${HOST_RUN} ${file} ${batch} eigen
+      RESULT_VARIABLE rc OUTPUT_VARIABLE host ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "x86 kiln_run ${file} failed: ${err}")
+    endif()
+    execute_process(COMMAND ${QEMU} -L /usr/aarch64-linux-gnu ${target_run}
+        ${file} ${batch} eigen
+      RESULT_VARIABLE rc OUTPUT_VARIABLE target ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "aarch64 kiln_run ${file} under qemu failed: ${err}")
+    endif()
+    string(REPLACE "\n" ";" host "${host}")
+    string(REPLACE "\n" ";" target "${target}")
+    list(LENGTH host n_host)
+    list(LENGTH target n_target)
+    if(NOT n_host EQUAL n_target)
+      message(FATAL_ERROR "${model} batch ${batch}: ${n_host} lines on x86, ${n_target} on aarch64")
+    endif()
+    # CMake's math is integer only: the pairs go to `kiln_run --compare` (host build).
+    set(lines "")
+    math(EXPR last "${n_host} - 1")
+    set(values 0)
+    foreach(i RANGE ${last})
+      list(GET host ${i} a)
+      list(GET target ${i} b)
+      if(a MATCHES "^output")
+        if(NOT a STREQUAL b)
+          message(FATAL_ERROR "${model}: header '${a}' on x86, '${b}' on aarch64")
+        endif()
+      elseif(NOT a STREQUAL "")
+        string(APPEND lines "${a} ${b}\n")
+        math(EXPR values "${values} + 1")
+      endif()
+    endforeach()
+    file(WRITE ${CROSS_DIR}/edge-${model}-${batch}.txt "${lines}")
+    execute_process(COMMAND ${HOST_RUN} --compare ${CROSS_DIR}/edge-${model}-${batch}.txt 1e-5
+      RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${model} batch ${batch}: aarch64 differs from x86: ${out}${err}")
+    endif()
+    message(STATUS "${model} batch ${batch}: ${values} values agree: ${out}")
+  endforeach()
+endforeach()

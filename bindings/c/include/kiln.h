@@ -1,0 +1,135 @@
+/* kiln.h — Kiln's C API: load a .kiln model file, inspect its input and output
+ * signatures, create tensors, run the model and read its outputs.
+ *
+ * Every function that can fail returns a kiln_status; on failure,
+ * kiln_last_error_message() (per thread) says what went wrong, naming the file, input
+ * or value. No C++ exception ever crosses this boundary. Objects are opaque handles that
+ * the caller frees with kiln_model_free / kiln_tensor_free (both accept NULL).
+ * kiln_model_run may be called from many threads at once on one model.
+ *
+ * Compiles as C99 and as C++; the symbols live in the kiln_infer library. */
+#ifndef KILN_H
+#define KILN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kiln/export.hpp" /* KILN_API: plain preprocessor, valid C */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a call returned. Every code but KILN_OK comes with kiln_last_error_message(). */
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_ERROR_INVALID_ARGUMENT = 1, /**< a NULL pointer, an index out of range, ... */
+  KILN_ERROR_IO = 2,               /**< a file that cannot be read */
+  KILN_ERROR_FORMAT = 3,           /**< a malformed model file or buffer */
+  KILN_ERROR_SHAPE = 4,            /**< shapes or sizes that do not fit */
+  KILN_ERROR_DTYPE = 5,            /**< a tensor of the wrong element type */
+  KILN_ERROR_NAME = 6,             /**< an unknown, missing or repeated input name */
+  KILN_ERROR_VALUE = 7,            /**< any other value Kiln does not accept */
+  KILN_ERROR_OUT_OF_MEMORY = 8,
+  KILN_ERROR_INTERNAL = 9 /**< a bug in Kiln: please report the message */
+} kiln_status;
+
+/** Element types; the values match kiln::DType. */
+typedef enum kiln_dtype { KILN_F32 = 0, KILN_I32 = 1, KILN_I64 = 2, KILN_F64 = 3 } kiln_dtype;
+
+/** The dimension of a signature that is only known at run time (the batch). */
+#define KILN_BATCH ((int64_t)-1)
+
+typedef struct kiln_model kiln_model;
+typedef struct kiln_tensor kiln_tensor;
+
+/** The message of the last failed call on this thread ("" if none). Valid until the next
+ *  failing call on this thread. */
+KILN_API const char* kiln_last_error_message(void);
+/** "KILN_OK", "KILN_ERROR_FORMAT", ... */
+KILN_API const char* kiln_status_name(kiln_status status);
+/** "f32", "i32", "i64", "f64" ("?" for anything else). */
+KILN_API const char* kiln_dtype_name(kiln_dtype dtype);
+/** Bytes per element (0 for an unknown dtype). */
+KILN_API size_t kiln_dtype_size(kiln_dtype dtype);
+/** The library's version, e.g. "0.1.0". */
+KILN_API const char* kiln_version(void);
+
+/* ---- Models ---------------------------------------------------------------------- */
+
+/** Loads and validates a model file. */
+KILN_API kiln_status kiln_model_load(const char* path, kiln_model** out_model);
+/** As kiln_model_load, with kernels restricted to one backend: "onednn", "eigen" or
+ *  "reference" (NULL or "": the best available). */
+KILN_API kiln_status kiln_model_load_with_backend(const char* path, const char* backend,
+                                                  kiln_model** out_model);
+/** Loads a model from `size` bytes at `data` (copied: the buffer may be freed after). */
+KILN_API kiln_status kiln_model_load_from_memory(const void* data, size_t size,
+                                                 kiln_model** out_model);
+KILN_API void kiln_model_free(kiln_model* model);
+
+KILN_API kiln_status kiln_model_num_inputs(const kiln_model* model, size_t* out_count);
+KILN_API kiln_status kiln_model_num_outputs(const kiln_model* model, size_t* out_count);
+/** The name of input `index`; the string lives as long as the model. */
+KILN_API kiln_status kiln_model_input_name(const kiln_model* model, size_t index,
+                                           const char** out_name);
+KILN_API kiln_status kiln_model_input_dtype(const kiln_model* model, size_t index,
+                                            kiln_dtype* out_dtype);
+/** The signature's dims (KILN_BATCH for the batch dimension); they live as long as the
+ *  model. */
+KILN_API kiln_status kiln_model_input_shape(const kiln_model* model, size_t index,
+                                            const int64_t** out_dims, size_t* out_rank);
+KILN_API kiln_status kiln_model_output_name(const kiln_model* model, size_t index,
+                                            const char** out_name);
+KILN_API kiln_status kiln_model_output_dtype(const kiln_model* model, size_t index,
+                                             kiln_dtype* out_dtype);
+KILN_API kiln_status kiln_model_output_shape(const kiln_model* model, size_t index,
+                                             const int64_t** out_dims, size_t* out_rank);
+/** Number of class labels stored with the model, and label `index` (lives with the model). */
+KILN_API kiln_status kiln_model_num_labels(const kiln_model* model, size_t* out_count);
+KILN_API kiln_status kiln_model_label(const kiln_model* model, size_t index,
+                                      const char** out_label);
+
+/** The model's name and semantic version (metadata); they live as long as the model. */
+KILN_API kiln_status kiln_model_name(const kiln_model* model, const char** out_name);
+KILN_API kiln_status kiln_model_version(const kiln_model* model, const char** out_version);
+/** The normalisation the model expects on input `index`, x' = (x - mean) / stddev along
+ *  the last axis: `*out_count` values each (0 and NULLs when the file records none). The
+ *  caller applies it; the arrays live as long as the model. */
+KILN_API kiln_status kiln_model_input_normalization(const kiln_model* model, size_t index,
+                                                    const float** out_mean,
+                                                    const float** out_stddev, size_t* out_count);
+
+/** Runs the model. `input_names[i]` names `inputs[i]`; every model input must be given
+ *  exactly once, with the signature's dtype and dims (any size for KILN_BATCH).
+ *  `outputs` receives `num_outputs` (= kiln_model_num_outputs) new tensors in signature
+ *  order, which the caller frees. On failure no output is written. */
+KILN_API kiln_status kiln_model_run(const kiln_model* model, const char* const* input_names,
+                                    const kiln_tensor* const* inputs, size_t num_inputs,
+                                    kiln_tensor** outputs, size_t num_outputs);
+
+/* ---- Tensors --------------------------------------------------------------------- */
+
+/** A new contiguous tensor of `dtype` and `dims` (all >= 0) holding a copy of `nbytes`
+ *  bytes at `data`, which must be exactly numel * kiln_dtype_size(dtype). `data` may be
+ *  NULL (with any nbytes) for a zero-filled tensor. */
+KILN_API kiln_status kiln_tensor_create(kiln_dtype dtype, const int64_t* dims, size_t rank,
+                                        const void* data, size_t nbytes, kiln_tensor** out_tensor);
+KILN_API void kiln_tensor_free(kiln_tensor* tensor);
+
+KILN_API kiln_status kiln_tensor_dtype(const kiln_tensor* tensor, kiln_dtype* out_dtype);
+/** The dims; they live as long as the tensor. */
+KILN_API kiln_status kiln_tensor_shape(const kiln_tensor* tensor, const int64_t** out_dims,
+                                       size_t* out_rank);
+KILN_API kiln_status kiln_tensor_numel(const kiln_tensor* tensor, size_t* out_numel);
+KILN_API kiln_status kiln_tensor_nbytes(const kiln_tensor* tensor, size_t* out_nbytes);
+/** The row-major elements, valid as long as the tensor. */
+KILN_API kiln_status kiln_tensor_data(const kiln_tensor* tensor, const void** out_data);
+/** Copies the elements into `dst`, whose size `nbytes` must equal kiln_tensor_nbytes. */
+KILN_API kiln_status kiln_tensor_copy_to(const kiln_tensor* tensor, void* dst, size_t nbytes);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* KILN_H */

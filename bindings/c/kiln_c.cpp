@@ -1,0 +1,533 @@
+// The C API (kiln.h) over kiln::infer::Model and kiln::Tensor. Every entry point runs its
+// body inside guarded(), which catches everything: bad arguments map to
+// KILN_ERROR_INVALID_ARGUMENT, kiln::Error subclasses to their status codes, std::bad_alloc
+// to KILN_ERROR_OUT_OF_MEMORY and anything else to KILN_ERROR_INTERNAL, with the message
+// ("<function>: <what>") kept per thread for kiln_last_error_message().
+#include "kiln.h"
+
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <new>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kiln/core/error.hpp"
+#include "kiln/core/tensor.hpp"
+#include "kiln/infer/model.hpp"
+#include "kiln/version.hpp"
+
+struct kiln_model {
+  kiln::infer::Model model;
+};
+
+struct kiln_tensor {
+  kiln::Tensor tensor;  // always contiguous
+};
+
+namespace {
+
+thread_local std::string last_error;
+
+// A bad argument to a C function (NULL pointer, index out of range, wrong count).
+class ArgumentError : public kiln::Error {
+ public:
+  using kiln::Error::Error;
+};
+
+kiln_status fail(kiln_status status, const char* function, const char* what) noexcept {
+  try {
+    last_error = function;
+    last_error += ": ";
+    last_error += what;
+  } catch (...) {
+    last_error.clear();
+  }
+  return status;
+}
+
+// Runs `body` (returning kiln_status), turning every exception into a status + message.
+template <class Body>
+kiln_status guarded(const char* function, Body&& body) noexcept {
+  try {
+    return body();
+  } catch (const ArgumentError& e) {
+    return fail(KILN_ERROR_INVALID_ARGUMENT, function, e.what());
+  } catch (const kiln::FormatError& e) {
+    return fail(KILN_ERROR_FORMAT, function, e.what());
+  } catch (const kiln::IoError& e) {
+    return fail(KILN_ERROR_IO, function, e.what());
+  } catch (const kiln::ShapeError& e) {
+    return fail(KILN_ERROR_SHAPE, function, e.what());
+  } catch (const kiln::DTypeError& e) {
+    return fail(KILN_ERROR_DTYPE, function, e.what());
+  } catch (const kiln::NameError& e) {
+    return fail(KILN_ERROR_NAME, function, e.what());
+  } catch (const kiln::ValueError& e) {
+    return fail(KILN_ERROR_VALUE, function, e.what());
+  } catch (const kiln::Error& e) {
+    return fail(KILN_ERROR_INTERNAL, function, e.what());
+  } catch (const std::bad_alloc&) {
+    return fail(KILN_ERROR_OUT_OF_MEMORY, function, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(KILN_ERROR_INTERNAL, function, e.what());
+  } catch (...) {
+    return fail(KILN_ERROR_INTERNAL, function, "unknown exception");
+  }
+}
+
+// Concatenates with += (GCC 12 warns falsely on some "literal" + std::string chains).
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+  std::string s;
+  (s += ... += parts);
+  return s;
+}
+
+// Throws ArgumentError("<name> is NULL") when `p` is null.
+void require(const void* p, const char* name) {
+  if (p == nullptr) throw ArgumentError(cat(name, " is NULL"));
+}
+
+bool valid_dtype(int dtype) { return dtype >= KILN_F32 && dtype <= KILN_F64; }
+
+std::string dims_str(std::span<const std::int64_t> dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += dims[i] == KILN_BATCH ? std::string("batch") : std::to_string(dims[i]);
+  }
+  s += "]";
+  return s;
+}
+
+enum class Side { input, output };
+
+// The signature at `index` after checking model and index.
+const kiln::TensorSpec& spec_at(const kiln_model* model, Side side, std::size_t index) {
+  require(model, "model");
+  const auto& list = side == Side::input ? model->model.inputs() : model->model.outputs();
+  if (index >= list.size()) {
+    std::string m = cat("index ", std::to_string(index));
+    m += " is out of range: the model has ";
+    m += std::to_string(list.size());
+    m += side == Side::input ? " input(s)" : " output(s)";
+    throw ArgumentError(m);
+  }
+  return list[index];
+}
+
+kiln_status count(const char* fn, const kiln_model* model, Side side, size_t* out) {
+  return guarded(fn, [&] {
+    require(model, "model");
+    require(out, "out_count");
+    *out = (side == Side::input ? model->model.inputs() : model->model.outputs()).size();
+    return KILN_OK;
+  });
+}
+
+kiln_status name(const char* fn, const kiln_model* model, Side side, size_t index,
+                 const char** out) {
+  return guarded(fn, [&] {
+    require(out, "out_name");
+    *out = spec_at(model, side, index).name.c_str();
+    return KILN_OK;
+  });
+}
+
+kiln_status dtype(const char* fn, const kiln_model* model, Side side, size_t index,
+                  kiln_dtype* out) {
+  return guarded(fn, [&] {
+    require(out, "out_dtype");
+    *out = static_cast<kiln_dtype>(spec_at(model, side, index).dtype);
+    return KILN_OK;
+  });
+}
+
+kiln_status shape(const char* fn, const kiln_model* model, Side side, size_t index,
+                  const int64_t** out_dims, size_t* out_rank) {
+  return guarded(fn, [&] {
+    require(out_dims, "out_dims");
+    require(out_rank, "out_rank");
+    const auto& spec = spec_at(model, side, index);
+    *out_dims = spec.shape.dims().data();
+    *out_rank = spec.shape.rank();
+    return KILN_OK;
+  });
+}
+
+// Checks one feed against its signature: dtype, rank and every static dim.
+void check_feed(const kiln::TensorSpec& spec, const kiln::Tensor& t) {
+  if (t.dtype() != spec.dtype) {
+    std::string m = cat("input '", spec.name);
+    m += "' must be ";
+    m += kiln::to_string(spec.dtype);
+    m += ", got ";
+    m += kiln::to_string(t.dtype());
+    throw kiln::DTypeError(m);
+  }
+  bool ok = t.rank() == spec.shape.rank();
+  for (std::size_t d = 0; ok && d < t.rank(); ++d)
+    ok = spec.shape[d] == kiln::batch || spec.shape[d] == t.dim(d);
+  if (!ok) {
+    std::string m = cat("input '", spec.name);
+    m += "' must have shape ";
+    m += dims_str(spec.shape.dims());
+    m += ", got ";
+    m += dims_str(t.shape().dims());
+    throw kiln::ShapeError(m);
+  }
+}
+
+std::string input_list(const std::vector<kiln::TensorSpec>& inputs) {
+  std::string s;
+  for (const auto& spec : inputs) {
+    if (!s.empty()) s += ", ";
+    s += cat("'", spec.name, "'");
+  }
+  return s;
+}
+
+// The feeds for Model::run, after checking names (unknown, repeated, missing) and each
+// tensor against its signature.
+kiln::Feeds make_feeds(const kiln_model* model, const char* const* input_names,
+                       const kiln_tensor* const* inputs, size_t num_inputs) {
+  const auto& sig = model->model.inputs();
+  std::vector<bool> given(sig.size(), false);
+  kiln::Feeds feeds;
+  for (std::size_t i = 0; i < num_inputs; ++i) {
+    const std::string index = cat("[", std::to_string(i), "]");
+    require(input_names[i], cat("input_names", index).c_str());
+    require(inputs[i], cat("inputs", index).c_str());
+    const std::string input_name = input_names[i];
+    std::size_t k = 0;
+    while (k < sig.size() && sig[k].name != input_name) ++k;
+    if (k == sig.size()) {
+      std::string m = cat("the model has no input named '", input_name);
+      m += "'; its inputs are ";
+      m += input_list(sig);
+      throw kiln::NameError(m);
+    }
+    if (given[k]) throw kiln::NameError(cat("input '", input_name, "' is given twice"));
+    given[k] = true;
+    check_feed(sig[k], inputs[i]->tensor);
+    feeds.emplace_back(input_name, inputs[i]->tensor);
+  }
+  for (std::size_t k = 0; k < sig.size(); ++k)
+    if (!given[k]) throw kiln::NameError(cat("input '", sig[k].name, "' is missing"));
+  return feeds;
+}
+
+kiln_status load(const char* fn, const char* path, const char* backend, kiln_model** out) {
+  if (out != nullptr) *out = nullptr;
+  return guarded(fn, [&] {
+    require(out, "out_model");
+    require(path, "path");
+    kiln::infer::LoadOptions options;
+    if (backend != nullptr) options.backend = backend;
+    *out = new kiln_model{kiln::infer::Model::load(std::string(path), options)};
+    return KILN_OK;
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* kiln_last_error_message(void) { return last_error.c_str(); }
+
+const char* kiln_status_name(kiln_status status) {
+  switch (status) {
+    case KILN_OK:
+      return "KILN_OK";
+    case KILN_ERROR_INVALID_ARGUMENT:
+      return "KILN_ERROR_INVALID_ARGUMENT";
+    case KILN_ERROR_IO:
+      return "KILN_ERROR_IO";
+    case KILN_ERROR_FORMAT:
+      return "KILN_ERROR_FORMAT";
+    case KILN_ERROR_SHAPE:
+      return "KILN_ERROR_SHAPE";
+    case KILN_ERROR_DTYPE:
+      return "KILN_ERROR_DTYPE";
+    case KILN_ERROR_NAME:
+      return "KILN_ERROR_NAME";
+    case KILN_ERROR_VALUE:
+      return "KILN_ERROR_VALUE";
+    case KILN_ERROR_OUT_OF_MEMORY:
+      return "KILN_ERROR_OUT_OF_MEMORY";
+    case KILN_ERROR_INTERNAL:
+      return "KILN_ERROR_INTERNAL";
+  }
+  return "KILN_ERROR_UNKNOWN";
+}
+
+const char* kiln_dtype_name(kiln_dtype dtype) {
+  if (!valid_dtype(dtype)) return "?";
+  return kiln::to_string(static_cast<kiln::DType>(dtype)).data();
+}
+
+size_t kiln_dtype_size(kiln_dtype dtype) {
+  return valid_dtype(dtype) ? kiln::size_of(static_cast<kiln::DType>(dtype)) : 0;
+}
+
+const char* kiln_version(void) { return kiln::version_string; }
+
+kiln_status kiln_model_load(const char* path, kiln_model** out_model) {
+  return load("kiln_model_load", path, nullptr, out_model);
+}
+
+kiln_status kiln_model_load_with_backend(const char* path, const char* backend,
+                                         kiln_model** out_model) {
+  return load("kiln_model_load_with_backend", path, backend, out_model);
+}
+
+kiln_status kiln_model_load_from_memory(const void* data, size_t size, kiln_model** out_model) {
+  if (out_model != nullptr) *out_model = nullptr;
+  return guarded("kiln_model_load_from_memory", [&] {
+    require(out_model, "out_model");
+    require(data, "data");
+    std::span<const std::uint8_t> bytes(static_cast<const std::uint8_t*>(data), size);
+    *out_model = new kiln_model{kiln::infer::Model::load(bytes, "<memory>")};
+    return KILN_OK;
+  });
+}
+
+void kiln_model_free(kiln_model* model) { delete model; }
+
+kiln_status kiln_model_num_inputs(const kiln_model* model, size_t* out_count) {
+  return count("kiln_model_num_inputs", model, Side::input, out_count);
+}
+kiln_status kiln_model_num_outputs(const kiln_model* model, size_t* out_count) {
+  return count("kiln_model_num_outputs", model, Side::output, out_count);
+}
+kiln_status kiln_model_input_name(const kiln_model* model, size_t index, const char** out_name) {
+  return name("kiln_model_input_name", model, Side::input, index, out_name);
+}
+kiln_status kiln_model_output_name(const kiln_model* model, size_t index, const char** out_name) {
+  return name("kiln_model_output_name", model, Side::output, index, out_name);
+}
+kiln_status kiln_model_input_dtype(const kiln_model* model, size_t index, kiln_dtype* out_dtype) {
+  return dtype("kiln_model_input_dtype", model, Side::input, index, out_dtype);
+}
+kiln_status kiln_model_output_dtype(const kiln_model* model, size_t index, kiln_dtype* out_dtype) {
+  return dtype("kiln_model_output_dtype", model, Side::output, index, out_dtype);
+}
+kiln_status kiln_model_input_shape(const kiln_model* model, size_t index, const int64_t** out_dims,
+                                   size_t* out_rank) {
+  return shape("kiln_model_input_shape", model, Side::input, index, out_dims, out_rank);
+}
+kiln_status kiln_model_output_shape(const kiln_model* model, size_t index, const int64_t** out_dims,
+                                    size_t* out_rank) {
+  return shape("kiln_model_output_shape", model, Side::output, index, out_dims, out_rank);
+}
+
+kiln_status kiln_model_num_labels(const kiln_model* model, size_t* out_count) {
+  return guarded("kiln_model_num_labels", [&] {
+    require(model, "model");
+    require(out_count, "out_count");
+    *out_count = model->model.metadata().labels.size();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_model_label(const kiln_model* model, size_t index, const char** out_label) {
+  return guarded("kiln_model_label", [&] {
+    require(model, "model");
+    require(out_label, "out_label");
+    const auto& labels = model->model.metadata().labels;
+    if (index >= labels.size()) {
+      std::string m = cat("index ", std::to_string(index));
+      m += " is out of range: the model has ";
+      m += std::to_string(labels.size());
+      m += " label(s)";
+      throw ArgumentError(m);
+    }
+    *out_label = labels[index].c_str();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_model_name(const kiln_model* model, const char** out_name) {
+  return guarded("kiln_model_name", [&] {
+    require(model, "model");
+    require(out_name, "out_name");
+    *out_name = model->model.metadata().name.c_str();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_model_version(const kiln_model* model, const char** out_version) {
+  return guarded("kiln_model_version", [&] {
+    require(model, "model");
+    require(out_version, "out_version");
+    *out_version = model->model.metadata().version.c_str();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_model_input_normalization(const kiln_model* model, size_t index,
+                                           const float** out_mean, const float** out_stddev,
+                                           size_t* out_count) {
+  return guarded("kiln_model_input_normalization", [&] {
+    require(out_mean, "out_mean");
+    require(out_stddev, "out_stddev");
+    require(out_count, "out_count");
+    const auto& spec = spec_at(model, Side::input, index);
+    *out_mean = nullptr;
+    *out_stddev = nullptr;
+    *out_count = 0;
+    for (const auto& n : model->model.metadata().preprocessing) {
+      if (n.input != spec.name || n.mean.size() != n.stddev.size()) continue;
+      *out_mean = n.mean.data();
+      *out_stddev = n.stddev.data();
+      *out_count = n.mean.size();
+      break;
+    }
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_model_run(const kiln_model* model, const char* const* input_names,
+                           const kiln_tensor* const* inputs, size_t num_inputs,
+                           kiln_tensor** outputs, size_t num_outputs) {
+  return guarded("kiln_model_run", [&] {
+    require(model, "model");
+    if (num_inputs > 0) {
+      require(input_names, "input_names");
+      require(inputs, "inputs");
+    }
+    require(outputs, "outputs");
+    const kiln::Feeds feeds = make_feeds(model, input_names, inputs, num_inputs);
+    const std::size_t expected = model->model.outputs().size();
+    if (num_outputs != expected) {
+      std::string m = cat("num_outputs is ", std::to_string(num_outputs));
+      m += " but the model has ";
+      m += std::to_string(expected);
+      m += " output(s)";
+      throw ArgumentError(m);
+    }
+    std::vector<kiln::Tensor> results = model->model.run(feeds);
+    std::vector<kiln_tensor*> handles;
+    handles.reserve(results.size());
+    try {
+      for (auto& r : results) handles.push_back(new kiln_tensor{r.contiguous()});
+    } catch (...) {
+      for (auto* h : handles) delete h;
+      throw;
+    }
+    for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_create(kiln_dtype dtype, const int64_t* dims, size_t rank, const void* data,
+                               size_t nbytes, kiln_tensor** out_tensor) {
+  if (out_tensor != nullptr) *out_tensor = nullptr;
+  return guarded("kiln_tensor_create", [&] {
+    require(out_tensor, "out_tensor");
+    if (rank > 0) require(dims, "dims");
+    if (!valid_dtype(dtype))
+      throw kiln::DTypeError(cat("unknown dtype ", std::to_string(static_cast<int>(dtype))));
+    std::span<const std::int64_t> d(dims, rank);
+    const auto kdtype = static_cast<kiln::DType>(dtype);
+    const std::size_t elem = kiln::size_of(kdtype);
+    std::size_t numel = 1;
+    for (auto v : d) {
+      if (v < 0) throw kiln::ShapeError(cat("dims ", dims_str(d), " contain a negative size"));
+      const auto uv = static_cast<std::size_t>(v);
+      if (uv != 0 && numel > std::numeric_limits<std::size_t>::max() / elem / uv)
+        throw kiln::ShapeError(cat("dims ", dims_str(d), " hold too many elements"));
+      numel *= uv;
+    }
+    if (data != nullptr && nbytes != numel * elem) {
+      std::string m = std::to_string(nbytes);
+      m += " bytes given, but dims ";
+      m += dims_str(d);
+      m += " of ";
+      m += kiln::to_string(kdtype);
+      m += " need ";
+      m += std::to_string(numel * elem);
+      throw kiln::ShapeError(m);
+    }
+    kiln::Tensor t =
+        kiln::Tensor::zeros(kiln::Shape(std::vector<std::int64_t>(d.begin(), d.end())), kdtype);
+    if (data != nullptr && nbytes > 0) std::memcpy(t.raw(), data, nbytes);
+    *out_tensor = new kiln_tensor{std::move(t)};
+    return KILN_OK;
+  });
+}
+
+void kiln_tensor_free(kiln_tensor* tensor) { delete tensor; }
+
+kiln_status kiln_tensor_dtype(const kiln_tensor* tensor, kiln_dtype* out_dtype) {
+  return guarded("kiln_tensor_dtype", [&] {
+    require(tensor, "tensor");
+    require(out_dtype, "out_dtype");
+    *out_dtype = static_cast<kiln_dtype>(tensor->tensor.dtype());
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_shape(const kiln_tensor* tensor, const int64_t** out_dims,
+                              size_t* out_rank) {
+  return guarded("kiln_tensor_shape", [&] {
+    require(tensor, "tensor");
+    require(out_dims, "out_dims");
+    require(out_rank, "out_rank");
+    *out_dims = tensor->tensor.shape().dims().data();
+    *out_rank = tensor->tensor.rank();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_numel(const kiln_tensor* tensor, size_t* out_numel) {
+  return guarded("kiln_tensor_numel", [&] {
+    require(tensor, "tensor");
+    require(out_numel, "out_numel");
+    *out_numel = static_cast<size_t>(tensor->tensor.numel());
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_nbytes(const kiln_tensor* tensor, size_t* out_nbytes) {
+  return guarded("kiln_tensor_nbytes", [&] {
+    require(tensor, "tensor");
+    require(out_nbytes, "out_nbytes");
+    *out_nbytes = tensor->tensor.nbytes();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_data(const kiln_tensor* tensor, const void** out_data) {
+  return guarded("kiln_tensor_data", [&] {
+    require(tensor, "tensor");
+    require(out_data, "out_data");
+    *out_data = tensor->tensor.raw();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_copy_to(const kiln_tensor* tensor, void* dst, size_t nbytes) {
+  return guarded("kiln_tensor_copy_to", [&] {
+    require(tensor, "tensor");
+    require(dst, "dst");
+    const std::size_t have = tensor->tensor.nbytes();
+    if (nbytes != have) {
+      std::string m = cat("dst holds ", std::to_string(nbytes));
+      m += " bytes, but the tensor ";
+      m += dims_str(tensor->tensor.shape().dims());
+      m += " of ";
+      m += kiln::to_string(tensor->tensor.dtype());
+      m += " has ";
+      m += std::to_string(have);
+      throw kiln::ShapeError(m);
+    }
+    if (have > 0) std::memcpy(dst, tensor->tensor.raw(), have);
+    return KILN_OK;
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,94 @@
+// Writes the models the edge check runs on x86 and on aarch64: an MLP (matmul, bias,
+// relu, softmax) and a CNN (conv2d, bias, relu, max pool, batch norm, matmul,
+// log_softmax) with weights from a fixed-seed generator, as <dir>/mlp.kiln and
+// <dir>/cnn.kiln.
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "kiln/io/model_file.hpp"
+#include "kiln/kiln.hpp"
+
+namespace {
+
+// A small LCG so the weights do not depend on any library's generator.
+struct Lcg {
+  std::uint64_t state;
+  float next() {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<float>(static_cast<double>(state >> 40) / 16777216.0 * 2.0 - 1.0);
+  }
+};
+
+kiln::Tensor random_tensor(Lcg& rng, const kiln::Shape& shape, float scale) {
+  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
+  for (auto& x : v) x = rng.next() * scale;
+  return kiln::Tensor::from(v, shape);
+}
+
+void save_mlp(const std::string& path) {
+  Lcg rng{1};
+  kiln::Graph g;
+  auto x = g.input("pixels", {kiln::batch, 64});
+  auto w1 = g.parameter("w1", random_tensor(rng, {64, 32}, 0.25f));
+  auto b1 = g.parameter("b1", random_tensor(rng, {32}, 0.1f));
+  auto w2 = g.parameter("w2", random_tensor(rng, {32, 10}, 0.25f));
+  auto b2 = g.parameter("b2", random_tensor(rng, {10}, 0.1f));
+  auto h = kiln::relu(kiln::matmul(x, w1) + b1);
+  auto p = kiln::softmax(kiln::matmul(h, w2) + b2);
+  kiln::SaveOptions opts;
+  opts.inputs = {x};
+  opts.outputs = {p};
+  opts.output_names = {"probabilities"};
+  opts.metadata.name = "edge-mlp";
+  kiln::save_model(path, g, opts);
+}
+
+void save_cnn(const std::string& path) {
+  Lcg rng{2};
+  kiln::Graph g;
+  auto x = g.input("image", {kiln::batch, 1, 8, 8});
+  auto wc = g.parameter("conv_w", random_tensor(rng, {6, 1, 3, 3}, 0.5f));
+  auto bc = g.parameter("conv_b", random_tensor(rng, {6}, 0.1f));
+  kiln::Conv2dOptions conv;
+  conv.padding = {1, 1};
+  auto h = kiln::relu(kiln::conv2d(x, wc, bc, conv));
+  h = kiln::max_pool2d(h);  // [N, 6, 4, 4]
+  auto gamma = g.parameter("bn_gamma", kiln::Tensor::full({6}, 1.5));
+  auto beta = g.parameter("bn_beta", kiln::Tensor::full({6}, 0.25));
+  auto mean = g.parameter("bn_mean", random_tensor(rng, {6}, 0.2f), false);
+  auto var = g.parameter("bn_var", kiln::Tensor::full({6}, 0.8), false);
+  h = kiln::batch_norm(h, gamma, beta, mean, var);
+  h = kiln::flatten(h);  // [N, 96]
+  auto wf = g.parameter("fc_w", random_tensor(rng, {96, 10}, 0.2f));
+  auto bf = g.parameter("fc_b", random_tensor(rng, {10}, 0.1f));
+  auto y = kiln::log_softmax(kiln::matmul(h, wf) + bf);
+  kiln::SaveOptions opts;
+  opts.inputs = {x};
+  opts.outputs = {y};
+  opts.output_names = {"log_probabilities"};
+  opts.metadata.name = "edge-cnn";
+  kiln::save_model(path, g, opts);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s OUTPUT_DIR\n", argv[0]);
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::filesystem::create_directories(dir);
+  save_mlp(dir + "/mlp.kiln");
+  save_cnn(dir + "/cnn.kiln");
+  std::printf("wrote %s/mlp.kiln and %s/cnn.kiln\n", dir.c_str(), dir.c_str());
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "error: %s\n", e.what());
+  return 1;
+}

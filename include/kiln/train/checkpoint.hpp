@@ -1,0 +1,69 @@
+// Training checkpoints: parameters and buffers by name, optimizer state, step and RNG
+// state, in the model file's envelope (magic "KCKP", format version, payload length,
+// SHA-256), written atomically.
+//
+//   kiln::save_checkpoint("run/ckpt.kiln", g, {.optimizer = &opt, .rng = &rng, .step = step});
+//   ...
+//   auto info = kiln::load_checkpoint("run/ckpt.kiln", g, {.optimizer = &opt, .rng = &rng});
+//   step = info.step;
+//
+// Loading checks every name, shape and dtype (and the optimizer's kind and state) before
+// anything is written: on any error the graph, optimizer and RNG are unchanged.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "kiln/core/rng.hpp"
+#include "kiln/export.hpp"
+#include "kiln/graph/graph.hpp"
+#include "kiln/optim/optimizer.hpp"
+
+namespace kiln {
+
+/// The newest checkpoint format version this library writes (it reads every earlier one).
+inline constexpr std::uint32_t checkpoint_format_version = 1;
+
+/// What is saved besides the graph's parameters and buffers.
+struct CheckpointSave {
+  const optim::Optimizer* optimizer = nullptr;  ///< its state is saved when set
+  const Rng* rng = nullptr;                     ///< its state is saved when set
+  std::int64_t step = 0;
+};
+
+/// What is restored besides the graph's parameters and buffers. A checkpoint without an
+/// optimizer (or RNG) state cannot restore one: that is a ValueError.
+struct CheckpointLoad {
+  optim::Optimizer* optimizer = nullptr;
+  Rng* rng = nullptr;
+};
+
+struct CheckpointInfo {
+  std::int64_t step = 0;
+  bool has_optimizer = false;
+  bool has_rng = false;
+  std::string optimizer_kind;  ///< "adam", ... (empty without optimizer state)
+};
+
+/// The checkpoint's bytes: every parameter and buffer of `graph` by name, plus `what`.
+KILN_API std::vector<std::uint8_t> serialize_checkpoint(const Graph& graph,
+                                                        const CheckpointSave& what = {});
+/// Writes serialize_checkpoint(...) to `path` atomically; throws IoError naming the file.
+KILN_API void save_checkpoint(const std::string& path, const Graph& graph,
+                              const CheckpointSave& what = {});
+
+/// Restores a checkpoint's bytes into `graph` (and the optimizer / RNG when given). The
+/// checkpoint and the graph must hold the same parameter and buffer names, shapes, dtypes
+/// and trainable flags. Throws FormatError for a malformed file, NameError / ShapeError /
+/// DTypeError / ValueError for a checkpoint that does not fit; every message starts with
+/// `source`, and nothing is changed when one is thrown.
+KILN_API CheckpointInfo restore_checkpoint(std::span<const std::uint8_t> bytes,
+                                           const std::string& source, Graph& graph,
+                                           const CheckpointLoad& into = {});
+/// Reads `path` and restores it (see restore_checkpoint); IoError if it cannot be read.
+KILN_API CheckpointInfo load_checkpoint(const std::string& path, Graph& graph,
+                                        const CheckpointLoad& into = {});
+
+}  // namespace kiln

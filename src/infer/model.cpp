@@ -1,0 +1,193 @@
+// kiln::infer::Model: a decoded model file plus a small pool of compiled executables.
+//
+// A compiled plan owns an arena and kernel states (oneDNN kernels keep mutable memory
+// handles and scratch), so one Executable runs one call at a time. Model::run takes an
+// idle executable from the pool (or compiles a new one, up to a bound), runs it and hands
+// it back, so concurrent calls run in parallel and each executable keeps its own cache of
+// one plan per batch size. Every executable computes the same kernels in the same order,
+// so outputs do not depend on which one ran.
+#include "kiln/infer/model.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "io/model_data.hpp"
+
+namespace kiln::infer {
+
+struct Model::Impl {
+  internal::ModelData data;
+  std::string source;
+  CompileOptions compile;
+  std::vector<Value> outputs;
+  // Graph input names per input signature (the names an Executable is fed with).
+  std::vector<std::string> input_nodes;
+  bool same_names = true;  // signature names == graph input names: feeds pass through
+
+  std::mutex mu;
+  std::condition_variable idle_cv;
+  std::vector<std::unique_ptr<Executable>> idle;
+  std::size_t created = 0;
+  std::size_t max_executables = 1;
+
+  // Takes an idle executable, compiles a new one while under the bound, or waits.
+  std::unique_ptr<Executable> acquire() {
+    std::unique_lock<std::mutex> lock(mu);
+    idle_cv.wait(lock, [&] { return !idle.empty() || created < max_executables; });
+    if (!idle.empty()) {
+      auto exe = std::move(idle.back());
+      idle.pop_back();
+      return exe;
+    }
+    ++created;
+    lock.unlock();
+    try {
+      return std::make_unique<Executable>(*data.graph, outputs, compile);
+    } catch (...) {
+      std::lock_guard<std::mutex> relock(mu);
+      --created;
+      idle_cv.notify_one();
+      throw;
+    }
+  }
+
+  void release(std::unique_ptr<Executable> exe) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      idle.push_back(std::move(exe));
+    }
+    idle_cv.notify_one();
+  }
+
+  std::string where() const {
+    std::string s = "model '";
+    s += data.metadata.name.empty() ? source : data.metadata.name;
+    s += "'";
+    return s;
+  }
+
+  // Checks feeds against the input signatures: names (unknown, duplicate, missing), dtype,
+  // rank and every dim except the batch dim.
+  void check(const Feeds& feeds) const {
+    const auto& specs = data.inputs;
+    std::vector<bool> seen(specs.size(), false);
+    for (const auto& [name, tensor] : feeds) {
+      std::size_t i = 0;
+      while (i < specs.size() && specs[i].name != name) ++i;
+      if (i == specs.size()) {
+        std::string msg = "run: '";
+        msg += name;
+        msg += "' is not an input of ";
+        msg += where();
+        msg += " (inputs:";
+        for (const auto& s : specs) {
+          msg += " ";
+          msg += s.name;
+        }
+        msg += ")";
+        throw NameError(msg);
+      }
+      if (seen[i]) throw NameError("run: input '" + name + "' is fed twice");
+      seen[i] = true;
+      const TensorSpec& spec = specs[i];
+      if (!tensor.defined()) throw ValueError("run: input '" + name + "' is an empty tensor");
+      if (tensor.dtype() != spec.dtype) {
+        std::string msg = "run: input '";
+        msg += name;
+        msg += "' must be ";
+        msg += to_string(spec.dtype);
+        msg += ", got ";
+        msg += to_string(tensor.dtype());
+        throw DTypeError(msg);
+      }
+      bool ok = tensor.rank() == spec.shape.rank();
+      for (std::size_t d = 0; ok && d < spec.shape.rank(); ++d)
+        ok = spec.shape[d] < 0 || spec.shape[d] == tensor.dim(d);
+      if (!ok) {
+        std::string msg = "run: input '";
+        msg += name;
+        msg += "' must have shape ";
+        msg += spec.shape.str();
+        msg += ", got ";
+        msg += tensor.shape().str();
+        throw ShapeError(msg);
+      }
+    }
+    for (std::size_t i = 0; i < specs.size(); ++i)
+      if (!seen[i]) throw NameError("run: missing input '" + specs[i].name + "' of " + where());
+  }
+};
+
+namespace {
+
+std::size_t pool_bound() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return std::max<std::size_t>(4, static_cast<std::size_t>(hw));
+}
+
+}  // namespace
+
+Model Model::load(const std::string& path, LoadOptions options) {
+  const std::vector<std::uint8_t> bytes = internal::read_file(path);
+  return load(bytes, path, std::move(options));
+}
+
+Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source,
+                  LoadOptions options) {
+  const std::string& b = options.backend;
+  if (!b.empty() && b != "reference" && b != "eigen" && b != "onednn")
+    throw ValueError("Model::load: unknown backend '" + b +
+                     "' (expected reference, eigen, onednn or empty)");
+  auto impl = std::make_shared<Impl>();
+  impl->data = internal::decode_model(bytes, source);
+  impl->source = source;
+  impl->compile.training = false;
+  impl->compile.backend = std::move(options.backend);
+  const internal::ModelData& d = impl->data;
+  if (!d.graph || d.input_ids.size() != d.inputs.size() || d.output_ids.size() != d.outputs.size())
+    throw FormatError(source + ": the decoded model's signatures do not match its graph");
+  Graph& g = *impl->data.graph;
+  for (std::size_t i = 0; i < d.input_ids.size(); ++i) {
+    const std::string& node_name = g.node(d.input_ids[i]).name;
+    impl->input_nodes.push_back(node_name);
+    if (node_name != d.inputs[i].name) impl->same_names = false;
+  }
+  for (auto id : d.output_ids) impl->outputs.push_back(g.value(id));
+  impl->max_executables = pool_bound();
+  // The first executable (its plans are compiled on first use per batch size).
+  impl->release(impl->acquire());
+  return Model(std::move(impl));
+}
+
+const std::vector<TensorSpec>& Model::inputs() const { return impl_->data.inputs; }
+const std::vector<TensorSpec>& Model::outputs() const { return impl_->data.outputs; }
+const ModelMetadata& Model::metadata() const { return impl_->data.metadata; }
+std::uint32_t Model::format_version() const { return impl_->data.format_version; }
+
+std::vector<Tensor> Model::run(const Feeds& feeds) const {
+  Impl& m = *impl_;
+  m.check(feeds);
+  Feeds renamed;
+  if (!m.same_names) {
+    renamed.reserve(feeds.size());
+    for (const auto& [name, tensor] : feeds) {
+      std::size_t i = 0;
+      while (m.data.inputs[i].name != name) ++i;
+      renamed.emplace_back(m.input_nodes[i], tensor);
+    }
+  }
+  std::unique_ptr<Executable> exe = m.acquire();
+  try {
+    std::vector<Tensor> out = exe->run(m.same_names ? feeds : renamed);
+    m.release(std::move(exe));
+    return out;
+  } catch (...) {
+    m.release(std::move(exe));
+    throw;
+  }
+}
+
+}  // namespace kiln::infer

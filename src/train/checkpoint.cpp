@@ -1,0 +1,152 @@
+// Checkpoints. Payload (cereal portable binary, see src/io/archive.hpp):
+//   i64 step
+//   u8 has_rng, 4 x u64 state (when set)
+//   u8 has_optimizer, then kind, u32 entry count, tensors (name, dtype, dims, bytes)
+//   u32 parameter count, per parameter: u8 trainable, tensor record
+#include "kiln/train/checkpoint.hpp"
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "io/archive.hpp"
+#include "io/model_data.hpp"
+#include "kiln/core/error.hpp"
+
+namespace kiln {
+namespace {
+
+template <class E>
+[[noreturn]] void fail(const std::string& source, const std::string& what) {
+  std::string msg = source;
+  msg += ": ";
+  msg += what;
+  throw E(msg);
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> serialize_checkpoint(const Graph& graph, const CheckpointSave& what) {
+  internal::ArchiveWriter w;
+  w.i64(what.step);
+  w.boolean(what.rng != nullptr);
+  if (what.rng)
+    for (auto word : what.rng->state()) w.u64(word);
+  w.boolean(what.optimizer != nullptr);
+  if (what.optimizer) {
+    w.string(std::string(what.optimizer->kind()));
+    const optim::State state = what.optimizer->state();
+    w.u32(static_cast<std::uint32_t>(state.size()));
+    for (const auto& [name, t] : state) w.tensor(name, t);
+  }
+  std::uint32_t count = 0;
+  for (const Node& n : graph.nodes())
+    if (n.op == Op::parameter) ++count;
+  w.u32(count);
+  for (const Node& n : graph.nodes()) {
+    if (n.op != Op::parameter) continue;
+    w.boolean(n.trainable);
+    w.tensor(n.name, n.value);
+  }
+  return internal::wrap_envelope(internal::checkpoint_magic, checkpoint_format_version, w.finish());
+}
+
+void save_checkpoint(const std::string& path, const Graph& graph, const CheckpointSave& what) {
+  internal::write_file_atomically(path, serialize_checkpoint(graph, what));
+}
+
+CheckpointInfo restore_checkpoint(std::span<const std::uint8_t> bytes, const std::string& source,
+                                  Graph& graph, const CheckpointLoad& into) {
+  const auto env = internal::open_envelope(bytes, internal::checkpoint_magic,
+                                           checkpoint_format_version, source, "checkpoint");
+  internal::ArchiveReader r(env.payload, source);
+  CheckpointInfo info;
+  info.step = r.i64("step");
+  if (info.step < 0) r.fail("negative step " + std::to_string(info.step));
+  Rng::State rng_state{};
+  info.has_rng = r.boolean("RNG flag");
+  if (info.has_rng)
+    for (auto& word : rng_state) word = r.u64("RNG state");
+  info.has_optimizer = r.boolean("optimizer flag");
+  optim::State opt_state;
+  if (info.has_optimizer) {
+    info.optimizer_kind = r.name("optimizer kind");
+    const std::size_t n = r.count("optimizer state entries", internal::min_tensor_record_bytes);
+    std::unordered_set<std::string> seen;
+    for (std::size_t i = 0; i < n; ++i) {
+      auto entry = r.tensor("optimizer state entry");
+      if (!seen.insert(entry.first).second)
+        r.fail("duplicate optimizer state entry '" + entry.first + "'");
+      opt_state.push_back(std::move(entry));
+    }
+  }
+  const std::size_t n_params = r.count("parameter count", 1 + internal::min_tensor_record_bytes);
+  std::unordered_map<std::string, std::pair<bool, Tensor>> params;
+  for (std::size_t i = 0; i < n_params; ++i) {
+    const bool trainable = r.boolean("parameter trainable flag");
+    auto [name, t] = r.tensor("parameter");
+    if (!params.emplace(name, std::make_pair(trainable, std::move(t))).second)
+      r.fail("duplicate parameter '" + name + "'");
+  }
+  r.expect_end();
+
+  // Everything is read; check that it fits before changing anything.
+  std::vector<std::pair<Tensor*, const Tensor*>> copies;
+  std::size_t matched = 0;
+  for (Value v : [&] {
+         auto all = graph.parameters();
+         auto bufs = graph.buffers();
+         all.insert(all.end(), bufs.begin(), bufs.end());
+         return all;
+       }()) {
+    const Node& n = v.node();
+    auto it = params.find(n.name);
+    const char* kind = n.trainable ? "parameter" : "buffer";
+    if (it == params.end())
+      fail<NameError>(source, std::string("no ") + kind + " '" + n.name + "' in the checkpoint");
+    const Tensor& t = it->second.second;
+    if (it->second.first != n.trainable)
+      fail<ValueError>(source,
+                       "'" + n.name + "' is a " + kind + " in the graph but not in the checkpoint");
+    if (t.dtype() != n.dtype)
+      fail<DTypeError>(source, std::string(kind) + " '" + n.name + "': checkpoint has " +
+                                   std::string(to_string(t.dtype())) + ", the graph " +
+                                   std::string(to_string(n.dtype)));
+    if (t.shape() != n.shape)
+      fail<ShapeError>(source, std::string(kind) + " '" + n.name + "': checkpoint has " +
+                                   t.shape().str() + ", the graph " + n.shape.str());
+    copies.emplace_back(&graph.tensor(v), &t);
+    ++matched;
+  }
+  if (matched != params.size()) {
+    for (const auto& [name, p] : params)
+      if (!graph.contains(name) || graph.find(name).node().op != Op::parameter)
+        fail<NameError>(source, "checkpoint parameter '" + name + "' is not in the graph");
+  }
+  if (into.rng && !info.has_rng) fail<ValueError>(source, "the checkpoint has no RNG state");
+  if (into.optimizer) {
+    if (!info.has_optimizer) fail<ValueError>(source, "the checkpoint has no optimizer state");
+    if (info.optimizer_kind != into.optimizer->kind())
+      fail<ValueError>(source, "the checkpoint's optimizer is '" + info.optimizer_kind +
+                                   "', not '" + std::string(into.optimizer->kind()) + "'");
+    try {
+      into.optimizer->load_state(opt_state);  // checks everything, changes nothing on error
+    } catch (const ValueError& e) {
+      fail<ValueError>(source, std::string("optimizer state: ") + e.what());
+    } catch (const ShapeError& e) {
+      fail<ShapeError>(source, std::string("optimizer state: ") + e.what());
+    } catch (const DTypeError& e) {
+      fail<DTypeError>(source, std::string("optimizer state: ") + e.what());
+    }
+  }
+  for (auto& [dst, src] : copies) dst->copy_from(*src);
+  if (into.rng) into.rng->set_state(rng_state);
+  return info;
+}
+
+CheckpointInfo load_checkpoint(const std::string& path, Graph& graph, const CheckpointLoad& into) {
+  const auto bytes = internal::read_file(path);
+  return restore_checkpoint(bytes, path, graph, into);
+}
+
+}  // namespace kiln
