@@ -14,6 +14,7 @@
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
 #include "kiln/train/train_step.hpp"
+#include "tests/nn_test_util.hpp"
 
 namespace {
 
@@ -25,17 +26,8 @@ using kiln::Tensor;
 using kiln::Value;
 namespace nn = kiln::nn;
 
-// Element k (row-major over the requested shape) = scale * (k - offset).
-nn::Initializer ramp(double scale, double offset) {
-  return [=](const Shape& shape, Rng&, DType dtype) {
-    Tensor t = Tensor::zeros(shape, DType::f64);
-    double* p = t.data<double>();
-    for (std::int64_t k = 0; k < t.numel(); ++k) p[k] = scale * (static_cast<double>(k) - offset);
-    return t.to(dtype);
-  };
-}
-
-std::vector<double> values(const Tensor& t) { return t.to(DType::f64).to_vector<double>(); }
+using kiln_test::ramp;
+using kiln_test::values;
 
 bool contains(const std::vector<Value>& vs, Value v) {
   return std::find(vs.begin(), vs.end(), v) != vs.end();

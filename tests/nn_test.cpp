@@ -12,6 +12,7 @@
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
+#include "tests/nn_test_util.hpp"
 
 namespace {
 
@@ -23,17 +24,8 @@ using kiln::Tensor;
 using kiln::Value;
 namespace nn = kiln::nn;
 
-// A deterministic initialiser whose values the tests know: element k = scale * (k - offset).
-nn::Initializer ramp(double scale, double offset) {
-  return [=](const Shape& shape, Rng&, DType dtype) {
-    Tensor t = Tensor::zeros(shape, DType::f64);
-    double* p = t.data<double>();
-    for (std::int64_t k = 0; k < t.numel(); ++k) p[k] = scale * (static_cast<double>(k) - offset);
-    return t.to(dtype);
-  };
-}
-
-std::vector<double> values(const Tensor& t) { return t.to(DType::f64).to_vector<double>(); }
+using kiln_test::ramp;
+using kiln_test::values;
 
 struct Moments {
   double mean = 0.0;
