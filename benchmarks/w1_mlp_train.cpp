@@ -1,6 +1,9 @@
 // DESIGN.md workload W1: one training step of a 784-1024-1024-10 MLP with ReLU on a batch
 // of 256, softmax cross-entropy, SGD with momentum 0.9 (run the step executable for the
-// loss and gradients, then opt.step). Reported as samples/s at 1 and 2 threads.
+// loss and gradients, then opt.step).
+// Reported at 1 and 2 threads as samples/s, GFLOP/s (the layers' counted FLOPs, see
+// workloads.hpp) and peak_rss_MiB, the process's peak resident set (process-wide: it
+// includes the benchmarks run before in the same process).
 //
 //   w1_mlp_train --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -20,6 +23,7 @@
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
+#include "workloads.hpp"
 
 namespace {
 
@@ -78,6 +82,10 @@ void BM_W1MlpTrainStep(benchmark::State& state) {
   const double last_loss = step.run_views(feeds)[0].item();
 
   state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(kiln_bench::w1_train_flops * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
+  state.counters["peak_rss_MiB"] = kiln_bench::peak_rss_mib();
   state.counters["loss"] = last_loss;
   if (!std::isfinite(last_loss) || !(last_loss < first_loss)) {
     state.SkipWithError(("loss did not decrease: " + std::to_string(first_loss) + " -> " +

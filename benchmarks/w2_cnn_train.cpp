@@ -1,7 +1,10 @@
 // DESIGN.md workload W2: one training step of a small CNN (conv 5x5 1->32 pad 2, ReLU, max
 // pool 2; conv 5x5 32->64 pad 2, ReLU, max pool 2; dense 3136->512, ReLU; dense 512->10) on a
 // batch of 64 1x28x28 images, softmax cross-entropy, Adam: TrainStep::run for the loss and
-// gradients, then opt.step. Reported as samples/s at 1 and 2 threads.
+// gradients, then opt.step.
+// Reported at 1 and 2 threads as samples/s, GFLOP/s (the layers' counted FLOPs, see
+// workloads.hpp) and peak_rss_MiB, the process's peak resident set (process-wide: it
+// includes the benchmarks run before in the same process).
 //
 //   w2_cnn_train --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -23,6 +26,10 @@ void BM_W2CnnTrainStep(benchmark::State& state) {
   }
   const double last_loss = w2.step();
   state.SetItemsProcessed(state.iterations() * kiln_bench::w2_batch);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(kiln_bench::w2_train_flops * static_cast<double>(state.iterations()) / 1e9,
+                         benchmark::Counter::kIsRate);
+  state.counters["peak_rss_MiB"] = kiln_bench::peak_rss_mib();
   state.counters["loss"] = last_loss;
   if (!std::isfinite(last_loss) || !(last_loss < w2.first_loss())) {
     state.SkipWithError(("loss did not decrease: " + std::to_string(w2.first_loss()) + " -> " +

@@ -1,6 +1,9 @@
 // DESIGN.md workload W4: inference throughput of the W2 network (see w2_cnn_train.cpp), the
 // forward pass to the logits on a batch of 64 1x28x28 images with an inference executable
-// (kiln::Executable, evaluation mode). Reported as samples/s at 1 and 2 threads.
+// (kiln::Executable, evaluation mode).
+// Reported at 1 and 2 threads as samples/s, GFLOP/s (the layers' counted FLOPs, see
+// workloads.hpp) and peak_rss_MiB, the process's peak resident set (process-wide: it
+// includes the benchmarks run before in the same process).
 //
 //   w4_cnn_infer --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -21,6 +24,10 @@ void BM_W4CnnInfer(benchmark::State& state) {
     benchmark::DoNotOptimize(first);
   }
   state.SetItemsProcessed(state.iterations() * kiln_bench::w2_batch);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      kiln_bench::w4_forward_flops * static_cast<double>(state.iterations()) / 1e9,
+      benchmark::Counter::kIsRate);
+  state.counters["peak_rss_MiB"] = kiln_bench::peak_rss_mib();
   if (!std::isfinite(first)) state.SkipWithError("non-finite logits");
 }
 

@@ -1,9 +1,11 @@
-// Kiln's side of DESIGN.md's workloads W1, W2 and W4, built with the public API exactly as a
+// Kiln's side of DESIGN.md's workloads W1-W4, built with the public API exactly as a
 // user would (nn layers, TrainStep, optim, Executable), shared by the w*_ benchmarks and
 // the libtorch comparison (benchmarks/compare). Each workload owns its graph, compiles its
 // plan and takes warm_up_steps steps (or one inference run) in its constructor, so timing
 // loops measure steady-state steps.
 #pragma once
+
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <memory>
@@ -14,6 +16,8 @@
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/graph/graph.hpp"
+#include "kiln/infer/model.hpp"
+#include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
@@ -28,6 +32,33 @@ inline constexpr std::int64_t w1_hidden = 1024;
 inline constexpr std::int64_t w2_batch = 64;
 inline constexpr std::int64_t w2_side = 28;
 inline constexpr std::int64_t classes = 10;
+inline constexpr std::int64_t w3_hidden = 128;
+/// Counted FLOPs (2 per multiply-add of the dense and convolution layers; elementwise ops,
+/// pooling, softmax and the optimizer are not counted) of one W1 training step, one W2
+/// training step (forward, weight gradients of every layer, input gradients of every layer
+/// but the first) and one W4 forward pass, from the layer shapes.
+inline constexpr double w1_layer_macs[] = {784.0 * 1024, 1024.0 * 1024, 1024.0 * 10};
+inline constexpr double w1_train_flops =
+    2.0 * w1_batch *
+    (2 * (w1_layer_macs[0] + w1_layer_macs[1] + w1_layer_macs[2]) + w1_layer_macs[1] +
+     w1_layer_macs[2]);
+/// Multiply-adds per image: conv1 (32x28x28 outputs, 5x5x1 each), conv2 (64x14x14, 5x5x32),
+/// fc1 (3136x512), fc2 (512x10).
+inline constexpr double w2_layer_macs[] = {32.0 * 28 * 28 * 25, 64.0 * 14 * 14 * 25 * 32,
+                                           3136.0 * 512, 512.0 * 10};
+inline constexpr double w4_forward_flops =
+    2.0 * w2_batch * (w2_layer_macs[0] + w2_layer_macs[1] + w2_layer_macs[2] + w2_layer_macs[3]);
+inline constexpr double w2_train_flops =
+    2 * w4_forward_flops +
+    2.0 * w2_batch * (w2_layer_macs[1] + w2_layer_macs[2] + w2_layer_macs[3]);
+
+/// The process's peak resident set so far (getrusage ru_maxrss), in MiB.
+inline double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
 /// Training steps taken before timing: past Adam's first few steps, in which the loss of a
 /// freshly initialised CNN may rise before it falls.
 inline constexpr int warm_up_steps = 5;
@@ -150,6 +181,40 @@ class KilnW4 {
  private:
   kiln::Graph graph_;
   std::optional<kiln::Executable> exe_;
+  kiln::Feeds feeds_;
+};
+
+/// W3: a 784-128-10 MLP with ReLU and softmax (kiln::nn layers, seeded weights), saved to
+/// memory with kiln::serialize_model and loaded with kiln::infer::Model::load; run() is one
+/// Model::run on one 784-pixel image (feeds checked, an executable taken from the pool, the
+/// cached batch-1 plan run, the output copied out). The plan is compiled in the constructor.
+class KilnW3 {
+ public:
+  KilnW3() : model_(load()), feeds_{{"image", kiln::Tensor::from(image(), {1, w1_features})}} {
+    run();
+  }
+  /// Runs the model; returns the first probability (to keep the result observable).
+  float run() const { return model_.run(feeds_)[0].data<float>()[0]; }
+  /// The input image: 784 seeded uniform pixels.
+  static std::vector<float> image() {
+    kiln::Rng rng(3);
+    std::vector<float> pixels(static_cast<std::size_t>(w1_features));
+    for (auto& p : pixels) p = static_cast<float>(rng.uniform());
+    return pixels;
+  }
+
+ private:
+  static kiln::infer::Model load() {
+    kiln::Graph g;
+    kiln::Value x = g.input("image", {kiln::batch, w1_features});
+    kiln::Value h = kiln::nn::dense(g, x, w3_hidden, {.activation = kiln::relu, .name = "fc1"});
+    kiln::Value probs = kiln::softmax(kiln::nn::dense(g, h, classes, {.name = "fc2"}), -1, "probs");
+    const std::vector<std::uint8_t> bytes =
+        kiln::serialize_model(g, {.inputs = {x}, .outputs = {probs}});
+    return kiln::infer::Model::load(bytes, "w3");
+  }
+
+  kiln::infer::Model model_;
   kiln::Feeds feeds_;
 };
 

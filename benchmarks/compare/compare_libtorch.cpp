@@ -1,8 +1,15 @@
-// DESIGN.md workloads W1 (MLP training), W2 (CNN training) and W4 (CNN inference) in Kiln and
-// in libtorch's C++ API, in one Google Benchmark binary. Each workload is registered as
-// <workload>/kiln/threads:<n> followed by <workload>/libtorch/threads:<n>, so the two run
-// back to back under the same machine conditions; run.sh repeats the whole binary and
-// takes medians.
+// DESIGN.md workloads W1 (MLP training), W2 (CNN training), W3 (batch-1 inference latency)
+// and W4 (CNN inference) in Kiln and in libtorch's C++ API, in one Google Benchmark binary.
+// Each workload is registered as <workload>/kiln/threads:<n> followed by
+// <workload>/libtorch/threads:<n>, so the two run back to back under the same machine
+// conditions; run.sh repeats the whole binary and takes medians. W3 runs at 1 thread only:
+// Kiln through kiln::infer::Model (saved to memory and loaded), libtorch through a
+// torch::nn::Sequential in eval() under torch::InferenceMode.
+//
+// Peak memory: `compare_libtorch --peak-rss=<W1|W2|W4>:<kiln|libtorch>[:steps]` builds one
+// workload in a fresh process, runs it (default 50 steps, 1 thread), and prints the
+// process's peak resident set (getrusage ru_maxrss) before and after, so each library is
+// measured in its own process.
 //
 // Threads: both libraries use the same libgomp pool. Every benchmark sets the thread count
 // for both (kiln::set_num_threads and torch::set_num_threads, which set OpenMP's); libtorch's
@@ -19,15 +26,20 @@
 // in eval().
 //
 //   compare_libtorch --benchmark_filter=threads:1 --benchmark_format=json
+//   compare_libtorch --peak-rss=W2:kiln:50
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/core/threads.hpp"
@@ -156,6 +168,30 @@ class TorchW4 {
   torch::Tensor x_;
 };
 
+/// W3 in libtorch: Linear(784, 128), ReLU, Linear(128, 10), Softmax over the classes, in
+/// eval() and under torch::InferenceMode, on one image (the same pixels as Kiln's).
+class TorchW3 {
+ public:
+  TorchW3()
+      : net_(torch::nn::Linear(kiln_bench::w1_features, kiln_bench::w3_hidden), torch::nn::ReLU(),
+             torch::nn::Linear(kiln_bench::w3_hidden, kiln_bench::classes), torch::nn::Softmax(1)) {
+    const std::vector<float> pixels = kiln_bench::KilnW3::image();
+    x_ = torch::from_blob(const_cast<float*>(pixels.data()), {1, kiln_bench::w1_features},
+                          torch::kFloat)
+             .clone();
+    net_->eval();
+    run();
+  }
+  float run() {
+    torch::InferenceMode guard;
+    return net_->forward(x_).data_ptr<float>()[0];
+  }
+
+ private:
+  torch::nn::Sequential net_;
+  torch::Tensor x_;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Benchmarks
 
@@ -196,14 +232,14 @@ void train_benchmark(benchmark::State& state, W& w, std::int64_t batch) {
 }
 
 template <class W>
-void infer_benchmark(benchmark::State& state, W& w) {
+void infer_benchmark(benchmark::State& state, W& w, std::int64_t batch) {
   float first = 0.0f;
   for (auto _ : state) {
     first = w.run();
     benchmark::DoNotOptimize(first);
   }
-  state.SetItemsProcessed(state.iterations() * kiln_bench::w2_batch);
-  if (!std::isfinite(first)) state.SkipWithError("non-finite logits");
+  state.SetItemsProcessed(state.iterations() * batch);
+  if (!std::isfinite(first)) state.SkipWithError("non-finite output");
 }
 
 void kiln_w1(benchmark::State& s, int t) {
@@ -222,34 +258,112 @@ void torch_w2(benchmark::State& s, int t) {
   set_threads(t);
   train_benchmark(s, cached<TorchW2>(t), kiln_bench::w2_batch);
 }
+void kiln_w3(benchmark::State& s, int t) {
+  set_threads(t);
+  infer_benchmark(s, cached<kiln_bench::KilnW3>(t), 1);
+}
+void torch_w3(benchmark::State& s, int t) {
+  set_threads(t);
+  infer_benchmark(s, cached<TorchW3>(t), 1);
+}
 void kiln_w4(benchmark::State& s, int t) {
   set_threads(t);
-  infer_benchmark(s, cached<kiln_bench::KilnW4>(t));
+  infer_benchmark(s, cached<kiln_bench::KilnW4>(t), kiln_bench::w2_batch);
 }
 void torch_w4(benchmark::State& s, int t) {
   set_threads(t);
-  infer_benchmark(s, cached<TorchW4>(t));
+  infer_benchmark(s, cached<TorchW4>(t), kiln_bench::w2_batch);
 }
 
 void register_pair(const std::string& workload, void (*kiln_fn)(benchmark::State&, int),
-                   void (*torch_fn)(benchmark::State&, int)) {
-  for (int t : {1, 2}) {
+                   void (*torch_fn)(benchmark::State&, int), std::vector<int> threads = {1, 2},
+                   benchmark::TimeUnit unit = benchmark::kMillisecond) {
+  for (int t : threads) {
     const std::string suffix = "/threads:" + std::to_string(t);
     for (auto [lib, fn] : {std::pair{"kiln", kiln_fn}, std::pair{"libtorch", torch_fn}}) {
       benchmark::RegisterBenchmark((workload + "/" + lib + suffix).c_str(), fn, t)
-          ->Unit(benchmark::kMillisecond)
+          ->Unit(unit)
           ->UseRealTime()
           ->MeasureProcessCPUTime();
     }
   }
 }
 
+/// The process's peak resident set so far, in KiB (Linux reports ru_maxrss in KiB).
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+template <class W>
+void run_steps(W& w, int steps) {
+  for (int i = 0; i < steps; ++i) {
+    if constexpr (requires { w.step(); }) {
+      benchmark::DoNotOptimize(w.step());
+    } else {
+      benchmark::DoNotOptimize(w.run());
+    }
+  }
+}
+
+/// --peak-rss=<W1|W2|W4>:<kiln|libtorch>[:steps]: builds and runs one workload at 1 thread
+/// and prints "peak_rss_kib <workload> <library> <steps> <before> <after>", the peak
+/// resident set before the workload was built and after it ran. Returns the exit status.
+int peak_rss_mode(std::string_view spec) {
+  const auto colon = spec.find(':');
+  const auto colon2 = colon == std::string_view::npos ? colon : spec.find(':', colon + 1);
+  if (colon == std::string_view::npos) {
+    std::fprintf(stderr, "usage: --peak-rss=<W1|W2|W4>:<kiln|libtorch>[:steps]\n");
+    return 2;
+  }
+  const std::string workload(spec.substr(0, colon));
+  const std::string lib(spec.substr(
+      colon + 1, colon2 == std::string_view::npos ? std::string_view::npos : colon2 - colon - 1));
+  const int steps = colon2 == std::string_view::npos
+                        ? 50
+                        : std::atoi(std::string(spec.substr(colon2 + 1)).c_str());
+  set_threads(1);
+  const long before = peak_rss_kib();
+  if (workload == "W1" && lib == "kiln") {
+    kiln_bench::KilnW1 w;
+    run_steps(w, steps);
+  } else if (workload == "W1" && lib == "libtorch") {
+    TorchW1 w = TorchW1::make();
+    run_steps(w, steps);
+  } else if (workload == "W2" && lib == "kiln") {
+    kiln_bench::KilnW2 w;
+    run_steps(w, steps);
+  } else if (workload == "W2" && lib == "libtorch") {
+    TorchW2 w = TorchW2::make();
+    run_steps(w, steps);
+  } else if (workload == "W4" && lib == "kiln") {
+    kiln_bench::KilnW4 w;
+    run_steps(w, steps);
+  } else if (workload == "W4" && lib == "libtorch") {
+    TorchW4 w;
+    run_steps(w, steps);
+  } else {
+    std::fprintf(stderr, "--peak-rss: unknown workload or library in '%.*s'\n",
+                 static_cast<int>(spec.size()), spec.data());
+    return 2;
+  }
+  std::printf("peak_rss_kib %s %s %d %ld %ld\n", workload.c_str(), lib.c_str(), steps, before,
+              peak_rss_kib());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   at::set_num_interop_threads(1);
+  constexpr std::string_view peak_flag = "--peak-rss=";
+  if (argc == 2 && std::string_view(argv[1]).starts_with(peak_flag)) {
+    return peak_rss_mode(std::string_view(argv[1]).substr(peak_flag.size()));
+  }
   register_pair("W1_mlp_train", kiln_w1, torch_w1);
   register_pair("W2_cnn_train", kiln_w2, torch_w2);
+  register_pair("W3_infer_latency", kiln_w3, torch_w3, {1}, benchmark::kMicrosecond);
   register_pair("W4_cnn_infer", kiln_w4, torch_w4);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -1,37 +1,58 @@
 #!/bin/sh
-# Runs compare_libtorch (Kiln and libtorch on W1, W2 and W4) at 1 and 2 threads, REPS times
-# each, alternating the libraries within every run; prints the medians and the
-# kiln/libtorch ratios as a table and rewrites that table in benchmarks/RESULTS.md (between
-# the "compare:begin" and "compare:end" markers) with the machine, date, compiler and load.
+# Runs compare_libtorch (Kiln and libtorch on W1-W4) at 1 and 2 threads, REPS times each,
+# alternating the libraries within every run; measures the peak resident memory of a W2
+# training run with each library in its own process; optionally runs Kiln's side of the
+# same binary from a portable (Eigen-only) build. Prints the medians, the kiln/libtorch
+# ratios, Kiln's 2-thread scaling and the acceptance floors of issue 5 as tables, and
+# rewrites them in benchmarks/RESULTS.md (between the "compare:begin" and "compare:end"
+# markers) with the machine, date, compiler and load.
 #
-#   benchmarks/compare/run.sh [-b build-dir] [-r reps] [-t min-time-seconds] [-n]
+#   benchmarks/compare/run.sh [-b build-dir] [-p portable-build-dir] [-r reps] [-t min-time]
+#                             [-s rss-steps] [-n]
 #     -b  build directory holding benchmarks/compare/compare_libtorch (default: build/default)
+#     -p  a second build directory, configured -DKILN_WITH_ONEDNN=OFF -DKILN_ARCH_FLAGS=,
+#         whose compare_libtorch runs Kiln's side only (default: none)
 #     -r  repetitions: separate runs of the binary per thread count (default 5)
-#     -t  Google Benchmark minimum time per benchmark (default 1)
+#     -t  Google Benchmark minimum time per benchmark, seconds (default 1)
+#     -s  W2 training steps per peak-memory process (default 50)
 #     -n  print only; leave RESULTS.md alone
 #
 # Threads: each run exports OMP_NUM_THREADS and OPENBLAS_NUM_THREADS equal to the thread
 # count; inside, both libraries are set to it explicitly and libtorch's inter-op pool to 1.
+# On a shared machine, wrap the whole script in flock so that nothing else measures at the
+# same time, e.g. `flock /tmp/kiln-bench.lock benchmarks/compare/run.sh ...`.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build="$root/build/default"
+portable=""
 reps=5
 min_time=1
+rss_steps=50
 update=1
-while getopts b:r:t:n opt; do
+while getopts b:p:r:t:s:n opt; do
   case $opt in
     b) build=$(cd "$OPTARG" && pwd) ;;
+    p) portable=$(cd "$OPTARG" && pwd) ;;
     r) reps=$OPTARG ;;
     t) min_time=$OPTARG ;;
+    s) rss_steps=$OPTARG ;;
     n) update=0 ;;
-    *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
   esac
 done
 bin="$build/benchmarks/compare/compare_libtorch"
 if [ ! -x "$bin" ]; then
   echo "run.sh: $bin not found (configure with libtorch installed and build compare_libtorch)" >&2
   exit 1
+fi
+pbin=""
+if [ -n "$portable" ]; then
+  pbin="$portable/benchmarks/compare/compare_libtorch"
+  if [ ! -x "$pbin" ]; then
+    echo "run.sh: $pbin not found (build compare_libtorch in the portable build)" >&2
+    exit 1
+  fi
 fi
 
 out=$(mktemp -d)
@@ -45,16 +66,37 @@ while [ "$r" -le "$reps" ]; do
       --benchmark_filter="threads:$t/" --benchmark_min_time="$min_time" \
       --benchmark_format=json --benchmark_out_format=json \
       --benchmark_out="$out/run_${r}_$t.json" >/dev/null
+    if [ -n "$pbin" ]; then
+      echo "run.sh: repetition $r/$reps, $t thread(s), portable build (Kiln only)" >&2
+      OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$pbin" \
+        --benchmark_filter="/kiln/threads:$t/" --benchmark_min_time="$min_time" \
+        --benchmark_format=json --benchmark_out_format=json \
+        --benchmark_out="$out/portable_${r}_$t.json" >/dev/null
+    fi
   done
+  # Peak resident memory of W2 training: every library in a process of its own.
+  for lib in kiln libtorch; do
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$bin" --peak-rss="W2:$lib:$rss_steps" >>"$out/rss.txt"
+  done
+  if [ -n "$pbin" ]; then
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$pbin" --peak-rss="W2:kiln:$rss_steps" |
+      sed 's/ kiln / kiln-portable /' >>"$out/rss.txt"
+  fi
+  cut -d' ' -f1 /proc/loadavg >>"$out/load.txt"
   r=$((r + 1))
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+cache() { sed -n "s/^$1:[A-Z]*=//p" "$2/CMakeCache.txt"; }
+compiler=$(cache CMAKE_CXX_COMPILER "$build")
 compiler_version=$("${compiler:-c++}" --version | head -n 1)
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$build/CMakeCache.txt")
-arch_flags=$(sed -n 's/^KILN_ARCH_FLAGS:[A-Z]*=//p' "$build/CMakeCache.txt")
-onednn=$(sed -n 's/^KILN_WITH_ONEDNN:[A-Z]*=//p' "$build/CMakeCache.txt")
+build_type=$(cache CMAKE_BUILD_TYPE "$build")
+arch_flags=$(cache KILN_ARCH_FLAGS "$build")
+onednn=$(cache KILN_WITH_ONEDNN "$build")
+portable_desc="none"
+if [ -n "$portable" ]; then
+  portable_desc="$(cache CMAKE_BUILD_TYPE "$portable"), KILN_ARCH_FLAGS=\"$(cache KILN_ARCH_FLAGS "$portable")\", KILN_WITH_ONEDNN=$(cache KILN_WITH_ONEDNN "$portable")"
+fi
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 model=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -66,49 +108,160 @@ blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo un
 # OpenBLAS names the kernel set it picked for this CPU when asked.
 blas_core=$(OPENBLAS_VERBOSE=2 "$bin" --benchmark_list_tests 2>&1 | sed -n 's/^Core: //p' | head -n 1)
 [ -n "$blas_core" ] && blas="$blas, OpenBLAS kernels for $blas_core"
+torch_version=$(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null || echo unknown)
 
 /usr/bin/python3 - "$out" "$root/benchmarks/RESULTS.md" "$update" <<PY
-import glob, json, statistics, sys, datetime
+import glob, json, os, statistics, sys, datetime
 out, results, update = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-rates = {}
-for path in sorted(glob.glob(out + "/run_*.json")):
-    for b in json.load(open(path))["benchmarks"]:
-        if b.get("error_occurred"):
-            sys.exit("run.sh: %s failed: %s" % (b["name"], b.get("error_message")))
-        workload, lib, threads = b["name"].split("/")[:3]
-        key = (workload, int(threads.split(":")[1]))
-        rates.setdefault(key, {}).setdefault(lib, []).append(b["items_per_second"])
+median = statistics.median
+to_us = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 
-floors = {("W2_cnn_train", 1): 1.3, ("W4_cnn_infer", 1): 1.5}
-rows = ["| workload | threads | kiln samples/s | libtorch samples/s | kiln/libtorch | floor |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |"]
-for (workload, threads) in sorted(rates):
-    r = rates[(workload, threads)]
-    k, t = statistics.median(r["kiln"]), statistics.median(r["libtorch"])
-    floor = floors.get((workload, threads))
-    verdict = "" if floor is None else ("%.1fx %s" % (floor, "met" if k / t >= floor else "NOT met"))
-    rows.append("| %s | %d | %.0f | %.0f | %.2fx | %s |" % (workload, threads, k, t, k / t, verdict))
-n = min(len(v) for r in rates.values() for v in r.values())
-table = "\n".join(rows)
-print(table)
+def load(prefix):
+    """{(workload, lib, threads): [per-run value]}, value = samples/s, or us for W3."""
+    runs = {}
+    for path in sorted(glob.glob("%s/%s_*.json" % (out, prefix))):
+        rep = int(os.path.basename(path).split("_")[1])
+        for b in json.load(open(path))["benchmarks"]:
+            if b.get("error_occurred"):
+                sys.exit("run.sh: %s failed: %s" % (b["name"], b.get("error_message")))
+            workload, lib, threads = b["name"].split("/")[:3]
+            value = (b["real_time"] * to_us[b["time_unit"]] if workload.startswith("W3")
+                     else b["items_per_second"])
+            key = (workload, lib, int(threads.split(":")[1]))
+            runs.setdefault(key, {})[rep] = value
+    return runs
+
+main, port = load("run"), load("portable")
+med = lambda runs, key: median(runs[key].values()) if key in runs else None
+verdict = lambda ok: "met" if ok else "**NOT met**"
+n = min(len(v) for v in main.values())
+throughput = ["W1_mlp_train", "W2_cnn_train", "W4_cnn_infer"]
+floors = {"W1_mlp_train": 1.15, "W2_cnn_train": 1.3, "W4_cnn_infer": 1.5}
+accept = []
+
+rows = ["| workload | threads | kiln samples/s | libtorch samples/s | kiln/libtorch | floor (1 thread) |",
+        "| --- | ---: | ---: | ---: | ---: | --- |"]
+for w in throughput:
+    for t in (1, 2):
+        k, l = med(main, (w, "kiln", t)), med(main, (w, "libtorch", t))
+        f = floors[w] if t == 1 else None
+        cell = "" if f is None else "%.2fx: %s" % (f, verdict(k / l >= f))
+        rows.append("| %s | %d | %.0f | %.0f | %.2fx | %s |" % (w, t, k, l, k / l, cell))
+        if f is not None:
+            accept.append("%s at 1 thread: %.2fx libtorch (floor %.2fx): %s"
+                          % (w, k / l, f, verdict(k / l >= f)))
+throughput_table = "\n".join(rows)
+
+k3, l3 = med(main, ("W3_infer_latency", "kiln", 1)), med(main, ("W3_infer_latency", "libtorch", 1))
+w3_table = "\n".join([
+    "| workload | threads | kiln latency | libtorch latency | kiln/libtorch | floor |",
+    "| --- | ---: | ---: | ---: | ---: | --- |",
+    "| W3_infer_latency | 1 | %.2f us | %.2f us | %.3fx | at most 0.2x: %s |"
+    % (k3, l3, k3 / l3, verdict(k3 / l3 <= 0.2))])
+accept.insert(2, "W3 batch-1 latency through kiln::infer::Model: %.2f us vs %.2f us, %.3fx libtorch's "
+              "(floor: at most 0.2x): %s" % (k3, l3, k3 / l3, verdict(k3 / l3 <= 0.2)))
+
+rows = ["| workload | library | 1 thread samples/s | 2 threads samples/s | 2t/1t (medians) | 2t/1t per run (min-max) | floor |",
+        "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+for w in throughput:
+    for lib in ("kiln", "libtorch"):
+        one, two = main[(w, lib, 1)], main[(w, lib, 2)]
+        ratio = median(two.values()) / median(one.values())
+        per_run = [two[r] / one[r] for r in one if r in two]
+        cell = "1.6x: %s" % verdict(ratio >= 1.6) if lib == "kiln" else ""
+        rows.append("| %s | %s | %.0f | %.0f | %.2fx | %.2f-%.2f | %s |" % (
+            w, lib, median(one.values()), median(two.values()), ratio, min(per_run),
+            max(per_run), cell))
+        if lib == "kiln":
+            accept.append("%s: Kiln 2 threads / 1 thread = %.2fx (per-run %.2f-%.2f; floor 1.6x): %s"
+                          % (w, ratio, min(per_run), max(per_run), verdict(ratio >= 1.6)))
+scaling_table = "\n".join(rows)
+
+rss = {}
+for line in open(out + "/rss.txt"):
+    _, w, lib, steps, before, after = line.split()
+    rss.setdefault(lib, []).append((int(before), int(after)))
+steps = line.split()[3]
+rows = ["| W2 training, %s steps, 1 thread | peak RSS (median) | before building the workload | growth |" % steps,
+        "| --- | ---: | ---: | ---: |"]
+mib = lambda kib: "%.1f MiB" % (kib / 1024.0)
+for lib in ("kiln", "libtorch", "kiln-portable"):
+    if lib in rss:
+        after = median(a for _, a in rss[lib])
+        before = median(b for b, _ in rss[lib])
+        rows.append("| %s | %s | %s | %s |" % (lib, mib(after), mib(before), mib(after - before)))
+rss_table = "\n".join(rows)
+kr, lr = median(a for _, a in rss["kiln"]), median(a for _, a in rss["libtorch"])
+accept.append("W2 training peak resident memory: Kiln %s, libtorch %s (%.2fx; floor: at most 1x): %s"
+              % (mib(kr), mib(lr), kr / lr, verdict(kr <= lr)))
+
+portable_table = "(not run: pass -p <portable build dir>)"
+if port:
+    rows = ["| workload | threads | portable Kiln | default Kiln | libtorch | portable/libtorch |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for w in throughput + ["W3_infer_latency"]:
+        for t in (1, 2):
+            p = med(port, (w, "kiln", t))
+            if p is None:
+                continue
+            k, l = med(main, (w, "kiln", t)), med(main, (w, "libtorch", t))
+            if w.startswith("W3"):
+                rows.append("| %s | %d | %.2f us | %.2f us | %.2f us | %.2fx (latency) |" % (w, t, p, k, l, p / l))
+            else:
+                rows.append("| %s | %d | %.0f samples/s | %.0f samples/s | %.0f samples/s | %.2fx |" % (w, t, p, k, l, p / l))
+    portable_table = "\n".join(rows)
+    accept.append("Portable (Eigen-only) build's W1-W4 figures recorded (table above): met")
+
+summary = "\n".join("- " + a for a in accept)
+print(throughput_table, w3_table, scaling_table, rss_table, portable_table, summary, sep="\n\n")
 
 today = datetime.date.today().isoformat()
 section = """<!-- compare:begin (written by benchmarks/compare/run.sh) -->
 Medians of %d runs per thread count, each run timing Kiln and libtorch back to back
-(Google Benchmark, minimum time $min_time s per benchmark; samples/s = batch x steps / wall-clock
-time). Ratios above 1 mean Kiln is faster; "floor" is the acceptance floor of issue 3
-(at 1 thread).
+(Google Benchmark, minimum time $min_time s per benchmark; samples/s = batch x steps /
+wall-clock time). Ratios above 1 mean Kiln is faster (for W3's latency, below 1). Floors are
+the acceptance floors of issue 5.
+
+Throughput (W1, W2 training; W4 inference):
+
+%s
+
+Batch-1 latency (W3, through kiln::infer::Model vs a torch::nn::Sequential in eval() under
+torch::InferenceMode):
+
+%s
+
+Scaling from 1 to 2 threads (medians of the runs above; "per run" divides each run's
+2-thread figure by the same repetition's 1-thread figure, to show the spread):
+
+%s
+
+Peak resident memory of W2 training (getrusage ru_maxrss; each library in a process of its
+own, the same compare_libtorch binary, so the "before" column includes libtorch's shared
+libraries for both):
+
+%s
+
+Portable build (Kiln only; Eigen and reference kernels, no oneDNN, no -march flags), next to
+the default build's and libtorch's medians from the same runs:
+
+%s
+
+Acceptance (issue 5, this run):
 
 %s
 
 - Date: %s
 - Machine: $cpu (family $family, model $model; $isa), $cores cores, $mem RAM; $os.
-  Load average (1, 5, 15 min): $load_before before the runs, $load_after after (the
-  2-thread runs themselves load both cores).
+  Load average (1, 5, 15 min): $load_before before the runs, $load_after after; 1-min
+  load after each repetition: %s (the 2-thread runs themselves load both cores).
 - Compiler: $compiler_version; $build_type, KILN_ARCH_FLAGS="$arch_flags", KILN_WITH_ONEDNN=$onednn.
-- libtorch: Debian's libtorch-dev $(dpkg-query -W -f='${Version}' libtorch-dev 2>/dev/null) (its
-  convolutions use oneDNN; its dense layers call BLAS: $blas).
-<!-- compare:end -->""" % (n, table, today)
+  Portable build: $portable_desc.
+- libtorch: Debian's libtorch-dev $torch_version (its convolutions use oneDNN; its dense
+  layers call BLAS: $blas).
+<!-- compare:end -->""" % (n, throughput_table, w3_table, scaling_table, rss_table,
+                          portable_table, summary, today,
+                          ", ".join(l.strip() for l in open(out + "/load.txt")))
 if update:
     text = open(results).read()
     begin, end = text.find("<!-- compare:begin"), text.find("<!-- compare:end -->")
