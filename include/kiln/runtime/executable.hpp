@@ -4,6 +4,9 @@
 // kernel per node (oneDNN, then Eigen, then the reference kernel) and plans all
 // intermediate memory in one arena by liveness. A new set of input shapes (e.g. a new
 // batch size) compiles another plan, which is cached.
+//
+// One Executable runs one call at a time: concurrent calls on the same object are safe but
+// take turns. For parallel inference use kiln::infer::Model, which keeps a pool of them.
 #pragma once
 
 #include <cstdint>
