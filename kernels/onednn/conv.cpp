@@ -36,6 +36,26 @@ dnnl::primitive_attr post_op_attr(PostOp op) {
   return attr;
 }
 
+// The forward pipeline of a (de)convolution: our plain x, w (and bias) reordered into the
+// layouts pd chose, the primitive, and its output reordered back into our plain y.
+void add_forward(Pipeline& p, const dnnl::primitive_desc_base& pd, const dnnl::memory::desc& x_md,
+                 const dnnl::memory::desc& w_md, const dnnl::memory::desc& y_md,
+                 const dnnl::memory::desc* bias_md) {
+  const auto x = p.tensor(0, x_md);
+  const auto w = p.tensor(1, w_md);
+  const auto y = p.tensor(-1, y_md);
+  const auto src = p.like(x, pd.src_desc());
+  const auto wei = p.like(w, pd.weights_desc());
+  const auto dst = p.like(y, pd.dst_desc());
+  p.copy(x, src);
+  p.copy(w, wei);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
+  if (bias_md) args.emplace(DNNL_ARG_BIAS, p.tensor(2, *bias_md));
+  p.add(pd, std::move(args));
+  p.copy(dst, y);
+}
+
 bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   if (!check_inputs(q, why)) return false;
   const Shape& ws = q.inputs[1].shape;
@@ -50,19 +70,8 @@ bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   const dnnl::convolution_forward::primitive_desc pd(
       conv_forward_desc(g, tag::any, has_bias ? &bias_md : nullptr), post_op_attr(a.post_op),
       engine());
-  const auto x = p.tensor(0, plain_desc(g.src));
-  const auto w = p.tensor(1, plain_weights(g));
-  const auto y = p.tensor(-1, plain_desc(g.dst));
-  const auto src = p.like(x, pd.src_desc());
-  const auto wei = p.like(w, pd.weights_desc());
-  const auto dst = p.like(y, pd.dst_desc());
-  p.copy(x, src);
-  p.copy(w, wei);
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-  if (has_bias) args.emplace(DNNL_ARG_BIAS, p.tensor(2, bias_md));
-  p.add(pd, std::move(args));
-  p.copy(dst, y);
+  add_forward(p, pd, plain_desc(g.src), plain_weights(g), plain_desc(g.dst),
+              has_bias ? &bias_md : nullptr);
   return true;
 }
 
@@ -98,19 +107,7 @@ bool build_conv_transpose2d(const KernelQuery& q, std::string* why, Pipeline& p)
                : dnnl::deconvolution_forward::desc(prop, alg, src_any, w_any, dst_any, g.strides,
                                                    g.dilates, g.padding_l, g.padding_r);
   const dnnl::deconvolution_forward::primitive_desc pd(desc, post_op_attr(a.post_op), engine());
-  const auto x = p.tensor(0, plain_desc(g.dst));
-  const auto w = p.tensor(1, w_user);
-  const auto y = p.tensor(-1, plain_desc(g.src));
-  const auto src = p.like(x, pd.src_desc());
-  const auto wei = p.like(w, pd.weights_desc());
-  const auto dst = p.like(y, pd.dst_desc());
-  p.copy(x, src);
-  p.copy(w, wei);
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
-  if (has_bias) args.emplace(DNNL_ARG_BIAS, p.tensor(2, bias_md));
-  p.add(pd, std::move(args));
-  p.copy(dst, y);
+  add_forward(p, pd, plain_desc(g.dst), w_user, plain_desc(g.src), has_bias ? &bias_md : nullptr);
   return true;
 }
 
