@@ -1,17 +1,11 @@
-# Finds what Kiln builds with. Eigen is header-only and private; oneDNN is optional.
+# Finds what Kiln builds with. Eigen is header-only and private; oneDNN is optional
+# (KilnFindOneDNN.cmake sets KILN_ONEDNN).
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
+include(KilnFindOneDNN)
 
-find_package(dnnl QUIET CONFIG)
-cmake_dependent_option(KILN_WITH_ONEDNN "Use oneDNN kernels (x86 servers)" ON "dnnl_FOUND" OFF)
-if(KILN_WITH_ONEDNN)
-  message(STATUS "Kiln: oneDNN ${dnnl_VERSION} kernels enabled")
-else()
-  message(STATUS "Kiln: oneDNN kernels disabled (Eigen and reference kernels only)")
-endif()
-
-# Warnings and sanitizers for Kiln's own targets.
+# Warnings for Kiln's own targets.
 function(kiln_set_warnings target)
   if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
     target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow
@@ -20,12 +14,16 @@ function(kiln_set_warnings target)
       target_compile_options(${target} PRIVATE -Werror)
     endif()
   endif()
-  if(KILN_SANITIZE)
-    list(JOIN KILN_SANITIZE "," _san)
-    target_compile_options(${target} PRIVATE -fsanitize=${_san} -fno-omit-frame-pointer)
-    target_link_options(${target} PRIVATE -fsanitize=${_san})
-  endif()
 endfunction()
+
+# Sanitizers apply to every target of Kiln's tree (libraries, tests, examples, the C
+# programs): a program that links a sanitized static library needs the sanitizer runtime
+# in its own link.
+if(KILN_SANITIZE)
+  list(JOIN KILN_SANITIZE "," _kiln_san)
+  add_compile_options(-fsanitize=${_kiln_san} -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${_kiln_san})
+endif()
 
 # Kernels are built for the machine that builds them unless told otherwise
 # (set KILN_ARCH_FLAGS to "" for a portable build, or e.g. -march=x86-64-v3).

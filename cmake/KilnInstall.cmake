@@ -37,10 +37,7 @@ if(_kiln_type STREQUAL "STATIC_LIBRARY")
 else()
   set(KILN_STATIC OFF)
 endif()
-set(KILN_CONFIG_WITH_ONEDNN ${KILN_WITH_ONEDNN})
-if(NOT KILN_CONFIG_WITH_ONEDNN)
-  set(KILN_CONFIG_WITH_ONEDNN OFF)
-endif()
+set(KILN_CONFIG_WITH_ONEDNN ${KILN_ONEDNN})
 
 configure_package_config_file(
   "${CMAKE_CURRENT_LIST_DIR}/KilnConfig.cmake.in"

@@ -4,7 +4,7 @@
 # Used by scripts/quickstart.sh and scripts/test.sh.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ ccache libeigen3-dev libdnnl-dev libcereal-dev
+packages=(cmake ninja-build g++ ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libcereal-dev
           libgtest-dev libgmock-dev libbenchmark-dev)
 # With --test: what the test suite needs beyond the build: clang for the loader fuzzer,
 # and the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs).

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Command 2 of the README: installs missing Debian packages (when run as root), then
-# configures, builds and runs the whole test suite twice: the "default" preset (oneDNN
-# kernels where found) and the "portable" preset (KILN_WITH_ONEDNN=OFF, no -march=native),
-# so both kernel paths run the same op tests. Exits non-zero on any failure.
+# configures, builds and runs the whole test suite three times: the "default" preset
+# (oneDNN kernels), the "portable" preset (KILN_WITH_ONEDNN=OFF, no -march=native), so both
+# kernel paths run the same op tests, and the "asan" preset (Debug, AddressSanitizer and
+# UndefinedBehaviorSanitizer over every target: loaders, runtime, C API, examples).
+# Exits non-zero on any failure. KILN_PRESETS="default portable" runs a subset.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,8 +14,8 @@ jobs="${KILN_JOBS:-$(nproc 2>/dev/null || echo 2)}"
 export CMAKE_BUILD_PARALLEL_LEVEL="$jobs"
 export CTEST_PARALLEL_LEVEL="$jobs"
 
-for preset in default portable; do
+for preset in ${KILN_PRESETS:-default portable asan}; do
   echo "==== kiln: ${preset} ===="
   cmake --workflow --preset "$preset"
 done
-echo "==== kiln: all tests passed (default and portable) ===="
+echo "==== kiln: all tests passed (${KILN_PRESETS:-default portable asan}) ===="

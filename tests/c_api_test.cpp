@@ -143,6 +143,10 @@ TEST_F(CApi, InspectsSignatures) {
   EXPECT_STREQ(kiln_dtype_name(KILN_I32), "i32");
   EXPECT_EQ(kiln_dtype_size(KILN_F64), 8u);
   EXPECT_STREQ(kiln_status_name(KILN_ERROR_FORMAT), "KILN_ERROR_FORMAT");
+  // Any int a C caller passes is answered (and, under UBSan, is no invalid enum load).
+  EXPECT_STREQ(kiln_dtype_name(static_cast<kiln_dtype>(7)), "?");
+  EXPECT_EQ(kiln_dtype_size(static_cast<kiln_dtype>(-1)), 0u);
+  EXPECT_STREQ(kiln_status_name(static_cast<kiln_status>(42)), "KILN_ERROR_UNKNOWN");
 }
 
 TEST_F(CApi, RunsAtEveryBatchSizeAndMatchesTheReference) {

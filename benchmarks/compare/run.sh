@@ -92,10 +92,10 @@ compiler=$(cache CMAKE_CXX_COMPILER "$build")
 compiler_version=$("${compiler:-c++}" --version | head -n 1)
 build_type=$(cache CMAKE_BUILD_TYPE "$build")
 arch_flags=$(cache KILN_ARCH_FLAGS "$build")
-onednn=$(cache KILN_WITH_ONEDNN "$build")
+onednn=$(cache KILN_ONEDNN_ENABLED "$build")
 portable_desc="none"
 if [ -n "$portable" ]; then
-  portable_desc="$(cache CMAKE_BUILD_TYPE "$portable"), KILN_ARCH_FLAGS=\"$(cache KILN_ARCH_FLAGS "$portable")\", KILN_WITH_ONEDNN=$(cache KILN_WITH_ONEDNN "$portable")"
+  portable_desc="$(cache CMAKE_BUILD_TYPE "$portable"), KILN_ARCH_FLAGS=\"$(cache KILN_ARCH_FLAGS "$portable")\", KILN_WITH_ONEDNN=$(cache KILN_ONEDNN_ENABLED "$portable")"
 fi
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 family=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -n 1)

@@ -20,8 +20,17 @@
 extern "C" {
 #endif
 
+/* In C++ the enums get int as their fixed underlying type, so any int a C caller passes
+ * (an unknown dtype, say) is a value of the type and gets an error, never undefined
+ * behaviour; C passes them as int either way. */
+#ifdef __cplusplus
+#define KILN_ENUM_BASE : int
+#else
+#define KILN_ENUM_BASE
+#endif
+
 /** What a call returned. Every code but KILN_OK comes with kiln_last_error_message(). */
-typedef enum kiln_status {
+typedef enum kiln_status KILN_ENUM_BASE {
   KILN_OK = 0,
   KILN_ERROR_INVALID_ARGUMENT = 1, /**< a NULL pointer, an index out of range, ... */
   KILN_ERROR_IO = 2,               /**< a file that cannot be read */
@@ -35,7 +44,12 @@ typedef enum kiln_status {
 } kiln_status;
 
 /** Element types; the values match kiln::DType. */
-typedef enum kiln_dtype { KILN_F32 = 0, KILN_I32 = 1, KILN_I64 = 2, KILN_F64 = 3 } kiln_dtype;
+typedef enum kiln_dtype KILN_ENUM_BASE {
+  KILN_F32 = 0,
+  KILN_I32 = 1,
+  KILN_I64 = 2,
+  KILN_F64 = 3
+} kiln_dtype;
 
 /** The dimension of a signature that is only known at run time (the batch). */
 #define KILN_BATCH ((int64_t)-1)
