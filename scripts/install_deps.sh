@@ -7,9 +7,10 @@ set -euo pipefail
 packages=(cmake ninja-build g++ ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libcereal-dev
           libgtest-dev libgmock-dev libbenchmark-dev)
 # With --test: what the test suite needs beyond the build: clang for the loader fuzzer,
-# and the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs).
+# the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs), and
+# clang-format for the formatting check.
 if [ "${1:-}" = "--test" ]; then
-  packages+=(clang-14 libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user)
+  packages+=(clang-14 libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user clang-format)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

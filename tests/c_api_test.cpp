@@ -18,6 +18,10 @@
 #include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
 
+// Under AddressSanitizer a failed allocation returns NULL, as malloc does, instead of
+// stopping the program: the tests check that Kiln reports it as an error.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
+
 namespace {
 
 constexpr float w_values[6] = {0.5f, -1.0f, 0.25f, 2.0f, -0.75f, 0.125f};  // [3, 2]
@@ -140,6 +144,8 @@ TEST_F(CApi, InspectsSignatures) {
   EXPECT_EQ(n, 0u);
   EXPECT_EQ(mean, nullptr);
   EXPECT_STREQ(kiln_version(), kiln::version_string);
+  EXPECT_EQ(kiln_api_version(), static_cast<uint32_t>(KILN_C_API_VERSION));
+  EXPECT_GE(kiln_api_version(), 1u);
   EXPECT_STREQ(kiln_dtype_name(KILN_I32), "i32");
   EXPECT_EQ(kiln_dtype_size(KILN_F64), 8u);
   EXPECT_STREQ(kiln_status_name(KILN_ERROR_FORMAT), "KILN_ERROR_FORMAT");
@@ -343,6 +349,14 @@ TEST(CApiErrors, TensorCreationChecksDtypeDimsAndBytes) {
   int64_t huge[3] = {int64_t(1) << 40, int64_t(1) << 40, 4};
   EXPECT_STATUS(kiln_tensor_create(KILN_F32, huge, 3, nullptr, 0, &t), KILN_ERROR_SHAPE,
                 "too many elements");
+  // No element, but strides that would overflow a signed 64-bit product.
+  int64_t empty_but_wide[3] = {0, INT64_MAX, INT64_MAX};
+  EXPECT_STATUS(kiln_tensor_create(KILN_F32, empty_but_wide, 3, nullptr, 0, &t), KILN_ERROR_SHAPE,
+                "strides overflow");
+  // 2^60 f32 elements fit size_t but no machine's memory: an allocation failure.
+  int64_t too_big[2] = {int64_t(1) << 40, int64_t(1) << 20};
+  EXPECT_STATUS(kiln_tensor_create(KILN_F32, too_big, 2, nullptr, 0, &t), KILN_ERROR_OUT_OF_MEMORY,
+                "out of memory allocating 4611686018427387904 bytes");
   EXPECT_EQ(t, nullptr);
 
   ASSERT_EQ(kiln_tensor_create(KILN_F32, dims, 2, v, sizeof v, &t), KILN_OK);

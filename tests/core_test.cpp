@@ -2,10 +2,16 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <set>
+#include <string>
 
 #include "kiln/kiln.hpp"
 #include "runtime/memory_plan.hpp"
+
+// Under AddressSanitizer a failed allocation returns NULL, as malloc does, instead of
+// stopping the program: the tests check that Kiln reports it as an error.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace kiln {
 namespace {
@@ -32,6 +38,25 @@ TEST(Tensor, AlignedStorageAndCreation) {
   EXPECT_EQ(f.data<std::int64_t>()[3], 2);
   EXPECT_EQ(Tensor::scalar(4.0).item(), 4.0);
   EXPECT_FALSE(Tensor().defined());
+}
+
+TEST(Tensor, SizesThatCannotBeAllocatedAreTypedErrors) {
+  constexpr std::int64_t big = std::int64_t(1) << 40;
+  // 2^60 f32 elements fit in size_t, but no machine has the memory.
+  try {
+    (void)Tensor::empty({big, std::int64_t(1) << 20}, f32);
+    ADD_FAILURE() << "a 4 EiB tensor was allocated";
+  } catch (const OutOfMemoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("[1099511627776, 1048576]"), std::string::npos)
+        << e.what();
+  }
+  // 2^62 f64 elements: the byte count itself overflows.
+  EXPECT_THROW((void)Tensor::zeros({big, std::int64_t(1) << 22}, f64), OutOfMemoryError);
+  // No element, but strides beyond 64 bits.
+  const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  EXPECT_THROW((void)Shape({0, max, max}).contiguous_strides(), ShapeError);
+  EXPECT_THROW((void)Tensor::empty({0, max, max}, f32), ShapeError);
+  EXPECT_EQ(Tensor::empty({0, max}, f32).numel(), 0);
 }
 
 TEST(Tensor, FromCopiesTheUserBuffer) {

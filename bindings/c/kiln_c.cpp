@@ -67,6 +67,8 @@ kiln_status guarded(const char* function, Body&& body) noexcept {
     return fail(KILN_ERROR_NAME, function, e.what());
   } catch (const kiln::ValueError& e) {
     return fail(KILN_ERROR_VALUE, function, e.what());
+  } catch (const kiln::OutOfMemoryError& e) {
+    return fail(KILN_ERROR_OUT_OF_MEMORY, function, e.what());
   } catch (const kiln::Error& e) {
     return fail(KILN_ERROR_INTERNAL, function, e.what());
   } catch (const std::bad_alloc&) {
@@ -274,6 +276,8 @@ size_t kiln_dtype_size(kiln_dtype dtype) {
 }
 
 const char* kiln_version(void) { return kiln::version_string; }
+
+uint32_t kiln_api_version(void) { return KILN_C_API_VERSION; }
 
 kiln_status kiln_model_load(const char* path, kiln_model** out_model) {
   return load("kiln_model_load", path, nullptr, out_model);

@@ -41,7 +41,9 @@ std::vector<std::int64_t> Shape::contiguous_strides() const {
   std::int64_t acc = 1;
   for (std::size_t i = dims_.size(); i-- > 0;) {
     s[i] = acc;
-    acc *= dims_[i] > 0 ? dims_[i] : 1;
+    // Dims such as [0, 2^62, 2^62] hold no element, but their strides would overflow.
+    if (i > 0 && __builtin_mul_overflow(acc, dims_[i] > 0 ? dims_[i] : 1, &acc))
+      throw ShapeError("shape " + str() + " is too large: its strides overflow 64 bits");
   }
   return s;
 }

@@ -10,11 +10,20 @@ namespace {
 
 constexpr std::size_t kAlignment = 64;
 
-std::shared_ptr<void> allocate(std::size_t bytes) {
+std::shared_ptr<void> allocate(std::int64_t numel, DType dtype, const Shape& shape) {
+  const auto n = static_cast<std::size_t>(numel);
+  const std::size_t limit = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+  if (n > (limit - kAlignment) / size_of(dtype))
+    throw OutOfMemoryError("cannot allocate a " + std::string(to_string(dtype)) +
+                           " tensor of shape " + shape.str() +
+                           ": its size overflows the address space");
+  const std::size_t bytes = n * size_of(dtype);
   // Round up so aligned_alloc's size is a multiple of the alignment; never zero.
   const std::size_t size = ((bytes + kAlignment - 1) / kAlignment) * kAlignment;
   void* p = std::aligned_alloc(kAlignment, size == 0 ? kAlignment : size);
-  if (!p) throw ValueError("out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (!p)
+    throw OutOfMemoryError("out of memory allocating " + std::to_string(bytes) +
+                           " bytes for a tensor of shape " + shape.str());
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
 }
 
@@ -79,7 +88,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   t.shape_ = shape;
   t.strides_ = shape.contiguous_strides();
   t.dtype_ = dtype;
-  t.storage_ = allocate(t.nbytes());
+  t.storage_ = allocate(t.numel_, dtype, shape);
   t.data_ = t.storage_.get();
   t.defined_ = true;
   return t;

@@ -15,7 +15,7 @@
 namespace kiln::internal {
 
 struct ModelData {
-  std::unique_ptr<Graph> graph;     ///< inputs, parameters/buffers/constants, ops
+  std::unique_ptr<Graph> graph;          ///< inputs, parameters/buffers/constants, ops
   std::vector<std::int32_t> input_ids;   ///< graph node ids, in signature order
   std::vector<std::int32_t> output_ids;  ///< graph node ids, in signature order
   std::vector<TensorSpec> inputs;

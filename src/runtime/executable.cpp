@@ -169,7 +169,9 @@ struct Executable::Impl {
     plan->arena = std::shared_ptr<void>(
         std::aligned_alloc(64, std::max<std::size_t>(64, plan->memory.arena_bytes)),
         [](void* p) { std::free(p); });
-    if (!plan->arena) throw ValueError("out of memory for the executable's arena");
+    if (!plan->arena)
+      throw OutOfMemoryError("out of memory allocating the executable's arena of " +
+                             std::to_string(plan->memory.arena_bytes) + " bytes");
     for (std::size_t s = 0; s < plan->steps.size(); ++s) {
       const auto id = static_cast<std::size_t>(plan->steps[s].node);
       auto* base = static_cast<unsigned char*>(plan->arena.get()) + plan->memory.offsets[s];

@@ -5,9 +5,20 @@
  * kiln_last_error_message() (per thread) says what went wrong, naming the file, input
  * or value. No C++ exception ever crosses this boundary. Objects are opaque handles that
  * the caller frees with kiln_model_free / kiln_tensor_free (both accept NULL).
- * kiln_model_run may be called from many threads at once on one model.
  *
- * Compiles as C99 and as C++; the symbols live in the kiln_infer library. */
+ * Compiles as C99 and as C++; the symbols live in the kiln_infer library.
+ *
+ * Versions: KILN_C_API_VERSION is the version of this header, kiln_api_version() that of
+ * the library in use. The number grows by one whenever a function or enum value is
+ * added; within one major version of the library nothing is removed and no function
+ * changes its signature or meaning. A program built against version N works with any
+ * library reporting N or more; check kiln_api_version() >= KILN_C_API_VERSION at start-up
+ * when the library may be older than the header.
+ *
+ * Threads: kiln_model_run may be called on one model from many threads at once, and every
+ * other call that only reads a model or a tensor (const pointers) may run beside it.
+ * kiln_model_free and kiln_tensor_free must not race with any other use of the same
+ * object. Error messages are per thread. */
 #ifndef KILN_H
 #define KILN_H
 
@@ -15,6 +26,9 @@
 #include <stdint.h>
 
 #include "kiln/export.hpp" /* KILN_API: plain preprocessor, valid C */
+
+/** The C API version this header declares (see "Versions" above). */
+#define KILN_C_API_VERSION 1
 
 #ifdef __cplusplus
 extern "C" {
@@ -68,6 +82,8 @@ KILN_API const char* kiln_dtype_name(kiln_dtype dtype);
 KILN_API size_t kiln_dtype_size(kiln_dtype dtype);
 /** The library's version, e.g. "0.1.0". */
 KILN_API const char* kiln_version(void);
+/** The C API version the library implements (see KILN_C_API_VERSION). */
+KILN_API uint32_t kiln_api_version(void);
 
 /* ---- Models ---------------------------------------------------------------------- */
 

@@ -44,6 +44,12 @@ class KILN_API FormatError : public Error {
   using Error::Error;
 };
 
+/// Memory that cannot be allocated (the message says how much, and for what).
+class KILN_API OutOfMemoryError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A file that cannot be read or written.
 class KILN_API IoError : public Error {
  public:

@@ -32,7 +32,8 @@ struct TensorSpec {
   friend bool operator==(const TensorSpec&, const TensorSpec&) = default;
 };
 
-/// Per-feature normalisation applied by the caller (or by kiln::infer) before running:
+/// Per-feature normalisation that the caller applies before running (kiln::infer::Model
+/// reports it in metadata() but does not apply it):
 /// x' = (x - mean) / stddev along the last axis of `input`.
 struct Normalization {
   std::string input;
@@ -48,9 +49,9 @@ struct ModelMetadata {
   std::string description;
   std::vector<std::string> labels;  ///< class names, by output index
   std::vector<Normalization> preprocessing;
-  std::vector<std::pair<std::string, double>> metrics;      ///< e.g. {"test_accuracy", 0.98}
-  std::vector<std::pair<std::string, std::string>> extra;   ///< free-form key/value pairs
-  std::string created;          ///< set on save: UTC, ISO 8601
+  std::vector<std::pair<std::string, double>> metrics;     ///< e.g. {"test_accuracy", 0.98}
+  std::vector<std::pair<std::string, std::string>> extra;  ///< free-form key/value pairs
+  std::string created;                                     ///< set on save: UTC, ISO 8601
   std::string library_version;  ///< set on save: the Kiln version that wrote the file
   friend bool operator==(const ModelMetadata&, const ModelMetadata&) = default;
 };

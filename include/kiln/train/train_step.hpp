@@ -1,10 +1,10 @@
 // TrainStep: the loss, its gradients and any extra outputs of a graph, differentiated
 // and compiled once, for custom training loops:
 //
-//   kiln::TrainStep step(g, loss);                  // d loss / d every parameter
+//   kiln::TrainStep step(loss);                     // d loss / d every parameter
 //   kiln::optim::Adam opt(step.parameters(), {.lr = 1e-3});
-//   for (auto& batch : batches) {
-//     float l = step.run(batch);
+//   for (const kiln::Feeds& batch : batches) {
+//     double l = step.run(batch);
 //     opt.step(step.gradients());
 //   }
 #pragma once
