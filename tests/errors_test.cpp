@@ -1,6 +1,8 @@
 // Bad input raises typed errors whose messages name what is wrong.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "kiln/kiln.hpp"
 
 namespace kiln {
@@ -74,7 +76,7 @@ TEST(Errors, UnknownAndDuplicateNames) {
                     exe.run({{"pixels", t}});
                   }),
                   {"pixels", "not an input"});
-  expect_mentions(message_of<NameError>([&] { exe.run({}); }), {"missing input", "x"});
+  expect_mentions(message_of<NameError>([&] { exe.run({}); }), {"input 'x' is missing"});
 }
 
 TEST(Errors, BadFeeds) {
@@ -92,8 +94,51 @@ TEST(Errors, BadFeeds) {
   expect_mentions(message_of<ValueError>([&] {
                     exe.run({{"x", Tensor::zeros({0, 2})}});
                   }),
-                  {"x", "empty"});
-  expect_mentions(message_of<ValueError>([&] { exe.run({{"x", Tensor()}}); }), {"x", "empty"});
+                  {"x", "no element", "[0, 2]"});
+  expect_mentions(message_of<ValueError>([&] { exe.run({{"x", Tensor()}}); }), {"x", "undefined"});
+  // A name fed twice is an error, not "the last one wins".
+  expect_mentions(message_of<NameError>([&] {
+                    exe.run({{"x", Tensor::zeros({3, 2})}, {"x", Tensor::zeros({3, 2})}});
+                  }),
+                  {"input 'x' is fed twice"});
+  // Feeds of graph inputs the outputs do not need are accepted and ignored.
+  auto unused = g.input("unused", {batch, 7});
+  (void)unused;
+  EXPECT_NO_THROW(exe.run({{"x", Tensor::zeros({3, 2})}, {"unused", Tensor::zeros({1, 7})}}));
+}
+
+TEST(Errors, BatchMismatchNamesTheFeeds) {
+  Graph g;
+  auto a = g.input("pixels", {batch, 2});
+  auto b = g.input("label", {batch}, i32);
+  auto logits = matmul(a, g.parameter("w", Tensor::zeros({2, 3})));
+  Executable exe(g, {softmax_cross_entropy(logits, b, "loss")});
+  expect_mentions(
+      message_of<ShapeError>([&] {
+        exe.run({{"pixels", Tensor::zeros({4, 2})}, {"label", Tensor::zeros({5}, i32)}});
+      }),
+      {"inputs 'pixels' and 'label' have different batch sizes (4 and 5)"});
+}
+
+TEST(Errors, NonFiniteFeedsOnRequest) {
+  Graph g;
+  auto x = g.input("x", {batch, 3});
+  Tensor bad = Tensor::from({1.0f, 2.0f, 3.0f, 4.0f, std::nanf(""), 6.0f}, Shape{2, 3});
+  Executable permissive(g, {relu(x)});
+  EXPECT_NO_THROW(permissive.run({{"x", bad}}));
+  Executable strict(g, {relu(x)}, {.check_finite_feeds = true});
+  expect_mentions(message_of<ValueError>([&] {
+                    strict.run({{"x", bad}});
+                  }),
+                  {"input 'x'", "nan", "element 4", "finite"});
+  Tensor inf = Tensor::from({1.0, -HUGE_VAL}, Shape{1, 2});
+  auto y = g.input("y", {batch, 2}, f64);
+  Executable strict64(g, {relu(y)}, {.check_finite_feeds = true});
+  expect_mentions(message_of<ValueError>([&] {
+                    strict64.run({{"y", inf}});
+                  }),
+                  {"input 'y'", "inf", "element 1"});
+  EXPECT_NO_THROW(strict.run({{"x", Tensor::zeros({2, 3})}}));
 }
 
 TEST(Errors, EmptyValuesAndBadIndices) {

@@ -205,7 +205,21 @@ TEST(InferModel, RejectsBadFeeds) {
     model.run({{"pixels", good}});
     FAIL() << "no NameError";
   } catch (const NameError& e) {
-    EXPECT_NE(std::string(e.what()).find("pixels"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'pixels' is not an input (inputs: 'x')"),
+              std::string::npos)
+        << e.what();
+  }
+  // NaN inputs are refused only when the model was loaded to check them.
+  Tensor with_nan = good.clone();
+  with_nan.data<float>()[5] = std::nanf("");
+  EXPECT_NO_THROW(model.run({{"x", with_nan}}));
+  const infer::Model strict = infer::Model::load(save(m), "<memory>", {.check_finite_feeds = true});
+  try {
+    strict.run({{"x", with_nan}});
+    FAIL() << "no ValueError";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("input 'x' holds nan at element 5"), std::string::npos)
+        << e.what();
   }
 }
 

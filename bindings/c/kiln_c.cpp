@@ -160,65 +160,17 @@ kiln_status shape(const char* fn, const kiln_model* model, Side side, size_t ind
   });
 }
 
-// Checks one feed against its signature: dtype, rank and every static dim.
-void check_feed(const kiln::TensorSpec& spec, const kiln::Tensor& t) {
-  if (t.dtype() != spec.dtype) {
-    std::string m = cat("input '", spec.name);
-    m += "' must be ";
-    m += kiln::to_string(spec.dtype);
-    m += ", got ";
-    m += kiln::to_string(t.dtype());
-    throw kiln::DTypeError(m);
-  }
-  bool ok = t.rank() == spec.shape.rank();
-  for (std::size_t d = 0; ok && d < t.rank(); ++d)
-    ok = spec.shape[d] == kiln::batch || spec.shape[d] == t.dim(d);
-  if (!ok) {
-    std::string m = cat("input '", spec.name);
-    m += "' must have shape ";
-    m += dims_str(spec.shape.dims());
-    m += ", got ";
-    m += dims_str(t.shape().dims());
-    throw kiln::ShapeError(m);
-  }
-}
-
-std::string input_list(const std::vector<kiln::TensorSpec>& inputs) {
-  std::string s;
-  for (const auto& spec : inputs) {
-    if (!s.empty()) s += ", ";
-    s += cat("'", spec.name, "'");
-  }
-  return s;
-}
-
-// The feeds for Model::run, after checking names (unknown, repeated, missing) and each
-// tensor against its signature.
-kiln::Feeds make_feeds(const kiln_model* model, const char* const* input_names,
-                       const kiln_tensor* const* inputs, size_t num_inputs) {
-  const auto& sig = model->model.inputs();
-  std::vector<bool> given(sig.size(), false);
+// The named inputs as Feeds; infer::Model::run checks them (names, dtypes, shapes).
+kiln::Feeds make_feeds(const char* const* input_names, const kiln_tensor* const* inputs,
+                       size_t num_inputs) {
   kiln::Feeds feeds;
+  feeds.reserve(num_inputs);
   for (std::size_t i = 0; i < num_inputs; ++i) {
     const std::string index = cat("[", std::to_string(i), "]");
     require(input_names[i], cat("input_names", index).c_str());
     require(inputs[i], cat("inputs", index).c_str());
-    const std::string input_name = input_names[i];
-    std::size_t k = 0;
-    while (k < sig.size() && sig[k].name != input_name) ++k;
-    if (k == sig.size()) {
-      std::string m = cat("the model has no input named '", input_name);
-      m += "'; its inputs are ";
-      m += input_list(sig);
-      throw kiln::NameError(m);
-    }
-    if (given[k]) throw kiln::NameError(cat("input '", input_name, "' is given twice"));
-    given[k] = true;
-    check_feed(sig[k], inputs[i]->tensor);
-    feeds.emplace_back(input_name, inputs[i]->tensor);
+    feeds.emplace_back(input_names[i], inputs[i]->tensor);
   }
-  for (std::size_t k = 0; k < sig.size(); ++k)
-    if (!given[k]) throw kiln::NameError(cat("input '", sig[k].name, "' is missing"));
   return feeds;
 }
 
@@ -404,7 +356,7 @@ kiln_status kiln_model_run(const kiln_model* model, const char* const* input_nam
       require(inputs, "inputs");
     }
     require(outputs, "outputs");
-    const kiln::Feeds feeds = make_feeds(model, input_names, inputs, num_inputs);
+    const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
     const std::size_t expected = model->model.outputs().size();
     if (num_outputs != expected) {
       std::string m = cat("num_outputs is ", std::to_string(num_outputs));

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "io/model_data.hpp"
+#include "runtime/feeds.hpp"
 
 namespace kiln::infer {
 
@@ -26,6 +27,9 @@ struct Model::Impl {
   // Graph input names per input signature (the names an Executable is fed with).
   std::vector<std::string> input_nodes;
   bool same_names = true;  // signature names == graph input names: feeds pass through
+  std::vector<internal::FeedSpec> feed_specs;  // per input signature
+  std::string run_where;                       // "model 'digits': run", for messages
+  bool check_finite = false;
 
   std::mutex mu;
   std::condition_variable idle_cv;
@@ -68,57 +72,6 @@ struct Model::Impl {
     s += "'";
     return s;
   }
-
-  // Checks feeds against the input signatures: names (unknown, duplicate, missing), dtype,
-  // rank and every dim except the batch dim.
-  void check(const Feeds& feeds) const {
-    const auto& specs = data.inputs;
-    std::vector<bool> seen(specs.size(), false);
-    for (const auto& [name, tensor] : feeds) {
-      std::size_t i = 0;
-      while (i < specs.size() && specs[i].name != name) ++i;
-      if (i == specs.size()) {
-        std::string msg = "run: '";
-        msg += name;
-        msg += "' is not an input of ";
-        msg += where();
-        msg += " (inputs:";
-        for (const auto& s : specs) {
-          msg += " ";
-          msg += s.name;
-        }
-        msg += ")";
-        throw NameError(msg);
-      }
-      if (seen[i]) throw NameError("run: input '" + name + "' is fed twice");
-      seen[i] = true;
-      const TensorSpec& spec = specs[i];
-      if (!tensor.defined()) throw ValueError("run: input '" + name + "' is an empty tensor");
-      if (tensor.dtype() != spec.dtype) {
-        std::string msg = "run: input '";
-        msg += name;
-        msg += "' must be ";
-        msg += to_string(spec.dtype);
-        msg += ", got ";
-        msg += to_string(tensor.dtype());
-        throw DTypeError(msg);
-      }
-      bool ok = tensor.rank() == spec.shape.rank();
-      for (std::size_t d = 0; ok && d < spec.shape.rank(); ++d)
-        ok = spec.shape[d] < 0 || spec.shape[d] == tensor.dim(d);
-      if (!ok) {
-        std::string msg = "run: input '";
-        msg += name;
-        msg += "' must have shape ";
-        msg += spec.shape.str();
-        msg += ", got ";
-        msg += tensor.shape().str();
-        throw ShapeError(msg);
-      }
-    }
-    for (std::size_t i = 0; i < specs.size(); ++i)
-      if (!seen[i]) throw NameError("run: missing input '" + specs[i].name + "' of " + where());
-  }
 };
 
 namespace {
@@ -156,6 +109,10 @@ Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source
     if (node_name != d.inputs[i].name) impl->same_names = false;
   }
   for (auto id : d.output_ids) impl->outputs.push_back(g.value(id));
+  for (const TensorSpec& spec : d.inputs)
+    impl->feed_specs.push_back({spec.name, &spec.shape, spec.dtype});
+  impl->run_where = impl->where() + ": run";
+  impl->check_finite = options.check_finite_feeds;
   impl->max_executables = pool_bound();
   // The first executable (its plans are compiled on first use per batch size).
   impl->release(impl->acquire());
@@ -169,15 +126,12 @@ std::uint32_t Model::format_version() const { return impl_->data.format_version;
 
 std::vector<Tensor> Model::run(const Feeds& feeds) const {
   Impl& m = *impl_;
-  m.check(feeds);
+  const auto feed_of = internal::match_feeds(m.feed_specs, feeds, m.run_where, m.check_finite);
   Feeds renamed;
   if (!m.same_names) {
-    renamed.reserve(feeds.size());
-    for (const auto& [name, tensor] : feeds) {
-      std::size_t i = 0;
-      while (m.data.inputs[i].name != name) ++i;
-      renamed.emplace_back(m.input_nodes[i], tensor);
-    }
+    renamed.reserve(m.feed_specs.size());
+    for (std::size_t i = 0; i < feed_of.size(); ++i)
+      renamed.emplace_back(m.input_nodes[i], feeds[feed_of[i]].second);
   }
   std::unique_ptr<Executable> exe = m.acquire();
   try {

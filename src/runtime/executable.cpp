@@ -8,6 +8,7 @@
 #include "internal/kernel.hpp"
 #include "kiln/core/error.hpp"
 #include "passes/passes.hpp"
+#include "runtime/feeds.hpp"
 #include "runtime/memory_plan.hpp"
 
 namespace kiln {
@@ -63,8 +64,9 @@ struct Executable::Impl {
   std::vector<std::int32_t>& outputs = pg.outputs;
   const std::vector<Node>& nodes = pg.nodes;
   CompileOptions options;
-  std::vector<std::int32_t> order;   // needed non-leaf nodes, topological
-  std::vector<std::int32_t> inputs;  // needed input nodes
+  std::vector<std::int32_t> order;             // needed non-leaf nodes, topological
+  std::vector<std::int32_t> inputs;            // needed input nodes
+  std::vector<internal::FeedSpec> feed_specs;  // per needed input node
   std::vector<bool> needed;
   std::vector<std::int32_t> leaves;  // needed parameters and constants
   // Per-run scratch (runs are serialised by `mu`): the plan key and kernel arguments.
@@ -74,32 +76,16 @@ struct Executable::Impl {
   std::mutex mu;
   std::uint64_t runs = 0;
 
-  // Feeds matched to needed inputs, checked; returns the tensors in `inputs` order.
+  // Feeds matched to needed inputs, checked; returns the tensors in `inputs` order. Feeds of
+  // graph inputs these outputs do not need are accepted and ignored.
   std::vector<Tensor> match_feeds(const Feeds& feeds) const {
+    const auto feed_of = internal::match_feeds(
+        feed_specs, feeds, "run", options.check_finite_feeds, [this](const std::string& name) {
+          return graph->contains(name) && graph->find(name).node().op == Op::input;
+        });
     std::vector<Tensor> bound(inputs.size());
-    for (const auto& [name, tensor] : feeds) {
-      auto it = std::find_if(inputs.begin(), inputs.end(),
-                             [&](std::int32_t id) { return node(id).name == name; });
-      if (it == inputs.end()) {
-        if (graph->contains(name) && graph->find(name).node().op == Op::input) continue;
-        throw NameError("run: '" + name + "' is not an input of the graph");
-      }
-      const Node& n = node(*it);
-      if (!tensor.defined() || tensor.numel() == 0)
-        throw ValueError("run: input '" + name + "' is empty (" + tensor.shape().str() + ")");
-      if (tensor.dtype() != n.dtype)
-        throw DTypeError("run: input '" + name + "' must be " + std::string(to_string(n.dtype)) +
-                         ", got " + std::string(to_string(tensor.dtype())));
-      bool ok = tensor.rank() == n.shape.rank();
-      for (std::size_t i = 0; ok && i < n.shape.rank(); ++i)
-        ok = n.shape[i] < 0 || n.shape[i] == tensor.dim(i);
-      if (!ok)
-        throw ShapeError("run: input '" + name + "' must have shape " + n.shape.str() + ", got " +
-                         tensor.shape().str());
-      bound[static_cast<std::size_t>(it - inputs.begin())] = tensor.contiguous();
-    }
     for (std::size_t i = 0; i < inputs.size(); ++i)
-      if (!bound[i].defined()) throw NameError("run: missing input '" + node(inputs[i]).name + "'");
+      bound[i] = feeds[feed_of[i]].second.contiguous();
     return bound;
   }
 
@@ -242,6 +228,10 @@ Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions 
       m.order.push_back(static_cast<std::int32_t>(id));
     else
       m.leaves.push_back(static_cast<std::int32_t>(id));
+  }
+  for (auto id : m.inputs) {
+    const Node& n = m.node(id);
+    m.feed_specs.push_back({n.name, &n.shape, n.dtype});
   }
 }
 

@@ -131,7 +131,8 @@ KILN_API kiln_status kiln_model_input_normalization(const kiln_model* model, siz
                                                     const float** out_stddev, size_t* out_count);
 
 /** Runs the model. `input_names[i]` names `inputs[i]`; every model input must be given
- *  exactly once, with the signature's dtype and dims (any size for KILN_BATCH).
+ *  exactly once, with the signature's dtype and dims (any size of at least 1 for
+ *  KILN_BATCH, the same in every input).
  *  `outputs` receives `num_outputs` (= kiln_model_num_outputs) new tensors in signature
  *  order, which the caller frees. On failure no output is written. */
 KILN_API kiln_status kiln_model_run(const kiln_model* model, const char* const* input_names,

@@ -20,6 +20,9 @@ namespace kiln::infer {
 struct LoadOptions {
   /// Restrict kernels to one backend ("reference", "eigen", "onednn"); empty: best.
   std::string backend = {};
+  /// Refuse floating-point inputs holding NaN or infinity (a ValueError naming the input
+  /// and the element); costs one pass over every input.
+  bool check_finite_feeds = false;
 };
 
 class KILN_API Model {

@@ -29,6 +29,9 @@ struct CompileOptions {
   std::string backend = {};
   /// Fold bias adds and relu into matmul / conv epilogues (see plan() for what was fused).
   bool fuse = true;
+  /// Refuse floating-point feeds holding NaN or infinity (a ValueError naming the input
+  /// and the element); costs one pass over every feed.
+  bool check_finite_feeds = false;
 };
 
 /// Named input tensors for a run.
