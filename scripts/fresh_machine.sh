@@ -15,6 +15,10 @@
 # KEEP=1 (keep the copied root for inspection; logs are always kept).
 set -uo pipefail
 
+# The whole script is one function, read before it runs: editing this file while a run is
+# in progress (it takes half an hour) cannot change what the run does.
+main() {
+
 project="$(realpath "${1:-$(dirname "${BASH_SOURCE[0]}")/..}")"
 base="${FRESH_ROOT:-/tmp/kiln-fresh-root}"
 min_accuracy=0.96
@@ -97,3 +101,6 @@ for command in "${commands[@]}"; do
 done
 echo "fresh_machine: $([[ $status == 0 ]] && echo PASSED || echo FAILED)"
 exit $status
+}
+
+main "$@"
