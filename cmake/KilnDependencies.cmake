@@ -3,6 +3,24 @@
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
+
+# A cache option that is AUTO (decided again at every configure by what the machine has),
+# ON (required) or OFF; any CMake boolean spelling of ON and OFF works too. Sets <out> to
+# AUTO, ON or OFF.
+function(kiln_auto_option name doc out)
+  set(${name} AUTO CACHE STRING "${doc}")
+  set_property(CACHE ${name} PROPERTY STRINGS AUTO ON OFF)
+  string(TOUPPER "${${name}}" mode)
+  if(NOT mode STREQUAL "AUTO")
+    if(${name})
+      set(mode ON)
+    else()
+      set(mode OFF)
+    endif()
+  endif()
+  set(${out} ${mode} PARENT_SCOPE)
+endfunction()
+
 include(KilnFindOneDNN)
 
 # Warnings for Kiln's own targets.

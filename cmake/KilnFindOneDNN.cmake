@@ -7,10 +7,11 @@
 # "not found": Debian's dnnl-config.cmake does when OpenCL's development files
 # (ocl-icd-opencl-dev, only a recommended package of libdnnl-dev) are missing. So it is
 # first loaded in a throw-away configure of cmake/onednn-probe, and loaded here only if it
-# loaded there. Sets KILN_ONEDNN (ON or OFF) and, when ON, the DNNL::dnnl target.
-set(KILN_WITH_ONEDNN AUTO CACHE STRING
-  "Use oneDNN kernels (x86 servers): AUTO (where it loads), ON (required) or OFF")
-set_property(CACHE KILN_WITH_ONEDNN PROPERTY STRINGS AUTO ON OFF)
+# loaded there. Sets KILN_ONEDNN (ON or OFF) and, when ON, the KilnPrivate::dnnl target
+# Kiln links with and KILN_DNNL_SONAME / KILN_DNNL_LIBDIR for the installed package.
+kiln_auto_option(KILN_WITH_ONEDNN
+  "Use oneDNN kernels (x86 servers): AUTO (where it loads), ON (required) or OFF"
+  _kiln_onednn_mode)
 
 set(KILN_ONEDNN_PACKAGES "libdnnl-dev ocl-icd-opencl-dev")
 
@@ -54,15 +55,6 @@ function(kiln_probe_onednn ok reason)
       PARENT_SCOPE)
 endfunction()
 
-string(TOUPPER "${KILN_WITH_ONEDNN}" _kiln_onednn_mode)
-if(_kiln_onednn_mode STREQUAL "AUTO")
-  set(_kiln_onednn_required OFF)
-elseif(KILN_WITH_ONEDNN)
-  set(_kiln_onednn_required ON)
-else()
-  set(_kiln_onednn_mode OFF)
-endif()
-
 set(KILN_ONEDNN OFF)
 if(_kiln_onednn_mode STREQUAL "OFF")
   message(STATUS "Kiln: oneDNN kernels off (KILN_WITH_ONEDNN=OFF); using the Eigen kernels")
@@ -92,7 +84,7 @@ else()
   else()
     # One line, the same in both modes (a FATAL_ERROR message would be re-wrapped).
     set(_kiln_onednn_line "Kiln: oneDNN kernels unavailable: ${_kiln_onednn_reason}. Install the Debian packages ${KILN_ONEDNN_PACKAGES} for them.")
-    if(_kiln_onednn_required)
+    if(_kiln_onednn_mode STREQUAL "ON")
       message(NOTICE "${_kiln_onednn_line} KILN_WITH_ONEDNN=ON requires them.")
       message(FATAL_ERROR "KILN_WITH_ONEDNN=ON but oneDNN cannot be used (see the line above). "
         "Install ${KILN_ONEDNN_PACKAGES}, or configure with -DKILN_WITH_ONEDNN=OFF or AUTO "
