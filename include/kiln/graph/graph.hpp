@@ -26,6 +26,10 @@ struct Node {
   std::vector<std::int32_t> inputs;
   Attrs attrs;
   std::string name;
+  /// The layer the node belongs to ("fc1", "conv2"; empty outside layers). Set from the
+  /// graph's current scope when the node is added; kept by fusion and by autodiff, whose
+  /// gradient nodes carry the scope of the node they differentiate.
+  std::string scope;
   Shape shape;
   DType dtype = DType::f32;
   Tensor value;            ///< parameters and constants only
