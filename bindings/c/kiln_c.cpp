@@ -356,8 +356,11 @@ kiln_status kiln_model_run(const kiln_model* model, const char* const* input_nam
       require(inputs, "inputs");
     }
     require(outputs, "outputs");
+    // A share of the model first: kiln_model_free on another thread from here on leaves
+    // this run its model.
+    const kiln::infer::Model shared = model->model;
     const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
-    const std::size_t expected = model->model.outputs().size();
+    const std::size_t expected = shared.outputs().size();
     if (num_outputs != expected) {
       std::string m = cat("num_outputs is ", std::to_string(num_outputs));
       m += " but the model has ";
@@ -365,7 +368,7 @@ kiln_status kiln_model_run(const kiln_model* model, const char* const* input_nam
       m += " output(s)";
       throw ArgumentError(m);
     }
-    std::vector<kiln::Tensor> results = model->model.run(feeds);
+    std::vector<kiln::Tensor> results = shared.run(feeds);
     std::vector<kiln_tensor*> handles;
     handles.reserve(results.size());
     try {

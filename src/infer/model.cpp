@@ -99,6 +99,8 @@ Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source
   impl->source = source;
   impl->compile.training = false;
   impl->compile.backend = std::move(options.backend);
+  impl->compile.plan_cache_size = options.plan_cache_size;
+  impl->compile.plan_cache_bytes = options.plan_cache_bytes;
   const internal::ModelData& d = impl->data;
   if (!d.graph || d.input_ids.size() != d.inputs.size() || d.output_ids.size() != d.outputs.size())
     throw FormatError(source + ": the decoded model's signatures do not match its graph");
@@ -114,8 +116,26 @@ Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source
   impl->run_where = impl->where() + ": run";
   impl->check_finite = options.check_finite_feeds;
   impl->max_executables = pool_bound();
-  // The first executable (its plans are compiled on first use per batch size).
-  impl->release(impl->acquire());
+  // The first executable (its plans are compiled on first use per batch size). With a
+  // backend named, compile batch size 1 now: a backend that cannot run the model fails
+  // here, not at the first run.
+  auto exe = impl->acquire();
+  if (!impl->compile.backend.empty()) {
+    Feeds probe;
+    for (std::size_t i = 0; i < d.inputs.size(); ++i) {
+      std::vector<std::int64_t> dims(d.inputs[i].shape.begin(), d.inputs[i].shape.end());
+      for (auto& v : dims)
+        if (v == batch) v = 1;
+      probe.emplace_back(impl->input_nodes[i], Tensor::zeros(Shape(dims), d.inputs[i].dtype));
+    }
+    try {
+      exe->plan(probe);
+    } catch (const Error& e) {
+      throw ValueError(impl->where() + ": backend '" + impl->compile.backend +
+                       "' cannot run this model: " + e.what());
+    }
+  }
+  impl->release(std::move(exe));
   return Model(std::move(impl));
 }
 
@@ -125,7 +145,9 @@ const ModelMetadata& Model::metadata() const { return impl_->data.metadata; }
 std::uint32_t Model::format_version() const { return impl_->data.format_version; }
 
 std::vector<Tensor> Model::run(const Feeds& feeds) const {
-  Impl& m = *impl_;
+  // The run owns a share of the model, so the caller may drop its handle meanwhile.
+  const std::shared_ptr<Impl> keep = impl_;
+  Impl& m = *keep;
   const auto feed_of = internal::match_feeds(m.feed_specs, feeds, m.run_where, m.check_finite);
   Feeds renamed;
   if (!m.same_names) {

@@ -78,6 +78,8 @@ void redirect(PassGraph& pg, std::int32_t from, std::int32_t to) {
   for (auto& o : pg.outputs)
     if (o == from) o = to;
   pg.dead[static_cast<std::size_t>(from)] = true;
+  if (pg.folded_into.size() != pg.nodes.size()) pg.folded_into.assign(pg.nodes.size(), -1);
+  pg.folded_into[static_cast<std::size_t>(from)] = to;
 }
 
 }  // namespace

@@ -15,6 +15,8 @@ struct PassGraph {
   std::vector<Node> nodes;
   std::vector<bool> dead;
   std::vector<std::int32_t> outputs;
+  /// Per node: the node it was folded into, or -1.
+  std::vector<std::int32_t> folded_into;
 };
 
 /// Marks what the outputs depend on.

@@ -1,6 +1,7 @@
 #include "kiln/runtime/executable.hpp"
 
 #include <algorithm>
+#include <list>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -26,6 +27,11 @@ struct Step {
   std::shared_ptr<void> state;
 };
 
+// The kernel of a node whose output has no element: there is nothing to compute.
+const Kernel no_work{"any", "none (empty output)",
+                     [](const KernelQuery&, std::string*) { return true; },
+                     [](const KernelArgs&) {}};
+
 struct Plan {
   std::vector<TensorDesc> descs;  // per node id (needed nodes only)
   std::vector<Tensor> values;     // per node id: arena views for computed nodes
@@ -33,6 +39,12 @@ struct Plan {
   std::shared_ptr<void> arena;
   internal::MemoryPlan memory;
   std::vector<Tensor> outputs;
+};
+
+struct CachedPlan {
+  std::vector<std::int64_t> key;
+  std::unique_ptr<Plan> plan;
+  std::size_t bytes = 0;
 };
 
 std::string shape_list(const std::vector<std::int32_t>& ids, const std::vector<TensorDesc>& d,
@@ -72,7 +84,12 @@ struct Executable::Impl {
   // Per-run scratch (runs are serialised by `mu`): the plan key and kernel arguments.
   std::vector<std::int64_t> key;
   std::vector<Tensor> args;
-  std::map<std::vector<std::int64_t>, std::unique_ptr<Plan>> plans;
+  // Least recently used last; `index` finds a plan by key.
+  std::list<CachedPlan> plans;
+  std::map<std::vector<std::int64_t>, std::list<CachedPlan>::iterator> index;
+  std::size_t plan_bytes = 0;
+  // Per step position: the graph nodes the step computes (fusion folds several into one).
+  std::vector<std::vector<std::int32_t>> covers;
   std::mutex mu;
   std::uint64_t runs = 0;
 
@@ -115,7 +132,10 @@ struct Executable::Impl {
       KernelQuery q{n, in, plan->descs[static_cast<std::size_t>(id)]};
       const Kernel* chosen = nullptr;
       std::string reasons;
+      // An output with no element (batch size 0) needs no kernel, in any backend.
+      if (out.shape.numel() == 0) chosen = &no_work;
       for (const Kernel& k : internal::kernels_for(n.op)) {
+        if (chosen) break;
         if (!options.backend.empty() && options.backend != k.backend) continue;
         std::string why;
         if (k.supports(q, &why)) {
@@ -172,12 +192,52 @@ struct Executable::Impl {
       key.push_back(static_cast<std::int64_t>(t.rank()));
       key.insert(key.end(), t.shape().begin(), t.shape().end());
     }
-    auto it = plans.find(key);
-    if (it == plans.end()) it = plans.emplace(key, compile(bound)).first;
-    return *it->second;
+    auto it = index.find(key);
+    if (it != index.end()) {
+      plans.splice(plans.begin(), plans, it->second);
+      return *plans.front().plan;
+    }
+    // Make room first, so the old plans' memory is free before the new arena is taken.
+    evict(options.plan_cache_size > 0 ? options.plan_cache_size - 1 : 0, 0);
+    auto plan = compile(bound);
+    const std::size_t bytes = plan->memory.arena_bytes;
+    plans.push_front({key, std::move(plan), bytes});
+    index.emplace(key, plans.begin());
+    plan_bytes += bytes;
+    evict(std::max<std::size_t>(options.plan_cache_size, 1), 1);
+    return *plans.front().plan;
   }
 
-  void execute(Plan& plan, const std::vector<Tensor>& bound) {
+  // Evicts least recently used plans until at most `count` are kept and their arenas fit
+  // in plan_cache_bytes, never evicting the `keep` most recent ones.
+  void evict(std::size_t count, std::size_t keep) {
+    while (plans.size() > keep && (plans.size() > count || plan_bytes > options.plan_cache_bytes)) {
+      plan_bytes -= plans.back().bytes;
+      index.erase(plans.back().key);
+      plans.pop_back();
+    }
+  }
+
+  // The nodes each step computes: the step's node and every node folded into it.
+  void find_covers(const std::vector<std::int32_t>& folded_into) {
+    std::vector<std::size_t> step_of(nodes.size(), static_cast<std::size_t>(-1));
+    covers.assign(order.size(), {});
+    for (std::size_t s = 0; s < order.size(); ++s) {
+      step_of[static_cast<std::size_t>(order[s])] = s;
+      covers[s].push_back(order[s]);
+    }
+    for (std::size_t id = 0; id < folded_into.size(); ++id) {
+      std::int32_t to = folded_into[id];
+      if (to < 0) continue;
+      while (folded_into[static_cast<std::size_t>(to)] >= 0)
+        to = folded_into[static_cast<std::size_t>(to)];
+      const std::size_t s = step_of[static_cast<std::size_t>(to)];
+      if (s != static_cast<std::size_t>(-1)) covers[s].push_back(static_cast<std::int32_t>(id));
+    }
+    for (auto& c : covers) std::sort(c.begin(), c.end());
+  }
+
+  void execute(Plan& plan, const std::vector<Tensor>& bound, RunObserver* observer) {
     for (std::size_t i = 0; i < inputs.size(); ++i)
       plan.values[static_cast<std::size_t>(inputs[i])] = bound[i];
     // Parameters and constants are read from the graph at every run: optimizers update
@@ -190,12 +250,19 @@ struct Executable::Impl {
       plan.values[id] = n.value;
     }
     internal::RunContext ctx{options.training, runs};
-    for (const Step& s : plan.steps) {
+    const std::size_t count = plan.steps.size();
+    for (std::size_t k = 0; k < count; ++k) {
+      const Step& s = plan.steps[k];
       const Node& n = node(s.node);
       args.clear();
       for (auto i : n.inputs) args.push_back(plan.values[static_cast<std::size_t>(i)]);
-      KernelArgs ka{n, args, plan.values[static_cast<std::size_t>(s.node)], s.state.get(), ctx};
+      Tensor& out = plan.values[static_cast<std::size_t>(s.node)];
+      KernelArgs ka{n, args, out, s.state.get(), ctx};
       s.kernel->run(ka);
+      if (observer) {
+        const auto& c = covers[k];
+        observer->on_step({n, c.back(), c, out, s.kernel->name, k, count});
+      }
     }
     ++runs;
     plan.outputs.clear();
@@ -216,6 +283,7 @@ Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions 
   }
   m.pg.nodes = graph.nodes();
   m.pg.dead.assign(graph.size(), false);
+  m.pg.folded_into.assign(graph.size(), -1);
   if (m.options.fuse) internal::fuse_epilogues(m.pg);
   // Dead-code removal: only what the outputs depend on is compiled.
   m.needed = internal::live_nodes(m.pg);
@@ -233,28 +301,31 @@ Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions 
     const Node& n = m.node(id);
     m.feed_specs.push_back({n.name, &n.shape, n.dtype});
   }
+  m.find_covers(m.pg.folded_into);
 }
 
 Executable::~Executable() = default;
 Executable::Executable(Executable&&) noexcept = default;
 Executable& Executable::operator=(Executable&&) noexcept = default;
 
-std::span<const Tensor> Executable::run_views(const Feeds& feeds) {
+std::span<const Tensor> Executable::run_views(const Feeds& feeds, RunObserver* observer) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
-  impl_->execute(plan, bound);
+  impl_->execute(plan, bound, observer);
   return plan.outputs;
 }
 
-std::vector<Tensor> Executable::run(const Feeds& feeds) {
+std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
-  impl_->execute(plan, bound);
+  impl_->execute(plan, bound, observer);
   std::vector<Tensor> out;
   out.reserve(plan.outputs.size());
   for (const auto& t : plan.outputs) out.push_back(t.clone());
+  // Nothing refers to the plan's arena now: a plan over the byte budget goes at once.
+  impl_->evict(impl_->plans.size(), 0);
   return out;
 }
 
@@ -281,6 +352,11 @@ std::string Executable::plan(const Feeds& feeds) {
 std::size_t Executable::cached_plans() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->plans.size();
+}
+
+std::size_t Executable::cached_plan_bytes() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->plan_bytes;
 }
 
 std::uint64_t Executable::run_count() const {

@@ -73,9 +73,6 @@ std::vector<std::size_t> match_feeds(std::span<const FeedSpec> inputs, const Fee
     if (!fits)
       throw ShapeError(about(where, name) + "must have shape " + want.str() + ", got " +
                        tensor.shape().str());
-    if (tensor.numel() == 0)
-      throw ValueError(about(where, name) + "has no element (shape " + tensor.shape().str() +
-                       "); a batch holds at least one");
     for (std::size_t d = 0; d < want.rank(); ++d) {
       if (want[d] != batch) continue;
       if (batch_feed == none) {

@@ -26,7 +26,7 @@ struct FeedSpec {
 /// Messages start with `where` ("run", "model 'digits': run"). Throws
 ///   NameError   for a name that is no input (unless `ignorable(name)`: such feeds are
 ///               skipped), a name fed twice, or a missing input;
-///   ValueError  for an undefined tensor or one with no element;
+///   ValueError  for an undefined tensor;
 ///   DTypeError  for a dtype other than the input's;
 ///   ShapeError  for a rank or static dim other than the input's, and for feeds whose batch
 ///               dims (kiln::batch in the inputs' shapes) differ, naming both feeds.

@@ -17,8 +17,16 @@
  *
  * Threads: kiln_model_run may be called on one model from many threads at once, and every
  * other call that only reads a model or a tensor (const pointers) may run beside it.
- * kiln_model_free and kiln_tensor_free must not race with any other use of the same
- * object. Error messages are per thread. */
+ * kiln_model_free may be called while runs of the model are in flight on other threads:
+ * each run holds a share of the model, finishes normally, and the model's memory is
+ * released when the last one returns. No call may start with a model handle after
+ * kiln_model_free was called on it, and kiln_tensor_free must not race with any other use
+ * of the same tensor. Error messages are per thread.
+ *
+ * Memory: a model compiles one plan per batch size it is run with and keeps at most 8 of
+ * them per concurrent run (least recently used evicted), holding at most 512 MiB of
+ * intermediate buffers per concurrent run; a larger batch's buffers are released when its
+ * run returns. Any batch size is accepted, 0 included. */
 #ifndef KILN_H
 #define KILN_H
 
@@ -90,7 +98,9 @@ KILN_API uint32_t kiln_api_version(void);
 /** Loads and validates a model file. */
 KILN_API kiln_status kiln_model_load(const char* path, kiln_model** out_model);
 /** As kiln_model_load, with kernels restricted to one backend: "onednn", "eigen" or
- *  "reference" (NULL or "": the best available). */
+ *  "reference" (NULL or "": the best available). The model is compiled for batch size 1
+ *  at load, so a backend that cannot run it fails here (KILN_ERROR_VALUE naming the
+ *  node), not at the first run. */
 KILN_API kiln_status kiln_model_load_with_backend(const char* path, const char* backend,
                                                   kiln_model** out_model);
 /** Loads a model from `size` bytes at `data` (copied: the buffer may be freed after). */

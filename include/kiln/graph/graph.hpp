@@ -30,6 +30,8 @@ struct Node {
   /// graph's current scope when the node is added; kept by fusion and by autodiff, whose
   /// gradient nodes carry the scope of the node they differentiate.
   std::string scope;
+  /// True for the nodes kiln::grad appends (the backward pass).
+  bool gradient = false;
   Shape shape;
   DType dtype = DType::f32;
   Tensor value;            ///< parameters and constants only

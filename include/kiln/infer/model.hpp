@@ -18,11 +18,19 @@
 namespace kiln::infer {
 
 struct LoadOptions {
-  /// Restrict kernels to one backend ("reference", "eigen", "onednn"); empty: best.
+  /// Restrict kernels to one backend ("reference", "eigen", "onednn"); empty: best. With a
+  /// backend named, load compiles the model for batch size 1 and fails (ValueError naming
+  /// the node) when that backend cannot run it, instead of failing at the first run.
   std::string backend = {};
   /// Refuse floating-point inputs holding NaN or infinity (a ValueError naming the input
   /// and the element); costs one pass over every input.
   bool check_finite_feeds = false;
+  /// Compiled plans kept per executable (one per batch size) and the arena bytes they may
+  /// hold together; see CompileOptions. A model keeps up to max(4, hardware threads)
+  /// executables (one per concurrent run), so its plans hold at most that many times
+  /// plan_cache_bytes, plus the arena of runs in flight.
+  std::size_t plan_cache_size = 8;
+  std::size_t plan_cache_bytes = std::size_t{512} << 20;
 };
 
 class KILN_API Model {
@@ -39,8 +47,10 @@ class KILN_API Model {
   /// The format version the file was written in.
   std::uint32_t format_version() const;
 
-  /// Runs with named inputs (any batch size; one compiled plan per set of input shapes is
-  /// cached). Safe to call from many threads at once.
+  /// Runs with named inputs (any batch size, 0 included; compiled plans are cached per
+  /// set of input shapes, see LoadOptions). Safe to call from many threads at once. A run
+  /// shares ownership of the model: destroying the last Model handle while runs are in
+  /// flight on other threads is safe, the memory goes when the last run returns.
   std::vector<Tensor> run(const Feeds& feeds) const;
 
  private:
