@@ -15,9 +15,10 @@ std::vector<Value> chosen_parameters(Value loss, const TrainStepOptions& o) {
 }
 
 std::vector<Value> step_outputs(Value loss, const std::vector<Value>& params,
-                                const TrainStepOptions& o) {
+                                const TrainStepOptions& o, std::vector<Value>& grads) {
   std::vector<Value> outs{loss};
-  for (const Value& g : grad(loss, params)) outs.push_back(g);
+  grads = grad(loss, params);
+  for (const Value& g : grads) outs.push_back(g);
   outs.insert(outs.end(), o.outputs.begin(), o.outputs.end());
   return outs;
 }
@@ -26,15 +27,15 @@ std::vector<Value> step_outputs(Value loss, const std::vector<Value>& params,
 
 TrainStep::TrainStep(Value loss, TrainStepOptions options)
     : params_(chosen_parameters(loss, options)),
-      exe_(loss.graph(), step_outputs(loss, params_, options),
-           {.training = true, .backend = options.backend}) {
+      exe_(loss.graph(), step_outputs(loss, params_, options, grads_),
+           {.training = true, .backend = options.backend, .fuse = options.fuse}) {
   if (loss.shape().rank() != 0)
     throw ShapeError("TrainStep: loss '" + loss.name() + "' must be a scalar, not " +
                      loss.shape().str());
 }
 
-double TrainStep::run(const Feeds& feeds) {
-  views_ = exe_.run_views(feeds);
+double TrainStep::run(const Feeds& feeds, RunObserver* observer) {
+  views_ = exe_.run_views(feeds, observer);
   return views_[0].item();
 }
 

@@ -25,14 +25,17 @@ struct TrainStepOptions {
   std::vector<Value> outputs = {};
   /// Kernel backend restriction (see CompileOptions).
   std::string backend = {};
+  /// Fold bias adds and relu into matmul / conv epilogues (see CompileOptions::fuse).
+  bool fuse = true;
 };
 
 class KILN_API TrainStep {
  public:
   explicit TrainStep(Value loss, TrainStepOptions options = {});
 
-  /// Runs forward and backward in training mode and returns the loss.
-  double run(const Feeds& feeds);
+  /// Runs forward and backward in training mode and returns the loss. An observer sees
+  /// every step's value (forward and backward; see RunObserver).
+  double run(const Feeds& feeds, RunObserver* observer = nullptr);
   /// d loss / d parameter, in parameters() order; valid until the next run (empty before
   /// the first run).
   std::span<const Tensor> gradients() const {
@@ -46,11 +49,15 @@ class KILN_API TrainStep {
   std::vector<Tensor> parameters() const;
   /// The parameters as graph values.
   const std::vector<Value>& parameter_values() const { return params_; }
+  /// The gradient nodes (d loss / d parameter, in parameters() order), e.g. to observe
+  /// them with a Capture.
+  const std::vector<Value>& gradient_values() const { return grads_; }
   /// The compiled executable (e.g. for plan()).
   Executable& executable() { return exe_; }
 
  private:
   std::vector<Value> params_;
+  std::vector<Value> grads_;
   Executable exe_;
   std::span<const Tensor> views_;
 };
