@@ -23,16 +23,16 @@ namespace {
 
 using namespace kiln;
 
-// 8 -> 16 (relu) -> 4 softmax MLP with fixed weights.
+// 8 -> hidden (relu) -> 4 softmax MLP with fixed weights.
 struct Mlp {
   Graph g;
   Value x, probs;
-  Mlp() {
+  explicit Mlp(std::int64_t hidden = 16) {
     x = g.input("x", {batch, 8});
     Rng rng(7);
-    auto w1 = g.parameter("w1", nn::glorot_uniform({8, 16}, rng));
-    auto b1 = g.parameter("b1", Tensor::full({16}, 0.1));
-    auto w2 = g.parameter("w2", nn::glorot_uniform({16, 4}, rng));
+    auto w1 = g.parameter("w1", nn::glorot_uniform({8, hidden}, rng));
+    auto b1 = g.parameter("b1", Tensor::full({hidden}, 0.1));
+    auto w2 = g.parameter("w2", nn::glorot_uniform({hidden, 4}, rng));
     auto h = relu(matmul(x, w1) + b1);
     probs = softmax(matmul(h, w2), 1);
   }
@@ -210,7 +210,11 @@ TEST(CApiLifetime, FreeingAModelWhileRunsAreInFlight) {
   // A batch that takes far longer to run than the moment between a thread announcing its
   // call and the call taking its share of the model (the caller's side of the contract:
   // no call may start after kiln_model_free).
+#if defined(__SANITIZE_ADDRESS__)
+  const std::int64_t n = 50000;  // unoptimised and instrumented: far slower per row
+#else
   const std::int64_t n = 400000;
+#endif
   const Tensor input = rows(n, 8, 9);
   const std::vector<float> x(input.data<float>(), input.data<float>() + n * 8);
   Executable ref_exe(m.g, {m.probs});
@@ -244,7 +248,7 @@ TEST(CApiLifetime, FreeingAModelWhileRunsAreInFlight) {
 }
 
 TEST(CApiLifetime, BatchSizes1To2000StayWithinThePlanCache) {
-  Mlp m;
+  Mlp m(2);  // small: 2000 plans are compiled, and the sanitizer build runs this too
   CModel c(m.bytes());
   const Tensor input = rows(2000, 8, 3);
   const std::vector<float> x(input.data<float>(), input.data<float>() + 2000 * 8);
