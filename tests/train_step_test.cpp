@@ -47,7 +47,7 @@ TEST(TrainStep, LearnsXorWithAdam) {
 TEST(TrainStep, RejectsNonScalarLossAndParameterlessGraphs) {
   Graph g;
   auto x = g.input("x", {3});
-  EXPECT_THROW(TrainStep(relu(x)), ValueError);  // no parameters
+  EXPECT_THROW(TrainStep(sum(relu(x))), ValueError);  // no parameters
   auto w = g.parameter("w", Tensor::zeros({3}));
   EXPECT_THROW(TrainStep(mul(x, w)), ShapeError);
 }
