@@ -214,7 +214,7 @@ struct Printer {
     if (measure) {
       width = std::max(width, s.size());
     } else {
-      out.append(width - s.size(), ' ');
+      if (s.size() < width) out.append(width - s.size(), ' ');
       out += s;
     }
   }
