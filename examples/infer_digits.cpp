@@ -52,11 +52,6 @@ kiln::Tensor rows_as_input(const kiln_examples::CsvTable& table, std::int64_t be
   return kiln::Tensor::from(x, kiln::Shape(dims));
 }
 
-std::int64_t argmax_row(const std::vector<float>& probs, std::int64_t row, std::int64_t classes) {
-  const auto first = probs.begin() + row * classes;
-  return std::max_element(first, first + classes) - first;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -83,7 +78,6 @@ int main(int argc, char** argv) try {
   if (model.inputs().size() != 1 || model.outputs().size() != 1)
     throw kiln::ValueError("expected a model with one input and one output");
   const kiln::TensorSpec& input = model.inputs()[0];
-  const std::int64_t classes = model.outputs()[0].shape[model.outputs()[0].shape.rank() - 1];
   auto label_name = [&](std::int64_t c) {
     return c < static_cast<std::int64_t>(meta.labels.size())
                ? meta.labels[static_cast<std::size_t>(c)]
@@ -95,23 +89,19 @@ int main(int argc, char** argv) try {
 
   // One image at a time (batch 1).
   for (std::int64_t r = 0; r < std::min<std::int64_t>(20, table.rows); ++r) {
-    const auto probs = model.run({{input.name, rows_as_input(table, r, r + 1, input, meta)}})
-                           .at(0)
-                           .to_vector<float>();
-    const std::int64_t pred = argmax_row(probs, 0, classes);
+    const kiln::Tensor probs =
+        model.run({{input.name, rows_as_input(table, r, r + 1, input, meta)}}).at(0);
+    const auto pred = static_cast<std::int64_t>(probs.argmax(1).item());
     std::printf("row %2lld: predicted %s (p=%.3f), label %g\n", static_cast<long long>(r),
-                label_name(pred).c_str(),
-                static_cast<double>(probs[static_cast<std::size_t>(pred)]), table.at(r, label_col));
+                label_name(pred).c_str(), probs.at(pred), table.at(r, label_col));
   }
 
-  // All rows in one batch.
-  const auto probs = model.run({{input.name, rows_as_input(table, 0, table.rows, input, meta)}})
-                         .at(0)
-                         .to_vector<float>();
-  std::int64_t correct = 0;
-  for (std::int64_t r = 0; r < table.rows; ++r)
-    if (static_cast<double>(argmax_row(probs, r, classes)) == table.at(r, label_col)) ++correct;
-  const double acc = static_cast<double>(correct) / static_cast<double>(table.rows);
+  // All rows in one batch: accuracy is the mean of the argmax == label mask.
+  const kiln::Tensor probs =
+      model.run({{input.name, rows_as_input(table, 0, table.rows, input, meta)}}).at(0);
+  std::vector<double> labels;
+  for (std::int64_t r = 0; r < table.rows; ++r) labels.push_back(table.at(r, label_col));
+  const double acc = (probs.argmax(1) == kiln::Tensor::from(labels, {table.rows})).mean();
   std::printf("classified %lld rows\n", static_cast<long long>(table.rows));
   std::printf("accuracy=%.4f\n", acc);
   if (acc < min_accuracy) {

@@ -28,6 +28,7 @@
 #include "kiln/graph/graph.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
+#include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
@@ -78,14 +79,15 @@ int main(int argc, char** argv) try {
       nn::Dropout(0.25, {.seed = seed}),
       nn::Dense(classes, {.name = "fc2"}),
   };
-  kiln::Value logits = cnn(g, x);
+  kiln::Value logits = cnn(x);
   kiln::Value loss = kiln::softmax_cross_entropy(logits, y);
   kiln::Value probs = kiln::softmax(logits, -1, "probs");  // what the saved model returns
+  std::printf("%s", nn::summary(g, {probs}).c_str());
 
   // The training step (training mode: dropout active) and the evaluation executable over
   // the same graph (inference mode: dropout off); they share the parameters.
   kiln::TrainStep step(loss);
-  kiln::optim::Adam opt(step.parameters(), {.lr = 2e-3});
+  kiln::optim::Adam opt(step.named_parameters(), {.lr = 2e-3});
   kiln::Executable predict(g, {logits});
 
   const auto start = std::chrono::steady_clock::now();
@@ -109,8 +111,8 @@ int main(int argc, char** argv) try {
 
   // Evaluation with the inference executable.
   const kiln::Feeds test_batch = make_batch(test, 0, static_cast<std::int64_t>(test.size()));
-  const double acc =
-      kiln_examples::accuracy(predict.run({test_batch[0]}).at(0), test_batch[1].second);
+  const kiln::Tensor test_logits = predict.run({test_batch[0]}).at(0);
+  const double acc = (test_logits.argmax(1) == test_batch[1].second).mean();
   // The model file: probabilities, labels "0".."9", the preprocessing (raw pixels 0..16 are
   // divided by 16) and the test accuracy.
   kiln::ModelMetadata meta;

@@ -20,6 +20,7 @@
 #include "kiln/graph/graph.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
+#include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
@@ -55,19 +56,21 @@ int main(int argc, char** argv) try {
   };
   std::printf("digits: %zu training and %zu test images\n", train.size(), test.size());
 
-  // The model: 64 -> 128 (ReLU) -> 10, and its loss.
+  // The model: 64 -> 128 (ReLU) -> 10, and its loss. Layers take the graph from their input.
   kiln::Graph g;
   kiln::Value x = g.input("pixels", {kiln::batch, pixels});
   kiln::Value y = g.input("label", {kiln::batch}, kiln::i32);
-  kiln::Value h = kiln::nn::dense(g, x, 128, {.activation = kiln::relu, .name = "fc1"});
-  kiln::Value logits = kiln::nn::dense(g, h, classes, {.name = "fc2"});
+  kiln::Value h = kiln::nn::dense(x, 128, {.activation = kiln::relu, .name = "fc1"});
+  kiln::Value logits = kiln::nn::dense(h, classes, {.name = "fc2"});
   kiln::Value loss = kiln::softmax_cross_entropy(logits, y);
   kiln::Value probs = kiln::softmax(logits, -1, "probs");  // what the saved model returns
+  std::printf("%s", kiln::nn::summary(g, {probs}).c_str());
 
   // One training step computes the loss and its gradients (kiln::grad, compiled once);
-  // the optimizer then updates the parameters in place, which the next run sees.
+  // the optimizer then updates the parameters in place, which the next run sees. Its state
+  // is kept by parameter name ("fc1.weight", ...), as checkpoints store it.
   kiln::TrainStep step(loss);
-  kiln::optim::Adam opt(step.parameters(), {.lr = 3e-3});
+  kiln::optim::Adam opt(step.named_parameters(), {.lr = 3e-3});
   kiln::Executable predict(g, {logits});  // inference: no gradients, dropout off
 
   for (int epoch = 1; epoch <= epochs; ++epoch) {
@@ -88,8 +91,8 @@ int main(int argc, char** argv) try {
 
   // Evaluation with the inference executable (no gradients, training off).
   const kiln::Feeds test_batch = make_batch(test, 0, static_cast<std::int64_t>(test.size()));
-  const double acc =
-      kiln_examples::accuracy(predict.run({test_batch[0]}).at(0), test_batch[1].second);
+  const kiln::Tensor test_logits = predict.run({test_batch[0]}).at(0);
+  const double acc = (test_logits.argmax(1) == test_batch[1].second).mean();
   // The model file: probabilities, labels "0".."9", the preprocessing (raw pixels 0..16 are
   // divided by 16) and the test accuracy.
   kiln::ModelMetadata meta;

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
 
 #include "io/archive.hpp"
 #include "kiln/kiln.hpp"
@@ -211,6 +214,157 @@ TEST(Checkpoint, CorruptFilesAreFormatErrors) {
   Bytes future = good;
   future[4] = 9;
   expect_rejected<kiln::FormatError>(future, b, nullptr, nullptr, "format version 9 is newer");
+}
+
+// y = relu(x @ w1 + b1) @ w2 + b2 with w1, w2 [4, 4] and b1, b2 [4]: equal shapes, so a
+// checkpoint matched by position would load into the wrong parameters without an error.
+// `reversed` creates the second layer's parameters first; their values depend on the name.
+kiln::Value reorder_net(kiln::Graph& g, bool reversed) {
+  auto x = g.input("x", {kiln::batch, 4});
+  auto t = g.input("t", {kiln::batch, 4});
+  auto param = [&](const std::string& name, std::int64_t n, float scale) {
+    std::vector<float> v(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = scale * static_cast<float>(i % 7) - 0.3f;
+    return g.parameter(name, kiln::Tensor::from(v, n == 16 ? kiln::Shape{4, 4} : kiln::Shape{4}));
+  };
+  kiln::Value w1, b1, w2, b2;
+  if (!reversed) {
+    w1 = param("w1", 16, 0.1f);
+    b1 = param("b1", 4, 0.2f);
+    w2 = param("w2", 16, -0.15f);
+    b2 = param("b2", 4, 0.05f);
+  } else {  // the second layer first: every position keeps its shape
+    w2 = param("w2", 16, -0.15f);
+    b2 = param("b2", 4, 0.05f);
+    w1 = param("w1", 16, 0.1f);
+    b1 = param("b1", 4, 0.2f);
+  }
+  auto y = kiln::matmul(kiln::relu(kiln::matmul(x, w1) + b1), w2) + b2;
+  return kiln::mse(y, t);
+}
+
+kiln::Feeds reorder_batch(int k) {
+  std::vector<float> x(8), t(8);
+  for (std::size_t i = 0; i < 8; ++i) {
+    x[i] = 0.25f * static_cast<float>((i * 3 + static_cast<std::size_t>(k)) % 5) - 0.5f;
+    t[i] = 0.1f * static_cast<float>((i + static_cast<std::size_t>(k)) % 4);
+  }
+  return {{"x", kiln::Tensor::from(x, {2, 4})}, {"t", kiln::Tensor::from(t, {2, 4})}};
+}
+
+std::map<std::string, std::vector<float>> by_name(kiln::Graph& g) {
+  std::map<std::string, std::vector<float>> out;
+  for (auto v : g.parameters()) out[v.name()] = g.tensor(v).to_vector<float>();
+  return out;
+}
+
+TEST(Checkpoint, OptimizerStateSurvivesAReorderingOfParameters) {
+  kiln::Graph a;
+  kiln::TrainStep step_a(reorder_net(a, false));
+  kiln::optim::Adam opt_a(step_a.parameters(), {.lr = 0.05});  // plain tensors: "0", "1", ...
+  for (int k = 0; k < 3; ++k) {
+    step_a.run(reorder_batch(k));
+    opt_a.step(step_a.gradients());
+  }
+  const Bytes ckpt = kiln::serialize_checkpoint(a, {.optimizer = &opt_a, .step = 3});
+  for (int k = 3; k < 5; ++k) {
+    step_a.run(reorder_batch(k));
+    opt_a.step(step_a.gradients());
+  }
+  const auto want = by_name(a);
+
+  for (const bool named : {false, true}) {
+    SCOPED_TRACE(named ? "optimizer over named parameters" : "optimizer over plain tensors");
+    kiln::Graph b;
+    kiln::TrainStep step_b(reorder_net(b, true));
+    ASSERT_EQ(step_b.parameter_values()[0].name(), "w2");  // really another order
+    std::unique_ptr<kiln::optim::Adam> opt_b =
+        named ? std::make_unique<kiln::optim::Adam>(step_b.named_parameters(),
+                                                    kiln::optim::AdamOptions{.lr = 0.05})
+              : std::make_unique<kiln::optim::Adam>(step_b.parameters(),
+                                                    kiln::optim::AdamOptions{.lr = 0.05});
+    kiln::restore_checkpoint(ckpt, "ckpt", b, {.optimizer = opt_b.get()});
+    EXPECT_EQ(opt_b->step_count(), 3);
+    for (int k = 3; k < 5; ++k) {
+      step_b.run(reorder_batch(k));
+      opt_b->step(step_b.gradients());
+    }
+    // Bit for bit what uninterrupted training gives: moments and parameters by name.
+    EXPECT_EQ(by_name(b), want);
+  }
+
+  // Matched by position, the same state loads without complaint into the wrong
+  // parameters (position 0 is A's w1 but B's w2) and training goes elsewhere: the
+  // comparison above can fail.
+  {
+    kiln::Graph b;
+    kiln::TrainStep step_b(reorder_net(b, true));
+    kiln::optim::Adam opt_b(step_b.parameters(), {.lr = 0.05});
+    kiln::restore_checkpoint(ckpt, "ckpt", b, {});
+    kiln::Graph a2;
+    kiln::TrainStep step_a2(reorder_net(a2, false));
+    kiln::optim::Adam opt_a2(step_a2.parameters(), {.lr = 0.05});
+    kiln::restore_checkpoint(ckpt, "ckpt", a2, {.optimizer = &opt_a2});
+    opt_b.load_state(opt_a2.state());  // "0.exp_avg" ... by position
+    for (int k = 3; k < 5; ++k) {
+      step_b.run(reorder_batch(k));
+      opt_b.step(step_b.gradients());
+    }
+    EXPECT_NE(by_name(b), want);
+  }
+}
+
+TEST(Checkpoint, OptimizerStateForOtherParametersIsRefusedNamingThem) {
+  kiln::Graph a;
+  kiln::TrainStep step_a(reorder_net(a, false));
+  kiln::optim::Adam all_a(step_a.named_parameters());
+  const Bytes all = kiln::serialize_checkpoint(a, {.optimizer = &all_a});
+  // An optimizer over w1 and b1 only.
+  auto subset = [](kiln::Graph& g) {
+    return kiln::optim::NamedParameters{{"w1", g.tensor(g.find("w1"))},
+                                        {"b1", g.tensor(g.find("b1"))}};
+  };
+  kiln::optim::Adam part_a(subset(a));
+  const Bytes part = kiln::serialize_checkpoint(a, {.optimizer = &part_a});
+
+  Net b{std::make_unique<kiln::Graph>(), {}};
+  b.loss = reorder_net(*b.g, true);
+  kiln::optim::Adam part_b(subset(*b.g));
+  expect_rejected<kiln::ValueError>(all, b, &part_b, nullptr,
+                                    "state for parameters it does not have: 'b2', 'w2'");
+  kiln::optim::Adam all_b(kiln::nn::named_parameters(*b.g));
+  expect_rejected<kiln::ValueError>(part, b, &all_b, nullptr, "no state for 'b2', 'w2'");
+  // The matching one loads.
+  EXPECT_NO_THROW(kiln::restore_checkpoint(part, "ckpt", *b.g, {.optimizer = &part_b}));
+}
+
+TEST(Checkpoint, Version1OptimizerStateLoadsByPosition) {
+  // Version 1 named the entries by the optimizer's positions: an optimizer over tensors
+  // outside the graph still writes them that way; the payload is rewrapped as version 1.
+  kiln::Graph a;
+  reorder_net(a, false);
+  std::vector<kiln::Tensor> copies;
+  for (auto v : a.parameters()) copies.push_back(a.tensor(v).clone());
+  kiln::optim::Adam outside(copies, {.lr = 0.1});
+  std::vector<kiln::Tensor> grads;
+  for (const auto& c : copies) grads.push_back(kiln::Tensor::full(c.shape(), 0.5));
+  outside.step(grads);
+  const Bytes v2 = kiln::serialize_checkpoint(a, {.optimizer = &outside});
+  const std::span<const std::uint8_t> payload(v2.data() + 48, v2.size() - 48);
+  const Bytes v1 = kiln::internal::wrap_envelope(kiln::internal::checkpoint_magic, 1, payload);
+
+  kiln::Graph b;
+  reorder_net(b, false);
+  kiln::optim::Adam opt(kiln::nn::named_parameters(b), {.lr = 0.1});  // named w1, b1, ...
+  kiln::restore_checkpoint(v1, "old.kckp", b, {.optimizer = &opt});
+  const auto src = outside.state(), dst = opt.state();
+  ASSERT_EQ(src.size(), dst.size());
+  for (std::size_t i = 0; i < src.size(); ++i) {
+    EXPECT_EQ(dst[i].second.to(kiln::DType::f64).to_vector<double>(),
+              src[i].second.to(kiln::DType::f64).to_vector<double>())
+        << dst[i].first;
+  }
+  EXPECT_EQ(opt.step_count(), 1);
 }
 
 }  // namespace

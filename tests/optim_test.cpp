@@ -334,6 +334,66 @@ TEST(OptimState, SlotNamesAndCopies) {
   EXPECT_EQ(rms.kind(), "rmsprop");
 }
 
+TEST(OptimState, NamedParametersKeyTheStateAndMatchByName) {
+  const std::vector<Tensor> init = initial_params(DType::f32);  // [3, 4] and [4]
+  std::vector<Tensor> p = {init[0].clone(), init[1].clone()};
+  optim::Adam first(optim::NamedParameters{{"w", p[0]}, {"b", p[1]}}, {.lr = 0.01});
+  EXPECT_EQ(first.parameter_names(), (std::vector<std::string>{"w", "b"}));
+  first.step(grads_at(1, DType::f32));
+  first.step(grads_at(2, DType::f32));
+  std::vector<std::string> names;
+  for (const auto& [name, t] : first.state()) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"step", "lr", "w.exp_avg", "w.exp_avg_sq", "b.exp_avg",
+                                             "b.exp_avg_sq"}));
+  EXPECT_EQ(first.state_names(), names);
+
+  // The same parameters (their current values) in the other order: the state follows the
+  // names.
+  std::vector<Tensor> q = {p[1].clone(), p[0].clone()};
+  optim::Adam second(optim::NamedParameters{{"b", q[0]}, {"w", q[1]}}, {.lr = 0.01});
+  second.load_state(first.state());
+  EXPECT_EQ(second.step_count(), 2);
+  auto slot = [](const optim::Optimizer& o, const std::string& name) {
+    for (const auto& [n, t] : o.state())
+      if (n == name) return t.to_vector<float>();
+    return std::vector<float>{};
+  };
+  for (const char* n : {"w.exp_avg", "w.exp_avg_sq", "b.exp_avg", "b.exp_avg_sq"}) {
+    EXPECT_FALSE(slot(second, n).empty()) << n;
+    EXPECT_EQ(slot(second, n), slot(first, n)) << n;
+  }
+  // Both continue identically.
+  const std::vector<Tensor> g3 = grads_at(3, DType::f32);
+  first.step(g3);
+  second.step(std::vector<Tensor>{g3[1], g3[0]});
+  EXPECT_EQ(p[0].to_vector<float>(), q[1].to_vector<float>());
+  EXPECT_EQ(p[1].to_vector<float>(), q[0].to_vector<float>());
+
+  // A state for other names: every missing and unknown parameter is named.
+  optim::Adam third(optim::NamedParameters{{"w", init[0].clone()}, {"c", init[1].clone()}});
+  try {
+    third.load_state(first.state());
+    ADD_FAILURE() << "no error";
+  } catch (const kiln::ValueError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("no state for 'c'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("state for unknown 'b'"), std::string::npos) << msg;
+  }
+  EXPECT_EQ(third.step_count(), 0);
+  // Positional names for plain tensors; names must be given and unique.
+  optim::Adam plain(std::vector<Tensor>{init[0].clone()});
+  EXPECT_EQ(plain.parameter_names(), (std::vector<std::string>{"0"}));
+  EXPECT_THROW(optim::Adam(optim::NamedParameters{{"a", init[0].clone()}, {"a", init[1].clone()}}),
+               kiln::ValueError);
+  EXPECT_THROW(optim::SGD(optim::NamedParameters{{"", init[0].clone()}}), kiln::ValueError);
+  try {
+    optim::SGD(optim::NamedParameters{{"fc.weight", Tensor::zeros(Shape{2}, DType::i32)}});
+    ADD_FAILURE() << "no error";
+  } catch (const kiln::DTypeError& e) {
+    EXPECT_NE(std::string(e.what()).find("'fc.weight'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(OptimState, LoadStateRejectsMismatches) {
   std::vector<Tensor> params = initial_params(DType::f32);
   optim::Adam adam(params);

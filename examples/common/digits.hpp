@@ -1,5 +1,6 @@
-// The UCI digits for Kiln's examples: loading, the seeded 80/20 split, batches as feeds,
-// and accuracy. (The general data module comes later; this keeps the examples standalone.)
+// The UCI digits for Kiln's examples: loading, the seeded 80/20 split and batches as feeds.
+// (The general data module comes later; this keeps the examples standalone. Accuracy needs
+// no helper: (logits.argmax(1) == labels).mean().)
 #pragma once
 
 #include <algorithm>
@@ -79,19 +80,6 @@ inline kiln::Feeds digit_batch(const Digits& data, const std::vector<std::int64_
   std::vector<std::int64_t> dims{n};
   dims.insert(dims.end(), example_dims.begin(), example_dims.end());
   return {{input, kiln::Tensor::from(x, kiln::Shape(dims))}, {"label", kiln::Tensor::from(y, {n})}};
-}
-
-/// Share of rows of `scores` [n, classes] whose largest entry is at the label.
-inline double accuracy(const kiln::Tensor& scores, const kiln::Tensor& labels) {
-  const std::vector<float> s = scores.to_vector<float>();
-  const std::vector<std::int32_t> l = labels.to_vector<std::int32_t>();
-  const auto classes = static_cast<std::ptrdiff_t>(scores.dim(1));
-  std::int64_t correct = 0;
-  for (std::size_t i = 0; i < l.size(); ++i) {
-    const auto row = s.begin() + static_cast<std::ptrdiff_t>(i) * classes;
-    if (std::max_element(row, row + classes) - row == l[i]) ++correct;
-  }
-  return static_cast<double>(correct) / static_cast<double>(l.size());
 }
 
 }  // namespace kiln_examples

@@ -12,6 +12,7 @@
 #include "kiln/graph/graph.hpp"
 #include "kiln/graph/op.hpp"
 #include "kiln/nn/layers.hpp"
+#include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"

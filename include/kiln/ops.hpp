@@ -25,10 +25,15 @@ KILN_API Value add(Value a, Value b, std::string name = {});
 KILN_API Value sub(Value a, Value b, std::string name = {});
 KILN_API Value mul(Value a, Value b, std::string name = {});
 KILN_API Value div(Value a, Value b, std::string name = {});
-/// Arithmetic with a scalar of the value's dtype.
+/// Arithmetic with a scalar, which becomes a constant of the value's dtype (broadcast).
 KILN_API Value add(Value a, double b);
-KILN_API Value mul(Value a, double b);
+KILN_API Value add(double a, Value b);
+KILN_API Value sub(Value a, double b);
 KILN_API Value sub(double a, Value b);
+KILN_API Value mul(Value a, double b);
+KILN_API Value mul(double a, Value b);
+KILN_API Value div(Value a, double b);
+KILN_API Value div(double a, Value b);
 
 /// Elementwise functions.
 KILN_API Value neg(Value x, std::string name = {});
@@ -154,10 +159,29 @@ KILN_API Value upsample_nearest2d(Value x, Pair scale, std::string name = {});
 /// A scalar constant in x's graph with x's dtype.
 KILN_API Value scalar_like(Value x, double value);
 
+/// Arithmetic operators: the builders above with numpy broadcasting; a scalar operand
+/// becomes a constant of the other operand's dtype. x * 0.5, 1.0 - p, (a + b) / c, -x.
 inline Value operator+(Value a, Value b) { return add(a, b); }
 inline Value operator-(Value a, Value b) { return sub(a, b); }
 inline Value operator*(Value a, Value b) { return mul(a, b); }
 inline Value operator/(Value a, Value b) { return div(a, b); }
 inline Value operator-(Value a) { return neg(a); }
+inline Value operator+(Value a, double b) { return add(a, b); }
+inline Value operator+(double a, Value b) { return add(a, b); }
+inline Value operator-(Value a, double b) { return sub(a, b); }
+inline Value operator-(double a, Value b) { return sub(a, b); }
+inline Value operator*(Value a, double b) { return mul(a, b); }
+inline Value operator*(double a, Value b) { return mul(a, b); }
+inline Value operator/(Value a, double b) { return div(a, b); }
+inline Value operator/(double a, Value b) { return div(a, b); }
+/// a = a + b, and so on (Values are handles: this adds a node and rebinds a).
+inline Value& operator+=(Value& a, Value b) { return a = add(a, b); }
+inline Value& operator-=(Value& a, Value b) { return a = sub(a, b); }
+inline Value& operator*=(Value& a, Value b) { return a = mul(a, b); }
+inline Value& operator/=(Value& a, Value b) { return a = div(a, b); }
+inline Value& operator+=(Value& a, double b) { return a = add(a, b); }
+inline Value& operator-=(Value& a, double b) { return a = sub(a, b); }
+inline Value& operator*=(Value& a, double b) { return a = mul(a, b); }
+inline Value& operator/=(Value& a, double b) { return a = div(a, b); }
 
 }  // namespace kiln

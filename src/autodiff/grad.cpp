@@ -3,6 +3,7 @@
 #include <string>
 
 #include "autodiff/grad_rules.hpp"
+#include "graph/graph_editor.hpp"
 #include "internal/kernel.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
 #if defined(KILN_WITH_ONEDNN)
@@ -53,6 +54,11 @@ std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {
       if (from_wrt[static_cast<std::size_t>(i)]) from_wrt[id] = true;
 
   std::vector<Value> grads(n);
+  internal::GraphRollback rollback(g);  // a rule that throws leaves the graph unchanged
+  const std::size_t first_new = g.size();
+  // Gradient nodes carry the scope of the forward node they differentiate; the user's
+  // current scope comes back when `scope` ends.
+  ScopeGuard scope = g.set_scope(loss.node().scope);
   if (loss.shape().rank() == 0) {
     grads[n - 1] = g.constant(Tensor::scalar(1.0, loss.dtype()));
   } else {
@@ -67,18 +73,35 @@ std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {
     if (!rule) continue;  // not differentiable: no gradient flows through
     internal::GradContext c{node, g.value(static_cast<std::int32_t>(id)), grads[id], {}};
     for (auto i : node.inputs) c.inputs.push_back(g.value(i));
-    const std::vector<Value> in_grads = rule(c);
+    std::vector<Value> in_grads;
+    {
+      ScopeGuard in_node = g.set_scope(node.scope);
+      in_grads = rule(c);
+    }
     for (std::size_t k = 0; k < node.inputs.size(); ++k) {
       const auto i = static_cast<std::size_t>(node.inputs[k]);
       if (!in_grads[k].valid() || !from_wrt[i]) continue;
-      grads[i] = grads[i].valid() ? add(grads[i], in_grads[k]) : in_grads[k];
+      if (grads[i].valid()) {
+        // The sum of the gradients reaching node i belongs to node i's layer.
+        ScopeGuard in_input = g.set_scope(g.node(node.inputs[k]).scope);
+        grads[i] = add(grads[i], in_grads[k]);
+      } else {
+        grads[i] = in_grads[k];
+      }
     }
   }
   std::vector<Value> out;
   for (const Value& w : wrt) {
     const auto id = static_cast<std::size_t>(w.id());
-    out.push_back(id < n && grads[id].valid() ? grads[id] : mul(w, 0.0));
+    if (id < n && grads[id].valid()) {
+      out.push_back(grads[id]);
+    } else {
+      ScopeGuard in_w = g.set_scope(w.node().scope);
+      out.push_back(mul(w, 0.0));
+    }
   }
+  internal::GraphEditor::mark_gradient(g, first_new);
+  rollback.commit();
   return out;
 }
 

@@ -145,8 +145,8 @@ bool Tensor::is_contiguous() const {
 
 void Tensor::check_dtype(DType expected) const {
   if (expected != dtype_)
-    throw DTypeError("tensor " + shape_.str() + " holds " + std::string(to_string(dtype_)) +
-                     ", not " + std::string(to_string(expected)));
+    throw DTypeError("tensor " + shape_.str() + " holds " + std::string(kiln::to_string(dtype_)) +
+                     ", not " + std::string(kiln::to_string(expected)));
 }
 
 void Tensor::copy_to_raw(void* dst, std::size_t count, DType dtype) const {
@@ -271,7 +271,7 @@ void Tensor::copy_from(const Tensor& src) {
 }
 
 std::string Tensor::str() const {
-  return "Tensor(" + std::string(to_string(dtype_)) + ", " + shape_.str() + ")";
+  return "Tensor(" + std::string(kiln::to_string(dtype_)) + ", " + shape_.str() + ")";
 }
 
 }  // namespace kiln

@@ -1,16 +1,97 @@
 #include "kiln/graph/graph.hpp"
 
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "internal/op_info.hpp"
 #include "kiln/core/error.hpp"
 
 namespace kiln {
 
-const Node& Value::node() const {
-  if (!graph_) throw ValueError("use of an empty Value");
-  return graph_->node(id_);
+Value::Value(Graph* graph, std::int32_t id)
+    : anchor_(graph != nullptr ? graph->anchor() : nullptr), id_(id) {}
+
+Graph& Value::graph() const {
+  if (!anchor_) throw ValueError("use of an empty Value");
+  return *anchor_->graph;
 }
+
+const Node& Value::node() const {
+  if (!anchor_) throw ValueError("use of an empty Value");
+  return anchor_->graph->node(id_);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Moves and scopes
+
+Graph::~Graph() = default;
+
+Graph::Graph(Graph&& other) noexcept
+    : anchor_(std::move(other.anchor_)),
+      nodes_(std::move(other.nodes_)),
+      names_(std::move(other.names_)),
+      scope_(std::move(other.scope_)) {
+  if (anchor_) anchor_->graph = this;
+  other.nodes_.clear();
+  other.names_.clear();
+  other.scope_.clear();
+}
+
+Graph& Graph::operator=(Graph&& other) noexcept {
+  if (this == &other) return *this;
+  anchor_ = std::move(other.anchor_);
+  nodes_ = std::move(other.nodes_);
+  names_ = std::move(other.names_);
+  scope_ = std::move(other.scope_);
+  if (anchor_) anchor_->graph = this;
+  other.nodes_.clear();
+  other.names_.clear();
+  other.scope_.clear();
+  return *this;
+}
+
+internal::GraphAnchor* Graph::anchor() {
+  if (!anchor_) {
+    anchor_ = std::make_unique<internal::GraphAnchor>();
+    anchor_->graph = this;
+  }
+  return anchor_.get();
+}
+
+ScopeGuard Graph::scope(std::string_view name) {
+  if (name.empty()) throw ValueError("Graph::scope: a scope needs a non-empty name");
+  std::string path = scope_.empty() ? std::string(name) : scope_ + "/" + std::string(name);
+  return set_scope(std::move(path));
+}
+
+ScopeGuard Graph::set_scope(std::string path) {
+  std::string previous = std::exchange(scope_, std::move(path));
+  return ScopeGuard(anchor(), std::move(previous));
+}
+
+ScopeGuard::ScopeGuard(ScopeGuard&& other) noexcept
+    : anchor_(std::exchange(other.anchor_, nullptr)), previous_(std::move(other.previous_)) {}
+
+ScopeGuard& ScopeGuard::operator=(ScopeGuard&& other) noexcept {
+  if (this != &other) {
+    close();
+    anchor_ = std::exchange(other.anchor_, nullptr);
+    previous_ = std::move(other.previous_);
+  }
+  return *this;
+}
+
+ScopeGuard::~ScopeGuard() { close(); }
+
+void ScopeGuard::close() {
+  if (!anchor_) return;
+  anchor_->graph->scope_ = std::move(previous_);
+  anchor_ = nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Nodes
 
 std::string Graph::unique_name(std::string name, Op op) {
   if (name.empty()) {
@@ -27,9 +108,10 @@ std::string Graph::unique_name(std::string name, Op op) {
 
 Value Graph::append(Node node) {
   const auto id = static_cast<std::int32_t>(nodes_.size());
+  node.scope = scope_;
   names_.emplace(node.name, id);
   nodes_.push_back(std::move(node));
-  return Value(this, id);
+  return Value(anchor(), id);
 }
 
 Value Graph::input(std::string name, Shape shape, DType dtype) {
@@ -98,7 +180,7 @@ Value Graph::add(Op op, const std::vector<Value>& inputs, Attrs attrs, std::stri
 Value Graph::find(std::string_view name) {
   auto it = names_.find(std::string(name));
   if (it == names_.end()) throw NameError("no node named '" + std::string(name) + "' in the graph");
-  return Value(this, it->second);
+  return Value(anchor(), it->second);
 }
 
 bool Graph::contains(std::string_view name) const { return names_.count(std::string(name)) > 0; }
@@ -106,7 +188,7 @@ bool Graph::contains(std::string_view name) const { return names_.count(std::str
 std::vector<Value> Graph::inputs() {
   std::vector<Value> out;
   for (std::size_t i = 0; i < nodes_.size(); ++i)
-    if (nodes_[i].op == Op::input) out.emplace_back(this, static_cast<std::int32_t>(i));
+    if (nodes_[i].op == Op::input) out.push_back(Value(anchor(), static_cast<std::int32_t>(i)));
   return out;
 }
 
@@ -114,7 +196,7 @@ std::vector<Value> Graph::parameters() {
   std::vector<Value> out;
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_[i].op == Op::parameter && nodes_[i].trainable)
-      out.emplace_back(this, static_cast<std::int32_t>(i));
+      out.push_back(Value(anchor(), static_cast<std::int32_t>(i)));
   return out;
 }
 
@@ -122,7 +204,7 @@ std::vector<Value> Graph::buffers() {
   std::vector<Value> out;
   for (std::size_t i = 0; i < nodes_.size(); ++i)
     if (nodes_[i].op == Op::parameter && !nodes_[i].trainable)
-      out.emplace_back(this, static_cast<std::int32_t>(i));
+      out.push_back(Value(anchor(), static_cast<std::int32_t>(i)));
   return out;
 }
 

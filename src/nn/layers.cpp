@@ -30,12 +30,33 @@ void check_input(Graph& graph, Value x, const char* layer, const char* what) {
   }
 }
 
-// True if a node is named `prefix` or "<prefix>.<anything>".
+// The graph of a layer's input; ValueError naming the layer if x is empty.
+Graph& graph_of(Value x, const char* layer, const char* what) {
+  if (!x.valid()) {
+    throw ValueError(std::string("nn::") + layer + ": " + what + " is an empty Value");
+  }
+  return x.graph();
+}
+
+// True if `prefix` is one of the "/"-separated parts of `scope`.
+bool scope_has(const std::string& scope, const std::string& prefix) {
+  std::size_t begin = 0;
+  while (begin <= scope.size()) {
+    std::size_t end = scope.find('/', begin);
+    if (end == std::string::npos) end = scope.size();
+    if (scope.compare(begin, end - begin, prefix) == 0) return true;
+    begin = end + 1;
+  }
+  return false;
+}
+
+// A node named `prefix` or "<prefix>.<anything>", or in a scope `prefix`.
 const Node* node_with_prefix(const Graph& graph, const std::string& prefix) {
   for (const Node& n : graph.nodes()) {
     if (n.name == prefix ||
         (n.name.size() > prefix.size() && n.name.compare(0, prefix.size(), prefix) == 0 &&
-         n.name[prefix.size()] == '.')) {
+         n.name[prefix.size()] == '.') ||
+        (!n.scope.empty() && scope_has(n.scope, prefix))) {
       return &n;
     }
   }
@@ -138,17 +159,25 @@ Value Activation::operator()(Value x) const {
   throw ValueError("nn::Activation: unknown kind " + std::to_string(static_cast<int>(kind_)));
 }
 
+Value Activation::operator()(Graph& graph, Value x) const {
+  check_input(graph, x, "Activation", "input");
+  if (is_identity()) return x;
+  ScopeGuard layer = graph.scope(layer_prefix(graph, "", "activation"));
+  return (*this)(x);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Layers
 
-Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& options) {
-  check_input(graph, x, "dense", "input");
+Value dense(Value x, std::int64_t units, const DenseOptions& options) {
+  Graph& graph = graph_of(x, "dense", "input");
   const std::int64_t in = last_dim(x, "dense");
   if (units <= 0) {
     throw ValueError("nn::dense: units must be > 0, got " + std::to_string(units) +
                      (options.name.empty() ? std::string() : " (layer '" + options.name + "')"));
   }
   const std::string prefix = layer_prefix(graph, options.name, "dense");
+  ScopeGuard layer = graph.scope(prefix);
   const DType dtype = x.dtype();
 
   const std::string weight_name = prefix + ".weight";
@@ -173,9 +202,9 @@ Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& optio
   return options.activation(h);
 }
 
-Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
+Value embedding(Value indices, std::int64_t num, std::int64_t dim,
                 const EmbeddingOptions& options) {
-  check_input(graph, indices, "embedding", "indices");
+  Graph& graph = graph_of(indices, "embedding", "indices");
   if (!is_integer(indices.dtype())) {
     throw DTypeError("nn::embedding: indices '" + indices.name() + "' must be i32 or i64, got " +
                      std::string(to_string(indices.dtype())));
@@ -189,6 +218,7 @@ Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
                      std::string(to_string(options.dtype)));
   }
   const std::string prefix = layer_prefix(graph, options.name, "embedding");
+  ScopeGuard layer = graph.scope(prefix);
   const std::string weight_name = prefix + ".weight";
   Value table =
       graph.parameter(weight_name, initial_value(options.init, Shape{num, dim}, options.dtype,
@@ -196,13 +226,14 @@ Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
   return kiln::gather(table, indices, prefix + ".gather");
 }
 
-Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options) {
-  check_input(graph, x, "layer_norm", "input");
+Value layer_norm(Value x, const LayerNormOptions& options) {
+  Graph& graph = graph_of(x, "layer_norm", "input");
   const std::int64_t features = last_dim(x, "layer_norm");
   if (!(options.eps >= 0.0)) {
     throw ValueError("nn::layer_norm: eps must be >= 0, got " + std::to_string(options.eps));
   }
   const std::string prefix = layer_prefix(graph, options.name, "layer_norm");
+  ScopeGuard layer = graph.scope(prefix);
   const auto axis = static_cast<std::int64_t>(x.shape().rank()) - 1;
 
   Value mu = kiln::mean(x, {axis}, true, prefix + ".mean");
@@ -219,9 +250,8 @@ Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options) {
   return y;
 }
 
-Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
-             const Conv2dLayerOptions& options) {
-  check_input(graph, x, "conv2d", "input");
+Value conv2d(Value x, std::int64_t out_channels, Pair kernel, const Conv2dLayerOptions& options) {
+  Graph& graph = graph_of(x, "conv2d", "input");
   const std::int64_t in = nchw_channels(x, "conv2d");
   const std::string where =
       options.name.empty() ? std::string() : " (layer '" + options.name + "')";
@@ -239,6 +269,7 @@ Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
                      ") and the output channels (" + std::to_string(out_channels) + ")" + where);
   }
   const std::string prefix = layer_prefix(graph, options.name, "conv2d");
+  ScopeGuard layer = graph.scope(prefix);
   const DType dtype = x.dtype();
 
   // The initialiser sees the kernel as [kh, kw, C/groups, O] (Keras), so fans() is right.
@@ -262,8 +293,8 @@ Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
   return options.activation(y);
 }
 
-Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options) {
-  check_input(graph, x, "batch_norm", "input");
+Value batch_norm(Value x, const BatchNormLayerOptions& options) {
+  Graph& graph = graph_of(x, "batch_norm", "input");
   if (!is_floating(x.dtype())) {
     throw DTypeError("nn::batch_norm: input '" + x.name() + "' must be f32 or f64, got " +
                      std::string(to_string(x.dtype())));
@@ -282,6 +313,7 @@ Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options) {
   }
   const std::int64_t channels = s[1];
   const std::string prefix = layer_prefix(graph, options.name, "batch_norm");
+  ScopeGuard layer = graph.scope(prefix);
   const DType dtype = x.dtype();
   const Shape shape{channels};
 
@@ -304,29 +336,87 @@ Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options) {
       prefix + ".normalise");
 }
 
-Value max_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options) {
-  check_input(graph, x, "max_pool2d", "input");
+Value max_pool2d(Value x, Pair kernel, Pool2dOptions options) {
+  Graph& graph = graph_of(x, "max_pool2d", "input");
+  ScopeGuard layer = graph.scope(layer_prefix(graph, "", "max_pool2d"));
   options.kernel = kernel;
   return kiln::max_pool2d(x, options);
 }
 
-Value avg_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options) {
-  check_input(graph, x, "avg_pool2d", "input");
+Value avg_pool2d(Value x, Pair kernel, Pool2dOptions options) {
+  Graph& graph = graph_of(x, "avg_pool2d", "input");
+  ScopeGuard layer = graph.scope(layer_prefix(graph, "", "avg_pool2d"));
   options.kernel = kernel;
   return kiln::avg_pool2d(x, options);
 }
 
-Value dropout(Graph& graph, Value x, double p, const DropoutOptions& options) {
-  check_input(graph, x, "dropout", "input");
+Value dropout(Value x, double p, const DropoutOptions& options) {
+  Graph& graph = graph_of(x, "dropout", "input");
   if (!(p >= 0.0 && p < 1.0)) {
     throw ValueError("nn::dropout: p must be in [0, 1), got " + std::to_string(p));
   }
   const std::string prefix = layer_prefix(graph, options.name, "dropout");
+  ScopeGuard layer = graph.scope(prefix);
   return kiln::dropout(x, static_cast<float>(p), hash_bits(options.seed, fnv1a(prefix)), prefix);
+}
+
+// The overloads with a graph: check that x belongs to it, then the same.
+
+Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& options) {
+  check_input(graph, x, "dense", "input");
+  return dense(x, units, options);
+}
+
+Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
+                const EmbeddingOptions& options) {
+  check_input(graph, indices, "embedding", "indices");
+  return embedding(indices, num, dim, options);
+}
+
+Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options) {
+  check_input(graph, x, "layer_norm", "input");
+  return layer_norm(x, options);
+}
+
+Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
+             const Conv2dLayerOptions& options) {
+  check_input(graph, x, "conv2d", "input");
+  return conv2d(x, out_channels, kernel, options);
+}
+
+Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options) {
+  check_input(graph, x, "batch_norm", "input");
+  return batch_norm(x, options);
+}
+
+Value max_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options) {
+  check_input(graph, x, "max_pool2d", "input");
+  return max_pool2d(x, kernel, options);
+}
+
+Value avg_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options) {
+  check_input(graph, x, "avg_pool2d", "input");
+  return avg_pool2d(x, kernel, options);
+}
+
+Value dropout(Graph& graph, Value x, double p, const DropoutOptions& options) {
+  check_input(graph, x, "dropout", "input");
+  return dropout(x, p, options);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Composition
+
+Value Layer::operator()(Value x) const {
+  if (!fn_) throw ValueError("nn::Layer: the layer is empty");
+  return fn_(graph_of(x, "Layer", "input"), x);
+}
+
+Value Layer::operator()(Graph& graph, Value x) const {
+  check_input(graph, x, "Layer", "input");
+  if (!fn_) throw ValueError("nn::Layer: the layer is empty");
+  return fn_(graph, x);
+}
 
 Sequential& Sequential::add(Layer layer) {
   if (!layer) throw ValueError("nn::Sequential::add: empty layer");
@@ -334,12 +424,20 @@ Sequential& Sequential::add(Layer layer) {
   return *this;
 }
 
-Value Sequential::operator()(Graph& graph, Value x) const {
+Value Sequential::operator()(Value x) const {
+  Graph& graph = graph_of(x, "Sequential", "input");
+  ScopeGuard scope;
+  if (!name_.empty()) scope = graph.scope(name_);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     if (!layers_[i]) throw ValueError("nn::Sequential: layer " + std::to_string(i) + " is empty");
     x = layers_[i](graph, x);
   }
   return x;
+}
+
+Value Sequential::operator()(Graph& graph, Value x) const {
+  check_input(graph, x, "Sequential", "input");
+  return (*this)(x);
 }
 
 Dense::Dense(std::int64_t units, Activation activation) : units_(units) {
@@ -349,24 +447,31 @@ Dense::Dense(std::int64_t units, Activation activation) : units_(units) {
 Dense::Dense(std::int64_t units, DenseOptions options)
     : units_(units), options_(std::move(options)) {}
 
+Value Dense::operator()(Value x) const { return dense(x, units_, options_); }
 Value Dense::operator()(Graph& graph, Value x) const { return dense(graph, x, units_, options_); }
 
 Embedding::Embedding(std::int64_t num, std::int64_t dim, EmbeddingOptions options)
     : num_(num), dim_(dim), options_(std::move(options)) {}
 
+Value Embedding::operator()(Value indices) const {
+  return embedding(indices, num_, dim_, options_);
+}
 Value Embedding::operator()(Graph& graph, Value indices) const {
   return embedding(graph, indices, num_, dim_, options_);
 }
 
+Value LayerNorm::operator()(Value x) const { return layer_norm(x, options_); }
 Value LayerNorm::operator()(Graph& graph, Value x) const { return layer_norm(graph, x, options_); }
 
 Conv2d::Conv2d(std::int64_t out_channels, Pair kernel, Conv2dLayerOptions options)
     : out_channels_(out_channels), kernel_(kernel), options_(std::move(options)) {}
 
+Value Conv2d::operator()(Value x) const { return conv2d(x, out_channels_, kernel_, options_); }
 Value Conv2d::operator()(Graph& graph, Value x) const {
   return conv2d(graph, x, out_channels_, kernel_, options_);
 }
 
+Value BatchNorm2d::operator()(Value x) const { return batch_norm(x, options_); }
 Value BatchNorm2d::operator()(Graph& graph, Value x) const {
   return batch_norm(graph, x, options_);
 }
@@ -375,6 +480,7 @@ MaxPool2d::MaxPool2d(Pair kernel, Pool2dOptions options) : options_(options) {
   options_.kernel = kernel;
 }
 
+Value MaxPool2d::operator()(Value x) const { return max_pool2d(x, options_.kernel, options_); }
 Value MaxPool2d::operator()(Graph& graph, Value x) const {
   return max_pool2d(graph, x, options_.kernel, options_);
 }
@@ -383,27 +489,45 @@ AvgPool2d::AvgPool2d(Pair kernel, Pool2dOptions options) : options_(options) {
   options_.kernel = kernel;
 }
 
+Value AvgPool2d::operator()(Value x) const { return avg_pool2d(x, options_.kernel, options_); }
 Value AvgPool2d::operator()(Graph& graph, Value x) const {
   return avg_pool2d(graph, x, options_.kernel, options_);
 }
 
-Value GlobalAvgPool2d::operator()(Graph& graph, Value x) const {
-  check_input(graph, x, "GlobalAvgPool2d", "input");
+Value GlobalAvgPool2d::operator()(Value x) const {
+  Graph& graph = graph_of(x, "GlobalAvgPool2d", "input");
+  ScopeGuard layer = graph.scope(layer_prefix(graph, "", "global_avg_pool2d"));
   return kiln::global_avg_pool2d(x);
 }
+Value GlobalAvgPool2d::operator()(Graph& graph, Value x) const {
+  check_input(graph, x, "GlobalAvgPool2d", "input");
+  return (*this)(x);
+}
 
+Value Flatten::operator()(Value x) const {
+  Graph& graph = graph_of(x, "Flatten", "input");
+  ScopeGuard layer = graph.scope(layer_prefix(graph, "", "flatten"));
+  return kiln::flatten(x);
+}
 Value Flatten::operator()(Graph& graph, Value x) const {
   check_input(graph, x, "Flatten", "input");
-  return kiln::flatten(x);
+  return (*this)(x);
 }
 
 Dropout::Dropout(double p, DropoutOptions options) : p_(p), options_(std::move(options)) {}
 
+Value Dropout::operator()(Value x) const { return dropout(x, p_, options_); }
 Value Dropout::operator()(Graph& graph, Value x) const { return dropout(graph, x, p_, options_); }
 
 std::vector<Tensor> parameter_tensors(Graph& graph) {
   std::vector<Tensor> out;
   for (Value v : graph.parameters()) out.push_back(graph.tensor(v));
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> named_parameters(Graph& graph) {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (Value v : graph.parameters()) out.emplace_back(v.name(), graph.tensor(v));
   return out;
 }
 

@@ -145,9 +145,28 @@ Value scalar_like(Value x, double value) {
   return x.graph().constant(Tensor::scalar(value, x.dtype()));
 }
 
-Value add(Value a, double b) { return add(a, scalar_like(a, b)); }
-Value mul(Value a, double b) { return mul(a, scalar_like(a, b)); }
-Value sub(double a, Value b) { return sub(scalar_like(b, a), b); }
+namespace {
+
+// The scalar operand of arithmetic with x, as a constant of x's dtype. Checked first, so a
+// refused operation adds no node.
+Value scalar_operand(Value x, double value, const char* op) {
+  require_valid(x, op, "x");
+  if (!is_floating(x.dtype()))
+    throw DTypeError(std::string(op) + ": value '" + x.name() + "' is " +
+                     std::string(to_string(x.dtype())) + "; arithmetic needs f32 or f64");
+  return scalar_like(x, value);
+}
+
+}  // namespace
+
+Value add(Value a, double b) { return add(a, scalar_operand(a, b, "add")); }
+Value add(double a, Value b) { return add(scalar_operand(b, a, "add"), b); }
+Value sub(Value a, double b) { return sub(a, scalar_operand(a, b, "sub")); }
+Value sub(double a, Value b) { return sub(scalar_operand(b, a, "sub"), b); }
+Value mul(Value a, double b) { return mul(a, scalar_operand(a, b, "mul")); }
+Value mul(double a, Value b) { return mul(scalar_operand(b, a, "mul"), b); }
+Value div(Value a, double b) { return div(a, scalar_operand(a, b, "div")); }
+Value div(double a, Value b) { return div(scalar_operand(b, a, "div"), b); }
 
 Value neg(Value x, std::string name) { return unary(Op::neg, x, std::move(name)); }
 Value exp(Value x, std::string name) { return unary(Op::exp, x, std::move(name)); }

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 
 #include "kiln/core/error.hpp"
@@ -10,27 +11,63 @@
 namespace kiln::optim {
 namespace {
 
-std::string param_label(std::size_t i, const Tensor& p) {
-  return "parameter " + std::to_string(i) + " (" + std::string(to_string(p.dtype())) + " " +
-         p.shape().str() + ")";
+// "parameter 'fc1.weight' (f32 [4, 3])", or "parameter 2 (...)" when named by position.
+std::string param_label(std::size_t i, const std::string& name, const Tensor& p) {
+  const std::string who =
+      name == std::to_string(i) ? "parameter " + name : "parameter '" + name + "'";
+  return who + " (" + std::string(to_string(p.dtype())) + " " + p.shape().str() + ")";
+}
+
+// "'a', 'b' and 3 more".
+std::string quoted_list(const std::vector<std::string>& names) {
+  constexpr std::size_t shown = 8;
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i) {
+    if (i > 0) out += ", ";
+    out += "'" + names[i] + "'";
+  }
+  if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
+  return out;
 }
 
 }  // namespace
 
+NamedParameters named_by_position(std::vector<Tensor> parameters) {
+  NamedParameters out;
+  out.reserve(parameters.size());
+  for (std::size_t i = 0; i < parameters.size(); ++i)
+    out.emplace_back(std::to_string(i), std::move(parameters[i]));
+  return out;
+}
+
 Optimizer::Optimizer(std::vector<Tensor> parameters, double lr, std::string kind)
-    : params_(std::move(parameters)), kind_(std::move(kind)) {
+    : Optimizer(named_by_position(std::move(parameters)), lr, std::move(kind)) {}
+
+Optimizer::Optimizer(NamedParameters parameters, double lr, std::string kind)
+    : kind_(std::move(kind)) {
   const std::string who = "optim::" + kind_ + ": ";
-  if (params_.empty()) throw ValueError(who + "got an empty parameter list");
+  if (parameters.empty()) throw ValueError(who + "got an empty parameter list");
+  std::set<std::string> seen;
+  for (auto& [name, tensor] : parameters) {
+    if (name.empty())
+      throw ValueError(who + "parameter " + std::to_string(params_.size()) + " has no name");
+    if (!seen.insert(name).second)
+      throw ValueError(who + "two parameters are named '" + name + "'");
+    names_.push_back(std::move(name));
+    params_.push_back(std::move(tensor));
+  }
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
-    if (!p.defined()) throw ValueError(who + "parameter " + std::to_string(i) + " is empty");
+    if (!p.defined()) throw ValueError(who + param_label(i, names_[i], p) + " is empty");
     if (!is_floating(p.dtype())) {
-      throw DTypeError(who + param_label(i, p) + " must be f32 or f64");
+      throw DTypeError(who + param_label(i, names_[i], p) + " must be f32 or f64");
     }
-    if (!p.is_contiguous()) throw ValueError(who + param_label(i, p) + " is not contiguous");
+    if (!p.is_contiguous())
+      throw ValueError(who + param_label(i, names_[i], p) + " is not contiguous");
     for (std::size_t j = 0; j < i; ++j) {
       if (p.numel() > 0 && params_[j].raw() == p.raw()) {
-        throw ValueError(who + "parameters " + std::to_string(j) + " and " + std::to_string(i) +
+        throw ValueError(who + param_label(j, names_[j], params_[j]) + " and " +
+                         param_label(i, names_[i], p) +
                          " share storage; each tensor must be given once");
       }
     }
@@ -68,13 +105,14 @@ void Optimizer::step(std::span<const Tensor> grads) {
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const Tensor& g = grads[i];
     const Tensor& p = params_[i];
-    if (!g.defined()) throw ValueError(who + "the gradient of " + param_label(i, p) + " is empty");
+    if (!g.defined())
+      throw ValueError(who + "the gradient of " + param_label(i, names_[i], p) + " is empty");
     if (g.shape() != p.shape()) {
-      throw ShapeError(who + "the gradient of " + param_label(i, p) + " has shape " +
+      throw ShapeError(who + "the gradient of " + param_label(i, names_[i], p) + " has shape " +
                        g.shape().str());
     }
     if (g.dtype() != p.dtype()) {
-      throw DTypeError(who + "the gradient of " + param_label(i, p) + " is " +
+      throw DTypeError(who + "the gradient of " + param_label(i, names_[i], p) + " is " +
                        std::string(to_string(g.dtype())));
     }
   }
@@ -91,9 +129,16 @@ State Optimizer::state() const {
   out.emplace_back("lr", Tensor::scalar(lr_, DType::f64));
   for (std::size_t i = 0; i < params_.size(); ++i) {
     for (std::size_t s = 0; s < slots_.size(); ++s) {
-      out.emplace_back(std::to_string(i) + "." + slot_names_[s], slots_[s][i].clone());
+      out.emplace_back(names_[i] + "." + slot_names_[s], slots_[s][i].clone());
     }
   }
+  return out;
+}
+
+std::vector<std::string> Optimizer::state_names() const {
+  std::vector<std::string> out{"step", "lr"};
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    for (const std::string& slot : slot_names_) out.push_back(names_[i] + "." + slot);
   return out;
 }
 
@@ -122,27 +167,53 @@ void Optimizer::load_state(const State& state) {
   if (!is_floating(lr.dtype()) || lr.numel() != 1 || !(lr.item() >= 0.0)) {
     throw ValueError(who + "'lr' must be one non-negative float, got " + lr.str());
   }
+  // Every slot of every parameter, by name; all missing and unknown names are reported.
   std::vector<std::vector<const Tensor*>> sources(slots_.size());
+  std::vector<std::string> missing;
   for (std::size_t s = 0; s < slots_.size(); ++s) {
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      const std::string name = std::to_string(i) + "." + slot_names_[s];
-      const Tensor& t = take(name);
+      const std::string name = names_[i] + "." + slot_names_[s];
+      auto it = by_name.find(name);
+      if (it == by_name.end()) {
+        if (missing.empty() || missing.back() != names_[i]) missing.push_back(names_[i]);
+        sources[s].push_back(nullptr);
+        continue;
+      }
+      const Tensor& t = *it->second;
+      by_name.erase(it);
       const Tensor& mine = slots_[s][i];
       if (t.shape() != mine.shape()) {
         throw ShapeError(who + "entry '" + name + "' has shape " + t.shape().str() + ", " +
-                         param_label(i, params_[i]) + " needs " + mine.shape().str());
+                         param_label(i, names_[i], params_[i]) + " needs " + mine.shape().str());
       }
       if (t.dtype() != mine.dtype()) {
         throw DTypeError(who + "entry '" + name + "' is " + std::string(to_string(t.dtype())) +
-                         ", " + param_label(i, params_[i]) + " needs " +
+                         ", " + param_label(i, names_[i], params_[i]) + " needs " +
                          std::string(to_string(mine.dtype())));
       }
       sources[s].push_back(&t);
     }
   }
-  if (!by_name.empty()) {
-    throw ValueError(who + "unknown entry '" + by_name.begin()->first + "' for a " + kind_ +
-                     " optimizer over " + std::to_string(params_.size()) + " parameters");
+  if (!missing.empty()) {
+    // Slots are visited slot by slot: keep each parameter once, in parameter order.
+    std::set<std::string> once(missing.begin(), missing.end());
+    missing.clear();
+    for (const std::string& n : names_)
+      if (once.count(n)) missing.push_back(n);
+  }
+  std::vector<std::string> unknown;  // the parameter part of each unknown entry, once
+  for (const auto& entry : by_name) {
+    const auto dot = entry.first.rfind('.');
+    std::string param = dot == std::string::npos ? entry.first : entry.first.substr(0, dot);
+    if (unknown.empty() || unknown.back() != param) unknown.push_back(std::move(param));
+  }
+  if (!missing.empty() || !unknown.empty()) {
+    std::string msg = who + "the state does not match the " + std::to_string(params_.size()) +
+                      " parameters by name:";
+    if (!missing.empty()) msg += " no state for " + quoted_list(missing);
+    if (!missing.empty() && !unknown.empty()) msg += ";";
+    if (!unknown.empty()) msg += " state for unknown " + quoted_list(unknown);
+    throw ValueError(msg);
   }
 
   set_lr(lr.item());

@@ -68,6 +68,9 @@ void check_common(const char* kind, double lr, double eps, double weight_decay) 
 // SGD
 
 SGD::SGD(std::vector<Tensor> parameters, SGDOptions options)
+    : SGD(named_by_position(std::move(parameters)), options) {}
+
+SGD::SGD(NamedParameters parameters, SGDOptions options)
     : Optimizer(std::move(parameters), options.lr, "sgd"), options_(options) {
   check_common("sgd", options.lr, 0.0, options.weight_decay);
   check_option(options.momentum >= 0.0 && std::isfinite(options.momentum), "sgd", "momentum",
@@ -114,9 +117,12 @@ void SGD::update(std::size_t index, Tensor& param, const Tensor& grad) {
 // Adam, AdamW
 
 Adam::Adam(std::vector<Tensor> parameters, AdamOptions options)
+    : Adam(named_by_position(std::move(parameters)), options, false, "adam") {}
+
+Adam::Adam(NamedParameters parameters, AdamOptions options)
     : Adam(std::move(parameters), options, false, "adam") {}
 
-Adam::Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled, std::string kind)
+Adam::Adam(NamedParameters parameters, AdamOptions options, bool decoupled, std::string kind)
     : Optimizer(std::move(parameters), options.lr, kind), options_(options), decoupled_(decoupled) {
   const char* k = decoupled ? "adamw" : "adam";
   check_common(k, options.lr, options.eps, options.weight_decay);
@@ -128,6 +134,9 @@ Adam::Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled, 
 }
 
 AdamW::AdamW(std::vector<Tensor> parameters, AdamWOptions o)
+    : AdamW(named_by_position(std::move(parameters)), o) {}
+
+AdamW::AdamW(NamedParameters parameters, AdamWOptions o)
     : Adam(std::move(parameters),
            AdamOptions{.lr = o.lr,
                        .beta1 = o.beta1,
@@ -185,6 +194,9 @@ void Adam::update(std::size_t index, Tensor& param, const Tensor& grad) {
 // RMSprop
 
 RMSprop::RMSprop(std::vector<Tensor> parameters, RMSpropOptions options)
+    : RMSprop(named_by_position(std::move(parameters)), options) {}
+
+RMSprop::RMSprop(NamedParameters parameters, RMSpropOptions options)
     : Optimizer(std::move(parameters), options.lr, "rmsprop"), options_(options) {
   check_common("rmsprop", options.lr, options.eps, options.weight_decay);
   check_option(options.alpha >= 0.0 && options.alpha <= 1.0, "rmsprop", "alpha", options.alpha);

@@ -3,8 +3,12 @@
 //   u8 has_rng, 4 x u64 state (when set)
 //   u8 has_optimizer, then kind, u32 entry count, tensors (name, dtype, dims, bytes)
 //   u32 parameter count, per parameter: u8 trainable, tensor record
+// The optimizer's per-parameter entries are "<graph parameter name>.<slot>" from version 2
+// on; version 1 named them by the optimizer's parameter position ("<index>.<slot>").
 #include "kiln/train/checkpoint.hpp"
 
+#include <map>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,6 +28,43 @@ template <class E>
   throw E(msg);
 }
 
+// "'a', 'b' and 3 more".
+std::string quoted_list(const std::vector<std::string>& names) {
+  constexpr std::size_t shown = 8;
+  std::string out;
+  for (std::size_t i = 0; i < names.size() && i < shown; ++i) {
+    if (i > 0) out += ", ";
+    out += "'" + names[i] + "'";
+  }
+  if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
+  return out;
+}
+
+// "fc1.weight.exp_avg" -> {"fc1.weight", "exp_avg"}; "step" -> {"step", ""}.
+std::pair<std::string, std::string> split_entry(const std::string& entry) {
+  const auto dot = entry.rfind('.');
+  if (dot == std::string::npos) return {entry, {}};
+  return {entry.substr(0, dot), entry.substr(dot + 1)};
+}
+
+// For each of the optimizer's parameter names, the name of the graph parameter sharing its
+// storage (the optimizer's own name for a tensor that is not one of the graph's).
+std::map<std::string, std::string> graph_names(const Graph& graph, const optim::Optimizer& opt) {
+  std::map<const void*, const Node*> by_storage;
+  for (const Node& n : graph.nodes())
+    if (n.op == Op::parameter && n.value.numel() > 0) by_storage.emplace(n.value.raw(), &n);
+  std::map<std::string, std::string> out;
+  const auto& params = opt.parameters();
+  const auto& names = opt.parameter_names();
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    auto it = by_storage.find(params[i].raw());
+    const bool same = it != by_storage.end() && it->second->shape == params[i].shape() &&
+                      it->second->dtype == params[i].dtype();
+    out.emplace(names[i], same ? it->second->name : names[i]);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> serialize_checkpoint(const Graph& graph, const CheckpointSave& what) {
@@ -35,9 +76,15 @@ std::vector<std::uint8_t> serialize_checkpoint(const Graph& graph, const Checkpo
   w.boolean(what.optimizer != nullptr);
   if (what.optimizer) {
     w.string(std::string(what.optimizer->kind()));
+    // Entries by graph parameter name, whatever the optimizer calls its parameters.
+    const auto to_graph = graph_names(graph, *what.optimizer);
     const optim::State state = what.optimizer->state();
     w.u32(static_cast<std::uint32_t>(state.size()));
-    for (const auto& [name, t] : state) w.tensor(name, t);
+    for (const auto& [name, t] : state) {
+      auto [param, slot] = split_entry(name);
+      auto it = to_graph.find(param);
+      w.tensor(it == to_graph.end() || slot.empty() ? name : it->second + "." + slot, t);
+    }
   }
   std::uint32_t count = 0;
   for (const Node& n : graph.nodes())
@@ -129,8 +176,45 @@ CheckpointInfo restore_checkpoint(std::span<const std::uint8_t> bytes, const std
     if (info.optimizer_kind != into.optimizer->kind())
       fail<ValueError>(source, "the checkpoint's optimizer is '" + info.optimizer_kind +
                                    "', not '" + std::string(into.optimizer->kind()) + "'");
+    // Checkpoint entries are by graph parameter name (version 1: by position); rename them
+    // to the optimizer's names after checking that the parameters match by name.
+    optim::Optimizer& opt = *into.optimizer;
+    const auto to_graph = graph_names(graph, opt);
+    std::map<std::string, std::string> to_key;    // optimizer name -> checkpoint key
+    std::map<std::string, std::string> from_key;  // checkpoint key -> optimizer name
+    const auto& names = opt.parameter_names();
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const std::string key = env.version == 1 ? std::to_string(i) : to_graph.at(names[i]);
+      to_key.emplace(names[i], key);
+      from_key.emplace(key, names[i]);
+    }
+    std::set<std::string> expected, present;
+    for (const std::string& name : opt.state_names()) {
+      auto [param, slot] = split_entry(name);
+      if (!slot.empty()) expected.insert(to_key.at(param));
+    }
+    for (auto& [name, t] : opt_state) {
+      auto [key, slot] = split_entry(name);
+      if (slot.empty()) continue;
+      present.insert(key);
+      auto it = from_key.find(key);
+      if (it != from_key.end()) name = it->second + "." + slot;
+    }
+    std::vector<std::string> missing, unknown;
+    for (const auto& k : expected)
+      if (!present.count(k)) missing.push_back(k);
+    for (const auto& k : present)
+      if (!expected.count(k)) unknown.push_back(k);
+    if (!missing.empty() || !unknown.empty()) {
+      std::string msg = "optimizer state does not match the optimizer's parameters by name:";
+      if (!missing.empty()) msg += " no state for " + quoted_list(missing);
+      if (!missing.empty() && !unknown.empty()) msg += ";";
+      if (!unknown.empty())
+        msg += " state for parameters it does not have: " + quoted_list(unknown);
+      fail<ValueError>(source, msg);
+    }
     try {
-      into.optimizer->load_state(opt_state);  // checks everything, changes nothing on error
+      opt.load_state(opt_state);  // checks everything, changes nothing on error
     } catch (const ValueError& e) {
       fail<ValueError>(source, std::string("optimizer state: ") + e.what());
     } catch (const ShapeError& e) {

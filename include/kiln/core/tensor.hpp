@@ -3,10 +3,20 @@
 // Copying a Tensor shares its storage (like libtorch); clone() copies the data.
 // Creation from user buffers always copies, so the caller's memory is never kept,
 // and copy_to() checks the destination size and element type.
+//
+// Small eager helpers for metrics and inspection (plain loops, not the graph's kernels):
+//
+//   double accuracy = (probs.argmax(1) == labels).mean();   // i64 vs i32: compared by value
+//   std::cout << probs << "\n";    // dtype, shape and values (abridged when large)
+//
+// Comparisons (==, !=, <, <=, >, >=) take two tensors of any dtypes (numpy broadcasting)
+// or a tensor and a number, and give an i32 mask of 0 and 1, so sum() counts and mean()
+// gives the share.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <span>
 #include <string>
@@ -104,6 +114,25 @@ class KILN_API Tensor {
   void copy_from(const Tensor& src);
   /// "Tensor(f32, [2, 3])".
   std::string str() const;
+  /// str() and the values, nested like the shape, e.g.
+  ///   Tensor(f32, [2, 3])
+  ///   [[ 1, -2.5,  3],
+  ///    [ 4,    5,  6]]
+  /// With more than `threshold` elements, each dimension shows its first and last
+  /// `edge_items` entries around "..." (as PyTorch prints).
+  std::string to_string(std::int64_t threshold = 1000, std::int64_t edge_items = 3) const;
+
+  /// Index of the largest element along `axis` (negative counts from the end; the first
+  /// one on ties; NaN counts as the largest), as i64 with that axis removed (kept as 1 with
+  /// keepdims). ShapeError for an empty axis or one outside the rank.
+  Tensor argmax(std::int64_t axis, bool keepdims = false) const;
+  /// Sum and mean of all elements, computed in double (0 and NaN for no elements).
+  double sum() const;
+  double mean() const;
+  /// Sum / mean along `axis`: floats keep their dtype; integers sum to i64 and average to
+  /// f64. Accumulated in double (integer sums in int64).
+  Tensor sum(std::int64_t axis, bool keepdims = false) const;
+  Tensor mean(std::int64_t axis, bool keepdims = false) const;
 
  private:
   static Tensor from_raw(const void* values, std::size_t count, DType dtype, const Shape& shape);
@@ -118,5 +147,24 @@ class KILN_API Tensor {
   DType dtype_ = DType::f32;
   bool defined_ = false;
 };
+
+/// Elementwise comparisons: an i32 mask (1 where true). Tensors broadcast as numpy does
+/// (ShapeError naming both shapes otherwise); values are compared as int64 when both are
+/// integers and as double otherwise. Comparisons with NaN are false (!= is true).
+KILN_API Tensor operator==(const Tensor& a, const Tensor& b);
+KILN_API Tensor operator!=(const Tensor& a, const Tensor& b);
+KILN_API Tensor operator<(const Tensor& a, const Tensor& b);
+KILN_API Tensor operator<=(const Tensor& a, const Tensor& b);
+KILN_API Tensor operator>(const Tensor& a, const Tensor& b);
+KILN_API Tensor operator>=(const Tensor& a, const Tensor& b);
+KILN_API Tensor operator==(const Tensor& a, double b);
+KILN_API Tensor operator!=(const Tensor& a, double b);
+KILN_API Tensor operator<(const Tensor& a, double b);
+KILN_API Tensor operator<=(const Tensor& a, double b);
+KILN_API Tensor operator>(const Tensor& a, double b);
+KILN_API Tensor operator>=(const Tensor& a, double b);
+
+/// Writes t.to_string().
+KILN_API std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 }  // namespace kiln

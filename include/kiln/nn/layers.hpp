@@ -1,11 +1,12 @@
 // Layers: builders that add graph fragments (dense, embedding, layer norm, conv2d, batch
 // norm, pooling, flatten, dropout) and own their parameters' initialisation; initialisers
-// (Glorot, He, normal, ...); Sequential to compose.
+// (Glorot, He, normal, ...); Sequential to compose. A layer takes its graph from its input
+// value (the overloads with a leading Graph& do the same and check that x belongs to it).
 //
 //   kiln::nn::Sequential mlp{kiln::nn::Dense(128, kiln::nn::Activation::relu),
 //                            kiln::nn::Dense(10)};
-//   auto logits = mlp(g, x);
-//   auto h = kiln::nn::dense(g, x, 64, {.activation = kiln::relu, .name = "fc1"});
+//   auto logits = mlp(x);
+//   auto h = kiln::nn::dense(x, 64, {.activation = kiln::relu, .name = "fc1"});
 //
 //   kiln::nn::Sequential cnn{
 //       kiln::nn::Conv2d(16, {3, 3}, {.padding = {1, 1}}), kiln::nn::BatchNorm2d(),
@@ -15,6 +16,11 @@
 // Parameters are named "<layer>.weight" / "<layer>.bias"; a layer without a name gets the
 // first free one of "dense_0", "dense_1", ... Initial values are reproducible: a layer
 // without an explicit Rng draws from one seeded by (seed, its parameter's name).
+//
+// Scopes. Every layer opens a graph scope named by its layer name ("fc1", "conv2d_0",
+// "max_pool2d_0", see Graph::scope), so all its nodes (parameters, matmul, bias add,
+// activation) carry it, and so do their gradient nodes. A named Sequential opens its name
+// around its layers: Sequential("encoder", {...}) gives scopes "encoder/dense_0", ...
 //
 // Training and evaluation mode. There is no model.train() / model.eval() switch: the mode
 // belongs to the compiled executable. A TrainStep (or an Executable compiled with
@@ -96,10 +102,10 @@ class KILN_API Activation {
       Activation(F fn)  // NOLINT: implicit on purpose
       : fn_(std::move(fn)) {}
 
-  /// Applies the activation (identity for none).
+  /// Applies the activation (identity for none), in the current scope (inside a layer).
   Value operator()(Value x) const;
-  /// As a layer in a Sequential.
-  Value operator()(Graph&, Value x) const { return (*this)(x); }
+  /// As a layer of its own (in a Sequential): in a scope "activation_<k>".
+  Value operator()(Graph& graph, Value x) const;
   /// False for none.
   bool is_identity() const { return !fn_ && kind_ == none; }
 
@@ -129,6 +135,7 @@ struct DenseOptions {
 /// Fully connected layer: x [..., in] -> activation(x @ weight + bias) [..., units], with
 /// parameters "<name>.weight" [in, units] and "<name>.bias" [units]. x must be floating
 /// with a static last dim; parameters take x's dtype.
+KILN_API Value dense(Value x, std::int64_t units, const DenseOptions& options = {});
 KILN_API Value dense(Graph& graph, Value x, std::int64_t units, const DenseOptions& options = {});
 
 struct EmbeddingOptions {
@@ -143,6 +150,8 @@ struct EmbeddingOptions {
 
 /// Lookup table "<name>.weight" [num, dim]: integer indices [S...] -> [S..., dim].
 /// An index outside [0, num) raises ValueError when the graph runs.
+KILN_API Value embedding(Value indices, std::int64_t num, std::int64_t dim,
+                         const EmbeddingOptions& options = {});
 KILN_API Value embedding(Graph& graph, Value indices, std::int64_t num, std::int64_t dim,
                          const EmbeddingOptions& options = {});
 
@@ -156,6 +165,7 @@ struct LayerNormOptions {
 
 /// Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * weight + bias,
 /// with the biased variance (as PyTorch). x must be floating with a static last dim.
+KILN_API Value layer_norm(Value x, const LayerNormOptions& options = {});
 KILN_API Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options = {});
 
 // ---------------------------------------------------------------------------------------------
@@ -188,6 +198,8 @@ struct Conv2dLayerOptions {
 /// Ho, Wo] with parameters "<name>.weight" [out_channels, C / groups, kh, kw] and
 /// "<name>.bias" [out_channels]. The input channels C are taken from x (static); the
 /// parameters take x's dtype.
+KILN_API Value conv2d(Value x, std::int64_t out_channels, Pair kernel,
+                      const Conv2dLayerOptions& options = {});
 KILN_API Value conv2d(Graph& graph, Value x, std::int64_t out_channels, Pair kernel,
                       const Conv2dLayerOptions& options = {});
 
@@ -207,9 +219,13 @@ struct BatchNormLayerOptions {
 /// Graph::buffers) "<name>.running_mean" (zeros) and "<name>.running_var" (ones) [C].
 /// Training executables use the batch statistics and update the buffers in place;
 /// evaluation executables use the buffers (see the top of this file).
+KILN_API Value batch_norm(Value x, const BatchNormLayerOptions& options = {});
 KILN_API Value batch_norm(Graph& graph, Value x, const BatchNormLayerOptions& options = {});
 
-/// Max / average pooling over windows of `kernel` (stride defaults to the kernel).
+/// Max / average pooling over windows of `kernel` (stride defaults to the kernel), in a
+/// scope "max_pool2d_<k>" / "avg_pool2d_<k>".
+KILN_API Value max_pool2d(Value x, Pair kernel, Pool2dOptions options = {});
+KILN_API Value avg_pool2d(Value x, Pair kernel, Pool2dOptions options = {});
 KILN_API Value max_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options = {});
 KILN_API Value avg_pool2d(Graph& graph, Value x, Pair kernel, Pool2dOptions options = {});
 
@@ -223,29 +239,66 @@ struct DropoutOptions {
 
 /// Inverted dropout with probability p in [0, 1): active in training executables only,
 /// the identity in evaluation executables.
+KILN_API Value dropout(Value x, double p, const DropoutOptions& options = {});
 KILN_API Value dropout(Graph& graph, Value x, double p, const DropoutOptions& options = {});
 
 // ---------------------------------------------------------------------------------------------
 // Composition
 
-/// A layer: adds its fragment to the graph and returns its output.
-using Layer = std::function<Value(Graph&, Value)>;
+/// A layer: adds its fragment to the graph of its input and returns its output. Made from
+/// a layer object or any callable Value(Value) or Value(Graph&, Value), e.g. a lambda.
+class KILN_API Layer {
+ public:
+  Layer() = default;
+  template <class F>
+  requires(!std::same_as<std::remove_cvref_t<F>, Layer> &&
+           (std::invocable<const F&, Graph&, Value> || std::invocable<const F&, Value>))
+      Layer(F fn)  // NOLINT: implicit on purpose
+      : fn_(wrap(std::move(fn))) {}
 
-/// Layers applied in order. Calling it twice on one graph creates new parameters
-/// (auto-named layers) or raises NameError (explicitly named ones).
+  /// Applies the layer to x (in x's graph); ValueError if empty.
+  Value operator()(Value x) const;
+  /// The same, checking that x belongs to `graph`.
+  Value operator()(Graph& graph, Value x) const;
+  explicit operator bool() const { return static_cast<bool>(fn_); }
+
+ private:
+  template <class F>
+  static std::function<Value(Graph&, Value)> wrap(F fn) {
+    if constexpr (std::invocable<const F&, Graph&, Value>) {
+      return [fn = std::move(fn)](Graph& graph, Value x) -> Value { return fn(graph, x); };
+    } else {
+      return [fn = std::move(fn)](Graph&, Value x) -> Value { return fn(x); };
+    }
+  }
+
+  std::function<Value(Graph&, Value)> fn_;
+};
+
+/// Layers applied in order: mlp(x). Calling it twice on one graph creates new parameters
+/// (auto-named layers) or raises NameError (explicitly named ones). A named Sequential
+/// opens a scope of its name around its layers (see the top of this file).
 class KILN_API Sequential {
  public:
   Sequential() = default;
   Sequential(std::initializer_list<Layer> layers) : layers_(layers) {}
   explicit Sequential(std::vector<Layer> layers) : layers_(std::move(layers)) {}
+  /// Sequential("encoder", {nn::Dense(64), nn::Dense(8)}).
+  Sequential(std::string name, std::vector<Layer> layers)
+      : name_(std::move(name)), layers_(std::move(layers)) {}
 
   /// Appends a layer; returns *this to chain.
   Sequential& add(Layer layer);
+  Value operator()(Value x) const;
+  /// The same, checking that x belongs to `graph`.
   Value operator()(Graph& graph, Value x) const;
   std::size_t size() const { return layers_.size(); }
   bool empty() const { return layers_.empty(); }
+  /// The scope it opens ("" for none).
+  const std::string& name() const { return name_; }
 
  private:
+  std::string name_;
   std::vector<Layer> layers_;
 };
 
@@ -254,6 +307,7 @@ class KILN_API Dense {
  public:
   explicit Dense(std::int64_t units, Activation activation = {});
   Dense(std::int64_t units, DenseOptions options);
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
@@ -265,6 +319,7 @@ class KILN_API Dense {
 class KILN_API Embedding {
  public:
   Embedding(std::int64_t num, std::int64_t dim, EmbeddingOptions options = {});
+  Value operator()(Value indices) const;
   Value operator()(Graph& graph, Value indices) const;
 
  private:
@@ -277,6 +332,7 @@ class KILN_API Embedding {
 class KILN_API LayerNorm {
  public:
   explicit LayerNorm(LayerNormOptions options = {}) : options_(std::move(options)) {}
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
@@ -287,6 +343,7 @@ class KILN_API LayerNorm {
 class KILN_API Conv2d {
  public:
   Conv2d(std::int64_t out_channels, Pair kernel, Conv2dLayerOptions options = {});
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
@@ -299,6 +356,7 @@ class KILN_API Conv2d {
 class KILN_API BatchNorm2d {
  public:
   explicit BatchNorm2d(BatchNormLayerOptions options = {}) : options_(std::move(options)) {}
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
@@ -309,6 +367,7 @@ class KILN_API BatchNorm2d {
 class KILN_API MaxPool2d {
  public:
   explicit MaxPool2d(Pair kernel, Pool2dOptions options = {});
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
@@ -319,21 +378,25 @@ class KILN_API MaxPool2d {
 class KILN_API AvgPool2d {
  public:
   explicit AvgPool2d(Pair kernel, Pool2dOptions options = {});
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
   Pool2dOptions options_;
 };
 
-/// Mean over H and W: [N, C, H, W] -> [N, C, 1, 1] (follow with Flatten for [N, C]).
+/// Mean over H and W: [N, C, H, W] -> [N, C, 1, 1] (follow with Flatten for [N, C]), in a
+/// scope "global_avg_pool2d_<k>".
 class KILN_API GlobalAvgPool2d {
  public:
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 };
 
-/// [N, d1, d2, ...] -> [N, d1 * d2 * ...].
+/// [N, d1, d2, ...] -> [N, d1 * d2 * ...], in a scope "flatten_<k>".
 class KILN_API Flatten {
  public:
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 };
 
@@ -341,6 +404,7 @@ class KILN_API Flatten {
 class KILN_API Dropout {
  public:
   explicit Dropout(double p, DropoutOptions options = {});
+  Value operator()(Value x) const;
   Value operator()(Graph& graph, Value x) const;
 
  private:
@@ -352,5 +416,8 @@ class KILN_API Dropout {
 /// Graph::parameters(), and so of kiln::grad(loss, graph.parameters())). They share
 /// storage with the graph: an optimizer updating them updates the model.
 KILN_API std::vector<Tensor> parameter_tensors(Graph& graph);
+/// The same with their names ("fc1.weight", ...): an optimizer made from them keys its
+/// state by parameter name, so checkpoints survive a reordering of the parameters.
+KILN_API std::vector<std::pair<std::string, Tensor>> named_parameters(Graph& graph);
 
 }  // namespace kiln::nn

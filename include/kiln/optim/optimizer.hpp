@@ -1,12 +1,17 @@
 // Optimizers that update parameter tensors in place: SGD (momentum, Nesterov), Adam, AdamW
 // and RMSprop with PyTorch's semantics; gradient clipping by global norm; LR schedules.
 //
-//   kiln::optim::Adam opt(kiln::nn::parameter_tensors(g), {.lr = 1e-3f});
-//   for (...) { auto out = step.run_views(feeds); opt.step(out.subspan(1)); }
+//   kiln::optim::Adam opt(kiln::nn::named_parameters(g), {.lr = 1e-3});
+//   for (...) { auto out = exe.run_views(feeds); opt.step(out.subspan(1)); }
 //
 // The parameter tensors share storage with the graph, so an update is what the next run
 // sees. There is no zero_grad: each step takes the gradients of one run. Each update is
 // one fused pass over a parameter's memory (f32 or f64).
+//
+// Parameters are given with their names (nn::named_parameters, TrainStep::named_parameters)
+// or as plain tensors, which are named by position ("0", "1", ...). The optimizer's state
+// is keyed by those names, so a checkpoint restores into a graph whose parameters were
+// created in another order (checkpoints name the state by graph parameter in either case).
 #pragma once
 
 #include <cstdint>
@@ -22,8 +27,15 @@
 namespace kiln::optim {
 
 /// Named optimizer state: "step" (i64 scalar), "lr" (f64 scalar) and per-parameter
-/// slots "<index>.<slot>" such as "0.exp_avg" (same shape and dtype as the parameter).
+/// slots "<parameter name>.<slot>" such as "fc1.weight.exp_avg" or "0.exp_avg" (same shape
+/// and dtype as the parameter). Slot names hold no '.', so the last '.' separates them.
 using State = std::vector<std::pair<std::string, Tensor>>;
+
+/// Parameters with their names, e.g. {{"fc1.weight", w}, {"fc1.bias", b}}.
+using NamedParameters = std::vector<std::pair<std::string, Tensor>>;
+
+/// Plain tensors named by position: "0", "1", ...
+KILN_API NamedParameters named_by_position(std::vector<Tensor> parameters);
 
 class KILN_API Optimizer {
  public:
@@ -46,17 +58,25 @@ class KILN_API Optimizer {
   std::int64_t step_count() const { return step_count_; }
   /// The parameters (sharing storage with the caller's tensors).
   const std::vector<Tensor>& parameters() const { return params_; }
+  /// Their names, in the same order (positions "0", "1", ... for unnamed parameters).
+  const std::vector<std::string>& parameter_names() const { return names_; }
   /// "sgd", "adam", "adamw" or "rmsprop".
   std::string_view kind() const { return kind_; }
 
   /// A copy of the state, for checkpoints.
   State state() const;
+  /// The names of state()'s entries, without copying the tensors.
+  std::vector<std::string> state_names() const;
   /// Restores a state taken from an optimizer of the same kind over parameters of the same
-  /// shapes. Throws ValueError for missing or unknown entries, ShapeError / DTypeError for
-  /// tensors that do not match; nothing changes when a check fails.
+  /// names and shapes, matched by name (the order of the entries does not matter). Throws
+  /// ValueError for missing or unknown entries (naming all of them), ShapeError /
+  /// DTypeError for tensors that do not match; nothing changes when a check fails.
   void load_state(const State& state);
 
  protected:
+  /// Throws ValueError for an empty list, an empty or repeated name, an empty or
+  /// non-contiguous tensor or tensors sharing storage; DTypeError for a non-float one.
+  Optimizer(NamedParameters parameters, double lr, std::string kind);
   Optimizer(std::vector<Tensor> parameters, double lr, std::string kind);
   /// Registers a per-parameter slot, zero-initialised; returns its index for slot().
   std::size_t add_slot(std::string name);
@@ -68,6 +88,7 @@ class KILN_API Optimizer {
 
  private:
   std::vector<Tensor> params_;
+  std::vector<std::string> names_;
   double lr_ = 0.0;
   std::int64_t step_count_ = 0;
   std::string kind_;
@@ -88,6 +109,7 @@ struct SGDOptions {
 /// first step); g = nesterov ? g + momentum * buf : buf; p -= lr * g.
 class KILN_API SGD : public Optimizer {
  public:
+  SGD(NamedParameters parameters, SGDOptions options = {});
   SGD(std::vector<Tensor> parameters, SGDOptions options = {});
   const SGDOptions& options() const { return options_; }
 
@@ -112,11 +134,12 @@ struct AdamOptions {
 /// torch.optim.Adam with bias correction (and optionally AMSGrad).
 class KILN_API Adam : public Optimizer {
  public:
+  Adam(NamedParameters parameters, AdamOptions options = {});
   Adam(std::vector<Tensor> parameters, AdamOptions options = {});
   const AdamOptions& options() const { return options_; }
 
  protected:
-  Adam(std::vector<Tensor> parameters, AdamOptions options, bool decoupled, std::string kind);
+  Adam(NamedParameters parameters, AdamOptions options, bool decoupled, std::string kind);
   void update(std::size_t index, Tensor& param, const Tensor& grad) override;
 
  private:
@@ -140,6 +163,7 @@ struct AdamWOptions {
 /// torch.optim.AdamW.
 class KILN_API AdamW : public Adam {
  public:
+  AdamW(NamedParameters parameters, AdamWOptions options = {});
   AdamW(std::vector<Tensor> parameters, AdamWOptions options = {});
 };
 
@@ -156,6 +180,7 @@ struct RMSpropOptions {
 /// torch.optim.RMSprop.
 class KILN_API RMSprop : public Optimizer {
  public:
+  RMSprop(NamedParameters parameters, RMSpropOptions options = {});
   RMSprop(std::vector<Tensor> parameters, RMSpropOptions options = {});
   const RMSpropOptions& options() const { return options_; }
 

@@ -9,6 +9,12 @@
 //
 // Loading checks every name, shape and dtype (and the optimizer's kind and state) before
 // anything is written: on any error the graph, optimizer and RNG are unchanged.
+//
+// Everything is matched by name, the optimizer's state too: its entries are saved under the
+// name of the graph parameter each optimizer parameter shares storage with ("fc1.weight.
+// exp_avg"), so a checkpoint loads into a graph whose parameters were created in another
+// order, with an optimizer made from nn::named_parameters or from plain tensors alike.
+// (Format version 1 named them by the optimizer's parameter positions; still readable.)
 #pragma once
 
 #include <cstdint>
@@ -24,7 +30,7 @@
 namespace kiln {
 
 /// The newest checkpoint format version this library writes (it reads every earlier one).
-inline constexpr std::uint32_t checkpoint_format_version = 1;
+inline constexpr std::uint32_t checkpoint_format_version = 2;
 
 /// What is saved besides the graph's parameters and buffers.
 struct CheckpointSave {

@@ -1,15 +1,22 @@
 // TrainStep: the loss, its gradients and any extra outputs of a graph, differentiated
-// and compiled once, for custom training loops:
+// and compiled once, for custom training loops (with kiln/optim/optimizer.hpp):
 //
 //   kiln::TrainStep step(loss);                     // d loss / d every parameter
-//   kiln::optim::Adam opt(step.parameters(), {.lr = 1e-3});
-//   for (const kiln::Feeds& batch : batches) {
+//   kiln::optim::Adam opt(step.named_parameters(), {.lr = 1e-3});
+//   for (const kiln::Feeds& batch : batches) {      // {{"x", x}, {"label", y}}
 //     double l = step.run(batch);
 //     opt.step(step.gradients());
+//     std::printf("loss %.4f\n", l);
 //   }
+//
+// The constructor checks the loss (a float scalar), the parameters (trainable parameters
+// of the loss's graph, at least one of which the loss depends on) and the extra outputs
+// before it changes the graph; when it throws, the graph is unchanged.
 #pragma once
 
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/export.hpp"
@@ -31,6 +38,9 @@ struct TrainStepOptions {
 
 class KILN_API TrainStep {
  public:
+  /// Throws ValueError (empty loss, values of another graph, no trainable parameter that
+  /// reaches the loss), DTypeError (integer loss) or ShapeError (non-scalar loss), naming
+  /// the values; the graph is unchanged then.
   explicit TrainStep(Value loss, TrainStepOptions options = {});
 
   /// Runs forward and backward in training mode and returns the loss. An observer sees
@@ -47,6 +57,8 @@ class KILN_API TrainStep {
   }
   /// The parameters' tensors (sharing storage with the graph) for an optimizer.
   std::vector<Tensor> parameters() const;
+  /// The same with their names: an optimizer made from them keys its state by name.
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   /// The parameters as graph values.
   const std::vector<Value>& parameter_values() const { return params_; }
   /// The gradient nodes (d loss / d parameter, in parameters() order), e.g. to observe
