@@ -157,6 +157,18 @@ TEST(GraphMove, AGraphReturnedFromAFunctionKeepsItsValues) {
   EXPECT_EQ(r[0].to_vector<float>(), (std::vector<float>{2, 3}));
 }
 
+TEST(GraphMove, AnExecutableCompiledBeforeAMoveFollowsTheNodes) {
+  Built built = build_affine();
+  Executable exe(built.graph, {built.y});
+  const auto before = exe.run({{"x", Tensor::from({1.f, 2.f}, Shape{1, 2})}});
+  Graph g = std::move(built.graph);
+  g.tensor(g.find("b")) = Tensor::zeros({2});  // parameters are read at every run
+  (void)g.input("unrelated", {1});             // the graph may grow after compiling
+  const auto after = exe.run({{"x", Tensor::from({1.f, 2.f}, Shape{1, 2})}});
+  EXPECT_EQ(before[0].to_vector<float>(), (std::vector<float>{5.5f, 0.f}));
+  EXPECT_EQ(after[0].to_vector<float>(), (std::vector<float>{5.f, 0.f}));
+}
+
 TEST(GraphMove, ValuesFollowTheNodesAndTheMovedFromGraphIsEmptyAndUsable) {
   Built built = build_affine();
   Value x = built.x, y = built.y;

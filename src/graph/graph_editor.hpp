@@ -16,6 +16,8 @@ struct GraphEditor {
       graph.nodes_.pop_back();
     }
   }
+  /// The anchor that follows the graph's nodes through moves (what Values point to).
+  static GraphAnchor* anchor(Graph& graph) { return graph.anchor(); }
   /// Marks the nodes from index `from` on as part of a gradient (Node::gradient).
   static void mark_gradient(Graph& graph, std::size_t from) {
     for (std::size_t i = from; i < graph.nodes_.size(); ++i) graph.nodes_[i].gradient = true;

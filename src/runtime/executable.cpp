@@ -6,6 +6,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "graph/graph_editor.hpp"
 #include "internal/kernel.hpp"
 #include "kiln/core/error.hpp"
 #include "passes/passes.hpp"
@@ -71,7 +72,8 @@ std::string op_label(const Node& n) {
 }  // namespace
 
 struct Executable::Impl {
-  Graph* graph;
+  internal::GraphAnchor* anchor;  // follows the graph through moves
+  Graph& graph() const { return *anchor->graph; }
   internal::PassGraph pg;  // the graph's nodes after the passes
   std::vector<std::int32_t>& outputs = pg.outputs;
   const std::vector<Node>& nodes = pg.nodes;
@@ -98,7 +100,7 @@ struct Executable::Impl {
   std::vector<Tensor> match_feeds(const Feeds& feeds) const {
     const auto feed_of = internal::match_feeds(
         feed_specs, feeds, "run", options.check_finite_feeds, [this](const std::string& name) {
-          return graph->contains(name) && graph->find(name).node().op == Op::input;
+          return graph().contains(name) && graph().find(name).node().op == Op::input;
         });
     std::vector<Tensor> bound(inputs.size());
     for (std::size_t i = 0; i < inputs.size(); ++i)
@@ -244,7 +246,7 @@ struct Executable::Impl {
     // them in place, and users may assign new tensors of the same shape.
     for (const std::int32_t leaf : leaves) {
       const auto id = static_cast<std::size_t>(leaf);
-      const Node& n = graph->node(leaf);
+      const Node& n = graph().node(leaf);
       if (n.value.shape() != plan.descs[id].shape || n.value.dtype() != plan.descs[id].dtype)
         throw ShapeError("run: parameter '" + n.name + "' changed shape or dtype since compiling");
       plan.values[id] = n.value;
@@ -273,7 +275,7 @@ struct Executable::Impl {
 Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
-  m.graph = &graph;
+  m.anchor = internal::GraphEditor::anchor(graph);
   m.options = std::move(options);
   if (outputs.empty()) throw ValueError("Executable: no outputs requested");
   for (const Value& v : outputs) {

@@ -74,8 +74,7 @@ Executable compile(Value loss, const std::vector<Value>& params, const TrainStep
 }  // namespace
 
 TrainStep::TrainStep(Value loss, TrainStepOptions options)
-    : params_(checked_parameters(loss, options)),
-      exe_(compile(loss, params_, options, grads_)) {}
+    : params_(checked_parameters(loss, options)), exe_(compile(loss, params_, options, grads_)) {}
 
 double TrainStep::run(const Feeds& feeds, RunObserver* observer) {
   views_ = exe_.run_views(feeds, observer);

@@ -15,8 +15,8 @@
 //
 // A Graph is movable (not copyable), so a function can build and return one. Values keep
 // working after a move: they refer to the graph's nodes, which the moved-to graph now owns.
-// The moved-from graph is empty and usable. What holds a Graph& (an Executable, a
-// TrainStep) refers to the Graph object itself: compile after moving the graph.
+// The moved-from graph is empty and usable. Executables and TrainSteps compiled before the
+// move follow the nodes too.
 #pragma once
 
 #include <cstdint>
