@@ -5,6 +5,7 @@
 // strided) max / add that the compiler vectorises; padding cells are never read. Threads
 // split the N*C planes.
 #include <limits>
+#include <vector>
 
 #include "kernels/eigen/conv_geometry.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
@@ -17,8 +18,10 @@ bool supports_pool(const KernelQuery& q, std::string* why) {
   if (q.inputs.size() != 1 || q.inputs[0].shape.rank() != 4)
     return decline(why, "needs one 4-D input");
   if (q.output.shape.numel() == 0) return decline(why, "empty tensors are left to the reference");
-  const Attrs& a = q.node.attrs;
-  if (a.dilation[0] != 1 || a.dilation[1] != 1) return decline(why, "pooling has no dilation");
+  Shape pooled;
+  if (auto e = pooled_shape(q.node.attrs, q.inputs[0].shape, &pooled); !e.empty())
+    return decline(why, e.c_str());
+  if (pooled != q.output.shape) return decline(why, "the output must have the pooled shape");
   return true;
 }
 
@@ -42,32 +45,35 @@ void sweep_row(const ConvGeometry& g, const float* src, float* d, std::int64_t o
   }
 }
 
-/// The common 2x2 stride-2 unpadded window: two input rows per output row, one pass.
-void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst) {
+/// The common 2x2 stride-2 unpadded window: per output row, the elementwise max of its
+/// two input rows (contiguous), then the max of neighbouring pairs; both loops vectorise.
+void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst, float* row) {
+  const std::int64_t n = 2 * g.out_w;
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     const float* r0 = src + 2 * oh * g.in_w;
     const float* r1 = r0 + g.in_w;
     float* d = dst + oh * g.out_w;
-    for (std::int64_t ow = 0; ow < g.out_w; ++ow)
-      d[ow] = std::max(std::max(r0[2 * ow], r0[2 * ow + 1]), std::max(r1[2 * ow], r1[2 * ow + 1]));
+    for (std::int64_t i = 0; i < n; ++i) row[i] = nan_max(r0[i], r1[i]);
+    for (std::int64_t ow = 0; ow < g.out_w; ++ow) d[ow] = nan_max(row[2 * ow], row[2 * ow + 1]);
   }
 }
 
-void max_plane(const ConvGeometry& g, const float* src, float* dst) {
+/// `row` holds 2 * out_w floats (scratch of the 2x2 path).
+void max_plane(const ConvGeometry& g, const float* src, float* dst, float* row) {
   if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
-    return max_plane_2x2(g, src, dst);
+    return max_plane_2x2(g, src, dst, row);
   const float lowest = -std::numeric_limits<float>::infinity();
   std::fill(dst, dst + g.out_plane(), lowest);
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     float* d = dst + oh * g.out_w;
     if (g.sw == 1) {
       sweep_row(g, src, d, oh, [](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = std::max(o[ow], s[ow]);
+        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = nan_max(o[ow], s[ow]);
       });
     } else {
       const std::int64_t sw = g.sw;
       sweep_row(g, src, d, oh, [sw](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = std::max(o[ow], s[ow * sw]);
+        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = nan_max(o[ow], s[ow * sw]);
       });
     }
   }
@@ -114,9 +120,10 @@ void run_pool(const KernelArgs& args) {
   const std::int64_t grain =
       std::max<std::int64_t>(1, parallel_grain / std::max<std::int64_t>(1, g.in_plane()));
   parallel_ranges(planes, grain, [&](std::int64_t lo, std::int64_t hi) {
+    std::vector<float> row(Max ? static_cast<std::size_t>(2 * g.out_w) : 0);
     for (std::int64_t p = lo; p < hi; ++p) {
       if constexpr (Max)
-        max_plane(g, x + p * g.in_plane(), y + p * g.out_plane());
+        max_plane(g, x + p * g.in_plane(), y + p * g.out_plane(), row.data());
       else
         avg_plane(g, x + p * g.in_plane(), y + p * g.out_plane(), include_pad);
     }

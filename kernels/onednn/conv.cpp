@@ -1,5 +1,6 @@
 // oneDNN kernels of conv2d (convolution_forward) and conv_transpose2d
-// (deconvolution_forward), with the bias and a fused ReLU as oneDNN bias and post-op.
+// (deconvolution_forward), with the bias as oneDNN bias. A fused ReLU runs after the
+// primitive over our output with relu_keep_nan: oneDNN's ReLU post-op turns NaN into 0.
 //
 // The primitives pick their own (blocked) layouts; reorders from and to our row-major NCHW
 // tensors are primitives created once in prepare. Measured at the W2 shapes (batch 64,
@@ -26,14 +27,11 @@ bool check_inputs(const KernelQuery& q, std::string* why) {
   return true;
 }
 
-dnnl::primitive_attr post_op_attr(PostOp op) {
-  dnnl::primitive_attr attr;
-  if (op == PostOp::relu) {
-    dnnl::post_ops po;
-    po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(po);
-  }
-  return attr;
+/// Runs the pipeline, then the ReLU epilogue (if the node has one) keeping NaN.
+void run_with_epilogue(PipelineBuilder build, const KernelArgs& args) {
+  run_pipeline(build, args);
+  if (args.node.attrs.post_op == PostOp::relu)
+    relu_keep_nan(args.output.data<float>(), args.output.numel());
 }
 
 // The forward pipeline of a (de)convolution: our plain x, w (and bias) reordered into the
@@ -68,8 +66,7 @@ bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   if (has_bias && q.inputs[2].shape != Shape{ws[0]}) return decline(why, "bias must be [O]");
   const auto bias_md = plain_desc({ws[0]});
   const dnnl::convolution_forward::primitive_desc pd(
-      conv_forward_desc(g, tag::any, has_bias ? &bias_md : nullptr), post_op_attr(a.post_op),
-      engine());
+      conv_forward_desc(g, tag::any, has_bias ? &bias_md : nullptr), engine());
   add_forward(p, pd, plain_desc(g.src), plain_weights(g), plain_desc(g.dst),
               has_bias ? &bias_md : nullptr);
   return true;
@@ -106,7 +103,7 @@ bool build_conv_transpose2d(const KernelQuery& q, std::string* why, Pipeline& p)
                                                    g.strides, g.dilates, g.padding_l, g.padding_r)
                : dnnl::deconvolution_forward::desc(prop, alg, src_any, w_any, dst_any, g.strides,
                                                    g.dilates, g.padding_l, g.padding_r);
-  const dnnl::deconvolution_forward::primitive_desc pd(desc, post_op_attr(a.post_op), engine());
+  const dnnl::deconvolution_forward::primitive_desc pd(desc, engine());
   add_forward(p, pd, plain_desc(g.dst), w_user, plain_desc(g.src), has_bias ? &bias_md : nullptr);
   return true;
 }
@@ -117,7 +114,7 @@ bool supports_conv2d(const KernelQuery& q, std::string* why) {
 std::shared_ptr<void> prepare_conv2d(const KernelQuery& q) {
   return prepare_pipeline(build_conv2d, q);
 }
-void run_conv2d(const KernelArgs& args) { run_pipeline(build_conv2d, args); }
+void run_conv2d(const KernelArgs& args) { run_with_epilogue(build_conv2d, args); }
 
 bool supports_conv_transpose2d(const KernelQuery& q, std::string* why) {
   return supports_pipeline(build_conv_transpose2d, q, why);
@@ -125,7 +122,9 @@ bool supports_conv_transpose2d(const KernelQuery& q, std::string* why) {
 std::shared_ptr<void> prepare_conv_transpose2d(const KernelQuery& q) {
   return prepare_pipeline(build_conv_transpose2d, q);
 }
-void run_conv_transpose2d(const KernelArgs& args) { run_pipeline(build_conv_transpose2d, args); }
+void run_conv_transpose2d(const KernelArgs& args) {
+  run_with_epilogue(build_conv_transpose2d, args);
+}
 
 }  // namespace
 

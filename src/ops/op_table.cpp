@@ -1,4 +1,8 @@
 // The op table: name, arity and shape rule of every primitive op, indexed by Op.
+//
+// Semantics every kernel of an op follows (docs/ops.md): IEEE 754 arithmetic for NaN and
+// infinities, as PyTorch's: a NaN reaching relu, max, max_pool2d, softmax, a matmul or
+// convolution sum gives NaN; comparisons (step, equal) are false for NaN.
 #include <array>
 #include <string>
 
