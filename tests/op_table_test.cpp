@@ -233,6 +233,14 @@ std::vector<OpCase> op_cases() {
     a.post_op = PostOp::relu;
     return v[0].graph().add(Op::matmul, {v[0], v[1], v[2]}, a);
   });
+  push("conv_transpose2d_bias_relu_fused", Op::conv_transpose2d,
+       {F({2, 3, 4, 5}), F({3, 2, 3, 3}), F({2})}, [](V& v) {
+         Attrs a;
+         a.stride = {2, 2};
+         a.padding = {1, 1};
+         a.post_op = PostOp::relu;
+         return v[0].graph().add(Op::conv_transpose2d, {v[0], v[1], v[2]}, a);
+       });
   push("conv2d_bias_relu_fused", Op::conv2d, {F({2, 3, 6, 5}), F({4, 3, 3, 3}), F({4})}, [](V& v) {
     Attrs a;
     a.padding = {1, 1};
@@ -340,7 +348,7 @@ TEST(OpTableCoverage, EveryOpHasACase) {
   for (const auto& oc : op_cases()) covered.insert(oc.op);
   for (int i = 0; i < op_count; ++i) {
     const Op op = static_cast<Op>(i);
-    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    if (internal::op_info(op).has(internal::op_leaf)) continue;
     // dropout's mask is covered by the dropout case (its mask is the mul's input).
     if (op == Op::dropout_mask) continue;
     EXPECT_TRUE(covered.count(op)) << "op '" << op_name(op) << "' is missing from the op table";
@@ -351,11 +359,66 @@ TEST(OpTableCoverage, EveryOpHasAReferenceAndAFastKernel) {
   internal::ensure_training_kernels();
   for (int i = 0; i < op_count; ++i) {
     const Op op = static_cast<Op>(i);
-    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    if (internal::op_info(op).has(internal::op_leaf)) continue;
     const auto ks = internal::kernels_for(op);
     ASSERT_FALSE(ks.empty()) << op_name(op);
     EXPECT_STREQ(ks.back().backend, "reference") << op_name(op) << ": reference kernel last";
     EXPECT_GE(ks.size(), 2u) << "op '" << op_name(op) << "' has no fast kernel";
+  }
+}
+
+// ---- per-op facts of the op table (internal/op_info.hpp) ----------------------------------
+
+TEST(OpTableFacts, DifferentiableFlagMatchesTheBackwardRules) {
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    EXPECT_EQ(internal::is_differentiable(op), internal::grad_rule(op) != nullptr)
+        << "op '" << op_name(op) << "': the table's differentiable flag and kiln's backward "
+        << "rules disagree";
+  }
+}
+
+TEST(OpTableFacts, TrainingOnlyOpsAreExactlyThoseWithoutInferenceKernels) {
+  // kiln_infer's reference kernels (every op it runs has one; training kernels come from
+  // kiln's separate registration).
+  internal::KernelTable forward;
+  internal::register_reference_kernels(forward);
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    const auto& info = internal::op_info(op);
+    if (info.has(internal::op_leaf)) continue;
+    EXPECT_EQ(info.has(internal::op_training_only), forward.get(op).empty())
+        << "op '" << op_name(op) << "': training-only flag vs kernels in kiln_infer";
+  }
+}
+
+TEST(OpTableFacts, LeavesHaveNoInputs) {
+  for (int i = 0; i < op_count; ++i) {
+    const auto& info = internal::op_info(static_cast<Op>(i));
+    EXPECT_EQ(info.has(internal::op_leaf), info.arity == 0) << info.name;
+  }
+}
+
+TEST(OpTableFacts, ElementwiseOpsKeepTheShapeOfTheirInputs) {
+  const Shape s{3, 1, 4};
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    const auto& info = internal::op_info(op);
+    if (!info.has(internal::op_elementwise)) continue;
+    ASSERT_GE(info.arity, 1) << info.name;
+    std::vector<internal::TensorDesc> in(static_cast<std::size_t>(info.arity), {s, DType::f32});
+    EXPECT_EQ(internal::infer(op, Attrs{}, in, "probe").shape, s) << info.name;
+  }
+}
+
+TEST(OpTableFacts, EveryEpilogueFusableOpHasAFusedCase) {
+  std::set<Op> fused;
+  for (const auto& oc : op_cases())
+    if (oc.name.find("_bias_relu_fused") != std::string::npos) fused.insert(oc.op);
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    EXPECT_EQ(internal::op_info(op).has(internal::op_epilogue_fusable), fused.count(op) == 1)
+        << "op '" << op_name(op) << "': fusable flag vs a '<op>_bias_relu_fused' case";
   }
 }
 
