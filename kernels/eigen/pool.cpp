@@ -3,9 +3,9 @@
 // For each output row, every window offset (ki, kj) sweeps the row once over the output
 // columns whose input column is inside the image, so the inner loop is a contiguous (or
 // strided) max / add that the compiler vectorises; padding cells are never read. Threads
-// split the N*C planes.
+// split the N*C planes. A plane holding NaN (one vectorised scan decides) takes NaN-keeping
+// maxima, so a window with a NaN gives NaN.
 #include <limits>
-#include <vector>
 
 #include "kernels/eigen/conv_geometry.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
@@ -45,37 +45,45 @@ void sweep_row(const ConvGeometry& g, const float* src, float* d, std::int64_t o
   }
 }
 
-/// The common 2x2 stride-2 unpadded window: per output row, the elementwise max of its
-/// two input rows (contiguous), then the max of neighbouring pairs; both loops vectorise.
-void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst, float* row) {
-  const std::int64_t n = 2 * g.out_w;
+/// The common 2x2 stride-2 unpadded window over a plane without NaN: two input rows per
+/// output row, one pass (std::max vectorises; it would drop a NaN).
+void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst) {
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     const float* r0 = src + 2 * oh * g.in_w;
     const float* r1 = r0 + g.in_w;
     float* d = dst + oh * g.out_w;
-    for (std::int64_t i = 0; i < n; ++i) row[i] = nan_max(r0[i], r1[i]);
-    for (std::int64_t ow = 0; ow < g.out_w; ++ow) d[ow] = nan_max(row[2 * ow], row[2 * ow + 1]);
+    for (std::int64_t ow = 0; ow < g.out_w; ++ow)
+      d[ow] = std::max(std::max(r0[2 * ow], r0[2 * ow + 1]), std::max(r1[2 * ow], r1[2 * ow + 1]));
   }
 }
 
-/// `row` holds 2 * out_w floats (scratch of the 2x2 path).
-void max_plane(const ConvGeometry& g, const float* src, float* dst, float* row) {
-  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
-    return max_plane_2x2(g, src, dst, row);
+/// Whether n floats hold a NaN (a vectorised scan).
+bool any_nan(const float* x, std::int64_t n) {
+  int found = 0;
+  for (std::int64_t i = 0; i < n; ++i) found |= x[i] != x[i];
+  return found != 0;
+}
+
+/// Window maxima of one plane. A plane holding NaN takes the general sweep with nan_max
+/// (a window with a NaN gives NaN); others the vectorised std::max loops.
+void max_plane(const ConvGeometry& g, const float* src, float* dst) {
+  const bool nan = any_nan(src, g.in_plane());
+  if (!nan && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
+    return max_plane_2x2(g, src, dst);
   const float lowest = -std::numeric_limits<float>::infinity();
   std::fill(dst, dst + g.out_plane(), lowest);
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     float* d = dst + oh * g.out_w;
-    if (g.sw == 1) {
-      sweep_row(g, src, d, oh, [](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
-        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = nan_max(o[ow], s[ow]);
-      });
-    } else {
-      const std::int64_t sw = g.sw;
-      sweep_row(g, src, d, oh, [sw](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
+    const std::int64_t sw = g.sw;
+    sweep_row(g, src, d, oh, [sw, nan](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
+      if (nan) {
         for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = nan_max(o[ow], s[ow * sw]);
-      });
-    }
+      } else if (sw == 1) {
+        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = std::max(o[ow], s[ow]);
+      } else {
+        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = std::max(o[ow], s[ow * sw]);
+      }
+    });
   }
 }
 
@@ -120,10 +128,9 @@ void run_pool(const KernelArgs& args) {
   const std::int64_t grain =
       std::max<std::int64_t>(1, parallel_grain / std::max<std::int64_t>(1, g.in_plane()));
   parallel_ranges(planes, grain, [&](std::int64_t lo, std::int64_t hi) {
-    std::vector<float> row(Max ? static_cast<std::size_t>(2 * g.out_w) : 0);
     for (std::int64_t p = lo; p < hi; ++p) {
       if constexpr (Max)
-        max_plane(g, x + p * g.in_plane(), y + p * g.out_plane(), row.data());
+        max_plane(g, x + p * g.in_plane(), y + p * g.out_plane());
       else
         avg_plane(g, x + p * g.in_plane(), y + p * g.out_plane(), include_pad);
     }
