@@ -3,7 +3,8 @@
 // fused bias / ReLU epilogue of matmul) against the reference kernels on odd shapes:
 // non-square images, strides 2 and 3, padding, dilation 2, groups 2 and depthwise, batch 1,
 // 1x1 kernels, output_padding, sizes at vector/tile boundaries (7, 8, 9, 15, 16, 17), and
-// sizes large enough to take the multi-threaded paths.
+// sizes large enough to take the multi-threaded paths. Every case runs again with a NaN, a
+// +Inf and a -Inf in its first input.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,23 +22,16 @@
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/core/threads.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 namespace kiln::internal {
 namespace {
 
-const Kernel* find_kernel(Op op, std::string_view backend) {
-  ensure_training_kernels();  // the backward kernels live in kiln's training table
-  for (const Kernel& k : kernels_for(op))
-    if (backend == k.backend) return &k;
-  return nullptr;
-}
-
-struct Case {
-  Op op;
-  Attrs attrs;
-  std::vector<Tensor> inputs;
-  RunContext run{};
-};
+using Case = kiln_test::KernelCase;
+using kiln_test::clone_inputs;
+using kiln_test::find_kernel;
+using kiln_test::random;
+using kiln_test::run_kernel;
 
 std::string describe(const Case& c) {
   std::ostringstream s;
@@ -52,61 +46,16 @@ std::string describe(const Case& c) {
   return s.str();
 }
 
-std::vector<TensorDesc> descs_of(const std::vector<Tensor>& ts) {
-  std::vector<TensorDesc> d;
-  for (const Tensor& t : ts) d.push_back({t.shape(), t.dtype()});
-  return d;
-}
-
-TensorDesc output_of(const Case& c) { return infer(c.op, c.attrs, descs_of(c.inputs), "test"); }
-
-/// Runs k (supports, prepare, run) on the case into a NaN-poisoned output.
-Tensor run_kernel(const Kernel& k, const Case& c) {
-  const TensorDesc desc = output_of(c);
-  Node n;
-  n.op = c.op;
-  n.attrs = c.attrs;
-  n.name = "node_under_test";
-  n.shape = desc.shape;
-  n.dtype = desc.dtype;
-  const auto in = descs_of(c.inputs);
-  const KernelQuery q{n, in, desc};
-  std::string why;
-  EXPECT_TRUE(k.supports(q, &why)) << k.name << " declined: " << why;
-  std::shared_ptr<void> state = k.prepare ? k.prepare(q) : nullptr;
-  Tensor out = Tensor::full(desc.shape, std::nan(""), desc.dtype);
-  KernelArgs args{n, c.inputs, out, state.get(), c.run};
-  k.run(args);
-  return out;
-}
-
-/// |got - want| <= rel * (largest |want|) + 1e-6 elementwise; NaN anywhere fails.
+/// |got - want| <= rel * (largest finite |want|) + 1e-6 elementwise; NaN matches only NaN,
+/// an infinity only the same infinity.
 void expect_close(const Tensor& got, const Tensor& want, const std::string& who,
                   double rel = 1e-5) {
-  ASSERT_EQ(got.shape(), want.shape()) << who;
-  const auto g = got.to_vector<float>();
-  const auto w = want.to_vector<float>();
-  double largest = 0.0;
-  for (float v : w) largest = std::max(largest, std::abs(static_cast<double>(v)));
-  const double limit = rel * largest + 1e-6;
-  int reported = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    const bool ok = !std::isnan(g[i]) && std::abs(static_cast<double>(g[i]) - w[i]) <= limit;
-    if (!ok && reported++ < 5)
-      ADD_FAILURE() << who << ": element " << i << " is " << g[i] << ", reference " << w[i]
-                    << " (limit " << limit << ")";
-  }
-}
-
-Case clone_inputs(const Case& c) {
-  Case d = c;
-  for (auto& t : d.inputs) t = t.clone();
-  return d;
+  kiln_test::expect_close_nan_aware(got, want, {rel, 1e-6, /*relative_to_largest=*/true}, who);
 }
 
 /// The Eigen kernel of the case's op against the reference. Inputs are cloned per run so
 /// in-place state updates (batch_norm's running statistics) can be compared too.
-void check(const Case& c, double rel = 1e-5) {
+void check_once(const Case& c, double rel) {
   SCOPED_TRACE(describe(c));
   const Kernel* ref = find_kernel(c.op, "reference");
   const Kernel* eig = find_kernel(c.op, "eigen");
@@ -121,10 +70,13 @@ void check(const Case& c, double rel = 1e-5) {
                  std::string(eig->name) + " input " + std::to_string(i) + " after the run", rel);
 }
 
-Tensor random(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.0) {
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
-  return Tensor::from(v, shape);
+/// check_once as given, then with a NaN, a +Inf and a -Inf in input 0.
+void check(const Case& c, double rel = 1e-5) {
+  check_once(c, rel);
+  SCOPED_TRACE("with NaN, +Inf and -Inf in input 0");
+  Case special = clone_inputs(c);
+  kiln_test::inject_nonfinite(special.inputs[0]);
+  check_once(special, rel);
 }
 
 /// Small integers: many ties inside pooling windows.

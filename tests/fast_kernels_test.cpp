@@ -1,7 +1,9 @@
 // Fast kernels (Eigen, oneDNN) against the reference kernels at tile boundaries: sizes
 // below, equal to and above typical vector and tile widths (1, 7, 8, 9, 15, 16, 17, 63,
 // 64, 65), odd non-square shapes, batch 1, transposes, in-place runs, and sizes large
-// enough to take the multi-threaded paths.
+// enough to take the multi-threaded paths. Every case runs twice: as given, and with a
+// NaN, a +Inf and a -Inf in its first float input (NaN must match NaN, an infinity the same
+// infinity).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,46 +18,35 @@
 
 #include "internal/kernel.hpp"
 #include "internal/op_info.hpp"
-#include "kernels/eigen/eigen_kernels.hpp"
-#include "kernels/ref/ref.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 namespace kiln::internal {
 namespace {
 
 const std::int64_t kTileSizes[] = {1, 7, 8, 9, 15, 16, 17, 63, 64, 65};
 
-/// Kernels of an op: the global table, plus the training-only kernels for
-/// scatter_add_rows (registered into a local table, as kiln's autodiff does).
+using Case = kiln_test::KernelCase;
+using kiln_test::accepts;
+using kiln_test::find_kernel;
+using kiln_test::output_of;
+using kiln_test::random;
+using kiln_test::random_indices;
+using kiln_test::run_into;
+using kiln_test::run_kernel;
+using kiln_test::Tol;
+
+/// Kernels of an op, training-only kernels (scatter_add_rows) included.
 std::vector<const Kernel*> kernels_of(Op op) {
-  static const KernelTable training = [] {
-    KernelTable t;
-    register_eigen_training_kernels(t);
-    register_reference_training_kernels(t);
-    return t;
-  }();
+  ensure_training_kernels();
   std::vector<const Kernel*> out;
   for (const Kernel& k : kernels_for(op)) out.push_back(&k);
-  for (const Kernel& k : training.get(op)) out.push_back(&k);
   return out;
 }
 
-const Kernel* find_kernel(Op op, std::string_view backend) {
-  for (const Kernel* k : kernels_of(op))
-    if (backend == k->backend) return k;
-  return nullptr;
-}
-
 bool have_onednn() { return find_kernel(Op::matmul, "onednn") != nullptr; }
-
-struct Case {
-  Op op;
-  Attrs attrs;
-  std::vector<Tensor> inputs;
-  RunContext run{};
-};
 
 std::string describe(const Case& c) {
   std::ostringstream s;
@@ -67,70 +58,8 @@ std::string describe(const Case& c) {
   return s.str();
 }
 
-std::vector<TensorDesc> descs_of(const std::vector<Tensor>& ts) {
-  std::vector<TensorDesc> d;
-  for (const Tensor& t : ts) d.push_back({t.shape(), t.dtype()});
-  return d;
-}
-
-Node node_for(const Case& c, const TensorDesc& out) {
-  Node n;
-  n.op = c.op;
-  n.attrs = c.attrs;
-  n.name = "node_under_test";
-  n.shape = out.shape;
-  n.dtype = out.dtype;
-  return n;
-}
-
-TensorDesc output_of(const Case& c) { return infer(c.op, c.attrs, descs_of(c.inputs), "test"); }
-
-/// Whether k accepts the case; *why gets its reason when not.
-bool accepts(const Kernel& k, const Case& c, std::string* why = nullptr) {
-  const TensorDesc out = output_of(c);
-  const Node n = node_for(c, out);
-  const auto in = descs_of(c.inputs);
-  std::string reason;
-  const bool ok = k.supports(KernelQuery{n, in, out}, &reason);
-  if (why != nullptr) *why = reason;
-  return ok;
-}
-
-/// Runs k (prepare, then run) into `out`, which must have the output's shape.
-void run_into(const Kernel& k, const Case& c, Tensor& out) {
-  const TensorDesc desc = output_of(c);
-  const Node n = node_for(c, desc);
-  const auto in = descs_of(c.inputs);
-  const KernelQuery q{n, in, desc};
-  std::shared_ptr<void> state = k.prepare ? k.prepare(q) : nullptr;
-  KernelArgs args{n, c.inputs, out, state.get(), c.run};
-  k.run(args);
-}
-
-/// Runs k into a NaN-poisoned output, so an element it forgets to write shows up.
-Tensor run_kernel(const Kernel& k, const Case& c) {
-  const TensorDesc desc = output_of(c);
-  Tensor out = Tensor::full(desc.shape, std::nan(""), desc.dtype);
-  run_into(k, c, out);
-  return out;
-}
-
-struct Tol {
-  double rel = 1e-5;
-  double abs = 1e-6;
-};
-
 void expect_close(const Tensor& got, const Tensor& want, Tol tol, const std::string& who) {
-  ASSERT_EQ(got.shape(), want.shape()) << who;
-  const auto g = got.to_vector<float>();
-  const auto w = want.to_vector<float>();
-  int reported = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    const double limit = tol.abs + tol.rel * std::abs(static_cast<double>(w[i]));
-    const bool ok = std::isnan(w[i]) ? std::isnan(g[i]) : std::abs(g[i] - w[i]) <= limit;
-    if (!ok && reported++ < 5)
-      ADD_FAILURE() << who << ": element " << i << " is " << g[i] << ", reference " << w[i];
-  }
+  kiln_test::expect_close_nan_aware(got, want, tol, who);
 }
 
 /// What a case asks of the oneDNN kernel of its op (when oneDNN is built in and has one).
@@ -150,17 +79,13 @@ bool run_forced(const Kernel& k, const Case& c, Tensor& out) {
   }
 }
 
-/// Runs every fast kernel of the case's op and compares it with the reference. The
-/// Eigen kernel must accept every case given here; oneDNN kernels that decline are
-/// forced through prepare() and compared when they can be built. With `in_place`, the
-/// fast kernels also run with the output aliasing input 0.
-void check(const Case& c, Tol tol = {}, Onednn onednn = Onednn::any, bool in_place = false) {
+void check_once(const Case& c, Tol tol, Onednn onednn, bool in_place) {
   SCOPED_TRACE(describe(c));
   const Kernel* ref = find_kernel(c.op, "reference");
   ASSERT_NE(ref, nullptr);
   ASSERT_TRUE(accepts(*ref, c));
   const Tensor want = run_kernel(*ref, c);
-  const TensorDesc desc = output_of(c);
+  const auto desc = output_of(c);
   bool ran_eigen = false, ran_onednn = false, has_onednn = false;
   for (const Kernel* k : kernels_of(c.op)) {
     const std::string_view backend = k->backend;
@@ -194,16 +119,19 @@ void check(const Case& c, Tol tol = {}, Onednn onednn = Onednn::any, bool in_pla
   }
 }
 
-Tensor random(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.0) {
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
-  return Tensor::from(v, shape);
-}
-
-Tensor random_indices(const Shape& shape, std::int64_t limit, DType dt, Rng& rng) {
-  std::vector<std::int64_t> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& x : v) x = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(limit)));
-  return Tensor::from(v, shape).to(dt);
+/// Runs every fast kernel of the case's op and compares it with the reference. The
+/// Eigen kernel must accept every case given here; oneDNN kernels that decline are
+/// forced through prepare() and compared when they can be built. With `in_place`, the
+/// fast kernels also run with the output aliasing input 0. A float input 0 then gets a
+/// NaN, a +Inf and a -Inf and every kernel must match the reference again, NaN for NaN.
+void check(const Case& c, Tol tol = {}, Onednn onednn = Onednn::any, bool in_place = false) {
+  check_once(c, tol, onednn, in_place);
+  if (c.inputs.empty() || !is_floating(c.inputs[0].dtype()) || c.op == Op::dropout_mask) return;
+  SCOPED_TRACE("with NaN, +Inf and -Inf in input 0");
+  Case special = c;
+  special.inputs[0] = c.inputs[0].clone();
+  kiln_test::inject_nonfinite(special.inputs[0]);
+  check_once(special, tol, onednn, in_place);
 }
 
 /// Attrs with only the listed fields set.
@@ -218,7 +146,7 @@ Attrs axis_attrs(std::int64_t axis) {
 TEST(FastKernels, EveryOpWithAKernelHasAnEigenKernelBeforeTheReference) {
   for (int i = 0; i < op_count; ++i) {
     const Op op = static_cast<Op>(i);
-    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    if (op_info(op).has(op_leaf)) continue;
     const auto ks = kernels_of(op);
     const auto eigen = std::find_if(ks.begin(), ks.end(), [](const Kernel* k) {
       return std::string_view(k->backend) == "eigen";
@@ -234,9 +162,8 @@ TEST(FastKernels, EveryOpWithAKernelHasAnEigenKernelBeforeTheReference) {
 
 TEST(FastKernels, OnednnCoversItsOpsWhenBuilt) {
   if (!have_onednn()) GTEST_SKIP() << "built without oneDNN";
-  for (Op op :
-       {Op::matmul, Op::relu, Op::leaky_relu, Op::exp, Op::log, Op::sqrt, Op::sigmoid, Op::tanh,
-        Op::neg, Op::softmax, Op::log_softmax, Op::add, Op::sub, Op::mul, Op::div}) {
+  for (Op op : {Op::matmul, Op::leaky_relu, Op::exp, Op::log, Op::sqrt, Op::sigmoid, Op::tanh,
+                Op::neg, Op::softmax, Op::log_softmax, Op::add, Op::sub, Op::mul, Op::div}) {
     const Kernel* k = find_kernel(op, "onednn");
     ASSERT_NE(k, nullptr) << op_name(op);
     EXPECT_NE(k->prepare, nullptr) << op_name(op);

@@ -16,116 +16,55 @@
 
 #include "internal/kernel.hpp"
 #include "internal/op_info.hpp"
-#include "kernels/ref/ref.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 namespace kiln::internal {
 namespace {
 
-/// The reference training-only kernels (the oneDNN ones come through the global table,
-/// which ensure_training_kernels extends as kiln's autodiff does).
-const KernelTable& training_table() {
-  static const KernelTable t = [] {
-    ensure_training_kernels();
-    KernelTable k;
-    register_reference_training_kernels(k);
-    return k;
-  }();
-  return t;
-}
-
-const Kernel* find_kernel(Op op, std::string_view backend) {
-  const KernelTable& training = training_table();
-  for (const Kernel& k : kernels_for(op))
-    if (backend == k.backend) return &k;
-  for (const Kernel& k : training.get(op))
-    if (backend == k.backend) return &k;
-  return nullptr;
-}
+using Case = kiln_test::KernelCase;
+using kiln_test::accepts;
+using kiln_test::find_kernel;
+using kiln_test::make_node;
+using kiln_test::output_of;
+using kiln_test::random;
 
 bool have_onednn() { return find_kernel(Op::matmul, "onednn") != nullptr; }
 
 #define SKIP_WITHOUT_ONEDNN() \
   if (!have_onednn()) GTEST_SKIP() << "built without oneDNN"
 
-struct Case {
-  Op op;
-  Attrs attrs;
-  std::vector<Tensor> inputs;
-  bool training = false;
-};
-
-std::vector<TensorDesc> descs_of(const std::vector<Tensor>& ts) {
-  std::vector<TensorDesc> d;
-  for (const Tensor& t : ts) d.push_back({t.shape(), t.dtype()});
-  return d;
-}
-
-Node node_for(Op op, const Attrs& attrs, const TensorDesc& out) {
-  Node n;
-  n.op = op;
-  n.attrs = attrs;
-  n.name = "node_under_test";
-  n.shape = out.shape;
-  n.dtype = out.dtype;
-  return n;
-}
-
-TensorDesc output_of(const Case& c) { return infer(c.op, c.attrs, descs_of(c.inputs), "test"); }
-
-bool accepts(const Kernel& k, const Case& c, std::string* why) {
-  const TensorDesc out = output_of(c);
-  const Node n = node_for(c.op, c.attrs, out);
-  const auto in = descs_of(c.inputs);
-  return k.supports(KernelQuery{n, in, out}, why);
-}
-
 /// Runs k (prepare once, then `runs` runs) on copies of the inputs, which are returned in
 /// *inputs (batch_norm updates its running statistics in place); the output starts as NaN.
-Tensor run_kernel(const Kernel& k, const Case& c, std::vector<Tensor>* inputs = nullptr,
-                  int runs = 1) {
+Tensor run_on_copies(const Kernel& k, const Case& c, std::vector<Tensor>* inputs = nullptr,
+                     int runs = 1) {
   std::vector<Tensor> in;
   for (const Tensor& t : c.inputs) in.push_back(t.clone());
   const TensorDesc desc = output_of(c);
-  const Node n = node_for(c.op, c.attrs, desc);
-  const auto in_descs = descs_of(in);
+  const Node n = make_node(c.op, c.attrs, desc.shape, desc.dtype);
+  const auto in_descs = kiln_test::descs_of(in);
   std::shared_ptr<void> state = k.prepare ? k.prepare(KernelQuery{n, in_descs, desc}) : nullptr;
   Tensor out = Tensor::full(desc.shape, std::nan(""), desc.dtype);
-  RunContext run;
-  run.training = c.training;
   for (int i = 0; i < runs; ++i) {
-    KernelArgs args{n, in, out, state.get(), run};
+    KernelArgs args{n, in, out, state.get(), c.run};
     k.run(args);
   }
   if (inputs != nullptr) *inputs = in;
   return out;
 }
 
-double max_abs(const std::vector<float>& v) {
-  double m = 0.0;
-  for (float x : v) m = std::max(m, std::abs(static_cast<double>(x)));
-  return m;
-}
-
-/// got == want within rel * (largest |want|) elementwise.
+/// got == want within rel * (largest finite |want|, at least 1e-3) elementwise; NaN
+/// matches only NaN, an infinity only the same infinity.
 void expect_close(const Tensor& got, const Tensor& want, const std::string& who,
                   double rel = 1e-4) {
-  ASSERT_EQ(got.shape(), want.shape()) << who;
-  const auto g = got.to_vector<float>();
-  const auto w = want.to_vector<float>();
-  const double limit = rel * std::max(1e-3, max_abs(w));
-  int reported = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    const bool ok = std::abs(static_cast<double>(g[i]) - w[i]) <= limit;
-    if (!ok && reported++ < 5)
-      ADD_FAILURE() << who << ": element " << i << " is " << g[i] << ", reference " << w[i];
-  }
+  const double largest = std::max(1e-3, kiln_test::max_abs_finite(want));
+  kiln_test::expect_close_nan_aware(got, want, {0.0, rel * largest}, who);
 }
 
 /// The oneDNN kernel must accept the case and match the reference kernel.
-void check(const Case& c, const std::string& label) {
+void check_once(const Case& c, const std::string& label) {
   SCOPED_TRACE(label + " " + std::string(op_name(c.op)) + " out " + output_of(c).shape.str());
   const Kernel* ref = find_kernel(c.op, "reference");
   const Kernel* fast = find_kernel(c.op, "onednn");
@@ -134,16 +73,18 @@ void check(const Case& c, const std::string& label) {
                               "register_onednn_training_kernels called by kiln's autodiff?)";
   std::string why;
   ASSERT_TRUE(accepts(*fast, c, &why)) << fast->name << " declined: " << why;
-  const Tensor want = run_kernel(*ref, c);
-  expect_close(run_kernel(*fast, c), want, fast->name);
+  const Tensor want = run_on_copies(*ref, c);
+  expect_close(run_on_copies(*fast, c), want, fast->name);
   // Prepared state reused over runs gives the same result.
-  expect_close(run_kernel(*fast, c, nullptr, 2), want, std::string(fast->name) + " 2nd run");
+  expect_close(run_on_copies(*fast, c, nullptr, 2), want, std::string(fast->name) + " 2nd run");
 }
 
-Tensor random(const Shape& shape, Rng& rng, double lo = -1.0, double hi = 1.0) {
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& x : v) x = static_cast<float>(rng.uniform(lo, hi));
-  return Tensor::from(v, shape);
+/// check_once as given, then with a NaN, a +Inf and a -Inf in input 0.
+void check(const Case& c, const std::string& label) {
+  check_once(c, label);
+  Case special = kiln_test::clone_inputs(c);
+  kiln_test::inject_nonfinite(special.inputs[0]);
+  check_once(special, label + " with NaN, +Inf and -Inf in input 0");
 }
 
 Attrs conv_attrs(Pair stride, Pair padding, Pair dilation = {1, 1}, std::int64_t groups = 1,
@@ -352,7 +293,7 @@ Case batch_norm_case(const Shape& x, Rng& rng, bool training) {
           a,
           {random(x, rng, -2.0, 3.0), random(c, rng, 0.5, 1.5), random(c, rng), random(c, rng),
            random(c, rng, 0.5, 2.0)},
-          training};
+          RunContext{training, 0}};
 }
 
 TEST(OnednnCnnKernels, BatchNormMatchesReferenceAndUpdatesRunningStats) {
@@ -365,7 +306,7 @@ TEST(OnednnCnnKernels, BatchNormMatchesReferenceAndUpdatesRunningStats) {
       const Kernel* fast = find_kernel(Op::batch_norm, "onednn");
       ASSERT_NE(fast, nullptr);
       std::vector<Tensor> after;
-      run_kernel(*fast, c, &after);
+      run_on_copies(*fast, c, &after);
       const auto rm0 = c.inputs[3].to_vector<float>(), rv0 = c.inputs[4].to_vector<float>();
       const auto rm = after[3].to_vector<float>(), rv = after[4].to_vector<float>();
       if (!training) {  // nothing updated
@@ -391,9 +332,9 @@ TEST(OnednnCnnKernels, BatchNormTrainingOnOneValuePerChannelThrows) {
   const Case c = batch_norm_case(Shape{1, 3}, rng, true);
   const Kernel* fast = find_kernel(Op::batch_norm, "onednn");
   ASSERT_NE(fast, nullptr);
-  EXPECT_THROW(run_kernel(*fast, c), ValueError);
+  EXPECT_THROW(run_on_copies(*fast, c), ValueError);
   Case inference = c;
-  inference.training = false;
+  inference.run.training = false;
   check(inference, "inference [1, 3]");
 }
 
@@ -445,7 +386,7 @@ TEST(OnednnCnnKernels, MatmulBiasAndReluPostOp) {
       ASSERT_TRUE(accepts(*fast, c, &why)) << why;
       const Tensor want =
           matmul_by_hand(c.inputs[0], c.inputs[1], c.inputs[2], ta, post == PostOp::relu);
-      expect_close(run_kernel(*fast, c), want, ta ? "matmul ta" : "matmul");
+      expect_close(run_on_copies(*fast, c), want, ta ? "matmul ta" : "matmul");
     }
 }
 
@@ -453,7 +394,7 @@ TEST(OnednnCnnKernels, MatmulBiasAndReluPostOp) {
 bool declines(Op op, const Attrs& attrs, std::vector<TensorDesc> in, TensorDesc out) {
   const Kernel* fast = find_kernel(op, "onednn");
   if (fast == nullptr) return true;
-  const Node n = node_for(op, attrs, out);
+  const Node n = make_node(op, attrs, out.shape, out.dtype);
   std::string why;
   const bool ok = fast->supports(KernelQuery{n, in, out}, &why);
   EXPECT_FALSE(why.empty() && !ok) << op_name(op) << " declined without a reason";

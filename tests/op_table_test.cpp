@@ -1,9 +1,17 @@
 // The op table: one list of cases drives the op tests. Every registered op must appear;
-// every fast kernel is compared with the reference kernel on the case's shapes; every
-// differentiable op's backward rule is checked against central finite differences in
-// double precision.
+// every fast kernel is compared with the reference kernel on the case's shapes, and at
+// least one fast kernel must accept each case (no case silently compares the reference
+// with itself); every differentiable op's backward rule is checked against central finite
+// differences in double precision.
+//
+// Non-finite values: every case with a float input also runs as "<case>_nonfinite", its
+// first float input holding a NaN, a +Inf and a -Inf. All kernels must then agree with
+// the reference under NaN-aware equality (NaN matches NaN, an infinity the same infinity).
+// The semantics are IEEE's, as PyTorch's: a NaN reaching relu, max, max_pool2d, softmax,
+// a matmul or convolution sum, ... makes the affected outputs NaN (see docs/semantics.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <map>
@@ -13,6 +21,7 @@
 #include "autodiff/grad_rules.hpp"
 #include "internal/kernel.hpp"
 #include "kiln/kiln.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 namespace kiln {
 namespace {
@@ -35,6 +44,7 @@ struct OpCase {
   double tolerance = 1e-5;     // fast vs reference, relative to the largest magnitude
   bool stochastic = false;     // output depends on the run counter (dropout)
   bool differentiable = true;  // false: a fused node (no backward rule applies)
+  bool nonfinite = false;      // the first float input holds NaN, +Inf and -Inf
 };
 
 InputSpec F(Shape s, Fill f = Fill::normal) { return {std::move(s), f}; }
@@ -223,6 +233,14 @@ std::vector<OpCase> op_cases() {
     a.post_op = PostOp::relu;
     return v[0].graph().add(Op::matmul, {v[0], v[1], v[2]}, a);
   });
+  push("conv_transpose2d_bias_relu_fused", Op::conv_transpose2d,
+       {F({2, 3, 4, 5}), F({3, 2, 3, 3}), F({2})}, [](V& v) {
+         Attrs a;
+         a.stride = {2, 2};
+         a.padding = {1, 1};
+         a.post_op = PostOp::relu;
+         return v[0].graph().add(Op::conv_transpose2d, {v[0], v[1], v[2]}, a);
+       });
   push("conv2d_bias_relu_fused", Op::conv2d, {F({2, 3, 6, 5}), F({4, 3, 3, 3}), F({4})}, [](V& v) {
     Attrs a;
     a.padding = {1, 1};
@@ -232,6 +250,22 @@ std::vector<OpCase> op_cases() {
   for (auto& oc : c) {
     oc.stochastic = oc.name == "dropout";
     oc.differentiable = oc.name.find("_fused") == std::string::npos;
+  }
+  return c;
+}
+
+// The cases with a float input again, with NaN and infinities in their first float input.
+std::vector<OpCase> nonfinite_cases() {
+  std::vector<OpCase> c;
+  for (const OpCase& oc : op_cases()) {
+    const bool has_float = std::any_of(oc.inputs.begin(), oc.inputs.end(), [](const InputSpec& in) {
+      return in.fill != Fill::index && in.fill != Fill::label;
+    });
+    if (!has_float) continue;
+    OpCase special = oc;
+    special.name += "_nonfinite";
+    special.nonfinite = true;
+    c.push_back(std::move(special));
   }
   return c;
 }
@@ -285,6 +319,7 @@ struct Built {
 
 Built build_case(const OpCase& oc, DType float_type) {
   Built b;
+  bool injected = false;
   for (std::size_t i = 0; i < oc.inputs.size(); ++i) {
     const auto& in = oc.inputs[i];
     const bool is_int = in.fill == Fill::index || in.fill == Fill::label;
@@ -292,28 +327,28 @@ Built build_case(const OpCase& oc, DType float_type) {
     if (in.dynamic_batch) declared[0] = kiln::batch;
     const std::string name = "in" + std::to_string(i);
     b.inputs.push_back(b.graph->input(name, declared, is_int ? in.int_type : float_type));
-    b.feeds.emplace_back(name, make_input(in, float_type, 1000 + 17 * i));
+    Tensor t = make_input(in, float_type, 1000 + 17 * i);
+    if (oc.nonfinite && !is_int && !injected) {
+      kiln_test::inject_nonfinite(t);
+      injected = true;
+    }
+    b.feeds.emplace_back(name, t);
   }
   b.output = oc.build(b.inputs);
   return b;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (std::int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(t.at(i)));
-  return m;
-}
-
 void PrintTo(const OpCase& oc, std::ostream* os) { *os << oc.name; }
 
 class OpTable : public ::testing::TestWithParam<OpCase> {};
+class OpTableNonfinite : public ::testing::TestWithParam<OpCase> {};
 
 TEST(OpTableCoverage, EveryOpHasACase) {
   std::set<Op> covered;
   for (const auto& oc : op_cases()) covered.insert(oc.op);
   for (int i = 0; i < op_count; ++i) {
     const Op op = static_cast<Op>(i);
-    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    if (internal::op_info(op).has(internal::op_leaf)) continue;
     // dropout's mask is covered by the dropout case (its mask is the mul's input).
     if (op == Op::dropout_mask) continue;
     EXPECT_TRUE(covered.count(op)) << "op '" << op_name(op) << "' is missing from the op table";
@@ -324,11 +359,66 @@ TEST(OpTableCoverage, EveryOpHasAReferenceAndAFastKernel) {
   internal::ensure_training_kernels();
   for (int i = 0; i < op_count; ++i) {
     const Op op = static_cast<Op>(i);
-    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    if (internal::op_info(op).has(internal::op_leaf)) continue;
     const auto ks = internal::kernels_for(op);
     ASSERT_FALSE(ks.empty()) << op_name(op);
     EXPECT_STREQ(ks.back().backend, "reference") << op_name(op) << ": reference kernel last";
     EXPECT_GE(ks.size(), 2u) << "op '" << op_name(op) << "' has no fast kernel";
+  }
+}
+
+// ---- per-op facts of the op table (internal/op_info.hpp) ----------------------------------
+
+TEST(OpTableFacts, DifferentiableFlagMatchesTheBackwardRules) {
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    EXPECT_EQ(internal::is_differentiable(op), internal::grad_rule(op) != nullptr)
+        << "op '" << op_name(op) << "': the table's differentiable flag and kiln's backward "
+        << "rules disagree";
+  }
+}
+
+TEST(OpTableFacts, TrainingOnlyOpsAreExactlyThoseWithoutInferenceKernels) {
+  // kiln_infer's reference kernels (every op it runs has one; training kernels come from
+  // kiln's separate registration).
+  internal::KernelTable forward;
+  internal::register_reference_kernels(forward);
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    const auto& info = internal::op_info(op);
+    if (info.has(internal::op_leaf)) continue;
+    EXPECT_EQ(info.has(internal::op_training_only), forward.get(op).empty())
+        << "op '" << op_name(op) << "': training-only flag vs kernels in kiln_infer";
+  }
+}
+
+TEST(OpTableFacts, LeavesHaveNoInputs) {
+  for (int i = 0; i < op_count; ++i) {
+    const auto& info = internal::op_info(static_cast<Op>(i));
+    EXPECT_EQ(info.has(internal::op_leaf), info.arity == 0) << info.name;
+  }
+}
+
+TEST(OpTableFacts, ElementwiseOpsKeepTheShapeOfTheirInputs) {
+  const Shape s{3, 1, 4};
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    const auto& info = internal::op_info(op);
+    if (!info.has(internal::op_elementwise)) continue;
+    ASSERT_GE(info.arity, 1) << info.name;
+    std::vector<internal::TensorDesc> in(static_cast<std::size_t>(info.arity), {s, DType::f32});
+    EXPECT_EQ(internal::infer(op, Attrs{}, in, "probe").shape, s) << info.name;
+  }
+}
+
+TEST(OpTableFacts, EveryEpilogueFusableOpHasAFusedCase) {
+  std::set<Op> fused;
+  for (const auto& oc : op_cases())
+    if (oc.name.find("_bias_relu_fused") != std::string::npos) fused.insert(oc.op);
+  for (int i = 0; i < op_count; ++i) {
+    const Op op = static_cast<Op>(i);
+    EXPECT_EQ(internal::op_info(op).has(internal::op_epilogue_fusable), fused.count(op) == 1)
+        << "op '" << op_name(op) << "': fusable flag vs a '<op>_bias_relu_fused' case";
   }
 }
 
@@ -340,9 +430,8 @@ TEST(OpTableCoverage, NameTableMatchesOps) {
 
 // Runs every kernel that accepts the case's output node (and, for composites, every
 // node of the built fragment) and compares it with the reference kernel.
-TEST_P(OpTable, FastKernelsMatchReference) {
+void fast_kernels_match_reference(const OpCase& oc) {
   internal::ensure_training_kernels();
-  const OpCase& oc = GetParam();
   Built b = build_case(oc, DType::f32);
   ASSERT_EQ(b.output.node().op, oc.op) << "case builds a different op";
   Graph& g = *b.graph;
@@ -352,7 +441,7 @@ TEST_P(OpTable, FastKernelsMatchReference) {
     all.push_back(g.value(static_cast<std::int32_t>(id)));
   Executable reference(g, all, {.training = true, .backend = "reference"});
   const auto values = reference.run(b.feeds);
-  int compared = 0;
+  int fast_on_output = 0;
   for (std::size_t id = 0; id < g.size(); ++id) {
     const Node& n = g.node(static_cast<std::int32_t>(id));
     if (n.inputs.empty()) continue;
@@ -370,18 +459,46 @@ TEST_P(OpTable, FastKernelsMatchReference) {
       std::string why;
       if (!k.supports(q, &why)) continue;
       auto state = k.prepare ? k.prepare(q) : nullptr;
-      Tensor out = Tensor::zeros(out_desc.shape, out_desc.dtype);
+      Tensor out = Tensor::full(out_desc.shape, std::nan(""), out_desc.dtype);
       k.run({n, ins, out, state.get(), ctx});
-      const double scale = std::max(1.0, max_abs(values[id]));
-      for (std::int64_t e = 0; e < out.numel(); ++e)
-        ASSERT_NEAR(out.at(e), values[id].at(e), oc.tolerance * scale)
-            << k.name << " on node '" << n.name << "' element " << e;
-      ++compared;
+      const kiln_test::Tol tol{oc.tolerance, oc.tolerance, /*relative_to_largest=*/true};
+      kiln_test::expect_close_nan_aware(out, values[id], tol,
+                                        std::string(k.name) + " on node '" + n.name + "'");
+      if (static_cast<std::int32_t>(id) == b.output.id()) ++fast_on_output;
     }
   }
-  // Every case's own op must have been checked against at least one fast kernel,
-  // except where the fast kernels decline on purpose (none today).
-  SUCCEED() << compared << " kernel outputs compared";
+  // The case's own op must have been checked against at least one fast kernel.
+  EXPECT_GE(fast_on_output, 1) << "no fast kernel accepted " << oc.name
+                               << ": only the reference ran";
+}
+
+// The default executable (best kernels, fusion on) picks a fast kernel for the case's
+// output node and answers what the reference answers.
+void default_plan_uses_a_fast_kernel(const OpCase& oc) {
+  Built b = build_case(oc, DType::f32);
+  Graph& g = *b.graph;
+  Executable reference(g, {b.output}, {.training = true, .backend = "reference"});
+  Executable fast(g, {b.output}, {.training = true});
+  const std::string plan = fast.plan(b.feeds);
+  const std::string line_start = "  " + b.output.name() + " = ";
+  const auto at = plan.find(line_start);
+  ASSERT_NE(at, std::string::npos) << plan;
+  const std::string line = plan.substr(at, plan.find('\n', at) - at);
+  const auto via = line.find(" via ");
+  ASSERT_NE(via, std::string::npos) << line;
+  EXPECT_NE(line.substr(via + 5, 4), "ref_") << "reference kernel chosen: " << line;
+  // Both executables run once (dropout masks depend on the run count).
+  kiln_test::expect_close_nan_aware(fast.run(b.feeds)[0], reference.run(b.feeds)[0],
+                                    {oc.tolerance, oc.tolerance, true}, "default plan");
+}
+
+TEST_P(OpTable, FastKernelsMatchReference) { fast_kernels_match_reference(GetParam()); }
+TEST_P(OpTable, DefaultPlanUsesAFastKernelAndMatchesReference) {
+  default_plan_uses_a_fast_kernel(GetParam());
+}
+TEST_P(OpTableNonfinite, FastKernelsMatchReference) { fast_kernels_match_reference(GetParam()); }
+TEST_P(OpTableNonfinite, DefaultPlanUsesAFastKernelAndMatchesReference) {
+  default_plan_uses_a_fast_kernel(GetParam());
 }
 
 // Central finite differences in double precision against the backward graph.
@@ -437,6 +554,8 @@ TEST_P(OpTable, GradientMatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpTable, ::testing::ValuesIn(op_cases()),
+                         [](const auto& param_info) { return param_info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Ops, OpTableNonfinite, ::testing::ValuesIn(nonfinite_cases()),
                          [](const auto& param_info) { return param_info.param.name; });
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "internal/kernel.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/core/tensor.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 namespace kiln::internal {
 namespace {
@@ -39,13 +40,7 @@ const Kernel& reference_kernel(Op op) {
 }
 
 Node make_node(Op op, const Attrs& attrs, const Shape& out_shape, DType dt) {
-  Node node;
-  node.op = op;
-  node.attrs = attrs;
-  node.name = kNodeName;
-  node.shape = out_shape;
-  node.dtype = dt;
-  return node;
+  return kiln_test::make_node(op, attrs, out_shape, dt, kNodeName);
 }
 
 /// "" if the reference kernel of op accepts the call, else its reason.
@@ -75,7 +70,7 @@ Tensor run_ref(Op op, const Attrs& attrs, const std::vector<Tensor>& inputs, con
 }
 
 Tensor make(const std::vector<double>& values, const Shape& shape, DType dt = DType::f64) {
-  return Tensor::from(values, shape).to(dt);
+  return kiln_test::make(values, shape, dt);
 }
 
 void expect_values(const Tensor& t, const Shape& shape, const std::vector<double>& expected,
@@ -91,14 +86,7 @@ void expect_values(const Tensor& t, const Shape& shape, const std::vector<double
 /// Expects fn to throw kiln::ValueError whose message names the node and contains `fragment`.
 template <class Fn>
 void expect_value_error(Fn&& fn, const std::string& fragment) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected kiln::ValueError";
-  } catch (const ValueError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find(kNodeName), std::string::npos) << msg;
-    EXPECT_NE(msg.find(fragment), std::string::npos) << "'" << fragment << "' not in: " << msg;
-  }
+  kiln_test::expect_value_error(std::forward<Fn>(fn), {kNodeName, fragment});
 }
 
 /// Runs the reference kernel of op with an output of the wrong shape: must raise.

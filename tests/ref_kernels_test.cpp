@@ -16,11 +16,12 @@
 #include "kiln/core/error.hpp"
 #include "kiln/core/rng.hpp"
 #include "kiln/core/tensor.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 namespace kiln::internal {
 namespace {
 
-constexpr const char* kNodeName = "node_under_test";
+using kiln_test::kNodeName;
 constexpr double kE = std::numbers::e;
 constexpr double kLn2 = std::numbers::ln2;
 
@@ -48,15 +49,9 @@ const Kernel& reference_training_kernel(Op op) {
   return *k;
 }
 
-Node make_node(Op op, const Attrs& attrs, const Shape& out_shape, DType out_dtype) {
-  Node node;
-  node.op = op;
-  node.attrs = attrs;
-  node.name = kNodeName;
-  node.shape = out_shape;
-  node.dtype = out_dtype;
-  return node;
-}
+using kiln_test::expect_value_error;
+using kiln_test::make;
+using kiln_test::make_node;
 
 /// Asks the kernel whether it supports the call; returns "" if it does, else its reason.
 std::string refusal(const Kernel& k, Op op, const Attrs& attrs, const std::vector<Tensor>& inputs,
@@ -87,11 +82,6 @@ Tensor run_ref(Op op, const Attrs& attrs, const std::vector<Tensor>& inputs, con
   return run_kernel(reference_kernel(op), op, attrs, inputs, out_shape, out_dtype, run);
 }
 
-/// A tensor of dtype dt holding `values` (exactly representable values only for ints).
-Tensor make(std::vector<double> values, Shape shape, DType dt = f32) {
-  return Tensor::from(values, shape).to(dt);
-}
-
 double tolerance(DType dt) { return dt == f64 ? 1e-12 : 2e-6; }
 
 void expect_tensor(const Tensor& t, const Shape& shape, const std::vector<double>& expected,
@@ -104,19 +94,6 @@ void expect_tensor(const Tensor& t, const Shape& shape, const std::vector<double
         << "at flat index " << i;
 }
 
-/// Expects fn to throw kiln::ValueError whose message contains every fragment.
-template <class Fn>
-void expect_value_error(Fn&& fn, const std::vector<std::string>& fragments) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected kiln::ValueError";
-  } catch (const ValueError& e) {
-    const std::string msg = e.what();
-    for (const std::string& f : fragments)
-      EXPECT_NE(msg.find(f), std::string::npos) << "'" << f << "' not in: " << msg;
-  }
-}
-
 const DType kFloats[] = {f32, f64};
 
 // ---- coverage ---------------------------------------------------------------------------
@@ -125,7 +102,7 @@ TEST(RefKernels, EveryOpWithAKernelHasAReferenceKernel) {
   ensure_training_kernels();  // training-only ops get their kernels from Kiln::kiln
   for (int i = 0; i < op_count; ++i) {
     const Op op = static_cast<Op>(i);
-    if (op == Op::input || op == Op::parameter || op == Op::constant) continue;
+    if (op_info(op).has(op_leaf)) continue;
     const Kernel* k = find_reference(kernels_for(op));
     ASSERT_NE(k, nullptr) << op_name(op);
     EXPECT_EQ(std::string(k->name), "ref_" + std::string(op_name(op)));

@@ -64,7 +64,7 @@ void channel_stats(const float* x, const Layout& l, std::vector<double>& mean,
       // Correct for the rounding of m to float: sum (x - mf)^2 = S + count * (m - mf)^2.
       const double shift = m - static_cast<double>(mf);
       mean[c] = m;
-      var[c] = std::max(0.0, v / count - shift * shift);
+      var[c] = clamp_below_keep_nan(v / count - shift * shift);
     }
   });
 }

@@ -58,6 +58,38 @@ void parallel_ranges(std::int64_t n, std::int64_t grain, F&& f) {
   for (std::int64_t c = 0; c < chunks; ++c) f(n * c / chunks, n * (c + 1) / chunks);
 }
 
+// NaN semantics (as the reference kernels and PyTorch): a NaN reaching a max, a ReLU or a
+// max pooling window comes out as NaN. Eigen's plain max() and std::max drop a NaN in one
+// operand, so the kernels use these instead.
+
+/// The larger of a and b, NaN when either is NaN.
+/// (Written so that loops of it vectorise: a compare and a blend, no branches.)
+inline float nan_max(float a, float b) {
+  return __builtin_isunordered(a, b) ? a + b : std::max(a, b);
+}
+
+/// Whether v beats the current maximum m in a first-maximum scan where a NaN beats
+/// everything but an earlier NaN.
+inline bool beats(float v, float m) { return v > m || (v != v && m == m); }
+
+/// max(v, 0) for a variance that rounding made slightly negative; NaN stays NaN.
+inline double clamp_below_keep_nan(double v) { return v < 0.0 ? 0.0 : v; }
+
+/// Eigen's elementwise max that returns NaN when either operand is NaN (vectorised).
+using MaxKeepNan = Eigen::internal::scalar_max_op<float, float, Eigen::PropagateNaN>;
+
+/// max(x, y) elementwise, keeping NaN (Eigen array expressions of one size).
+template <class X, class Y>
+auto max_keep_nan(const X& x, const Y& y) {
+  return x.binaryExpr(y, MaxKeepNan());
+}
+
+/// max(x, 0) elementwise, keeping NaN (an Eigen array expression).
+template <class Expr>
+auto relu_keep_nan(const Expr& x) {
+  return max_keep_nan(x, Expr::Constant(x.rows(), x.cols(), 0.0f));
+}
+
 /// Product of dims [begin, end) of a shape.
 inline std::int64_t dims_product(const Shape& s, std::size_t begin, std::size_t end) {
   std::int64_t p = 1;

@@ -27,6 +27,13 @@ bool supports_conv(const KernelQuery& q, std::string* why) {
     return decline(why, "only the relu post-op is fused");
   if (q.inputs[0].shape.numel() == 0 || q.output.shape.numel() == 0)
     return decline(why, "empty tensors are left to the reference");
+  const Shape& w = q.inputs[1].shape;
+  const std::string e =
+      q.node.op == Op::conv_transpose2d
+          ? conv_transpose_geometry_error(q.node.attrs, q.inputs[0].shape, q.output.shape, w[2],
+                                          w[3])
+          : conv_geometry_error(q.node.attrs, q.inputs[0].shape, q.output.shape, w[2], w[3]);
+  if (!e.empty()) return decline(why, e.c_str());
   return true;
 }
 
@@ -96,7 +103,7 @@ void gemm_epilogue(const WExpr& w, const ConstMatMap& x, float* out, const float
   } else {
     c.noalias() = w * x;
   }
-  if (relu) c.array() = c.array().max(0.0f);
+  if (relu) c.array() = relu_keep_nan(c.array());
 }
 
 /// One (batch item, group) block of conv2d through im2col and a GEMM.

@@ -1,4 +1,4 @@
-// Internal: geometry, im2col / col2im and per-plan scratch shared by the Eigen convolution
+// Internal: im2col / col2im and per-plan scratch shared by the Eigen convolution
 // kernels (conv.cpp in kiln_infer, training_cnn.cpp in kiln), header-only so both
 // libraries carry their own copy.
 //
@@ -11,49 +11,13 @@
 #include <memory>
 #include <vector>
 
+#include "internal/conv_geometry.hpp"
 #include "kernels/eigen/common.hpp"
 
 namespace kiln::internal::eigen {
 
-/// Sizes of one convolution; `in_*` is the image side, `out_*` the column side.
-struct ConvGeometry {
-  std::int64_t batch = 0, in_c = 0, in_h = 0, in_w = 0;
-  std::int64_t out_c = 0, out_h = 0, out_w = 0;
-  std::int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
-  std::int64_t groups = 1;
-
-  std::int64_t in_cg() const { return in_c / groups; }
-  std::int64_t out_cg() const { return out_c / groups; }
-  std::int64_t in_plane() const { return in_h * in_w; }
-  std::int64_t out_plane() const { return out_h * out_w; }
-  std::int64_t col_rows() const { return in_cg() * kh * kw; }
-  std::int64_t col_size() const { return col_rows() * out_plane(); }
-  /// 1x1, stride 1, no padding: the image already is the column matrix.
-  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
-};
-
-/// Geometry from the node's attributes; image [N, C, H, W], column side [.., O, Ho, Wo].
-inline ConvGeometry conv_geometry(const Attrs& a, const Shape& image, const Shape& column,
-                                  std::int64_t kh, std::int64_t kw) {
-  ConvGeometry g;
-  g.batch = image[0];
-  g.in_c = image[1];
-  g.in_h = image[2];
-  g.in_w = image[3];
-  g.out_c = column[1];
-  g.out_h = column[2];
-  g.out_w = column[3];
-  g.kh = kh;
-  g.kw = kw;
-  g.sh = a.stride[0];
-  g.sw = a.stride[1];
-  g.ph = a.padding[0];
-  g.pw = a.padding[1];
-  g.dh = a.dilation[0];
-  g.dw = a.dilation[1];
-  g.groups = a.groups;
-  return g;
-}
+// ConvGeometry, conv_geometry() and conv_geometry_error(): internal/conv_geometry.hpp, the
+// one geometry of the shape rules and every kernel family.
 
 /// ceil(a / b) for b > 0 and any sign of a.
 inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
@@ -181,12 +145,12 @@ inline void add_bias_relu(float* out, std::int64_t rows, std::int64_t cols, cons
   if (bias != nullptr) {
     for (std::int64_t r = 0; r < rows; ++r) {
       if (relu)
-        m.row(r).array() = (m.row(r).array() + bias[r]).max(0.0f);
+        m.row(r).array() = relu_keep_nan(m.row(r).array() + bias[r]);
       else
         m.row(r).array() += bias[r];
     }
   } else if (relu) {
-    m.array() = m.array().max(0.0f);
+    m.array() = relu_keep_nan(m.array());
   }
 }
 

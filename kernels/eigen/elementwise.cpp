@@ -70,10 +70,14 @@ void run_log(const KernelArgs& args) {
   unary(args, costly_grain, [](ArrayMap& y, const auto& x) { y = x.log(); });
 }
 void run_sqrt(const KernelArgs& args) {
-  unary(args, cheap_grain, [](ArrayMap& y, const auto& x) { y = x.sqrt(); });
+  // Not Eigen's sqrt(): with EIGEN_FAST_MATH it is x * rsqrt(x), which makes sqrt(+inf) NaN.
+  // std::sqrt vectorises to the exact instruction (math errno is off).
+  unary(args, cheap_grain, [](ArrayMap& y, const auto& x) {
+    for (Eigen::Index i = 0; i < y.size(); ++i) y[i] = std::sqrt(x[i]);
+  });
 }
 void run_relu(const KernelArgs& args) {
-  unary(args, cheap_grain, [](ArrayMap& y, const auto& x) { y = x.max(0.0f); });
+  unary(args, cheap_grain, [](ArrayMap& y, const auto& x) { y = relu_keep_nan(x); });
 }
 void run_leaky_relu(const KernelArgs& args) {
   const float alpha = args.node.attrs.alpha;

@@ -71,7 +71,7 @@ void relu_rows(float* c, std::int64_t rows, std::int64_t cols) {
       std::max<std::int64_t>(1, parallel_grain / std::max<std::int64_t>(1, cols));
   parallel_ranges(rows, grain, [&](std::int64_t lo, std::int64_t hi) {
     ArrayMap block(c + lo * cols, (hi - lo) * cols);
-    block = block.max(0.0f);
+    block = relu_keep_nan(block);
   });
 }
 

@@ -3,7 +3,8 @@
 // For each output row, every window offset (ki, kj) sweeps the row once over the output
 // columns whose input column is inside the image, so the inner loop is a contiguous (or
 // strided) max / add that the compiler vectorises; padding cells are never read. Threads
-// split the N*C planes.
+// split the N*C planes. A plane holding NaN (one vectorised scan decides) takes NaN-keeping
+// maxima, so a window with a NaN gives NaN.
 #include <limits>
 
 #include "kernels/eigen/conv_geometry.hpp"
@@ -17,8 +18,10 @@ bool supports_pool(const KernelQuery& q, std::string* why) {
   if (q.inputs.size() != 1 || q.inputs[0].shape.rank() != 4)
     return decline(why, "needs one 4-D input");
   if (q.output.shape.numel() == 0) return decline(why, "empty tensors are left to the reference");
-  const Attrs& a = q.node.attrs;
-  if (a.dilation[0] != 1 || a.dilation[1] != 1) return decline(why, "pooling has no dilation");
+  Shape pooled;
+  if (auto e = pooled_shape(q.node.attrs, q.inputs[0].shape, &pooled); !e.empty())
+    return decline(why, e.c_str());
+  if (pooled != q.output.shape) return decline(why, "the output must have the pooled shape");
   return true;
 }
 
@@ -42,7 +45,8 @@ void sweep_row(const ConvGeometry& g, const float* src, float* d, std::int64_t o
   }
 }
 
-/// The common 2x2 stride-2 unpadded window: two input rows per output row, one pass.
+/// The common 2x2 stride-2 unpadded window over a plane without NaN: two input rows per
+/// output row, one pass (std::max vectorises; it would drop a NaN).
 void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst) {
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     const float* r0 = src + 2 * oh * g.in_w;
@@ -53,23 +57,33 @@ void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst) {
   }
 }
 
+/// Whether n floats hold a NaN (a vectorised scan).
+bool any_nan(const float* x, std::int64_t n) {
+  int found = 0;
+  for (std::int64_t i = 0; i < n; ++i) found |= x[i] != x[i];
+  return found != 0;
+}
+
+/// Window maxima of one plane. A plane holding NaN takes the general sweep with nan_max
+/// (a window with a NaN gives NaN); others the vectorised std::max loops.
 void max_plane(const ConvGeometry& g, const float* src, float* dst) {
-  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
+  const bool nan = any_nan(src, g.in_plane());
+  if (!nan && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
     return max_plane_2x2(g, src, dst);
   const float lowest = -std::numeric_limits<float>::infinity();
   std::fill(dst, dst + g.out_plane(), lowest);
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     float* d = dst + oh * g.out_w;
-    if (g.sw == 1) {
-      sweep_row(g, src, d, oh, [](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
+    const std::int64_t sw = g.sw;
+    sweep_row(g, src, d, oh, [sw, nan](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
+      if (nan) {
+        for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = nan_max(o[ow], s[ow * sw]);
+      } else if (sw == 1) {
         for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = std::max(o[ow], s[ow]);
-      });
-    } else {
-      const std::int64_t sw = g.sw;
-      sweep_row(g, src, d, oh, [sw](float* o, const float* s, std::int64_t lo, std::int64_t hi) {
+      } else {
         for (std::int64_t ow = lo; ow < hi; ++ow) o[ow] = std::max(o[ow], s[ow * sw]);
-      });
-    }
+      }
+    });
   }
 }
 

@@ -65,14 +65,14 @@ struct Reducer {
         ConstArrayMap row(x + begin, end - begin);
         // Sums of contiguous runs accumulate in double: long rows lose no accuracy.
         if constexpr (Max)
-          *y = std::max(*y, row.maxCoeff());
+          *y = nan_max(*y, row.template maxCoeff<Eigen::PropagateNaN>());
         else
           *y = static_cast<float>(*y + row.template cast<double>().sum());
       } else {
         ArrayMap acc(y + begin, end - begin);
         ConstArrayMap row(x + begin, end - begin);
         if constexpr (Max)
-          acc = acc.max(row);
+          acc = max_keep_nan(acc, row);
         else
           acc += row;
       }

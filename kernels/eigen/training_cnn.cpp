@@ -35,6 +35,16 @@ ConvGeometry weights_geometry(const Attrs& a, const Shape& x, const Shape& gy) {
   return conv_geometry(a, x, gy, a.kernel[0], a.kernel[1]);
 }
 
+bool supports_weights(const KernelQuery& q, std::string* why) {
+  if (!supports_4d_pair(q, why)) return false;
+  const Attrs& a = q.node.attrs;
+  if (auto e =
+          conv_geometry_error(a, q.inputs[0].shape, q.inputs[1].shape, a.kernel[0], a.kernel[1]);
+      !e.empty())
+    return decline(why, e.c_str());
+  return true;
+}
+
 std::int64_t weights_size(const ConvGeometry& g) { return g.out_c * g.col_rows(); }
 
 /// Per slot: an im2col buffer, then (slots > 0) a private accumulator of the output.
@@ -104,8 +114,10 @@ ConvGeometry pool_geometry(const Attrs& a, const Shape& x, const Shape& gy) {
 
 bool supports_pool_backward(const KernelQuery& q, std::string* why) {
   if (!supports_4d_pair(q, why)) return false;
-  const Attrs& a = q.node.attrs;
-  if (a.dilation[0] != 1 || a.dilation[1] != 1) return decline(why, "pooling has no dilation");
+  Shape pooled;
+  if (auto e = pooled_shape(q.node.attrs, q.inputs[0].shape, &pooled); !e.empty())
+    return decline(why, e.c_str());
+  if (pooled != q.inputs[1].shape) return decline(why, "gy must have the pooled shape");
   return true;
 }
 
@@ -121,15 +133,15 @@ void max_backward_2x2(const ConvGeometry& g, const float* x, const float* gy, fl
       const float v = gy[oh * g.out_w + ow];
       int best = 0;
       float m = r0[j];
-      if (r0[j + 1] > m) {
+      if (beats(r0[j + 1], m)) {
         best = 1;
         m = r0[j + 1];
       }
-      if (r1[j] > m) {
+      if (beats(r1[j], m)) {
         best = 2;
         m = r1[j];
       }
-      if (r1[j + 1] > m) best = 3;
+      if (beats(r1[j + 1], m)) best = 3;
       d0[j] += best == 0 ? v : 0.0f;
       d0[j + 1] += best == 1 ? v : 0.0f;
       d1[j] += best == 2 ? v : 0.0f;
@@ -154,7 +166,7 @@ void max_backward_plane(const ConvGeometry& g, const float* x, const float* gy, 
       for (std::int64_t ih = h0; ih < h1; ++ih)
         for (std::int64_t iw = w0; iw < w1; ++iw) {
           const float v = x[ih * g.in_w + iw];
-          if (best < 0 || v > best_v) {
+          if (best < 0 || beats(v, best_v)) {
             best = ih * g.in_w + iw;
             best_v = v;
           }
@@ -293,7 +305,7 @@ void run_bn_backward(const KernelArgs& args) {
         sgx += (block(gy, i) * (block(x, i) - mf)).sum();
       }
       const double shift = mean - static_cast<double>(mf);
-      var = std::max(0.0, var / count - shift * shift);
+      var = clamp_below_keep_nan(var / count - shift * shift);
       sgx -= sg * shift;  // sum gy * (x - mean) from sum gy * (x - mf)
       const double inv_std = 1.0 / std::sqrt(var + eps);
       const double a = gamma[c] * inv_std;
@@ -311,7 +323,7 @@ void run_bn_backward(const KernelArgs& args) {
 
 void register_training_cnn(KernelTable& t) {
   t.add(Op::conv2d_backward_weights, {"eigen", "eigen_conv2d_backward_weights_im2col_gemm",
-                                      supports_4d_pair, run_weights, prepare_weights});
+                                      supports_weights, run_weights, prepare_weights});
   t.add(Op::max_pool2d_backward, {"eigen", "eigen_max_pool2d_backward_direct",
                                   supports_pool_backward, run_pool_backward<true>});
   t.add(Op::avg_pool2d_backward, {"eigen", "eigen_avg_pool2d_backward_direct",

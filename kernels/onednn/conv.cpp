@@ -1,6 +1,12 @@
 // oneDNN kernels of conv2d (convolution_forward) and conv_transpose2d
 // (deconvolution_forward), with the bias and a fused ReLU as oneDNN bias and post-op.
 //
+// oneDNN's ReLU post-op is max(x, 0) by vmaxps, which turns NaN into 0. Finite x, w and bias
+// give NaN-free sums (barring overflow, where kernels may differ anyway), so the fused
+// post-op is exact for them; a call whose inputs hold NaN or an infinity (one scan of x, w
+// and bias decides) runs a second pipeline without the post-op, built on first need, and
+// relu_keep_nan over the output.
+//
 // The primitives pick their own (blocked) layouts; reorders from and to our row-major NCHW
 // tensors are primitives created once in prepare. Measured at the W2 shapes (batch 64,
 // one thread, AVX-512, oneDNN 2.6.3), blocked + reorders beats plain NCHW (which falls to
@@ -8,6 +14,8 @@
 // data 4.9 vs 10.5 ms, backward weights 5.1 vs 9.7 ms; conv 5x5 1->32 on 28x28 forward
 // 0.51 vs 1.37 ms, backward weights 0.50 vs 1.59 ms. NHWC with blocked weights runs the
 // primitive as fast but pays more for the NCHW <-> NHWC reorders (conv1 forward 1.0 ms).
+#include <mutex>
+
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -26,15 +34,66 @@ bool check_inputs(const KernelQuery& q, std::string* why) {
   return true;
 }
 
-dnnl::primitive_attr post_op_attr(PostOp op) {
+/// The primitive's attributes: oneDNN's ReLU post-op when fused, else none.
+dnnl::primitive_attr post_op_attr(bool fused_relu) {
   dnnl::primitive_attr attr;
-  if (op == PostOp::relu) {
+  if (fused_relu) {
     dnnl::post_ops po;
     po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
     attr.set_post_ops(po);
   }
   return attr;
 }
+
+/// Prepared state: the pipeline with the node's post-op fused, and (built when first
+/// needed) one without it for inputs holding NaN or infinities.
+struct ConvState {
+  std::shared_ptr<void> fused;
+  std::once_flag plain_once;
+  std::shared_ptr<void> plain;
+};
+
+/// B<true> builds with the node's ReLU as oneDNN post-op, B<false> without any post-op.
+template <bool (*Fused)(const KernelQuery&, std::string*, Pipeline&),
+          bool (*Plain)(const KernelQuery&, std::string*, Pipeline&)>
+struct ConvKernel {
+  static bool relu(const KernelQuery& q) { return q.node.attrs.post_op == PostOp::relu; }
+
+  static bool supports(const KernelQuery& q, std::string* why) {
+    return supports_pipeline(Fused, q, why) && (!relu(q) || supports_pipeline(Plain, q, why));
+  }
+
+  static std::shared_ptr<void> prepare(const KernelQuery& q) {
+    auto s = std::make_shared<ConvState>();
+    s->fused = prepare_pipeline(Fused, q);
+    return s;
+  }
+
+  static void run(const KernelArgs& args) {
+    auto* s = static_cast<ConvState*>(args.state);
+    const bool with_relu = args.node.attrs.post_op == PostOp::relu;
+    bool finite = true;
+    if (with_relu)
+      for (const Tensor& t : args.inputs) finite = finite && !has_nan(t, /*infinities=*/true);
+    if (finite) {
+      run_pipeline(Fused,
+                   {args.node, args.inputs, args.output, s ? s->fused.get() : nullptr, args.run});
+      return;
+    }
+    void* plain = nullptr;
+    if (s != nullptr) {
+      std::call_once(s->plain_once, [&] {
+        std::vector<TensorDesc> in;
+        for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
+        const TensorDesc out{args.output.shape(), args.output.dtype()};
+        s->plain = prepare_pipeline(Plain, KernelQuery{args.node, in, out});
+      });
+      plain = s->plain.get();
+    }
+    run_pipeline(Plain, {args.node, args.inputs, args.output, plain, args.run});
+    relu_keep_nan(args.output.data<float>(), args.output.numel());
+  }
+};
 
 // The forward pipeline of a (de)convolution: our plain x, w (and bias) reordered into the
 // layouts pd chose, the primitive, and its output reordered back into our plain y.
@@ -56,6 +115,7 @@ void add_forward(Pipeline& p, const dnnl::primitive_desc_base& pd, const dnnl::m
   p.copy(dst, y);
 }
 
+template <bool FuseRelu>
 bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   if (!check_inputs(q, why)) return false;
   const Shape& ws = q.inputs[1].shape;
@@ -68,8 +128,8 @@ bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   if (has_bias && q.inputs[2].shape != Shape{ws[0]}) return decline(why, "bias must be [O]");
   const auto bias_md = plain_desc({ws[0]});
   const dnnl::convolution_forward::primitive_desc pd(
-      conv_forward_desc(g, tag::any, has_bias ? &bias_md : nullptr), post_op_attr(a.post_op),
-      engine());
+      conv_forward_desc(g, tag::any, has_bias ? &bias_md : nullptr),
+      post_op_attr(FuseRelu && a.post_op == PostOp::relu), engine());
   add_forward(p, pd, plain_desc(g.src), plain_weights(g), plain_desc(g.dst),
               has_bias ? &bias_md : nullptr);
   return true;
@@ -79,6 +139,7 @@ bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
 // (its src, Co channels) to our x (its dst, Ci channels) with weights [Ci, Co/g, kh, kw].
 // As a deconvolution from x to the output, oneDNN wants weights (g, Co/g, Ci/g, kh, kw):
 // our w with the two channel axes swapped, expressed as strides.
+template <bool FuseRelu>
 bool build_conv_transpose2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   if (!check_inputs(q, why)) return false;
   const Shape& xs = q.inputs[0].shape;
@@ -106,33 +167,21 @@ bool build_conv_transpose2d(const KernelQuery& q, std::string* why, Pipeline& p)
                                                    g.strides, g.dilates, g.padding_l, g.padding_r)
                : dnnl::deconvolution_forward::desc(prop, alg, src_any, w_any, dst_any, g.strides,
                                                    g.dilates, g.padding_l, g.padding_r);
-  const dnnl::deconvolution_forward::primitive_desc pd(desc, post_op_attr(a.post_op), engine());
+  const dnnl::deconvolution_forward::primitive_desc pd(
+      desc, post_op_attr(FuseRelu && a.post_op == PostOp::relu), engine());
   add_forward(p, pd, plain_desc(g.dst), w_user, plain_desc(g.src), has_bias ? &bias_md : nullptr);
   return true;
 }
 
-bool supports_conv2d(const KernelQuery& q, std::string* why) {
-  return supports_pipeline(build_conv2d, q, why);
-}
-std::shared_ptr<void> prepare_conv2d(const KernelQuery& q) {
-  return prepare_pipeline(build_conv2d, q);
-}
-void run_conv2d(const KernelArgs& args) { run_pipeline(build_conv2d, args); }
-
-bool supports_conv_transpose2d(const KernelQuery& q, std::string* why) {
-  return supports_pipeline(build_conv_transpose2d, q, why);
-}
-std::shared_ptr<void> prepare_conv_transpose2d(const KernelQuery& q) {
-  return prepare_pipeline(build_conv_transpose2d, q);
-}
-void run_conv_transpose2d(const KernelArgs& args) { run_pipeline(build_conv_transpose2d, args); }
+using Conv2d = ConvKernel<build_conv2d<true>, build_conv2d<false>>;
+using ConvTranspose2d = ConvKernel<build_conv_transpose2d<true>, build_conv_transpose2d<false>>;
 
 }  // namespace
 
 void register_conv(KernelTable& t) {
-  t.add(Op::conv2d, {"onednn", "onednn_conv2d", supports_conv2d, run_conv2d, prepare_conv2d});
-  t.add(Op::conv_transpose2d, {"onednn", "onednn_conv_transpose2d", supports_conv_transpose2d,
-                               run_conv_transpose2d, prepare_conv_transpose2d});
+  t.add(Op::conv2d, {"onednn", "onednn_conv2d", Conv2d::supports, Conv2d::run, Conv2d::prepare});
+  t.add(Op::conv_transpose2d, {"onednn", "onednn_conv_transpose2d", ConvTranspose2d::supports,
+                               ConvTranspose2d::run, ConvTranspose2d::prepare});
 }
 
 }  // namespace kiln::internal::onednn

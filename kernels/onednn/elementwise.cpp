@@ -1,6 +1,7 @@
-// oneDNN kernels of elementwise ops: eltwise primitives (relu, leaky_relu, exp, log,
-// sqrt, sigmoid, tanh, neg) and binary primitives (add, sub, mul, div), over the
-// tensors viewed as 1-D.
+// oneDNN kernels of elementwise ops: eltwise primitives (leaky_relu, exp, log, sqrt,
+// sigmoid, tanh, neg) and binary primitives (add, sub, mul, div), over the tensors viewed
+// as 1-D. relu has none: oneDNN's ReLU computes max(x, 0) with vmaxps, which turns NaN
+// into 0 (leaky_relu's x > 0 ? x : alpha*x keeps it); the Eigen kernel runs relu.
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -17,7 +18,6 @@ struct EltwiseSpec {
 
 // alpha comes from the node for leaky_relu, is -1 for neg and 0 otherwise.
 constexpr EltwiseSpec eltwise_specs[] = {
-    {Op::relu, alg::eltwise_relu, 0.0f, "onednn_relu"},
     {Op::leaky_relu, alg::eltwise_relu, 0.0f, "onednn_leaky_relu"},
     {Op::exp, alg::eltwise_exp, 0.0f, "onednn_exp"},
     {Op::log, alg::eltwise_log, 0.0f, "onednn_log"},
@@ -87,7 +87,11 @@ bool supports_eltwise(const KernelQuery& q, std::string* why) {
 std::shared_ptr<void> prepare_eltwise(const KernelQuery& q) {
   return prepare_with(build_eltwise, q);
 }
-void run_eltwise(const KernelArgs& args) { execute(build_eltwise, args); }
+void run_eltwise(const KernelArgs& args) {
+  // oneDNN's exp returns +inf for NaN: inputs holding NaN take the Eigen kernel.
+  if (args.node.op == Op::exp && has_nan(args.inputs[0])) return run_fallback(args);
+  execute(build_eltwise, args);
+}
 
 bool supports_binary(const KernelQuery& q, std::string* why) {
   return elementwise_policy(q, why) && supports_with(build_binary, q, why);

@@ -1,6 +1,7 @@
 // oneDNN kernel of matmul: one dnnl::matmul primitive per compiled shape; transposes
 // are expressed as strides of the memory descriptors, so nothing is copied. The optional
-// bias [N] (rank-2 a) and a ReLU post_op become the primitive's bias and eltwise post-op.
+// bias [N] (rank-2 a) becomes the primitive's bias; a ReLU post_op runs after it over the
+// output with relu_keep_nan (oneDNN's ReLU post-op turns NaN into 0).
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -57,12 +58,7 @@ bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
     bias_dims.back() = n;
     bias_md = plain_desc(bias_dims);
   }
-  dnnl::primitive_attr attr;
-  if (post_op == PostOp::relu) {
-    dnnl::post_ops po;
-    po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    attr.set_post_ops(po);
-  }
+  const dnnl::primitive_attr attr;  // the ReLU epilogue runs in run_matmul
   const auto desc = has_bias ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
                              : dnnl::matmul::desc(a_md, b_md, c_md);
   dnnl::matmul::primitive_desc pd(desc, attr, engine(), true);
@@ -95,7 +91,11 @@ bool supports_matmul(const KernelQuery& q, std::string* why) {
   return supports_with(build_matmul, q, why);
 }
 std::shared_ptr<void> prepare_matmul(const KernelQuery& q) { return prepare_with(build_matmul, q); }
-void run_matmul(const KernelArgs& args) { execute(build_matmul, args); }
+void run_matmul(const KernelArgs& args) {
+  execute(build_matmul, args);
+  if (args.node.attrs.post_op == PostOp::relu)
+    relu_keep_nan(args.output.data<float>(), args.output.numel());
+}
 
 }  // namespace
 

@@ -1,6 +1,10 @@
 // The oneDNN engine, streams, and prepared-primitive execution.
 #include "kernels/onednn/onednn_common.hpp"
 
+#include "internal/conv_geometry.hpp"
+
+#include <omp.h>
+
 #include <unordered_map>
 
 #include "kiln/core/error.hpp"
@@ -30,6 +34,44 @@ bool basic_checks(const KernelQuery& q, std::string* why) {
     if (d.shape.numel() == 0) return decline(why, "empty tensor");
   if (q.output.shape.numel() == 0) return decline(why, "empty tensor");
   return true;
+}
+
+void relu_keep_nan(float* data, std::int64_t n) {
+  // Large arrays split across threads; the loop vectorises to a compare and a blend.
+  const bool parallel = n >= (std::int64_t{1} << 16) && !omp_in_parallel();
+#pragma omp parallel for simd schedule(static) if (parallel)
+  for (std::int64_t i = 0; i < n; ++i) data[i] = data[i] < 0.0f ? 0.0f : data[i];
+}
+
+bool has_nan(const Tensor& t, bool infinities) {
+  const float* p = t.data<float>();
+  const std::int64_t n = t.numel();
+  const bool parallel = n >= (std::int64_t{1} << 18) && !omp_in_parallel();
+  int found = 0;
+  if (infinities) {
+    // x - x is 0 for finite x, NaN for NaN and the infinities.
+#pragma omp parallel for simd reduction(| : found) schedule(static) if (parallel)
+    for (std::int64_t i = 0; i < n; ++i) found |= !(p[i] - p[i] == 0.0f);
+  } else {
+#pragma omp parallel for simd reduction(| : found) schedule(static) if (parallel)
+    for (std::int64_t i = 0; i < n; ++i) found |= p[i] != p[i];
+  }
+  return found != 0;
+}
+
+void run_fallback(const KernelArgs& args) {
+  std::vector<TensorDesc> in;
+  for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
+  const TensorDesc out{args.output.shape(), args.output.dtype()};
+  const KernelQuery q{args.node, in, out};
+  for (const Kernel& k : kernels_for(args.node.op)) {
+    if (std::string_view(k.backend) == "onednn" || !k.supports(q, nullptr)) continue;
+    const std::shared_ptr<void> state = k.prepare ? k.prepare(q) : nullptr;
+    k.run({args.node, args.inputs, args.output, state.get(), args.run});
+    return;
+  }
+  throw Error("no fallback kernel for " + std::string(op_name(args.node.op)) + " node '" +
+              args.node.name + "'");
 }
 
 bool supports_with(Builder build, const KernelQuery& q, std::string* why) {
@@ -176,29 +218,21 @@ namespace kiln::internal::onednn {
 
 bool conv_geometry(const Attrs& a, const Shape& src, const Shape& dst, std::int64_t kh,
                    std::int64_t kw, ConvGeometry* g, std::string* why) {
-  if (src.rank() != 4 || dst.rank() != 4) return decline(why, "conv tensors must be 4-D (NCHW)");
-  const std::int64_t groups = a.groups;
-  if (groups < 1 || src[1] % groups != 0 || dst[1] % groups != 0)
-    return decline(why, "channels do not divide into groups");
-  if (src[0] != dst[0]) return decline(why, "batch sizes differ");
-  const std::int64_t k[2] = {kh, kw};
+  // Sizes and attributes by the one geometry of the shape rules and all kernels.
+  if (auto e = internal::conv_geometry_error(a, src, dst, kh, kw); !e.empty())
+    return decline(why, e);
   g->strides.clear();
   g->dilates.clear();
   g->padding_l.clear();
   g->padding_r.clear();
   for (std::size_t d = 0; d < 2; ++d) {
-    if (k[d] < 1 || a.stride[d] < 1 || a.dilation[d] < 1 || a.padding[d] < 0)
-      return decline(why, "bad kernel, stride, dilation or padding");
-    const std::int64_t span = a.dilation[d] * (k[d] - 1) + 1;
-    const std::int64_t padded = src[2 + d] + 2 * a.padding[d];
-    if (padded < span || (padded - span) / a.stride[d] + 1 != dst[2 + d])
-      return decline(why, "output size does not match the conv geometry");
     g->strides.push_back(a.stride[d]);
     g->dilates.push_back(a.dilation[d] - 1);  // oneDNN counts the gaps
     g->padding_l.push_back(a.padding[d]);
     // Right padding as given: oneDNN rounds the output size down as we do.
     g->padding_r.push_back(a.padding[d]);
   }
+  const std::int64_t groups = a.groups;
   g->groups = groups;
   g->src = dims_of(src);
   g->dst = dims_of(dst);

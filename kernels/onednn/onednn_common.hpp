@@ -147,6 +147,21 @@ KILN_API dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnn
 KILN_API bool batch_norm_layout(const KernelQuery& q, dnnl::memory::desc* x, std::int64_t* count,
                                 std::string* why);
 
+/// ReLU over n floats in place, keeping NaN (x < 0 ? 0 : x), threads splitting large
+/// arrays. oneDNN's ReLU (standalone or as a post-op) computes max(x, 0) with vmaxps, which
+/// turns NaN into 0; the matmul and convolution kernels run their ReLU epilogue with this
+/// instead, so NaN propagates as in the reference and Eigen kernels.
+KILN_API void relu_keep_nan(float* data, std::int64_t n);
+
+/// Whether a float tensor holds a NaN (or, with `infinities`, a NaN or an infinity): one
+/// vectorised pass, threads splitting large tensors.
+KILN_API bool has_nan(const Tensor& t, bool infinities = false);
+
+/// Runs the call with the first kernel of the node's op after the oneDNN ones that accepts
+/// it (Eigen, else the reference), without prepared state: for the inputs a oneDNN
+/// primitive cannot give the common semantics on (max pooling drops NaN).
+KILN_API void run_fallback(const KernelArgs& args);
+
 /// Sets *why when given and returns false.
 inline bool decline(std::string* why, std::string reason) {
   if (why != nullptr) *why = std::move(reason);

@@ -3,7 +3,9 @@
 // primitive faster but lose it again in the reorders: 2x2 max pool of 64x32x28x28, NCHW
 // 0.24 ms (inference) / 0.36 ms (training, with workspace) vs nChw16c 0.08 ms + reorders
 // = 0.33 ms, NHWC + reorders 0.60 ms; of 64x64x14x14, NCHW 0.13 / 0.16 ms vs nChw16c +
-// reorders 0.14 ms.
+// reorders 0.14 ms. Max pooling over an input holding NaN runs the Eigen kernel instead
+// (one scan of the input decides).
+#include "internal/conv_geometry.hpp"
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -33,16 +35,10 @@ dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnnl::prop_k
 bool check_pool(const KernelQuery& q, const Shape& x, const Shape& y, std::string* why) {
   if (!basic_checks(q, why)) return false;
   if (x.rank() != 4 || y.rank() != 4) return decline(why, "x must be 4-D (NCHW)");
-  if (x[0] != y[0] || x[1] != y[1]) return decline(why, "pooling keeps N and C");
-  const Attrs& a = q.node.attrs;
-  for (std::size_t d = 0; d < 2; ++d) {
-    if (a.kernel[d] < 1 || a.stride[d] < 1 || a.padding[d] < 0)
-      return decline(why, "bad kernel, stride or padding");
-    if (a.padding[d] > a.kernel[d] / 2) return decline(why, "padding must be <= kernel/2");
-    const std::int64_t padded = x[2 + d] + 2 * a.padding[d];
-    if (padded < a.kernel[d] || (padded - a.kernel[d]) / a.stride[d] + 1 != y[2 + d])
-      return decline(why, "output size does not match the pooling geometry");
-  }
+  // Sizes and attributes by the one geometry of the shape rules and all kernels.
+  Shape pooled;
+  if (auto e = pooled_shape(q.node.attrs, x, &pooled); !e.empty()) return decline(why, e);
+  if (pooled != y) return decline(why, "output size does not match the pooling geometry");
   return true;
 }
 
@@ -64,7 +60,12 @@ bool supports_pool(const KernelQuery& q, std::string* why) {
   return supports_pipeline(build_pool, q, why);
 }
 std::shared_ptr<void> prepare_pool(const KernelQuery& q) { return prepare_pipeline(build_pool, q); }
-void run_pool(const KernelArgs& args) { run_pipeline(build_pool, args); }
+void run_pool(const KernelArgs& args) {
+  // oneDNN's max pooling skips NaN (a window's NaN loses every comparison): a NaN input
+  // takes the Eigen kernel, whose windows with a NaN give NaN as the reference does.
+  if (args.node.op == Op::max_pool2d && has_nan(args.inputs[0])) return run_fallback(args);
+  run_pipeline(build_pool, args);
+}
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // oneDNN kernels of softmax and log_softmax (softmax_v2, accurate and log algorithms)
 // over contiguous rows; softmax over an outer axis is left to the Eigen kernel, whose
-// strided loop beats oneDNN's reference implementation for that layout.
+// strided loop beats oneDNN's reference implementation for that layout. Inputs holding NaN
+// or an infinity run the Eigen kernel (see run_softmax).
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -34,7 +35,12 @@ bool supports_softmax(const KernelQuery& q, std::string* why) {
 std::shared_ptr<void> prepare_softmax(const KernelQuery& q) {
   return prepare_with(build_softmax, q);
 }
-void run_softmax(const KernelArgs& args) { execute(build_softmax, args); }
+void run_softmax(const KernelArgs& args) {
+  // oneDNN's softmax gives 0 or finite values for rows holding NaN or an infinity where
+  // the reference gives NaN (max subtraction: inf - inf); such inputs take the Eigen kernel.
+  if (has_nan(args.inputs[0], /*infinities=*/true)) return run_fallback(args);
+  execute(build_softmax, args);
+}
 
 }  // namespace
 

@@ -138,6 +138,13 @@ void run_batch_norm_backward(const KernelArgs& args) {
   run_pipeline(build_batch_norm_backward, args);
 }
 
+// oneDNN's max-pooling workspace never points at a NaN: an x holding NaN takes the Eigen
+// kernel, which routes the gradient to the first NaN of a window as the reference does.
+void run_pool_backward(const KernelArgs& args) {
+  if (args.node.op == Op::max_pool2d_backward && has_nan(args.inputs[0])) return run_fallback(args);
+  run<build_pool_backward>(args);
+}
+
 template <PipelineBuilder B>
 Kernel kernel(const char* name, void (*run_fn)(const KernelArgs&) = run<B>) {
   return {"onednn", name, supports<B>, run_fn, prepare<B>};
@@ -150,7 +157,8 @@ void register_onednn_training_kernels(KernelTable& t) {
   using namespace onednn;
   t.add(Op::conv2d_backward_weights,
         kernel<build_conv_backward_weights>("onednn_conv2d_backward_weights"));
-  t.add(Op::max_pool2d_backward, kernel<build_pool_backward>("onednn_max_pool2d_backward"));
+  t.add(Op::max_pool2d_backward,
+        kernel<build_pool_backward>("onednn_max_pool2d_backward", run_pool_backward));
   t.add(Op::avg_pool2d_backward, kernel<build_pool_backward>("onednn_avg_pool2d_backward"));
   t.add(Op::batch_norm_backward,
         kernel<build_batch_norm_backward>("onednn_batch_norm_backward", run_batch_norm_backward));

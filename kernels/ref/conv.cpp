@@ -32,7 +32,7 @@ std::string check_conv2d(const Node& node, Descs in, const TensorDesc& out) {
   if (auto e = need_nchw(in[0].shape, "x"); !e.empty()) return e;
   if (auto e = need_nchw(in[1].shape, "w"); !e.empty()) return e;
   const Attrs& a = node.attrs;
-  if (auto e = need_window_attrs(a); !e.empty()) return e;
+  if (auto e = window_attrs_error(a, /*pooling=*/false); !e.empty()) return e;
   const Shape& x = in[0].shape;
   const Shape& w = in[1].shape;
   if (x[1] % a.groups != 0 || w[0] % a.groups != 0 || w[1] * a.groups != x[1])
@@ -51,7 +51,7 @@ std::string check_conv_transpose2d(const Node& node, Descs in, const TensorDesc&
   if (auto e = need_nchw(in[0].shape, "x"); !e.empty()) return e;
   if (auto e = need_nchw(in[1].shape, "w"); !e.empty()) return e;
   const Attrs& a = node.attrs;
-  if (auto e = need_window_attrs(a); !e.empty()) return e;
+  if (auto e = window_attrs_error(a, /*pooling=*/false); !e.empty()) return e;
   const Shape& x = in[0].shape;
   const Shape& w = in[1].shape;
   if (w[0] != x[1] || x[1] % a.groups != 0)
@@ -65,9 +65,9 @@ std::string check_conv_transpose2d(const Node& node, Descs in, const TensorDesc&
     if (op < 0 || (op >= a.stride[d] && op >= a.dilation[d]))
       return "output_padding " + pair_str(a.output_padding) +
              " must be smaller than the stride or the dilation";
-    size[d] =
-        (x[2 + d] - 1) * a.stride[d] - 2 * a.padding[d] + a.dilation[d] * (w[2 + d] - 1) + op + 1;
-    if (size[d] < 1) return "the output of x " + x.str() + " and w " + w.str() + " is empty";
+    size[d] = transposed_out_size(x[2 + d], w[2 + d], a.stride[d], a.padding[d], a.dilation[d], op);
+    if (size[d] < 1)
+      return "the output of x " + x.str() + " and w " + w.str() + " is empty (or overflows)";
   }
   return need_out_shape(out, Shape{x[0], co, size[0], size[1]});
 }

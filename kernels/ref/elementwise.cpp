@@ -83,7 +83,7 @@ double neg_fn(double x, const Attrs&) { return -x; }
 double exp_fn(double x, const Attrs&) { return std::exp(x); }
 double log_fn(double x, const Attrs&) { return std::log(x); }
 double sqrt_fn(double x, const Attrs&) { return std::sqrt(x); }
-double relu_fn(double x, const Attrs&) { return x > 0.0 ? x : 0.0; }
+double relu_fn(double x, const Attrs&) { return x < 0.0 ? 0.0 : x; }  // NaN stays NaN
 double leaky_relu_fn(double x, const Attrs& attrs) {
   return x > 0.0 ? x : static_cast<double>(attrs.alpha) * x;
 }

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "internal/conv_geometry.hpp"
 #include "internal/kernel.hpp"
 #include "kiln/core/error.hpp"
 
@@ -214,82 +215,13 @@ inline bool next_index(std::vector<std::int64_t>& idx, const Shape& s) {
 
 // ---- convolution and pooling geometry (NCHW) ------------------------------------------
 
-/// "(h, w)" for messages.
-inline std::string pair_str(const Pair& p) {
-  // Appended piecewise: GCC 12 warns (-Wrestrict, falsely) on "(" + std::to_string(...).
-  std::string s = "(";
-  s += std::to_string(p[0]);
-  s += ", ";
-  s += std::to_string(p[1]);
-  s += ")";
-  return s;
-}
-
-/// Output size of a sliding window along one dim (conv2d, pooling):
-/// floor((in + 2*pad - dil*(k-1) - 1) / stride) + 1, or -1 when the window does not fit.
-inline std::int64_t window_out_size(std::int64_t in, std::int64_t k, std::int64_t stride,
-                                    std::int64_t pad, std::int64_t dil) {
-  const std::int64_t span = dil * (k - 1) + 1;
-  const std::int64_t padded = in + 2 * pad;
-  if (k < 1 || padded < span) return -1;
-  return (padded - span) / stride + 1;
-}
-
-/// Positive stride and dilation, non-negative padding and (for convs) positive groups.
-inline std::string need_window_attrs(const Attrs& a) {
-  for (std::size_t d = 0; d < 2; ++d) {
-    if (a.stride[d] < 1) return "stride " + pair_str(a.stride) + " must be positive";
-    if (a.padding[d] < 0) return "padding " + pair_str(a.padding) + " must not be negative";
-    if (a.dilation[d] < 1) return "dilation " + pair_str(a.dilation) + " must be positive";
-  }
-  if (a.groups < 1) return "groups " + std::to_string(a.groups) + " must be positive";
-  return {};
-}
+// Output sizes, attribute checks and pooling windows: internal/conv_geometry.hpp, the one
+// geometry of the shape rules and every kernel family.
 
 /// A 4-D (NCHW) shape.
 inline std::string need_nchw(const Shape& s, const char* what) {
   if (s.rank() == 4) return {};
   return std::string(what) + " must be 4-D (NCHW), got " + s.str();
-}
-
-/// The pooled shape of x [N, C, H, W] under a's kernel, stride and padding (pooling has no
-/// dilation; padding at most half the kernel), or the reason there is none.
-inline std::string pooled_shape(const Attrs& a, const Shape& x, Shape* pooled) {
-  if (auto e = need_nchw(x, "x"); !e.empty()) return e;
-  if (auto e = need_window_attrs(a); !e.empty()) return e;
-  if (a.dilation[0] != 1 || a.dilation[1] != 1) return "pooling has no dilation";
-  std::int64_t out[2];
-  for (std::size_t d = 0; d < 2; ++d) {
-    if (a.kernel[d] < 1) return "kernel " + pair_str(a.kernel) + " must be positive";
-    if (a.padding[d] * 2 > a.kernel[d])
-      return "padding " + pair_str(a.padding) + " must be at most half the kernel " +
-             pair_str(a.kernel);
-    out[d] = window_out_size(x[2 + d], a.kernel[d], a.stride[d], a.padding[d], 1);
-    if (out[d] < 1) return "the window does not fit the padded input " + x.str();
-  }
-  *pooled = Shape{x[0], x[1], out[0], out[1]};
-  return {};
-}
-
-/// One pooling window: the rows [h0, h1) and columns [w0, w1) it covers inside the input,
-/// and the avg_pool2d divisor (kh*kw with include_pad, else the count of real cells).
-struct PoolWindow {
-  std::int64_t h0, h1, w0, w1;
-  std::int64_t divisor;
-};
-
-/// The window of output cell (i, j) over an input of height h and width w.
-inline PoolWindow pool_window(const Attrs& a, std::int64_t h, std::int64_t w, std::int64_t i,
-                              std::int64_t j) {
-  const std::int64_t hs = i * a.stride[0] - a.padding[0];
-  const std::int64_t ws = j * a.stride[1] - a.padding[1];
-  PoolWindow win{};
-  win.h0 = std::max<std::int64_t>(hs, 0);
-  win.h1 = std::min(hs + a.kernel[0], h);
-  win.w0 = std::max<std::int64_t>(ws, 0);
-  win.w1 = std::min(ws + a.kernel[1], w);
-  win.divisor = a.include_pad ? a.kernel[0] * a.kernel[1] : (win.h1 - win.h0) * (win.w1 - win.w0);
-  return win;
 }
 
 /// Offset (within one [H, W] plane) of the first maximum of a window in row-major scan

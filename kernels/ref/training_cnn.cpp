@@ -30,7 +30,7 @@ std::string check_conv2d_backward_weights(const Node& node, Descs in, const Tens
   if (auto e = need_nchw(in[0].shape, "x"); !e.empty()) return e;
   if (auto e = need_nchw(in[1].shape, "gy"); !e.empty()) return e;
   const Attrs& a = node.attrs;
-  if (auto e = need_window_attrs(a); !e.empty()) return e;
+  if (auto e = window_attrs_error(a, /*pooling=*/false); !e.empty()) return e;
   if (a.kernel[0] < 1 || a.kernel[1] < 1)
     return "kernel " + pair_str(a.kernel) + " must be positive";
   const Shape& x = in[0].shape;

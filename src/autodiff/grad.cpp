@@ -27,7 +27,6 @@ void add_training_kernels(internal::KernelTable& t) {
 }  // namespace
 
 namespace internal {
-KILN_API bool is_differentiable(Op op) { return grad_rule(op) != nullptr; }
 KILN_API void ensure_training_kernels() { extend_kernels("training", add_training_kernels); }
 }  // namespace internal
 

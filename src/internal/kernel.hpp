@@ -70,8 +70,6 @@ KILN_API void extend_kernels(const char* tag, void (*add)(KernelTable&));
 
 /// Adds the kernels only training needs (defined in kiln; kiln::grad calls it).
 KILN_API void ensure_training_kernels();
-/// Whether op has a backward rule (defined in kiln).
-KILN_API bool is_differentiable(Op op);
 
 /// Backends' registration functions (each appends its kernels for the ops it covers).
 void register_onednn_kernels(KernelTable& t);

@@ -4,6 +4,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "internal/op_info.hpp"
 #include "io/archive.hpp"
 #include "io/model_data.hpp"
 #include "io/model_format.hpp"
@@ -14,18 +15,7 @@
 namespace kiln {
 namespace internal {
 
-bool is_training_only(Op op) {
-  switch (op) {
-    case Op::scatter_add_rows:
-    case Op::conv2d_backward_weights:
-    case Op::max_pool2d_backward:
-    case Op::avg_pool2d_backward:
-    case Op::batch_norm_backward:
-      return true;
-    default:
-      return false;
-  }
-}
+bool is_training_only(Op op) { return op_info(op).has(op_training_only); }
 
 void write_attrs(ArchiveWriter& w, const Attrs& a) {
   w.u32(static_cast<std::uint32_t>(a.axes.size()));

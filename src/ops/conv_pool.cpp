@@ -1,6 +1,7 @@
 // Convolution, pooling, batch norm and upsampling (NCHW): shape rules and builders.
 #include <string>
 
+#include "internal/conv_geometry.hpp"
 #include "kiln/ops.hpp"
 #include "ops/builder_util.hpp"
 #include "ops/rules.hpp"
@@ -8,37 +9,21 @@
 namespace kiln::internal {
 namespace {
 
-std::string pair_str(const Pair& p) {
-  // Appends rather than chaining operator+: GCC 12 warns falsely (-Wrestrict) on the latter.
-  std::string s = "(";
-  s += std::to_string(p[0]);
-  s += ", ";
-  s += std::to_string(p[1]);
-  s += ")";
-  return s;
-}
-
-// Output size of a sliding window along one spatial dim (-1 stays dynamic).
+// Output size of a sliding window along one spatial dim (-1 stays dynamic), by the shared
+// geometry (internal/conv_geometry.hpp).
 std::int64_t window_out(const RuleContext& c, std::int64_t in, std::int64_t k, std::size_t d) {
   if (in < 0) return -1;
   const auto& a = c.attrs;
-  const std::int64_t span = a.dilation[d] * (k - 1) + 1;
-  const std::int64_t padded = in + 2 * a.padding[d];
-  if (padded < span)
-    c.fail("window of " + std::to_string(span) + " does not fit the padded input of " +
-           std::to_string(padded) + " along " + (d == 0 ? "height" : "width"));
-  return (padded - span) / a.stride[d] + 1;
+  const std::int64_t out = window_out_size(in, k, a.stride[d], a.padding[d], a.dilation[d]);
+  if (out < 1)
+    c.fail("kernel " + std::to_string(k) + " with dilation " + std::to_string(a.dilation[d]) +
+           " does not fit the input of " + std::to_string(in) + " padded by " +
+           std::to_string(a.padding[d]) + " along " + (d == 0 ? "height" : "width"));
+  return out;
 }
 
-void check_window_attrs(const RuleContext& c, bool conv) {
-  const auto& a = c.attrs;
-  for (std::size_t d = 0; d < 2; ++d) {
-    if (a.stride[d] < 1) c.fail("stride " + pair_str(a.stride) + " must be positive");
-    if (a.padding[d] < 0) c.fail("padding " + pair_str(a.padding) + " must not be negative");
-    if (a.dilation[d] < 1) c.fail("dilation " + pair_str(a.dilation) + " must be positive");
-    if (!conv && a.kernel[d] < 1) c.fail("kernel " + pair_str(a.kernel) + " must be positive");
-  }
-  if (conv && a.groups < 1) c.fail("groups must be positive");
+void check_window_attrs(const RuleContext& c, bool pooling) {
+  if (auto e = window_attrs_error(c.attrs, pooling); !e.empty()) c.fail(e);
 }
 
 void require_nchw(const RuleContext& c, std::size_t i, const char* what) {
@@ -60,7 +45,7 @@ TensorDesc rule_conv2d(const RuleContext& c) {
   require_float(c, 0);
   require_nchw(c, 0, "x");
   require_nchw(c, 1, "w");
-  check_window_attrs(c, true);
+  check_window_attrs(c, false);
   const Shape& x = c.inputs[0].shape;
   const Shape& w = c.inputs[1].shape;
   const auto g = c.attrs.groups;
@@ -80,7 +65,7 @@ TensorDesc rule_conv_transpose2d(const RuleContext& c) {
   require_float(c, 0);
   require_nchw(c, 0, "x");
   require_nchw(c, 1, "w");
-  check_window_attrs(c, true);
+  check_window_attrs(c, false);
   const auto& a = c.attrs;
   const Shape& x = c.inputs[0].shape;
   const Shape& w = c.inputs[1].shape;
@@ -96,9 +81,9 @@ TensorDesc rule_conv_transpose2d(const RuleContext& c) {
              " must be smaller than the stride or the dilation");
     const auto in = x[2 + d];
     out[d] = in < 0 ? -1
-                    : (in - 1) * a.stride[d] - 2 * a.padding[d] + a.dilation[d] * (w[2 + d] - 1) +
-                          a.output_padding[d] + 1;
-    if (in >= 0 && out[d] < 1) c.fail("output would be empty");
+                    : transposed_out_size(in, w[2 + d], a.stride[d], a.padding[d], a.dilation[d],
+                                          a.output_padding[d]);
+    if (in >= 0 && out[d] < 1) c.fail("output would be empty (or its size overflows)");
   }
   return {Shape{x[0], out_c, out[0], out[1]}, c.inputs[0].dtype};
 }
@@ -108,7 +93,7 @@ TensorDesc rule_conv2d_backward_weights(const RuleContext& c) {
   require_float(c, 0);
   require_nchw(c, 0, "x");
   require_nchw(c, 1, "gy");
-  check_window_attrs(c, true);
+  check_window_attrs(c, false);
   const auto& a = c.attrs;
   const Shape& x = c.inputs[0].shape;
   const Shape& gy = c.inputs[1].shape;
@@ -125,17 +110,9 @@ TensorDesc rule_conv2d_backward_weights(const RuleContext& c) {
 TensorDesc rule_pool2d(const RuleContext& c) {
   require_float(c, 0);
   require_nchw(c, 0, "x");
-  check_window_attrs(c, false);
-  const auto& a = c.attrs;
-  if (a.dilation[0] != 1 || a.dilation[1] != 1) c.fail("pooling has no dilation");
-  for (std::size_t d = 0; d < 2; ++d)
-    if (a.padding[d] * 2 > a.kernel[d])
-      c.fail("padding " + pair_str(a.padding) + " must be at most half the kernel " +
-             pair_str(a.kernel));
-  const Shape& x = c.inputs[0].shape;
-  return {
-      Shape{x[0], x[1], window_out(c, x[2], a.kernel[0], 0), window_out(c, x[3], a.kernel[1], 1)},
-      c.inputs[0].dtype};
+  Shape pooled;
+  if (auto e = pooled_shape(c.attrs, c.inputs[0].shape, &pooled); !e.empty()) c.fail(e);
+  return {pooled, c.inputs[0].dtype};
 }
 
 TensorDesc rule_pool2d_backward(const RuleContext& c) {

@@ -1,5 +1,6 @@
 #include <optional>
 
+#include "internal/op_info.hpp"
 #include "passes/passes.hpp"
 
 namespace kiln::internal {
@@ -44,8 +45,8 @@ bool only_used_by(const PassGraph& pg, const std::vector<std::vector<Use>>& uses
 
 bool fusable_producer(const Node& n) {
   if (n.attrs.post_op != PostOp::none) return false;
-  if (n.op == Op::conv2d || n.op == Op::conv_transpose2d) return true;
-  return n.op == Op::matmul && n.shape.rank() == 2;
+  if (!op_info(n.op).has(op_epilogue_fusable)) return false;
+  return n.op != Op::matmul || n.shape.rank() == 2;  // the kernels' bias is per row of [M, N]
 }
 
 // The 1-D bias behind `e` = expand(reshape(bias)), when it is per channel of `p`.
