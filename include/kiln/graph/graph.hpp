@@ -90,6 +90,8 @@ class KILN_API Graph {
   std::vector<Value> buffers();
   /// The stored tensor of a parameter or constant (shares storage).
   Tensor& tensor(Value v);
+  /// Sets the layer a node belongs to (loaders and rewrites that rebuild a graph).
+  void set_scope(Value v, std::string scope);
 
   /// Graphviz DOT text of the graph (ops, names, shapes).
   std::string to_dot() const;
