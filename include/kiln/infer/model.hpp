@@ -23,6 +23,11 @@ struct LoadOptions {
   /// Refuse floating-point inputs holding NaN or infinity (a ValueError naming the input
   /// and the element); costs one pass over every input.
   bool check_finite_feeds = false;
+  /// Apply the preprocessing the file records (ModelMetadata::preprocessing) in run():
+  /// x' = (x - mean) / stddev along the last axis of each named input, before the graph
+  /// sees it. Off by default: the caller feeds preprocessed inputs. When on, load checks
+  /// that each entry names a floating-point input whose last dimension matches.
+  bool apply_preprocessing = false;
 };
 
 class KILN_API Model {
@@ -38,9 +43,18 @@ class KILN_API Model {
   const ModelMetadata& metadata() const;
   /// The format version the file was written in.
   std::uint32_t format_version() const;
+  /// The content hash (hex SHA-256 of everything but the creation time and library
+  /// version; see io/model_file.hpp); "" for a version 1 file.
+  const std::string& content_hash() const;
+  /// The names of the file's user sections (SaveOptions::sections), in file order.
+  std::vector<std::string> section_names() const;
+  bool has_section(const std::string& name) const;
+  /// A user section's bytes (live as long as the model); throws NameError if absent.
+  std::span<const std::uint8_t> section(const std::string& name) const;
 
   /// Runs with named inputs (any batch size; one compiled plan per set of input shapes is
-  /// cached). Safe to call from many threads at once.
+  /// cached), after the recorded preprocessing if LoadOptions::apply_preprocessing. Safe
+  /// to call from many threads at once.
   std::vector<Tensor> run(const Feeds& feeds) const;
 
  private:
