@@ -2,7 +2,8 @@
 // the reader. docs/model_format.md describes the same layouts for people.
 //
 // v1 payload (a cereal portable binary archive):
-//   u32 node count, nodes:    u16 op (the Op enum's position in Kiln 0.1), name,
+//   u32 node count, nodes:    u16 op (its position in Kiln 0.1's Op enum, read through the
+//                             frozen v1_op_names table of model_reader.cpp), name,
 //                             u32 input count, i32 inputs, attrs (every field, fixed order),
 //                             u8 dtype, dims (u32 rank, i64 each), u8 trainable
 //   u32 inputs, signatures:   name, i32 node id, dims, u8 dtype

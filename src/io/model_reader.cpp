@@ -1,6 +1,7 @@
 // decode_model: validates a model file (format v1 or v2) completely, then rebuilds its Graph
 // with the normal builders (so the shape rules check every node). Every allocation is
 // bounded by the bytes left in the payload.
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -98,6 +99,19 @@ ModelMetadata read_metadata(ArchiveReader& r, bool with_provenance) {
   return m;
 }
 
+/// Format v1 stored ops by number: the position of the op in enum Op of Kiln 0.1. This
+/// frozen table keeps those files readable whatever becomes of the enum.
+// clang-format off
+constexpr std::array<const char*, 46> v1_op_names = {
+    "input", "parameter", "constant", "matmul", "add", "sub", "mul", "div", "neg", "exp",
+    "log", "sqrt", "relu", "leaky_relu", "sigmoid", "tanh", "step", "equal", "softmax",
+    "log_softmax", "sum", "mean", "max", "expand", "reshape", "transpose", "concat", "slice",
+    "pad", "gather", "scatter_add_rows", "one_hot", "dropout_mask", "softmax_cross_entropy",
+    "mse", "bce_with_logits", "conv2d", "conv_transpose2d", "conv2d_backward_weights",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm",
+    "batch_norm_backward", "upsample_nearest2d"};
+// clang-format on
+
 /// Node records; `names` maps each name to its index.
 std::vector<NodeRecord> read_nodes(ArchiveReader& r, std::uint32_t version,
                                    std::unordered_map<std::string, std::int32_t>& names) {
@@ -111,10 +125,9 @@ std::vector<NodeRecord> read_nodes(ArchiveReader& r, std::uint32_t version,
     const std::string where = "node " + std::to_string(i);
     if (version == 1) {
       const std::uint16_t op = r.u16("op id");
-      if (op >= op_count)
+      if (op >= v1_op_names.size() || !op_from_name(v1_op_names[op], n.op))
         r.fail(where + ": op id " + std::to_string(op) + " is not a known op (there are " +
-               std::to_string(op_count) + ")");
-      n.op = static_cast<Op>(op);
+               std::to_string(v1_op_names.size()) + ")");
     } else {
       const std::string op = r.name("op name");
       if (!op_from_name(op, n.op))
