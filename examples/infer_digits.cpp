@@ -1,8 +1,8 @@
 // Classifies UCI digits with the model train_digits_mlp saves, linking only the inference
-// library (Kiln::kiln_infer): loads the .kiln file, prints its signatures and metadata,
-// applies the preprocessing the file records to raw rows of digits.csv, classifies the
-// first 20 rows one at a time and then all rows in one batch. The last line printed is
-// accuracy=<value> over all rows; with a minimum accuracy given, exits 1 below it.
+// library (Kiln::kiln_infer): loads the .kiln file (asking it to apply the preprocessing
+// the file records), prints its signatures and metadata, feeds raw rows of digits.csv,
+// classifies the first 20 rows one at a time and then all rows in one batch. The last line printed
+// is accuracy=<value> over all rows; with a minimum accuracy given, exits 1 below it.
 //
 //   infer_digits path/to/digits_mlp.kiln [path/to/digits.csv [min_accuracy]]
 #include <algorithm>
@@ -24,11 +24,10 @@
 
 namespace {
 
-// Rows [begin, end) of the table's first `features` columns as an input tensor of the
-// signature's shape (batch first), with the model's normalisation for that input applied.
+// Rows [begin, end) of the table's first `features` columns, raw, as an input tensor of the
+// signature's shape (batch first).
 kiln::Tensor rows_as_input(const kiln_examples::CsvTable& table, std::int64_t begin,
-                           std::int64_t end, const kiln::TensorSpec& spec,
-                           const kiln::ModelMetadata& meta) {
+                           std::int64_t end, const kiln::TensorSpec& spec) {
   std::vector<std::int64_t> dims{end - begin};
   std::int64_t features = 1;
   for (std::size_t d = 1; d < spec.shape.rank(); ++d) {
@@ -43,12 +42,6 @@ kiln::Tensor rows_as_input(const kiln_examples::CsvTable& table, std::int64_t be
   x.reserve(static_cast<std::size_t>((end - begin) * features));
   for (std::int64_t r = begin; r < end; ++r)
     for (std::int64_t c = 0; c < features; ++c) x.push_back(static_cast<float>(table.at(r, c)));
-  for (const kiln::Normalization& n : meta.preprocessing) {
-    if (n.input != spec.name || n.mean.empty() || n.mean.size() != n.stddev.size()) continue;
-    const std::size_t last = n.mean.size();  // along the last axis
-    for (std::size_t i = 0; i < x.size(); ++i)
-      x[i] = (x[i] - n.mean[i % last]) / n.stddev[i % last];
-  }
   return kiln::Tensor::from(x, kiln::Shape(dims));
 }
 
@@ -63,7 +56,9 @@ int main(int argc, char** argv) try {
   const std::string csv_path = argc > 2 ? argv[2] : KILN_DIGITS_CSV;
   const double min_accuracy = argc > 3 ? std::atof(argv[3]) : 0.0;
 
-  const kiln::infer::Model model = kiln::infer::Model::load(model_path);
+  // run() normalises the inputs as the file records (x - mean) / stddev.
+  const kiln::infer::Model model =
+      kiln::infer::Model::load(model_path, {.apply_preprocessing = true});
   const kiln::ModelMetadata& meta = model.metadata();
   std::printf("model %s %s (format %u, written by Kiln %s at %s)\n", meta.name.c_str(),
               meta.version.c_str(), model.format_version(), meta.library_version.c_str(),
@@ -90,7 +85,7 @@ int main(int argc, char** argv) try {
   // One image at a time (batch 1).
   for (std::int64_t r = 0; r < std::min<std::int64_t>(20, table.rows); ++r) {
     const kiln::Tensor probs =
-        model.run({{input.name, rows_as_input(table, r, r + 1, input, meta)}}).at(0);
+        model.run({{input.name, rows_as_input(table, r, r + 1, input)}}).at(0);
     const auto pred = static_cast<std::int64_t>(probs.argmax(1).item());
     std::printf("row %2lld: predicted %s (p=%.3f), label %g\n", static_cast<long long>(r),
                 label_name(pred).c_str(), probs.at(pred), table.at(r, label_col));
@@ -98,7 +93,7 @@ int main(int argc, char** argv) try {
 
   // All rows in one batch: accuracy is the mean of the argmax == label mask.
   const kiln::Tensor probs =
-      model.run({{input.name, rows_as_input(table, 0, table.rows, input, meta)}}).at(0);
+      model.run({{input.name, rows_as_input(table, 0, table.rows, input)}}).at(0);
   std::vector<double> labels;
   for (std::int64_t r = 0; r < table.rows; ++r) labels.push_back(table.at(r, label_col));
   const double acc = (probs.argmax(1) == kiln::Tensor::from(labels, {table.rows})).mean();

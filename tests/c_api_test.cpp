@@ -238,6 +238,39 @@ TEST_F(CApi, LoadsWithABackendAndRejectsUnknownOnes) {
   EXPECT_EQ(m, nullptr);
 }
 
+TEST_F(CApi, AppliesTheRecordedPreprocessingWhenAskedAndReportsTheContentHash) {
+  kiln_model* m = nullptr;
+  ASSERT_EQ(
+      kiln_model_load_with_flags(path_.c_str(), "reference", KILN_LOAD_APPLY_PREPROCESSING, &m),
+      KILN_OK)
+      << kiln_last_error_message();
+  // The file records x' = (x - {1, 2, 3}) / {2, 4, 8}: the model sees x' for x.
+  const std::vector<float> x = {3, -2, 11}, off = {0.25f, -0.5f};
+  const std::vector<float> x_normalised = {1, -1, 1};
+  kiln_tensor* in[2] = {f32({1, 3}, x), f32({1, 2}, off)};
+  const char* names[2] = {"x", "offset"};
+  kiln_tensor* out[2] = {nullptr, nullptr};
+  ASSERT_EQ(kiln_model_run(m, names, in, 2, out, 2), KILN_OK) << kiln_last_error_message();
+  float y[2];
+  ASSERT_EQ(kiln_tensor_copy_to(out[0], y, sizeof y), KILN_OK);
+  double ey[2], er[2];
+  reference(x_normalised.data(), off.data(), ey, er);
+  EXPECT_NEAR(y[0], ey[0], 1e-5);
+  EXPECT_NEAR(y[1], ey[1], 1e-5);
+  for (auto* t : in) kiln_tensor_free(t);
+  for (auto* t : out) kiln_tensor_free(t);
+  const char* hash = nullptr;
+  ASSERT_EQ(kiln_model_content_hash(m, &hash), KILN_OK);
+  EXPECT_EQ(std::string(hash), kiln::model_content_hash(bytes_));
+  EXPECT_EQ(std::string(hash).size(), 64u);
+  kiln_model_free(m);
+  m = nullptr;
+  EXPECT_STATUS(kiln_model_load_with_flags(path_.c_str(), nullptr, 6, &m),
+                KILN_ERROR_INVALID_ARGUMENT, "unknown load flags 6");
+  EXPECT_EQ(m, nullptr);
+  EXPECT_STATUS(kiln_model_content_hash(nullptr, &hash), KILN_ERROR_INVALID_ARGUMENT, "model");
+}
+
 TEST_F(CApi, ManyThreadsRunOneModel) {
   std::vector<float> x = {0.5f, -1.5f, 2.0f}, off = {0.25f, -0.25f};
   kiln_tensor* in[2] = {f32({1, 3}, x), f32({1, 2}, off)};

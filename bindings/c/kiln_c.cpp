@@ -174,13 +174,17 @@ kiln::Feeds make_feeds(const char* const* input_names, const kiln_tensor* const*
   return feeds;
 }
 
-kiln_status load(const char* fn, const char* path, const char* backend, kiln_model** out) {
+kiln_status load(const char* fn, const char* path, const char* backend, kiln_model** out,
+                 uint32_t flags = 0) {
   if (out != nullptr) *out = nullptr;
   return guarded(fn, [&] {
     require(out, "out_model");
     require(path, "path");
+    if ((flags & ~KILN_LOAD_APPLY_PREPROCESSING) != 0)
+      throw ArgumentError(cat("unknown load flags ", std::to_string(flags)));
     kiln::infer::LoadOptions options;
     if (backend != nullptr) options.backend = backend;
+    options.apply_preprocessing = (flags & KILN_LOAD_APPLY_PREPROCESSING) != 0;
     *out = new kiln_model{kiln::infer::Model::load(std::string(path), options)};
     return KILN_OK;
   });
@@ -238,6 +242,11 @@ kiln_status kiln_model_load(const char* path, kiln_model** out_model) {
 kiln_status kiln_model_load_with_backend(const char* path, const char* backend,
                                          kiln_model** out_model) {
   return load("kiln_model_load_with_backend", path, backend, out_model);
+}
+
+kiln_status kiln_model_load_with_flags(const char* path, const char* backend, uint32_t flags,
+                                       kiln_model** out_model) {
+  return load("kiln_model_load_with_flags", path, backend, out_model, flags);
 }
 
 kiln_status kiln_model_load_from_memory(const void* data, size_t size, kiln_model** out_model) {
@@ -311,6 +320,15 @@ kiln_status kiln_model_name(const kiln_model* model, const char** out_name) {
     require(model, "model");
     require(out_name, "out_name");
     *out_name = model->model.metadata().name.c_str();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_model_content_hash(const kiln_model* model, const char** out_hash) {
+  return guarded("kiln_model_content_hash", [&] {
+    require(model, "model");
+    require(out_hash, "out_hash");
+    *out_hash = model->model.content_hash().c_str();
     return KILN_OK;
   });
 }

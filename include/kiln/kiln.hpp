@@ -1,5 +1,5 @@
 // Everything a training program needs: core types, graphs, ops, autodiff, runtime,
-// layers and optimizers.
+// layers, optimizers and model files.
 #pragma once
 
 #include "kiln/autodiff.hpp"
@@ -11,6 +11,8 @@
 #include "kiln/core/threads.hpp"
 #include "kiln/graph/graph.hpp"
 #include "kiln/graph/op.hpp"
+#include "kiln/io/load_graph.hpp"
+#include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
 #include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"

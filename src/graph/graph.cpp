@@ -216,4 +216,10 @@ Tensor& Graph::tensor(Value v) {
   return n.value;
 }
 
+void Graph::assign_scope(Value v, std::string scope) {
+  if (!v.valid() || &v.graph() != this)
+    throw ValueError("Graph::assign_scope: value of another graph");
+  nodes_[static_cast<std::size_t>(v.id())].scope = std::move(scope);
+}
+
 }  // namespace kiln

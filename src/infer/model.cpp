@@ -30,6 +30,9 @@ struct Model::Impl {
   std::vector<internal::FeedSpec> feed_specs;  // per input signature
   std::string run_where;                       // "model 'digits': run", for messages
   bool check_finite = false;
+  // Per input signature: the normalisation run() applies (LoadOptions::apply_preprocessing).
+  std::vector<const Normalization*> normalize;
+  bool any_normalize = false;
 
   std::mutex mu;
   std::condition_variable idle_cv;
@@ -76,6 +79,49 @@ struct Model::Impl {
 
 namespace {
 
+/// Per input signature, the file's normalisation for it; checks that each entry names a
+/// floating-point input whose last dimension is the entry's length.
+std::vector<const Normalization*> preprocessing_plan(const internal::ModelData& d,
+                                                     const std::string& source) {
+  std::vector<const Normalization*> plan(d.inputs.size(), nullptr);
+  for (const Normalization& n : d.metadata.preprocessing) {
+    std::size_t i = 0;
+    while (i < d.inputs.size() && d.inputs[i].name != n.input) ++i;
+    const std::string where = source + ": preprocessing for input '" + n.input + "'";
+    if (i == d.inputs.size()) throw FormatError(where + ": the model has no such input");
+    if (plan[i]) throw FormatError(where + ": given twice");
+    const TensorSpec& spec = d.inputs[i];
+    if (!is_floating(spec.dtype))
+      throw FormatError(where + ": the input is " + std::string(to_string(spec.dtype)) +
+                        ", not floating point");
+    if (spec.shape.rank() == 0 || spec.shape[spec.shape.rank() - 1] < 0 ||
+        static_cast<std::size_t>(spec.shape[spec.shape.rank() - 1]) != n.mean.size())
+      throw FormatError(where + ": " + std::to_string(n.mean.size()) +
+                        " features, but the input's shape is " + spec.shape.str());
+    plan[i] = &n;
+  }
+  return plan;
+}
+
+/// (x - mean) / stddev along the last axis, in a new tensor.
+template <class T>
+Tensor normalized_typed(const Tensor& x, const Normalization& n) {
+  const Tensor c = x.contiguous();
+  Tensor out = Tensor::empty(c.shape(), c.dtype());
+  const T* src = c.data<T>();
+  T* dst = out.data<T>();
+  const auto features = static_cast<std::int64_t>(n.mean.size());
+  for (std::int64_t i = 0; i < c.numel(); ++i) {
+    const auto k = static_cast<std::size_t>(i % features);
+    dst[i] = static_cast<T>((static_cast<double>(src[i]) - n.mean[k]) / n.stddev[k]);
+  }
+  return out;
+}
+
+Tensor normalized(const Tensor& x, const Normalization& n) {
+  return x.dtype() == DType::f64 ? normalized_typed<double>(x, n) : normalized_typed<float>(x, n);
+}
+
 std::size_t pool_bound() {
   const unsigned hw = std::thread::hardware_concurrency();
   return std::max<std::size_t>(4, static_cast<std::size_t>(hw));
@@ -115,6 +161,10 @@ Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source
     impl->feed_specs.push_back({spec.name, &spec.shape, spec.dtype});
   impl->run_where = impl->where() + ": run";
   impl->check_finite = options.check_finite_feeds;
+  if (options.apply_preprocessing) {
+    impl->normalize = preprocessing_plan(d, source);
+    for (const auto* n : impl->normalize) impl->any_normalize |= n != nullptr;
+  }
   impl->max_executables = pool_bound();
   // The first executable (its plans are compiled on first use per batch size). With a
   // backend named, compile batch size 1 now: a backend that cannot run the model fails
@@ -143,6 +193,25 @@ const std::vector<TensorSpec>& Model::inputs() const { return impl_->data.inputs
 const std::vector<TensorSpec>& Model::outputs() const { return impl_->data.outputs; }
 const ModelMetadata& Model::metadata() const { return impl_->data.metadata; }
 std::uint32_t Model::format_version() const { return impl_->data.format_version; }
+const std::string& Model::content_hash() const { return impl_->data.content_hash; }
+
+std::vector<std::string> Model::section_names() const {
+  std::vector<std::string> names;
+  for (const auto& s : impl_->data.sections) names.push_back(s.first);
+  return names;
+}
+
+bool Model::has_section(const std::string& name) const {
+  for (const auto& s : impl_->data.sections)
+    if (s.first == name) return true;
+  return false;
+}
+
+std::span<const std::uint8_t> Model::section(const std::string& name) const {
+  for (const auto& s : impl_->data.sections)
+    if (s.first == name) return s.second;
+  throw NameError(impl_->where() + ": no section named '" + name + "'");
+}
 
 std::vector<Tensor> Model::run(const Feeds& feeds) const {
   // The run owns a share of the model, so the caller may drop its handle meanwhile.
@@ -150,14 +219,18 @@ std::vector<Tensor> Model::run(const Feeds& feeds) const {
   Impl& m = *keep;
   const auto feed_of = internal::match_feeds(m.feed_specs, feeds, m.run_where, m.check_finite);
   Feeds renamed;
-  if (!m.same_names) {
+  const bool rename = !m.same_names || m.any_normalize;
+  if (rename) {
     renamed.reserve(m.feed_specs.size());
-    for (std::size_t i = 0; i < feed_of.size(); ++i)
-      renamed.emplace_back(m.input_nodes[i], feeds[feed_of[i]].second);
+    for (std::size_t i = 0; i < feed_of.size(); ++i) {
+      const Tensor& t = feeds[feed_of[i]].second;
+      const Normalization* n = m.any_normalize ? m.normalize[i] : nullptr;
+      renamed.emplace_back(m.input_nodes[i], n ? normalized(t, *n) : t);
+    }
   }
   std::unique_ptr<Executable> exe = m.acquire();
   try {
-    std::vector<Tensor> out = exe->run(m.same_names ? feeds : renamed);
+    std::vector<Tensor> out = exe->run(rename ? renamed : feeds);
     m.release(std::move(exe));
     return out;
   } catch (...) {

@@ -34,9 +34,29 @@ class SpanBuf : public std::streambuf {
     setg(begin, begin, begin + bytes.size());
   }
   std::size_t left() const { return static_cast<std::size_t>(egptr() - gptr()); }
+  /// The next n bytes (n <= left()), skipped over.
+  const std::uint8_t* take(std::size_t n) {
+    char* p = gptr();
+    setg(eback(), p + n, egptr());
+    return reinterpret_cast<const std::uint8_t*>(p);
+  }
 };
 
 }  // namespace
+
+std::uint8_t dtype_code(DType t) {
+  switch (t) {
+    case DType::f32:
+      return 0;
+    case DType::i32:
+      return 1;
+    case DType::i64:
+      return 2;
+    case DType::f64:
+      return 3;
+  }
+  throw ValueError("dtype_code: unknown dtype");
+}
 
 void format_error(const std::string& source, const std::string& what) {
   std::string msg = source;
@@ -137,10 +157,15 @@ void ArchiveWriter::dims(const std::vector<std::int64_t>& d) {
   for (auto v : d) i64(v);
 }
 
+void ArchiveWriter::raw(std::span<const std::uint8_t> bytes) {
+  if (!bytes.empty())
+    impl_->archive.saveBinary<1>(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
 void ArchiveWriter::tensor(const std::string& name, const Tensor& t) {
   const Tensor c = t.contiguous();
   string(name);
-  u8(static_cast<std::uint8_t>(c.dtype()));
+  dtype(c.dtype());
   dims(c.shape().dims());
   u64(c.nbytes());
   if (c.nbytes() == 0) return;
@@ -293,9 +318,31 @@ std::vector<std::int64_t> ArchiveReader::dims(const std::string& what, bool allo
 
 DType ArchiveReader::dtype(const std::string& what) {
   const std::uint8_t v = u8(what.c_str());
-  if (v > static_cast<std::uint8_t>(DType::f64))
-    fail(what + ": unknown dtype value " + std::to_string(v));
-  return static_cast<DType>(v);
+  switch (v) {
+    case 0:
+      return DType::f32;
+    case 1:
+      return DType::i32;
+    case 2:
+      return DType::i64;
+    case 3:
+      return DType::f64;
+    default:
+      fail(what + ": unknown dtype value " + std::to_string(v));
+  }
+}
+
+std::span<const std::uint8_t> ArchiveReader::raw(std::uint64_t n, const char* what) {
+  if (n > remaining()) {
+    std::string msg = what;
+    msg += ": ";
+    msg += std::to_string(n);
+    msg += " bytes, but only ";
+    msg += std::to_string(remaining());
+    msg += " left";
+    fail(msg);
+  }
+  return {impl_->buf.take(static_cast<std::size_t>(n)), static_cast<std::size_t>(n)};
 }
 
 std::pair<std::string, Tensor> ArchiveReader::tensor(const char* what) {

@@ -40,6 +40,10 @@ KILN_API Envelope open_envelope(std::span<const std::uint8_t> bytes, const Magic
                                 std::uint32_t max_version, const std::string& source,
                                 const char* kind);
 
+/// The dtype codes of Kiln files (part of the format's contract, whatever DType's layout):
+/// 0 f32, 1 i32, 2 i64, 3 f64.
+KILN_API std::uint8_t dtype_code(DType t);
+
 class KILN_API ArchiveWriter {
  public:
   ArchiveWriter();
@@ -60,6 +64,10 @@ class KILN_API ArchiveWriter {
   void string(const std::string& s);
   /// u32 rank, then i64 dims.
   void dims(const std::vector<std::int64_t>& dims);
+  /// The dtype's code (dtype_code).
+  void dtype(DType t) { u8(dtype_code(t)); }
+  /// The bytes as they are (no length prefix).
+  void raw(std::span<const std::uint8_t> bytes);
   /// name, u8 dtype, dims, u64 byte length, then the elements (little-endian).
   void tensor(const std::string& name, const Tensor& t);
   /// The payload written so far.
@@ -102,7 +110,11 @@ class KILN_API ArchiveReader {
   /// and a product (times elem_size) that fits in int64.
   std::vector<std::int64_t> dims(const std::string& what, bool allow_batch,
                                  std::size_t elem_size = 1);
+  /// A dtype code (dtype_code); an unknown code is an error.
   DType dtype(const std::string& what);
+  /// The next `n` bytes, without a copy (they stay in the payload); checked against the
+  /// bytes left.
+  std::span<const std::uint8_t> raw(std::uint64_t n, const char* what);
   /// A tensor record written by ArchiveWriter::tensor; the byte length is checked against
   /// the shape and the bytes left before the storage is allocated.
   std::pair<std::string, Tensor> tensor(const char* what);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/export.hpp"
@@ -22,6 +23,10 @@ struct ModelData {
   std::vector<TensorSpec> outputs;
   ModelMetadata metadata;
   std::uint32_t format_version = 0;
+  /// User sections (v2), in file order.
+  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> sections;
+  /// The content hash (v2), "" for v1.
+  std::string content_hash;
 };
 
 /// Decodes and validates a model file's bytes (envelope, hash, every size, index, shape and

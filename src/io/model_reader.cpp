@@ -1,6 +1,7 @@
-// decode_model: validates a model file completely, then rebuilds its Graph with the normal
-// builders (so the shape rules check every node). Every allocation is bounded by the bytes
-// left in the payload.
+// decode_model: validates a model file (format v1 or v2) completely, then rebuilds its Graph
+// with the normal builders (so the shape rules check every node). Every allocation is
+// bounded by the bytes left in the payload.
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -17,24 +18,6 @@
 namespace kiln::internal {
 namespace {
 
-constexpr std::int64_t max_attr = 0x7fffffff;
-constexpr std::int64_t max_pair_attr = std::int64_t{1} << 30;
-
-std::int64_t bounded(ArchiveReader& r, const std::string& node, const char* attr,
-                     std::int64_t limit) {
-  const std::int64_t v = r.i64(attr);
-  if (v < -limit || v > limit)
-    r.fail("node '" + node + "': attribute " + attr + " = " + std::to_string(v) +
-           " is out of range");
-  return v;
-}
-
-float finite(ArchiveReader& r, const std::string& node, const char* attr) {
-  const float v = r.f32(attr);
-  if (!std::isfinite(v)) r.fail("node '" + node + "': attribute " + attr + " is not finite");
-  return v;
-}
-
 struct NodeRecord {
   Op op = Op::input;
   std::string name;
@@ -43,6 +26,7 @@ struct NodeRecord {
   DType dtype = DType::f32;
   Shape shape;
   bool trainable = false;
+  std::string scope;  // v2
 };
 
 TensorSpec read_signature(ArchiveReader& r, std::int32_t& id, const char* role,
@@ -73,7 +57,13 @@ std::vector<float> read_floats(ArchiveReader& r, const char* what) {
   return out;
 }
 
-ModelMetadata read_metadata(ArchiveReader& r) {
+/// Metadata; v1 also holds the provenance (creation time, library version) at its end.
+void read_provenance(ArchiveReader& r, ModelMetadata& m) {
+  m.created = r.string("creation time");
+  m.library_version = r.string("library version");
+}
+
+ModelMetadata read_metadata(ArchiveReader& r, bool with_provenance) {
   ModelMetadata m;
   m.name = r.string("metadata name");
   m.version = r.string("metadata version");
@@ -105,75 +95,50 @@ ModelMetadata read_metadata(ArchiveReader& r) {
     std::string value = r.string("extra metadata value");
     m.extra.emplace_back(std::move(key), std::move(value));
   }
-  m.created = r.string("creation time");
-  m.library_version = r.string("library version");
+  if (with_provenance) read_provenance(r, m);
   return m;
 }
 
-}  // namespace
+/// Format v1 stored ops by number: the position of the op in enum Op of Kiln 0.1. This
+/// frozen table keeps those files readable whatever becomes of the enum.
+// clang-format off
+constexpr std::array<const char*, 46> v1_op_names = {
+    "input", "parameter", "constant", "matmul", "add", "sub", "mul", "div", "neg", "exp",
+    "log", "sqrt", "relu", "leaky_relu", "sigmoid", "tanh", "step", "equal", "softmax",
+    "log_softmax", "sum", "mean", "max", "expand", "reshape", "transpose", "concat", "slice",
+    "pad", "gather", "scatter_add_rows", "one_hot", "dropout_mask", "softmax_cross_entropy",
+    "mse", "bce_with_logits", "conv2d", "conv_transpose2d", "conv2d_backward_weights",
+    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "batch_norm",
+    "batch_norm_backward", "upsample_nearest2d"};
+// clang-format on
 
-Attrs read_attrs(ArchiveReader& r, const std::string& node) {
-  Attrs a;
-  const std::size_t n_axes = r.count("attribute axes", 8);
-  if (n_axes > max_rank) r.fail("node '" + node + "': " + std::to_string(n_axes) + " axes");
-  a.axes.resize(n_axes);
-  std::int64_t product = 1;
-  for (auto& v : a.axes) {
-    v = bounded(r, node, "axes", max_attr);
-    const std::int64_t f = v <= 0 ? 1 : v;
-    if (product > std::numeric_limits<std::int64_t>::max() / 8 / f)
-      r.fail("node '" + node + "': the product of attribute axes overflows");
-    product *= f;
-  }
-  a.axis = bounded(r, node, "axis", max_attr);
-  a.start = bounded(r, node, "start", max_attr);
-  a.stop = bounded(r, node, "stop", max_attr);
-  a.size = bounded(r, node, "size", max_attr);
-  a.alpha = finite(r, node, "alpha");
-  a.seed = r.u64("attribute seed");
-  a.keepdims = r.boolean("attribute keepdims");
-  a.transpose_a = r.boolean("attribute transpose_a");
-  a.transpose_b = r.boolean("attribute transpose_b");
-  a.mean = r.boolean("attribute mean");
-  a.dtype = r.dtype("node '" + node + "': attribute dtype");
-  for (Pair* p : {&a.kernel, &a.stride, &a.padding, &a.dilation, &a.output_padding}) {
-    (*p)[0] = bounded(r, node, "kernel/stride/padding/dilation", max_pair_attr);
-    (*p)[1] = bounded(r, node, "kernel/stride/padding/dilation", max_pair_attr);
-  }
-  a.groups = bounded(r, node, "groups", max_pair_attr);
-  a.include_pad = r.boolean("attribute include_pad");
-  a.eps = finite(r, node, "eps");
-  a.momentum = finite(r, node, "momentum");
-  const std::uint8_t post = r.u8("attribute post_op");
-  if (post > static_cast<std::uint8_t>(PostOp::relu))
-    r.fail("node '" + node + "': unknown post-op " + std::to_string(post));
-  a.post_op = static_cast<PostOp>(post);
-  return a;
-}
-
-ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& source) {
-  const Envelope env = open_envelope(bytes, model_magic, model_format_version, source, "model");
-  ArchiveReader r(env.payload, source);
-
-  // 1. Node records (no graph yet: parameters need the tensors at the end).
-  const std::size_t node_count = r.count("node count", min_node_bytes);
+/// Node records; `names` maps each name to its index.
+std::vector<NodeRecord> read_nodes(ArchiveReader& r, std::uint32_t version,
+                                   std::unordered_map<std::string, std::int32_t>& names) {
+  const std::size_t node_count =
+      r.count("node count", version == 1 ? min_node_bytes : min_node_bytes_v2);
   if (node_count == 0) r.fail("the graph has no nodes");
   std::vector<NodeRecord> records;
   records.reserve(node_count);
-  std::unordered_map<std::string, std::int32_t> names;
   for (std::size_t i = 0; i < node_count; ++i) {
     NodeRecord n;
     const std::string where = "node " + std::to_string(i);
-    const std::uint16_t op = r.u16("op id");
-    if (op >= op_count)
-      r.fail(where + ": op id " + std::to_string(op) + " is not a known op (there are " +
-             std::to_string(op_count) + ")");
-    n.op = static_cast<Op>(op);
+    if (version == 1) {
+      const std::uint16_t op = r.u16("op id");
+      if (op >= v1_op_names.size() || !op_from_name(v1_op_names[op], n.op))
+        r.fail(where + ": op id " + std::to_string(op) + " is not a known op (there are " +
+               std::to_string(v1_op_names.size()) + ")");
+    } else {
+      const std::string op = r.name("op name");
+      if (!op_from_name(op, n.op))
+        r.fail(where + ": unknown op '" + op + "' (written by a newer Kiln?)");
+    }
     if (is_training_only(n.op))
       r.fail(where + ": training-only op '" + std::string(op_name(n.op)) + "' in a model file");
     n.name = r.name("node name");
     if (!names.emplace(n.name, static_cast<std::int32_t>(i)).second)
       r.fail(where + ": duplicate node name '" + n.name + "'");
+    if (version >= 2) n.scope = r.string("node scope");
     const std::size_t n_inputs = r.count("node input count", 4);
     n.inputs.resize(n_inputs);
     for (auto& in : n.inputs) {
@@ -184,7 +149,7 @@ ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& s
     }
     const bool leaf = n.op == Op::input || n.op == Op::parameter || n.op == Op::constant;
     if (leaf && !n.inputs.empty()) r.fail("node '" + n.name + "': a leaf node has inputs");
-    n.attrs = read_attrs(r, n.name);
+    n.attrs = version == 1 ? read_attrs(r, n.name) : read_attrs_v2(r, n.name);
     n.dtype = r.dtype("node '" + n.name + "'");
     n.shape = Shape(r.dims("node '" + n.name + "' shape", true, size_of(n.dtype)));
     n.trainable = r.boolean("node trainable flag");
@@ -192,11 +157,12 @@ ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& s
       r.fail("node '" + n.name + "': only parameters can be trainable");
     records.push_back(std::move(n));
   }
-  const auto count32 = static_cast<std::int32_t>(node_count);
+  return records;
+}
 
-  // 2. Signatures.
-  ModelData data;
-  data.format_version = env.version;
+void read_signatures(ArchiveReader& r, const std::vector<NodeRecord>& records, ModelData& data) {
+  const std::size_t node_count = records.size();
+  const auto count32 = static_cast<std::int32_t>(node_count);
   const std::size_t n_in = r.count("model input count", min_signature_bytes);
   std::unordered_set<std::string> seen;
   std::vector<char> is_input(node_count, 0);
@@ -228,13 +194,13 @@ ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& s
     data.output_ids.push_back(id);
     data.outputs.push_back(std::move(s));
   }
+}
 
-  // 3. Metadata.
-  data.metadata = read_metadata(r);
-
-  // 4. Tensors: every parameter and constant exactly once, nothing else.
+/// Tensors: every parameter and constant exactly once, nothing else. Indexed by node.
+std::vector<Tensor> read_tensors(ArchiveReader& r, const std::vector<NodeRecord>& records,
+                                 const std::unordered_map<std::string, std::int32_t>& names) {
   const std::size_t n_tensors = r.count("tensor count", min_tensor_bytes);
-  std::vector<Tensor> values(node_count);
+  std::vector<Tensor> values(records.size());
   for (std::size_t i = 0; i < n_tensors; ++i) {
     auto [name, t] = r.tensor("tensor");
     auto it = names.find(name);
@@ -250,17 +216,20 @@ ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& s
              n.shape.str());
     slot = std::move(t);
   }
-  r.expect_end();
-  for (std::size_t i = 0; i < node_count; ++i) {
+  for (std::size_t i = 0; i < records.size(); ++i) {
     const Op op = records[i].op;
     if ((op == Op::parameter || op == Op::constant) && !values[i].defined())
       r.fail("missing tensor for " + std::string(op_name(op)) + " '" + records[i].name + "'");
   }
+  return values;
+}
 
-  // 5. Rebuild the graph with the builders: the shape rules check every node.
+/// Rebuilds the graph with the builders (the shape rules check every node); `r` reports.
+void rebuild(ArchiveReader& r, std::vector<NodeRecord>& records, std::vector<Tensor>& values,
+             ModelData& data) {
   data.graph = std::make_unique<Graph>();
   Graph& g = *data.graph;
-  for (std::size_t i = 0; i < node_count; ++i) {
+  for (std::size_t i = 0; i < records.size(); ++i) {
     NodeRecord& n = records[i];
     try {
       Value v;
@@ -280,6 +249,7 @@ ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& s
         r.fail("node '" + n.name + "': stored shape " + n.shape.str() + " " +
                std::string(to_string(n.dtype)) + " differs from the inferred " + v.shape().str() +
                " " + std::string(to_string(v.dtype())));
+      if (!n.scope.empty()) g.assign_scope(v, std::move(n.scope));
       values[i] = Tensor();
     } catch (const FormatError&) {
       throw;
@@ -293,7 +263,104 @@ ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& s
       r.fail("model output '" + data.outputs[k].name + "': signature does not match node '" +
              n.name + "'");
   }
+}
+
+ModelData decode_v1(std::span<const std::uint8_t> payload, const std::string& source) {
+  ArchiveReader r(payload, source);
+  std::unordered_map<std::string, std::int32_t> names;
+  std::vector<NodeRecord> records = read_nodes(r, 1, names);
+  ModelData data;
+  data.format_version = 1;
+  read_signatures(r, records, data);
+  data.metadata = read_metadata(r, true);
+  std::vector<Tensor> values = read_tensors(r, records, names);
+  r.expect_end();
+  rebuild(r, records, values, data);
   return data;
 }
 
+/// A reader over one core section; messages read "<source>: section '<name>': ...".
+struct SectionReader {
+  SectionReader(const SectionView& s, const std::string& source)
+      : r(s.bytes, source + ": section '" + s.name + "'") {}
+  ArchiveReader r;
+};
+
+ModelData decode_v2(std::span<const std::uint8_t> payload, const std::string& source) {
+  const std::vector<SectionView> sections = read_sections(payload, source);
+  const SectionView* graph = nullptr;
+  const SectionView* signatures = nullptr;
+  const SectionView* metadata = nullptr;
+  const SectionView* weights = nullptr;
+  const SectionView* provenance = nullptr;
+  ModelData data;
+  data.format_version = 2;
+  for (const SectionView& s : sections) {
+    const SectionView** core = s.name == section_graph        ? &graph
+                               : s.name == section_signatures ? &signatures
+                               : s.name == section_metadata   ? &metadata
+                               : s.name == section_weights    ? &weights
+                               : s.name == section_provenance ? &provenance
+                                                              : nullptr;
+    if (core) {
+      *core = &s;
+    } else if (s.flags & section_required) {
+      format_error(source, "section '" + s.name +
+                               "' is marked required, but this reader does not know it "
+                               "(written by a newer Kiln?)");
+    } else if (!is_reserved_section_name(s.name)) {
+      data.sections.emplace_back(s.name, std::vector<std::uint8_t>(s.bytes.begin(), s.bytes.end()));
+    }  // an optional kiln.* section from a newer Kiln: skipped
+  }
+  for (const auto& [ptr, name] :
+       {std::pair{graph, section_graph}, std::pair{signatures, section_signatures},
+        std::pair{metadata, section_metadata}, std::pair{weights, section_weights}})
+    if (!ptr) format_error(source, std::string("missing section '") + name + "'");
+
+  SectionReader rg(*graph, source);
+  std::unordered_map<std::string, std::int32_t> names;
+  std::vector<NodeRecord> records = read_nodes(rg.r, 2, names);
+  rg.r.expect_end();
+  SectionReader rs(*signatures, source);
+  read_signatures(rs.r, records, data);
+  rs.r.expect_end();
+  SectionReader rm(*metadata, source);
+  data.metadata = read_metadata(rm.r, false);
+  rm.r.expect_end();
+  if (provenance) {
+    SectionReader rp(*provenance, source);
+    read_provenance(rp.r, data.metadata);
+    rp.r.expect_end();
+  }
+  SectionReader rw(*weights, source);
+  std::vector<Tensor> values = read_tensors(rw.r, records, names);
+  rw.r.expect_end();
+  rebuild(rg.r, records, values, data);
+  data.content_hash = content_hash_of(sections);
+  return data;
+}
+
+}  // namespace
+
+ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& source) {
+  const Envelope env = open_envelope(bytes, model_magic, model_format_version, source, "model");
+  if (env.version == 1) return decode_v1(env.payload, source);
+  return decode_v2(env.payload, source);
+}
+
 }  // namespace kiln::internal
+
+namespace kiln {
+
+std::string model_content_hash(std::span<const std::uint8_t> bytes, const std::string& source) {
+  const auto env =
+      internal::open_envelope(bytes, internal::model_magic, model_format_version, source, "model");
+  if (env.version == 1) return "";
+  return internal::content_hash_of(internal::read_sections(env.payload, source));
+}
+
+std::string model_content_hash(const std::string& path) {
+  return model_content_hash(internal::read_file(path), path);
+}
+
+}  // namespace kiln

@@ -1,4 +1,5 @@
-// serialize_model / save_model: the live part of a graph, renumbered, with its tensors.
+// serialize_model / save_model: the live part of a graph, renumbered, with its tensors, as
+// the sections of a format v2 file (see io/model_format.hpp).
 #include <chrono>
 #include <ctime>
 #include <string>
@@ -16,31 +17,6 @@ namespace kiln {
 namespace internal {
 
 bool is_training_only(Op op) { return op_info(op).has(op_training_only); }
-
-void write_attrs(ArchiveWriter& w, const Attrs& a) {
-  w.u32(static_cast<std::uint32_t>(a.axes.size()));
-  for (auto v : a.axes) w.i64(v);
-  w.i64(a.axis);
-  w.i64(a.start);
-  w.i64(a.stop);
-  w.i64(a.size);
-  w.f32(a.alpha);
-  w.u64(a.seed);
-  w.boolean(a.keepdims);
-  w.boolean(a.transpose_a);
-  w.boolean(a.transpose_b);
-  w.boolean(a.mean);
-  w.u8(static_cast<std::uint8_t>(a.dtype));
-  for (const Pair* p : {&a.kernel, &a.stride, &a.padding, &a.dilation, &a.output_padding}) {
-    w.i64((*p)[0]);
-    w.i64((*p)[1]);
-  }
-  w.i64(a.groups);
-  w.boolean(a.include_pad);
-  w.f32(a.eps);
-  w.f32(a.momentum);
-  w.u8(static_cast<std::uint8_t>(a.post_op));
-}
 
 }  // namespace internal
 
@@ -66,7 +42,33 @@ void write_signature(internal::ArchiveWriter& w, const std::string& name, std::i
   w.string(name);
   w.i32(id);
   w.dims(n.shape.dims());
-  w.u8(static_cast<std::uint8_t>(n.dtype));
+  w.dtype(n.dtype);
+}
+
+void write_metadata(internal::ArchiveWriter& w, const ModelMetadata& m) {
+  w.string(m.name);
+  w.string(m.version);
+  w.string(m.description);
+  w.u32(static_cast<std::uint32_t>(m.labels.size()));
+  for (const auto& l : m.labels) w.string(l);
+  w.u32(static_cast<std::uint32_t>(m.preprocessing.size()));
+  for (const auto& p : m.preprocessing) {
+    w.string(p.input);
+    w.u32(static_cast<std::uint32_t>(p.mean.size()));
+    for (float f : p.mean) w.f32(f);
+    w.u32(static_cast<std::uint32_t>(p.stddev.size()));
+    for (float f : p.stddev) w.f32(f);
+  }
+  w.u32(static_cast<std::uint32_t>(m.metrics.size()));
+  for (const auto& [k, v] : m.metrics) {
+    w.string(k);
+    w.f64(v);
+  }
+  w.u32(static_cast<std::uint32_t>(m.extra.size()));
+  for (const auto& [k, v] : m.extra) {
+    w.string(k);
+    w.string(v);
+  }
 }
 
 }  // namespace
@@ -113,73 +115,73 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
   for (std::int32_t i = 0; i < count; ++i)
     if (live[static_cast<std::size_t>(i)]) new_id[static_cast<std::size_t>(i)] = next++;
 
-  internal::ArchiveWriter w;
-  w.u32(static_cast<std::uint32_t>(next));
+  for (const auto& [name, bytes] : options.sections) {
+    if (name.empty()) value_error("a section name is empty");
+    if (internal::is_reserved_section_name(name))
+      value_error("section name '" + name + "' is reserved for Kiln (the 'kiln.' prefix)");
+  }
+
+  internal::ArchiveWriter graph_w;
+  graph_w.u32(static_cast<std::uint32_t>(next));
   for (std::int32_t i = 0; i < count; ++i) {
     if (!live[static_cast<std::size_t>(i)]) continue;
     const Node& n = graph.node(i);
-    w.u16(static_cast<std::uint16_t>(n.op));
-    w.string(n.name);
-    w.u32(static_cast<std::uint32_t>(n.inputs.size()));
-    for (auto in : n.inputs) w.i32(new_id[static_cast<std::size_t>(in)]);
-    internal::write_attrs(w, n.attrs);
-    w.u8(static_cast<std::uint8_t>(n.dtype));
-    w.dims(n.shape.dims());
-    w.boolean(n.trainable);
+    graph_w.string(std::string(op_name(n.op)));
+    graph_w.string(n.name);
+    graph_w.string(n.scope);
+    graph_w.u32(static_cast<std::uint32_t>(n.inputs.size()));
+    for (auto in : n.inputs) graph_w.i32(new_id[static_cast<std::size_t>(in)]);
+    internal::write_attrs_v2(graph_w, n.attrs);
+    graph_w.dtype(n.dtype);
+    graph_w.dims(n.shape.dims());
+    graph_w.boolean(n.trainable);
   }
 
-  w.u32(static_cast<std::uint32_t>(options.inputs.size()));
+  internal::ArchiveWriter sig_w;
+  sig_w.u32(static_cast<std::uint32_t>(options.inputs.size()));
   for (const Value& v : options.inputs)
-    write_signature(w, v.name(), new_id[static_cast<std::size_t>(v.id())], v.node());
-  w.u32(static_cast<std::uint32_t>(options.outputs.size()));
+    write_signature(sig_w, v.name(), new_id[static_cast<std::size_t>(v.id())], v.node());
+  sig_w.u32(static_cast<std::uint32_t>(options.outputs.size()));
   std::unordered_set<std::string> output_names;
   for (std::size_t k = 0; k < options.outputs.size(); ++k) {
     const Value& v = options.outputs[k];
     const std::string& name = options.output_names.empty() ? v.name() : options.output_names[k];
     if (name.empty()) value_error("output " + std::to_string(k) + " has an empty name");
     if (!output_names.insert(name).second) value_error("output name '" + name + "' is used twice");
-    write_signature(w, name, new_id[static_cast<std::size_t>(v.id())], v.node());
+    write_signature(sig_w, name, new_id[static_cast<std::size_t>(v.id())], v.node());
   }
 
-  const ModelMetadata& m = options.metadata;
-  w.string(m.name);
-  w.string(m.version);
-  w.string(m.description);
-  w.u32(static_cast<std::uint32_t>(m.labels.size()));
-  for (const auto& l : m.labels) w.string(l);
-  w.u32(static_cast<std::uint32_t>(m.preprocessing.size()));
-  for (const auto& p : m.preprocessing) {
-    w.string(p.input);
-    w.u32(static_cast<std::uint32_t>(p.mean.size()));
-    for (float f : p.mean) w.f32(f);
-    w.u32(static_cast<std::uint32_t>(p.stddev.size()));
-    for (float f : p.stddev) w.f32(f);
-  }
-  w.u32(static_cast<std::uint32_t>(m.metrics.size()));
-  for (const auto& [k, v] : m.metrics) {
-    w.string(k);
-    w.f64(v);
-  }
-  w.u32(static_cast<std::uint32_t>(m.extra.size()));
-  for (const auto& [k, v] : m.extra) {
-    w.string(k);
-    w.string(v);
-  }
-  w.string(utc_now_iso8601());
-  w.string(version_string);
+  internal::ArchiveWriter meta_w;
+  write_metadata(meta_w, options.metadata);
 
+  internal::ArchiveWriter weights_w;
   std::uint32_t tensors = 0;
   for (std::int32_t i = 0; i < count; ++i) {
     const Op op = graph.node(i).op;
     if (live[static_cast<std::size_t>(i)] && (op == Op::parameter || op == Op::constant)) ++tensors;
   }
-  w.u32(tensors);
+  weights_w.u32(tensors);
   for (std::int32_t i = 0; i < count; ++i) {
     const Node& n = graph.node(i);
     if (live[static_cast<std::size_t>(i)] && (n.op == Op::parameter || n.op == Op::constant))
-      w.tensor(n.name, n.value);
+      weights_w.tensor(n.name, n.value);
   }
-  const auto payload = w.finish();
+
+  internal::ArchiveWriter prov_w;
+  prov_w.string(utc_now_iso8601());
+  prov_w.string(version_string);
+
+  const std::vector<std::uint8_t> graph_b = graph_w.finish(), sig_b = sig_w.finish(),
+                                  meta_b = meta_w.finish(), weights_b = weights_w.finish(),
+                                  prov_b = prov_w.finish();
+  const auto req = internal::section_required;
+  std::vector<internal::SectionView> sections = {
+      {internal::section_graph, req, graph_b},   {internal::section_signatures, req, sig_b},
+      {internal::section_metadata, req, meta_b}, {internal::section_weights, req, weights_b},
+      {internal::section_provenance, 0, prov_b},
+  };
+  for (const auto& [name, bytes] : options.sections) sections.push_back({name, 0, bytes});
+  const auto payload = internal::write_sections(sections);
   return internal::wrap_envelope(internal::model_magic, model_format_version, payload);
 }
 

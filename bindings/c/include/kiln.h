@@ -36,7 +36,9 @@
 #include "kiln/export.hpp" /* KILN_API: plain preprocessor, valid C */
 
 /** The C API version this header declares (see "Versions" above). */
-#define KILN_C_API_VERSION 1
+#define KILN_C_API_VERSION 2
+/* Version 2 added kiln_model_load_with_flags, KILN_LOAD_APPLY_PREPROCESSING and
+ * kiln_model_content_hash. */
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +105,14 @@ KILN_API kiln_status kiln_model_load(const char* path, kiln_model** out_model);
  *  node), not at the first run. */
 KILN_API kiln_status kiln_model_load_with_backend(const char* path, const char* backend,
                                                   kiln_model** out_model);
+/** Load flags for kiln_model_load_with_flags (bitwise or; unknown bits are an error). */
+/** run applies the preprocessing the file records (x' = (x - mean) / stddev along the last
+ *  axis of each named input, see kiln_model_input_normalization) before the model sees
+ *  the inputs; load fails if an entry cannot apply to its input. */
+#define KILN_LOAD_APPLY_PREPROCESSING 1u
+/** As kiln_model_load_with_backend, with KILN_LOAD_* flags (0: as kiln_model_load). */
+KILN_API kiln_status kiln_model_load_with_flags(const char* path, const char* backend,
+                                                uint32_t flags, kiln_model** out_model);
 /** Loads a model from `size` bytes at `data` (copied: the buffer may be freed after). */
 KILN_API kiln_status kiln_model_load_from_memory(const void* data, size_t size,
                                                  kiln_model** out_model);
@@ -133,9 +143,14 @@ KILN_API kiln_status kiln_model_label(const kiln_model* model, size_t index,
 /** The model's name and semantic version (metadata); they live as long as the model. */
 KILN_API kiln_status kiln_model_name(const kiln_model* model, const char** out_name);
 KILN_API kiln_status kiln_model_version(const kiln_model* model, const char** out_version);
+/** The model's content hash: 64 lowercase hex digits of a SHA-256 over everything in the
+ *  file but its creation time and library version ("" for a format version 1 file); it
+ *  lives as long as the model. */
+KILN_API kiln_status kiln_model_content_hash(const kiln_model* model, const char** out_hash);
 /** The normalisation the model expects on input `index`, x' = (x - mean) / stddev along
  *  the last axis: `*out_count` values each (0 and NULLs when the file records none). The
- *  caller applies it; the arrays live as long as the model. */
+ *  caller applies it, unless the model was loaded with KILN_LOAD_APPLY_PREPROCESSING; the
+ *  arrays live as long as the model. */
 KILN_API kiln_status kiln_model_input_normalization(const kiln_model* model, size_t index,
                                                     const float** out_mean,
                                                     const float** out_stddev, size_t* out_count);

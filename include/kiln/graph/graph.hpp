@@ -163,6 +163,8 @@ class KILN_API Graph {
   std::vector<Value> buffers();
   /// The stored tensor of a parameter or constant (shares storage).
   Tensor& tensor(Value v);
+  /// Moves an existing node into a layer (for loaders and rewrites that rebuild a graph).
+  void assign_scope(Value v, std::string scope);
 
   /// Graphviz DOT text of the graph (ops, names, shapes); the nodes of each scope are
   /// drawn in one box (a cluster) labelled with the scope.

@@ -31,6 +31,11 @@ struct LoadOptions {
   /// plan_cache_bytes, plus the arena of runs in flight.
   std::size_t plan_cache_size = 8;
   std::size_t plan_cache_bytes = std::size_t{512} << 20;
+  /// Apply the preprocessing the file records (ModelMetadata::preprocessing) in run():
+  /// x' = (x - mean) / stddev along the last axis of each named input, before the graph
+  /// sees it. Off by default: the caller feeds preprocessed inputs. When on, load checks
+  /// that each entry names a floating-point input whose last dimension matches.
+  bool apply_preprocessing = false;
 };
 
 class KILN_API Model {
@@ -46,9 +51,18 @@ class KILN_API Model {
   const ModelMetadata& metadata() const;
   /// The format version the file was written in.
   std::uint32_t format_version() const;
+  /// The content hash (hex SHA-256 of everything but the creation time and library
+  /// version; see io/model_file.hpp); "" for a version 1 file.
+  const std::string& content_hash() const;
+  /// The names of the file's user sections (SaveOptions::sections), in file order.
+  std::vector<std::string> section_names() const;
+  bool has_section(const std::string& name) const;
+  /// A user section's bytes (live as long as the model); throws NameError if absent.
+  std::span<const std::uint8_t> section(const std::string& name) const;
 
   /// Runs with named inputs (any batch size, 0 included; compiled plans are cached per
-  /// set of input shapes, see LoadOptions). Safe to call from many threads at once. A run
+  /// set of input shapes, see LoadOptions), after the recorded preprocessing if
+  /// LoadOptions::apply_preprocessing. Safe to call from many threads at once. A run
   /// shares ownership of the model: destroying the last Model handle while runs are in
   /// flight on other threads is safe, the memory goes when the last run returns.
   std::vector<Tensor> run(const Feeds& feeds) const;

@@ -2,14 +2,29 @@
 // graph, weights, input/output signatures, preprocessing, label names, semantic version,
 // creation time, library version, free-form metadata and training metrics.
 //
-// Layout: a fixed envelope Kiln checks itself (magic "KILN", format version, payload
-// length, SHA-256 of the payload), then the payload. Files are written atomically (temp
-// file in the same folder, fsync, rename, fsync of the folder). Every earlier format
-// version stays loadable. A bad file raises kiln::FormatError naming the file and what is
-// wrong, and never allocates more than the file holds.
+// Layout (docs/model_format.md has the byte-level description): a fixed envelope Kiln
+// checks itself (magic "KILN", format version, payload length, SHA-256 of the payload),
+// then the payload. In format v2 the payload is a table of named, length-prefixed
+// sections. Kiln's own sections are named "kiln.*": kiln.graph (ops by name, attributes as
+// tagged key/value pairs, each node's scope), kiln.signatures, kiln.metadata, kiln.weights
+// and kiln.provenance (creation time, library version). Any other name is a user section
+// (SaveOptions::sections): opaque bytes that readers keep and never interpret, so a reader
+// skips the sections it does not know. A section flagged "required" that a reader does not
+// know makes it refuse the file; user sections are never flagged.
+//
+// The content hash (model_content_hash, infer::Model::content_hash) is the SHA-256 of every
+// section but kiln.provenance: two saves of the same graph, weights, signatures, metadata
+// and user sections have the same content hash, whenever and by whichever run they were
+// written. Version 1 files have none ("").
+//
+// Files are written atomically (temp file in the same folder, fsync, rename, fsync of the
+// folder). Every earlier format version stays loadable. A bad file raises kiln::FormatError
+// naming the file and what is wrong, and never allocates more than the file holds.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,7 +37,7 @@
 namespace kiln {
 
 /// The newest format version this library writes (it reads every version up to it).
-inline constexpr std::uint32_t model_format_version = 1;
+inline constexpr std::uint32_t model_format_version = 2;
 
 /// Name, shape (the first dim may be kiln::batch) and dtype of a model input or output.
 struct TensorSpec {
@@ -32,9 +47,9 @@ struct TensorSpec {
   friend bool operator==(const TensorSpec&, const TensorSpec&) = default;
 };
 
-/// Per-feature normalisation that the caller applies before running (kiln::infer::Model
-/// reports it in metadata() but does not apply it):
-/// x' = (x - mean) / stddev along the last axis of `input`.
+/// Per-feature normalisation of a model input: x' = (x - mean) / stddev along the last axis
+/// of `input`. kiln::infer::Model applies it in run() when loaded with
+/// LoadOptions::apply_preprocessing; otherwise (the default) the caller applies it.
 struct Normalization {
   std::string input;
   std::vector<float> mean;
@@ -63,6 +78,9 @@ struct SaveOptions {
   std::vector<Value> outputs;
   std::vector<std::string> output_names = {};
   ModelMetadata metadata = {};
+  /// Extra named sections (name -> bytes), stored as they are and returned by
+  /// infer::Model::section. Names must not be empty or start with "kiln." (reserved).
+  std::map<std::string, std::vector<std::uint8_t>> sections = {};
 };
 
 /// The model file's bytes: the part of `graph` the outputs need, with current parameter
@@ -70,5 +88,13 @@ struct SaveOptions {
 KILN_API std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions& options);
 /// Writes serialize_model(...) to `path` atomically; throws IoError naming the file.
 KILN_API void save_model(const std::string& path, const Graph& graph, const SaveOptions& options);
+
+/// The content hash (lowercase hex SHA-256, see above) of a model file's bytes, after
+/// checking the envelope and section table; "" for a version 1 file. Throws FormatError
+/// naming `source`.
+KILN_API std::string model_content_hash(std::span<const std::uint8_t> bytes,
+                                        const std::string& source = "<memory>");
+/// The same for a file; throws IoError / FormatError naming it.
+KILN_API std::string model_content_hash(const std::string& path);
 
 }  // namespace kiln
