@@ -26,8 +26,8 @@ void add_training_kernels(internal::KernelTable& t) {
 }  // namespace
 
 namespace internal {
-KILN_API bool is_differentiable(Op op) { return grad_rule(op) != nullptr; }
-KILN_API void ensure_training_kernels() { extend_kernels("training", add_training_kernels); }
+bool is_differentiable(Op op) { return grad_rule(op) != nullptr; }
+void ensure_training_kernels() { extend_kernels("training", add_training_kernels); }
 }  // namespace internal
 
 std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {

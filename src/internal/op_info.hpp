@@ -7,7 +7,6 @@
 
 #include "kiln/core/dtype.hpp"
 #include "kiln/core/shape.hpp"
-#include "kiln/export.hpp"
 #include "kiln/graph/op.hpp"
 
 namespace kiln::internal {
@@ -38,11 +37,11 @@ struct OpInfo {
 };
 
 /// The entry for op; the table is indexed by Op.
-KILN_API const OpInfo& op_info(Op op);
+const OpInfo& op_info(Op op);
 
 /// Runs op's shape rule (arity and dtype checks included).
-KILN_API TensorDesc infer(Op op, const Attrs& attrs, std::span<const TensorDesc> inputs,
-                          std::string_view node_name);
+TensorDesc infer(Op op, const Attrs& attrs, std::span<const TensorDesc> inputs,
+                 std::string_view node_name);
 
 /// Dimension compatibility where kiln::batch (-1) matches anything.
 inline bool dims_match(std::int64_t a, std::int64_t b) { return a == b || a < 0 || b < 0; }

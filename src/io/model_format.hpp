@@ -15,8 +15,6 @@
 #include <cstddef>
 #include <string>
 
-#include "kiln/export.hpp"
-
 #include "io/archive.hpp"
 #include "kiln/graph/op.hpp"
 
@@ -27,11 +25,11 @@ inline constexpr std::size_t min_node_bytes = 160;
 inline constexpr std::size_t min_signature_bytes = 8 + 4 + 4 + 1;
 inline constexpr std::size_t min_tensor_bytes = min_tensor_record_bytes;
 
-KILN_API void write_attrs(ArchiveWriter& w, const Attrs& a);
+void write_attrs(ArchiveWriter& w, const Attrs& a);
 /// Reads and range-checks attributes (bools, enums, finite floats, bounded integers).
 Attrs read_attrs(ArchiveReader& r, const std::string& node);
 
 /// Training-only ops, refused in model files.
-KILN_API bool is_training_only(Op op);
+bool is_training_only(Op op);
 
 }  // namespace kiln::internal
