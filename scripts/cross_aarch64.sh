@@ -53,10 +53,11 @@ cmake --build "${out}/aarch64" -j "${jobs}"
 (cd "${out}/aarch64" && ctest --output-on-failure -j "${jobs}" ${KILN_CTEST_ARGS:-})
 
 # 3. The stripped shared libkiln_infer without oneDNN, for aarch64 and for x86_64 (no
-#    -march flags), each checked against 1.5 MB (1,500,000 bytes).
-size_check() {  # ARCH STRIP [configure arguments...]
-  local arch="$1" strip="$2" dir="${out}/$1-shared" lib
-  shift 2
+#    -march flags), each checked against 1.5 MB (1,500,000 bytes), and its exported
+#    symbols against the allow-list (tests/symbols/kiln_infer.allowed).
+size_check() {  # ARCH STRIP NM [configure arguments...]
+  local arch="$1" strip="$2" nm="$3" dir="${out}/$1-shared" lib
+  shift 3
   # shellcheck disable=SC2086
   cmake -S "${root}" -B "${dir}" -G Ninja "$@" -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_SHARED_LIBS=ON -DKILN_WITH_ONEDNN=OFF -DKILN_ARCH_FLAGS= -DKILN_WERROR=ON \
@@ -66,8 +67,11 @@ size_check() {  # ARCH STRIP [configure arguments...]
   lib="$(find "${dir}/src" -name 'libkiln_infer.so.*.*' | head -n 1)"
   cmake -DLIB="${lib}" -DSTRIP="${strip}" -DMAX_BYTES=1500000 \
     -DOUT="${dir}/libkiln_infer.stripped.so" -P "${root}/bindings/c/check_size.cmake"
+  cmake -DNM="${nm}" -DLIB="${lib}" -DALLOWED="${root}/tests/symbols/kiln_infer.allowed" \
+    -P "${root}/tests/symbols/check_exports.cmake"
 }
-size_check aarch64 aarch64-linux-gnu-strip -DCMAKE_TOOLCHAIN_FILE="${toolchain}"
+size_check aarch64 aarch64-linux-gnu-strip aarch64-linux-gnu-nm \
+  -DCMAKE_TOOLCHAIN_FILE="${toolchain}"
 if [[ "$(uname -m)" == x86_64 ]]; then
-  size_check x86_64 strip
+  size_check x86_64 strip nm
 fi

@@ -12,14 +12,13 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "internal/kernel.hpp"
-#include "kiln/export.hpp"
 
 namespace kiln::internal::onednn {
 
 /// The process-wide CPU engine (created on first use).
-KILN_API dnnl::engine& engine();
+dnnl::engine& engine();
 /// A stream on engine() for the calling thread.
-KILN_API dnnl::stream& stream();
+dnnl::stream& stream();
 
 /// One primitive argument: its oneDNN arg id, memory layout, and which tensor backs it.
 struct Binding {
@@ -56,7 +55,7 @@ std::shared_ptr<void> prepare_with(Builder build, const KernelQuery& q);
 void execute(Builder build, const KernelArgs& args);
 
 /// Row-major memory descriptor of an f32 tensor with these dims.
-KILN_API dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims);
+dnnl::memory::desc plain_desc(const dnnl::memory::dims& dims);
 
 /// When a pipeline step runs: always, or only in training / inference runs.
 enum class When : std::uint8_t { always, training, inference };
@@ -65,7 +64,7 @@ enum class When : std::uint8_t { always, training, inference };
 /// the node's tensors, rebound to the tensors' storage on each run, or scratch buffers
 /// allocated once when the pipeline is built. A pipeline built with `build` false only
 /// creates descriptors (nothing is JIT-compiled or allocated): supports() uses that.
-class KILN_API Pipeline {
+class Pipeline {
  public:
   explicit Pipeline(bool build) : build_(build) {}
 
@@ -105,17 +104,16 @@ class KILN_API Pipeline {
 using PipelineBuilder = bool (*)(const KernelQuery& q, std::string* why, Pipeline& p);
 
 /// supports() of a pipeline kernel: the builder's checks without compiling anything.
-KILN_API bool supports_pipeline(PipelineBuilder build, const KernelQuery& q, std::string* why);
+bool supports_pipeline(PipelineBuilder build, const KernelQuery& q, std::string* why);
 /// prepare() of a pipeline kernel: a built Pipeline (throws kiln::Error on failure).
-KILN_API std::shared_ptr<void> prepare_pipeline(PipelineBuilder build, const KernelQuery& q);
+std::shared_ptr<void> prepare_pipeline(PipelineBuilder build, const KernelQuery& q);
 /// The prepared pipeline of args, or (state null) one built into *owned for this call.
-KILN_API Pipeline& pipeline_of(PipelineBuilder build, const KernelArgs& args,
-                               std::shared_ptr<void>* owned);
+Pipeline& pipeline_of(PipelineBuilder build, const KernelArgs& args, std::shared_ptr<void>* owned);
 /// run() of a pipeline kernel.
-KILN_API void run_pipeline(PipelineBuilder build, const KernelArgs& args);
+void run_pipeline(PipelineBuilder build, const KernelArgs& args);
 
 /// oneDNN dims of a kiln shape.
-KILN_API dnnl::memory::dims dims_of(const Shape& s);
+dnnl::memory::dims dims_of(const Shape& s);
 
 /// A 2-D convolution as oneDNN sees it: src [N, C, H, W] -> dst [N, O, Ho, Wo] with our
 /// weights [O, C/g, kh, kw] (row-major, i.e. oneDNN's oihw or goihw).
@@ -126,41 +124,41 @@ struct ConvGeometry {
 
 /// The geometry of a conv2d with these attributes (stride, padding, dilation, groups)
 /// from src, dst shapes and the kernel size; false and *why when they do not fit.
-KILN_API bool conv_geometry(const Attrs& a, const Shape& src, const Shape& dst, std::int64_t kh,
-                            std::int64_t kw, ConvGeometry* g, std::string* why);
+bool conv_geometry(const Attrs& a, const Shape& src, const Shape& dst, std::int64_t kh,
+                   std::int64_t kw, ConvGeometry* g, std::string* why);
 /// The conv's weights in our row-major layout.
-KILN_API dnnl::memory::desc plain_weights(const ConvGeometry& g);
+dnnl::memory::desc plain_weights(const ConvGeometry& g);
 /// The conv's descriptor (forward, direct), with layouts src, weights, dst.
-KILN_API dnnl::convolution_forward::desc conv_forward_desc(const ConvGeometry& g,
-                                                           dnnl::memory::format_tag layout,
-                                                           const dnnl::memory::desc* bias);
+dnnl::convolution_forward::desc conv_forward_desc(const ConvGeometry& g,
+                                                  dnnl::memory::format_tag layout,
+                                                  const dnnl::memory::desc* bias);
 
 /// Pooling (defined in pool.cpp): checks of x and y against the node's kernel, stride and
 /// padding, and the forward descriptor (max, or avg with or without the padding counted).
-KILN_API bool check_pool(const KernelQuery& q, const Shape& x, const Shape& y, std::string* why);
-KILN_API dnnl::algorithm pool_algorithm(const KernelQuery& q);
-KILN_API dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnnl::prop_kind prop,
-                                                       const Shape& x, const Shape& y);
+bool check_pool(const KernelQuery& q, const Shape& x, const Shape& y, std::string* why);
+dnnl::algorithm pool_algorithm(const KernelQuery& q);
+dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnnl::prop_kind prop,
+                                              const Shape& x, const Shape& y);
 
 /// Batch norm (defined in batch_norm.cpp): x's memory layout ([N, C] or NCHW) and the
 /// per-channel element count N*H*W; false and *why for other ranks.
-KILN_API bool batch_norm_layout(const KernelQuery& q, dnnl::memory::desc* x, std::int64_t* count,
-                                std::string* why);
+bool batch_norm_layout(const KernelQuery& q, dnnl::memory::desc* x, std::int64_t* count,
+                       std::string* why);
 
 /// ReLU over n floats in place, keeping NaN (x < 0 ? 0 : x), threads splitting large
 /// arrays. oneDNN's ReLU (standalone or as a post-op) computes max(x, 0) with vmaxps, which
 /// turns NaN into 0; the matmul and convolution kernels run their ReLU epilogue with this
 /// instead, so NaN propagates as in the reference and Eigen kernels.
-KILN_API void relu_keep_nan(float* data, std::int64_t n);
+void relu_keep_nan(float* data, std::int64_t n);
 
 /// Whether a float tensor holds a NaN (or, with `infinities`, a NaN or an infinity): one
 /// vectorised pass, threads splitting large tensors.
-KILN_API bool has_nan(const Tensor& t, bool infinities = false);
+bool has_nan(const Tensor& t, bool infinities = false);
 
 /// Runs the call with the first kernel of the node's op after the oneDNN ones that accepts
 /// it (Eigen, else the reference), without prepared state: for the inputs a oneDNN
 /// primitive cannot give the common semantics on (max pooling drops NaN).
-KILN_API void run_fallback(const KernelArgs& args);
+void run_fallback(const KernelArgs& args);
 
 /// Sets *why when given and returns false.
 inline bool decline(std::string* why, std::string reason) {
@@ -188,7 +186,7 @@ inline constexpr std::int64_t min_matmul_macs = std::int64_t{1} << 18;
 bool elementwise_policy(const KernelQuery& q, std::string* why);
 
 /// Shared checks: f32 only and no empty tensors.
-KILN_API bool basic_checks(const KernelQuery& q, std::string* why);
+bool basic_checks(const KernelQuery& q, std::string* why);
 
 // One registration function per family.
 void register_matmul(KernelTable& t);

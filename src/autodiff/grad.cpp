@@ -27,7 +27,7 @@ void add_training_kernels(internal::KernelTable& t) {
 }  // namespace
 
 namespace internal {
-KILN_API void ensure_training_kernels() { extend_kernels("training", add_training_kernels); }
+void ensure_training_kernels() { extend_kernels("training", add_training_kernels); }
 }  // namespace internal
 
 std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {

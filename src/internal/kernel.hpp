@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "internal/internal_api.hpp"
 #include "internal/op_info.hpp"
 #include "kiln/core/tensor.hpp"
-#include "kiln/export.hpp"
 #include "kiln/graph/graph.hpp"
 
 namespace kiln::internal {
@@ -52,7 +52,7 @@ struct Kernel {
 };
 
 /// The kernels of one op, in order of preference.
-KILN_API std::span<const Kernel> kernels_for(Op op);
+std::span<const Kernel> kernels_for(Op op);
 
 /// Kernel lists grow only through these, at start-up of kiln_infer (forward kernels)
 /// and of kiln (training kernels, via register_training_kernels in autodiff).
@@ -66,10 +66,10 @@ class KernelTable {
 };
 
 /// Appends kernels to the global table (thread-safe, idempotent per `tag`).
-KILN_API void extend_kernels(const char* tag, void (*add)(KernelTable&));
+KILN_INTERNAL_API void extend_kernels(const char* tag, void (*add)(KernelTable&));
 
 /// Adds the kernels only training needs (defined in kiln; kiln::grad calls it).
-KILN_API void ensure_training_kernels();
+void ensure_training_kernels();
 
 /// Backends' registration functions (each appends its kernels for the ops it covers).
 void register_onednn_kernels(KernelTable& t);

@@ -9,7 +9,6 @@
 
 #include "kiln/core/dtype.hpp"
 #include "kiln/core/shape.hpp"
-#include "kiln/export.hpp"
 #include "kiln/graph/op.hpp"
 
 namespace kiln::internal {
@@ -61,11 +60,11 @@ struct OpInfo {
 };
 
 /// The entry for op; the table is indexed by Op.
-KILN_API const OpInfo& op_info(Op op);
+const OpInfo& op_info(Op op);
 
 /// Runs op's shape rule (arity and dtype checks included).
-KILN_API TensorDesc infer(Op op, const Attrs& attrs, std::span<const TensorDesc> inputs,
-                          std::string_view node_name);
+TensorDesc infer(Op op, const Attrs& attrs, std::span<const TensorDesc> inputs,
+                 std::string_view node_name);
 
 /// Whether op has a backward rule (the table's flag; agreement with kiln's rules is tested).
 inline bool is_differentiable(Op op) { return op_info(op).has(op_differentiable); }

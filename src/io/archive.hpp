@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "kiln/core/tensor.hpp"
-#include "kiln/export.hpp"
 
 namespace kiln::internal {
 
@@ -27,8 +26,8 @@ inline constexpr Magic model_magic = {'K', 'I', 'L', 'N'};
 inline constexpr Magic checkpoint_magic = {'K', 'C', 'K', 'P'};
 
 /// Envelope + payload.
-KILN_API std::vector<std::uint8_t> wrap_envelope(const Magic& magic, std::uint32_t version,
-                                                 std::span<const std::uint8_t> payload);
+std::vector<std::uint8_t> wrap_envelope(const Magic& magic, std::uint32_t version,
+                                        std::span<const std::uint8_t> payload);
 
 struct Envelope {
   std::uint32_t version = 0;
@@ -36,15 +35,14 @@ struct Envelope {
 };
 /// Checks magic, version (1..max_version), length and hash; `kind` names the file type in
 /// messages ("model", "checkpoint").
-KILN_API Envelope open_envelope(std::span<const std::uint8_t> bytes, const Magic& magic,
-                                std::uint32_t max_version, const std::string& source,
-                                const char* kind);
+Envelope open_envelope(std::span<const std::uint8_t> bytes, const Magic& magic,
+                       std::uint32_t max_version, const std::string& source, const char* kind);
 
 /// The dtype codes of Kiln files (part of the format's contract, whatever DType's layout):
 /// 0 f32, 1 i32, 2 i64, 3 f64.
-KILN_API std::uint8_t dtype_code(DType t);
+std::uint8_t dtype_code(DType t);
 
-class KILN_API ArchiveWriter {
+class ArchiveWriter {
  public:
   ArchiveWriter();
   ~ArchiveWriter();
@@ -84,7 +82,7 @@ inline constexpr std::int64_t max_dim = 0x7fffffff;
 /// Smallest encoded tensor record: name length, dtype, rank, byte length.
 inline constexpr std::size_t min_tensor_record_bytes = 8 + 1 + 4 + 8;
 
-class KILN_API ArchiveReader {
+class ArchiveReader {
  public:
   ArchiveReader(std::span<const std::uint8_t> payload, std::string source);
   ~ArchiveReader();
@@ -136,6 +134,6 @@ class KILN_API ArchiveReader {
 };
 
 /// "<source>: <what>" as a FormatError.
-[[noreturn]] KILN_API void format_error(const std::string& source, const std::string& what);
+[[noreturn]] void format_error(const std::string& source, const std::string& what);
 
 }  // namespace kiln::internal

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "kiln/export.hpp"
+#include "internal/internal_api.hpp"
 #include "kiln/graph/graph.hpp"
 #include "kiln/io/model_file.hpp"
 
@@ -31,13 +31,15 @@ struct ModelData {
 
 /// Decodes and validates a model file's bytes (envelope, hash, every size, index, shape and
 /// attribute before allocating). Throws FormatError whose message starts with `source`.
-KILN_API ModelData decode_model(std::span<const std::uint8_t> bytes, const std::string& source);
+KILN_INTERNAL_API ModelData decode_model(std::span<const std::uint8_t> bytes,
+                                         const std::string& source);
 
 /// Reads a whole file with a size check; throws IoError naming it.
-KILN_API std::vector<std::uint8_t> read_file(const std::string& path);
+KILN_INTERNAL_API std::vector<std::uint8_t> read_file(const std::string& path);
 
 /// Writes bytes to path atomically (temp file in the same folder, fsync, rename, fsync of
 /// the folder); throws IoError naming the file.
-KILN_API void write_file_atomically(const std::string& path, std::span<const std::uint8_t> bytes);
+KILN_INTERNAL_API void write_file_atomically(const std::string& path,
+                                             std::span<const std::uint8_t> bytes);
 
 }  // namespace kiln::internal

@@ -64,7 +64,7 @@ inline constexpr const char* section_provenance = "kiln.provenance";
 inline constexpr std::uint8_t section_required = 1;
 
 /// True for names reserved for Kiln's own sections ("kiln." prefix).
-KILN_API bool is_reserved_section_name(const std::string& name);
+bool is_reserved_section_name(const std::string& name);
 
 /// One section of a v2 payload; `bytes` points into the payload.
 struct SectionView {
@@ -75,31 +75,31 @@ struct SectionView {
 
 /// The section table of a v2 payload: names unique and non-empty, flags known, lengths
 /// within the payload. Throws FormatError starting with `source`.
-KILN_API std::vector<SectionView> read_sections(std::span<const std::uint8_t> payload,
-                                                const std::string& source);
+std::vector<SectionView> read_sections(std::span<const std::uint8_t> payload,
+                                       const std::string& source);
 /// A v2 payload from sections, in the given order.
-KILN_API std::vector<std::uint8_t> write_sections(std::span<const SectionView> sections);
+std::vector<std::uint8_t> write_sections(std::span<const SectionView> sections);
 
 /// The content hash (lowercase hex SHA-256) of a v2 payload's sections: every section but
 /// kiln.provenance, sorted by name, each as (name, flags, length, bytes).
-KILN_API std::string content_hash_of(std::span<const SectionView> sections);
+std::string content_hash_of(std::span<const SectionView> sections);
 
 /// v1 attributes: every field in a fixed order.
-KILN_API void write_attrs(ArchiveWriter& w, const Attrs& a);
+void write_attrs(ArchiveWriter& w, const Attrs& a);
 /// Reads and range-checks v1 attributes (bools, enums, finite floats, bounded integers).
 Attrs read_attrs(ArchiveReader& r, const std::string& node);
 
 /// v2 attributes: the count, then (key, tag, value) for each field that differs from
 /// Attrs{}; keys in a fixed order.
-KILN_API void write_attrs_v2(ArchiveWriter& w, const Attrs& a);
+void write_attrs_v2(ArchiveWriter& w, const Attrs& a);
 /// Reads v2 attributes with the same range checks as v1; an unknown key, a key given
 /// twice or a tag that is not the key's type is a FormatError naming the node.
 Attrs read_attrs_v2(ArchiveReader& r, const std::string& node);
 
 /// Training-only ops, refused in model files.
-KILN_API bool is_training_only(Op op);
+bool is_training_only(Op op);
 
 /// The op with this name (op_name), if any.
-KILN_API bool op_from_name(const std::string& name, Op& out);
+bool op_from_name(const std::string& name, Op& out);
 
 }  // namespace kiln::internal

@@ -6,14 +6,12 @@
 #include <cstdint>
 #include <span>
 
-#include "kiln/export.hpp"
-
 namespace kiln::internal {
 
 using Sha256Digest = std::array<std::uint8_t, 32>;
 
 /// Incremental SHA-256: update() any number of times, then finish() once.
-class KILN_API Sha256 {
+class Sha256 {
  public:
   Sha256();
   void update(std::span<const std::uint8_t> bytes);
@@ -29,6 +27,6 @@ class KILN_API Sha256 {
 };
 
 /// SHA-256 of a whole buffer.
-KILN_API Sha256Digest sha256(std::span<const std::uint8_t> bytes);
+Sha256Digest sha256(std::span<const std::uint8_t> bytes);
 
 }  // namespace kiln::internal
