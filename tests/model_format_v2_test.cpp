@@ -103,7 +103,7 @@ Built build_every_op() {
   auto ce = softmax_cross_entropy(logits5, labels, "softmax_cross_entropy");
   auto ms = mse(a, target, "mse");
   auto bce = binary_cross_entropy_with_logits(a, target, "bce_with_logits");
-  for (auto v : {m, a, s, r, sm}) g.set_scope(v, "dense_block");
+  for (auto v : {m, a, s, r, sm}) g.assign_scope(v, "dense_block");
 
   auto cw = g.parameter("conv.weight", uniform(rng, {4, 1, 3, 3}, -0.5, 0.5));
   auto cb = g.parameter("conv.bias", uniform(rng, {4}, -0.1, 0.1));
@@ -129,7 +129,7 @@ Built build_every_op() {
   auto bn =
       batch_norm(ap, gamma, beta, rmean, rvar, {.eps = 1e-3f, .momentum = 0.2f}, "batch_norm");
   auto up = upsample_nearest2d(mp, {2, 1}, "upsample_nearest2d");
-  for (auto v : {cv, ct, mp, ap, bn}) g.set_scope(v, "conv_block");
+  for (auto v : {cv, ct, mp, ap, bn}) g.assign_scope(v, "conv_block");
 
   b.options.inputs = {x, labels, target, image};
   b.options.outputs = {p,  d,  n,  t,  e,  l,  q,  r,    lr, sg, st,  eq,  sm, ls, su, mn,

@@ -52,7 +52,7 @@ struct Kernel {
 };
 
 /// The kernels of one op, in order of preference.
-std::span<const Kernel> kernels_for(Op op);
+KILN_INTERNAL_API std::span<const Kernel> kernels_for(Op op);
 
 /// Kernel lists grow only through these, at start-up of kiln_infer (forward kernels)
 /// and of kiln (training kernels, via register_training_kernels in autodiff).
