@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "internal/conv_geometry.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/ops.hpp"
 
@@ -120,14 +121,7 @@ std::int64_t nchw_channels(Value x, const char* layer) {
   return s[1];
 }
 
-std::string pair_str(const Pair& p) {
-  std::string s = "(";
-  s += std::to_string(p[0]);
-  s += ", ";
-  s += std::to_string(p[1]);
-  s += ")";
-  return s;
-}
+using internal::pair_str;
 
 }  // namespace
 

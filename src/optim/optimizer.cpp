@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "internal/text.hpp"
 #include "kiln/core/error.hpp"
 
 namespace kiln::optim {
@@ -18,17 +19,7 @@ std::string param_label(std::size_t i, const std::string& name, const Tensor& p)
   return who + " (" + std::string(to_string(p.dtype())) + " " + p.shape().str() + ")";
 }
 
-// "'a', 'b' and 3 more".
-std::string quoted_list(const std::vector<std::string>& names) {
-  constexpr std::size_t shown = 8;
-  std::string out;
-  for (std::size_t i = 0; i < names.size() && i < shown; ++i) {
-    if (i > 0) out += ", ";
-    out += "'" + names[i] + "'";
-  }
-  if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
-  return out;
-}
+using internal::quoted_list;
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "internal/text.hpp"
 #include "io/archive.hpp"
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
@@ -28,17 +29,7 @@ template <class E>
   throw E(msg);
 }
 
-// "'a', 'b' and 3 more".
-std::string quoted_list(const std::vector<std::string>& names) {
-  constexpr std::size_t shown = 8;
-  std::string out;
-  for (std::size_t i = 0; i < names.size() && i < shown; ++i) {
-    if (i > 0) out += ", ";
-    out += "'" + names[i] + "'";
-  }
-  if (names.size() > shown) out += " and " + std::to_string(names.size() - shown) + " more";
-  return out;
-}
+using internal::quoted_list;
 
 // "fc1.weight.exp_avg" -> {"fc1.weight", "exp_avg"}; "step" -> {"step", ""}.
 std::pair<std::string, std::string> split_entry(const std::string& entry) {
