@@ -95,6 +95,24 @@ class CApi : public ::testing::Test {
     return t;
   }
 
+  // Runs one row (x, offset) through `m` and checks y against the reference computed for
+  // `model_sees` (x as the model receives it, e.g. after the recorded preprocessing).
+  void expect_one_row(kiln_model* m, const std::vector<float>& x, const std::vector<float>& off,
+                      const std::vector<float>& model_sees) {
+    kiln_tensor* in[2] = {f32({1, 3}, x), f32({1, 2}, off)};
+    const char* names[2] = {"x", "offset"};
+    kiln_tensor* out[2] = {nullptr, nullptr};
+    ASSERT_EQ(kiln_model_run(m, names, in, 2, out, 2), KILN_OK) << kiln_last_error_message();
+    float y[2];
+    ASSERT_EQ(kiln_tensor_copy_to(out[0], y, sizeof y), KILN_OK);
+    double ey[2], er[2];
+    reference(model_sees.data(), off.data(), ey, er);
+    EXPECT_NEAR(y[0], ey[0], 1e-5);
+    EXPECT_NEAR(y[1], ey[1], 1e-5);
+    for (auto* t : in) kiln_tensor_free(t);
+    for (auto* t : out) kiln_tensor_free(t);
+  }
+
   std::vector<std::uint8_t> bytes_;
   std::string path_;
   kiln_model* model_ = nullptr;
@@ -200,18 +218,7 @@ TEST_F(CApi, LoadsFromMemoryAndTheBufferMayBeFreedAfter) {
         << kiln_last_error_message();
   }
   std::vector<float> x = {1, 2, 3}, off = {0, 0};
-  kiln_tensor* in[2] = {f32({1, 3}, x), f32({1, 2}, off)};
-  const char* names[2] = {"x", "offset"};
-  kiln_tensor* out[2] = {nullptr, nullptr};
-  ASSERT_EQ(kiln_model_run(m, names, in, 2, out, 2), KILN_OK) << kiln_last_error_message();
-  float y[2];
-  ASSERT_EQ(kiln_tensor_copy_to(out[0], y, sizeof y), KILN_OK);
-  double ey[2], er[2];
-  reference(x.data(), off.data(), ey, er);
-  EXPECT_NEAR(y[0], ey[0], 1e-5);
-  EXPECT_NEAR(y[1], ey[1], 1e-5);
-  for (auto* t : in) kiln_tensor_free(t);
-  for (auto* t : out) kiln_tensor_free(t);
+  expect_one_row(m, x, off, x);
   kiln_model_free(m);
 }
 
@@ -220,18 +227,7 @@ TEST_F(CApi, LoadsWithABackendAndRejectsUnknownOnes) {
   ASSERT_EQ(kiln_model_load_with_backend(path_.c_str(), "reference", &m), KILN_OK)
       << kiln_last_error_message();
   std::vector<float> x = {1, -2, 3}, off = {0.5f, 0.5f};
-  kiln_tensor* in[2] = {f32({1, 3}, x), f32({1, 2}, off)};
-  const char* names[2] = {"x", "offset"};
-  kiln_tensor* out[2] = {nullptr, nullptr};
-  ASSERT_EQ(kiln_model_run(m, names, in, 2, out, 2), KILN_OK) << kiln_last_error_message();
-  float y[2];
-  ASSERT_EQ(kiln_tensor_copy_to(out[0], y, sizeof y), KILN_OK);
-  double ey[2], er[2];
-  reference(x.data(), off.data(), ey, er);
-  EXPECT_NEAR(y[0], ey[0], 1e-5);
-  EXPECT_NEAR(y[1], ey[1], 1e-5);
-  for (auto* t : in) kiln_tensor_free(t);
-  for (auto* t : out) kiln_tensor_free(t);
+  expect_one_row(m, x, off, x);
   kiln_model_free(m);
   m = nullptr;
   EXPECT_STATUS(kiln_model_load_with_backend(path_.c_str(), "cuda", &m), KILN_ERROR_VALUE, "cuda");
@@ -247,18 +243,7 @@ TEST_F(CApi, AppliesTheRecordedPreprocessingWhenAskedAndReportsTheContentHash) {
   // The file records x' = (x - {1, 2, 3}) / {2, 4, 8}: the model sees x' for x.
   const std::vector<float> x = {3, -2, 11}, off = {0.25f, -0.5f};
   const std::vector<float> x_normalised = {1, -1, 1};
-  kiln_tensor* in[2] = {f32({1, 3}, x), f32({1, 2}, off)};
-  const char* names[2] = {"x", "offset"};
-  kiln_tensor* out[2] = {nullptr, nullptr};
-  ASSERT_EQ(kiln_model_run(m, names, in, 2, out, 2), KILN_OK) << kiln_last_error_message();
-  float y[2];
-  ASSERT_EQ(kiln_tensor_copy_to(out[0], y, sizeof y), KILN_OK);
-  double ey[2], er[2];
-  reference(x_normalised.data(), off.data(), ey, er);
-  EXPECT_NEAR(y[0], ey[0], 1e-5);
-  EXPECT_NEAR(y[1], ey[1], 1e-5);
-  for (auto* t : in) kiln_tensor_free(t);
-  for (auto* t : out) kiln_tensor_free(t);
+  expect_one_row(m, x, off, x_normalised);
   const char* hash = nullptr;
   ASSERT_EQ(kiln_model_content_hash(m, &hash), KILN_OK);
   EXPECT_EQ(std::string(hash), kiln::model_content_hash(bytes_));
