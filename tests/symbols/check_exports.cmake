@@ -32,16 +32,8 @@ if(pattern_count EQUAL 0)
   message(FATAL_ERROR "'${ALLOWED}' lists no patterns")
 endif()
 
-execute_process(COMMAND ${NM} -D -C --defined-only "${LIB}"
-  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "${NM} failed on '${LIB}' (${rc}): ${err}")
-endif()
-# List-safe lines: no semicolons, and no brackets ([abi:cxx11] reads (abi:cxx11)).
-string(REPLACE ";" "," out "${out}")
-string(REPLACE "[" "(" out "${out}")
-string(REPLACE "]" ")" out "${out}")
-string(REPLACE "\n" ";" lines "${out}")
+include("${CMAKE_CURRENT_LIST_DIR}/../../cmake/KilnNmLines.cmake")
+kiln_nm_lines(lines "${NM}" "${LIB}" -D -C --defined-only)
 
 set(names "")
 foreach(line IN LISTS lines)
