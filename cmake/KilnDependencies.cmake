@@ -51,3 +51,15 @@ else()
   set(_kiln_arch_default "")
 endif()
 set(KILN_ARCH_FLAGS "${_kiln_arch_default}" CACHE STRING "Architecture flags for Kiln's kernels")
+
+# The layers above the core (data, train, the kiln command) use header-only packages,
+# privately: nlohmann-json3-dev (specs), libfast-float-dev (number parsing), libstb-dev
+# (image decoding, compiled into libkiln with its functions static) and libcli11-dev
+# (the command's arguments).
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 2.1 REQUIRED)
+find_path(KILN_FAST_FLOAT_INCLUDE_DIR fast_float/fast_float.h)
+find_path(KILN_STB_INCLUDE_DIR stb/stb_image.h)
+if(NOT KILN_FAST_FLOAT_INCLUDE_DIR OR NOT KILN_STB_INCLUDE_DIR)
+  message(FATAL_ERROR "Kiln needs fast_float and stb_image (Debian: libfast-float-dev libstb-dev)")
+endif()

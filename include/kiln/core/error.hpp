@@ -56,4 +56,12 @@ class KILN_API IoError : public Error {
   using Error::Error;
 };
 
+/// Bad training or evaluation data: a ragged row, an unparseable number, a missing value,
+/// an unknown column, an empty file, an unreadable image, a target with one class. The
+/// message names the file, the row (1-based, the header is row 1) and the column.
+class KILN_API DataError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace kiln

@@ -1,0 +1,84 @@
+// Loader: batches of a dataset for training and evaluation, in a seeded per-epoch order,
+// with the next batch assembled on a background thread while the current one trains.
+//
+//   kiln::data::Loader loader(train, {.batch_size = 32, .shuffle = true, .seed = 7});
+//   for (int epoch = 0; epoch < 10; ++epoch) {
+//     loader.set_epoch(epoch);            // the order is a function of (seed, epoch) only
+//     for (const kiln::data::Batch& b : loader) step.run(b);
+//   }
+//
+// The order of epoch e is the same whether or not epochs before it ran, so a run resumed
+// at (epoch, batch) sees exactly the batches an uninterrupted run would.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "kiln/data/dataset.hpp"
+#include "kiln/export.hpp"
+
+namespace kiln::data {
+
+struct LoaderOptions {
+  std::int64_t batch_size = 32;
+  /// Shuffle the rows every epoch (seeded by seed and the epoch).
+  bool shuffle = false;
+  std::uint64_t seed = 0;
+  /// Drop the last batch of an epoch when it is smaller than batch_size.
+  bool drop_last = false;
+  /// Assemble the next batch on a background thread while the caller uses this one.
+  bool prefetch = true;
+};
+
+class KILN_API Loader {
+ public:
+  /// Keeps a reference to `dataset`, which must outlive the loader. Throws ValueError for
+  /// batch_size < 1.
+  Loader(const Dataset& dataset, LoaderOptions options = {});
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  /// Batches per epoch.
+  std::int64_t batches() const;
+  /// Selects the epoch whose order the next pass uses (0 at construction), and the batch
+  /// to start from (to resume inside an epoch).
+  void set_epoch(std::int64_t epoch, std::int64_t first_batch = 0);
+  std::int64_t epoch() const;
+  /// The row order of an epoch (for tests and distributed samplers).
+  std::vector<std::int64_t> order(std::int64_t epoch) const;
+
+  /// Starts (or restarts) a pass over the selected epoch and returns its next batch, or
+  /// nullopt at the end of the epoch. The batch's tensors are fresh copies the caller may
+  /// keep. Errors raised while assembling a batch in the background are rethrown here.
+  std::optional<Batch> next();
+  /// Back to the first batch of the selected epoch.
+  void reset();
+
+  /// Range-for over one pass: for (const Batch& b : loader) { ... }.
+  class Iterator;
+  Iterator begin();
+  Iterator end();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+class KILN_API Loader::Iterator {
+ public:
+  Iterator() = default;
+  const Batch& operator*() const { return batch_; }
+  const Batch* operator->() const { return &batch_; }
+  Iterator& operator++();
+  friend bool operator==(const Iterator& a, const Iterator& b) { return a.loader_ == b.loader_; }
+
+ private:
+  friend class Loader;
+  explicit Iterator(Loader* loader);
+  Loader* loader_ = nullptr;  // null at the end
+  Batch batch_;
+};
+
+}  // namespace kiln::data
