@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const CsvSchema schema = CsvSchema::from_json(fitted.schema.to_json());
   if (!(schema == fitted.schema)) std::abort();
-  const Dataset again = read_csv_source_with_schema(open, "fuzz.csv", base, schema, TargetColumn::required);
+  const Dataset again =
+      read_csv_source_with_schema(open, "fuzz.csv", base, schema, TargetColumn::required);
   if (again.tensors().size() != fitted.dataset.tensors().size()) std::abort();
   for (std::size_t i = 0; i < again.tensors().size(); ++i)
     if (!same_bytes(again.tensors()[i].second, fitted.dataset.tensors()[i].second)) std::abort();
