@@ -21,7 +21,7 @@
 //    regression: f32 [N, 1].
 // Kinds are inferred unless forced: a column whose first value ends in .png/.jpg/.jpeg is an
 // image column, one whose every value parses as a number is numeric, any other categorical.
-// Task::automatic makes a target classification when it is categorical or holds integers in
+// CsvTask::automatic makes a target classification when it is categorical or holds integers in
 // [0, 1000] with at most 50 distinct values, else regression; say which when it matters.
 //
 // Parsing: RFC 4180 quoting ("a, b" and "say ""hi"""; quoted fields may hold line breaks), LF or
