@@ -174,9 +174,10 @@ struct CheckpointPairOptions {
   std::int64_t keep_last = 3;
 };
 
-/// The newest pair in `dir` whose checkpoint loads as a file and whose model file exists
-/// with the SHA-256 the checkpoint records (older pairs are tried when a newer one is
-/// incomplete, e.g. after a crash mid-save); nullopt if there is none.
+/// The newest pair in `dir` whose checkpoint and model files are complete (their
+/// envelopes and checksums hold); older pairs are tried when a newer one is not (e.g. after
+/// a crash mid-save). nullopt if there is none. (Trainer::resume also checks that the model
+/// file is the one saved with the checkpoint.)
 KILN_API std::optional<CheckpointPair> latest_checkpoint(const std::string& dir);
 
 class KILN_API Trainer {
