@@ -103,8 +103,8 @@ TEST(TrainerCrash, SigkillWhileCheckpointingLeavesALoadablePair) {
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "round " << round << ": the child ended by itself ("
-                                     << status << ")";
+    ASSERT_TRUE(WIFSIGNALED(status))
+        << "round " << round << ": the child ended by itself (" << status << ")";
     temps_after_kill += temp_files(dir);
 
     const auto pair = tr::latest_checkpoint(dir);

@@ -17,14 +17,19 @@ struct Interrupt {};
 // Callbacks both runs use: early stopping with best weights (its state must survive) and a
 // schedule.
 std::vector<std::shared_ptr<tr::Callback>> usual(Model& m) {
-  return {tr::lr_schedule(std::make_shared<kiln::optim::ExponentialLR>(*m.opt, 0.9)),
-          tr::early_stopping({.monitor = "val_loss", .patience = 50, .restore_best_weights = true})};
+  return {
+      tr::lr_schedule(std::make_shared<kiln::optim::ExponentialLR>(*m.opt, 0.9)),
+      tr::early_stopping({.monitor = "val_loss", .patience = 50, .restore_best_weights = true})};
 }
 
 tr::FitOptions fit_options(std::int64_t epochs, const kiln::data::Dataset* val,
                            std::vector<std::shared_ptr<tr::Callback>> cbs) {
-  return {.epochs = epochs, .batch_size = 7, .seed = 99, .validation = val,
-          .callbacks = std::move(cbs), .progress = tr::Progress::none};
+  return {.epochs = epochs,
+          .batch_size = 7,
+          .seed = 99,
+          .validation = val,
+          .callbacks = std::move(cbs),
+          .progress = tr::Progress::none};
 }
 
 TEST(TrainerResume, StopAtEpochAndResumeEqualsUninterruptedBitwise) {
@@ -45,13 +50,20 @@ TEST(TrainerResume, StopAtEpochAndResumeEqualsUninterruptedBitwise) {
     cbs.push_back(tr::checkpoint({.dir = dir + "/ckpt", .every_epochs = 1}));
     t.fit(train, fit_options(2, &val, cbs));
   }
+  // A schedule made after resume() would start from the restored LR: refused.
+  {
+    Model c(true, true, 0.01);
+    tr::Trainer t(c.g, c.options({"accuracy"}));
+    t.resume(dir + "/ckpt");
+    EXPECT_THROW(t.fit(train, fit_options(4, &val, usual(c))), kiln::ValueError);
+  }
   Model b(true, true, 0.01);
   tr::Trainer t(b.g, b.options({"accuracy"}));
+  auto cbs = usual(b);  // before resume: the schedule's base LR is the original one
   const tr::TrainerPosition pos = t.resume(dir + "/ckpt");
   EXPECT_EQ(pos.epoch, 2);
   EXPECT_EQ(pos.batch, 0);
   EXPECT_EQ(pos.step, 2 * 8);
-  auto cbs = usual(b);
   cbs.push_back(tr::checkpoint({.dir = dir + "/ckpt", .every_epochs = 1}));
   const auto history = t.fit(train, fit_options(4, &val, cbs));
   EXPECT_EQ(b.weights(), ref.weights());
@@ -77,7 +89,8 @@ TEST(TrainerResume, StopMidEpochAndResumeEqualsUninterruptedBitwise) {
     Model a(true, true, 0.01);
     tr::Trainer t(a.g, a.options({"accuracy"}));
     auto cbs = usual(a);
-    cbs.push_back(tr::checkpoint({.dir = dir, .every_steps = 5, .every_epochs = 0, .keep_last = 2}));
+    cbs.push_back(
+        tr::checkpoint({.dir = dir, .every_steps = 5, .every_epochs = 0, .keep_last = 2}));
     cbs.push_back(tr::lambda_callback({.on_step_begin = [](tr::Trainer&, std::int64_t s) {
       if (s == 13) throw Interrupt{};
     }}));
@@ -88,11 +101,11 @@ TEST(TrainerResume, StopMidEpochAndResumeEqualsUninterruptedBitwise) {
   EXPECT_EQ(pairs, 2);  // keep_last
   Model b(true, true, 0.01);
   tr::Trainer t(b.g, b.options({"accuracy"}));
+  auto cbs = usual(b);
   const auto pos = t.resume(dir);
   EXPECT_EQ(pos.step, 10);
   EXPECT_EQ(pos.epoch, 1);
   EXPECT_EQ(pos.batch, 2);  // 8 batches per epoch
-  auto cbs = usual(b);
   cbs.push_back(tr::checkpoint({.dir = dir, .every_steps = 5, .every_epochs = 0, .keep_last = 2}));
   cbs.push_back(tr::lambda_callback({}));
   const auto history = t.fit(train, fit_options(3, &val, cbs));
@@ -110,7 +123,10 @@ TEST(TrainerResume, SameSeedGivesByteIdenticalModelFiles) {
   for (int run = 0; run < 2; ++run) {
     Model m(true, true, 0.01);
     tr::Trainer t(m.g, m.options());
-    t.fit(train, {.epochs = 3, .batch_size = 6, .seed = 5, .validation_split = 0.2,
+    t.fit(train, {.epochs = 3,
+                  .batch_size = 6,
+                  .seed = 5,
+                  .validation_split = 0.2,
                   .progress = tr::Progress::none});
     t.save_model(dir + "/run" + std::to_string(run) + ".kiln");
   }
@@ -120,7 +136,10 @@ TEST(TrainerResume, SameSeedGivesByteIdenticalModelFiles) {
   // Another seed gives other weights.
   Model m(true, true, 0.01);
   tr::Trainer t(m.g, m.options());
-  t.fit(train, {.epochs = 3, .batch_size = 6, .seed = 6, .validation_split = 0.2,
+  t.fit(train, {.epochs = 3,
+                .batch_size = 6,
+                .seed = 6,
+                .validation_split = 0.2,
                 .progress = tr::Progress::none});
   t.save_model(dir + "/other.kiln");
   EXPECT_NE(a, kiln_test::file_bytes(dir + "/other.kiln"));
@@ -132,7 +151,8 @@ TEST(TrainerResume, PairsMatchAndMismatchesAreRefused) {
   const std::string dir = kiln_test::fresh_dir("pairs");
   Model m;
   tr::Trainer t(m.g, m.options());
-  t.fit(train, {.epochs = 2, .batch_size = 10,
+  t.fit(train, {.epochs = 2,
+                .batch_size = 10,
                 .callbacks = {tr::checkpoint({.dir = dir, .every_steps = 1, .keep_last = 3})},
                 .progress = tr::Progress::none});
   auto latest = tr::latest_checkpoint(dir);
@@ -150,7 +170,8 @@ TEST(TrainerResume, PairsMatchAndMismatchesAreRefused) {
   // A model file that is not the checkpoint's: the newest pair is refused, the one before
   // is used.
   const auto older = tr::latest_checkpoint(dir);
-  fs::copy_file(dir + "/model-000000000004.kiln", latest->model, fs::copy_options::overwrite_existing);
+  fs::copy_file(dir + "/model-000000000004.kiln", latest->model,
+                fs::copy_options::overwrite_existing);
   Model r;
   tr::Trainer tr2(r.g, r.options());
   EXPECT_EQ(tr2.resume(dir).step, 5);

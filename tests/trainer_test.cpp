@@ -45,8 +45,8 @@ TEST(Trainer, FitEqualsHandWrittenLoopBitwise) {
   const auto data = blobs(70, 1);
   Model a, b;
   tr::Trainer trainer(a.g, a.options());
-  const auto history = trainer.fit(data, {.epochs = 3, .batch_size = 8, .seed = 11,
-                                          .progress = tr::Progress::none});
+  const auto history =
+      trainer.fit(data, {.epochs = 3, .batch_size = 8, .seed = 11, .progress = tr::Progress::none});
   const auto expected = hand_loop(b, data, 3, 8, 11);
   ASSERT_EQ(history.epochs.size(), 3u);
   for (std::size_t e = 0; e < 3; ++e)
@@ -63,7 +63,10 @@ TEST(Trainer, ClippingEqualsManualClipping) {
     Model a, b;
     tr::Trainer trainer(a.g, a.options());
     auto cb = kind == 0 ? tr::clip_grad_norm(0.05) : tr::clip_grad_value(0.01);
-    trainer.fit(data, {.epochs = 2, .batch_size = 8, .seed = 3, .callbacks = {cb},
+    trainer.fit(data, {.epochs = 2,
+                       .batch_size = 8,
+                       .seed = 3,
+                       .callbacks = {cb},
                        .progress = tr::Progress::none});
     hand_loop(b, data, 2, 8, 3, kind == 0 ? 0.05 : 0, kind == 1 ? 0.01 : 0);
     EXPECT_EQ(a.weights(), b.weights()) << (kind == 0 ? "norm" : "value");
@@ -118,8 +121,7 @@ TEST(Trainer, FeedsNameWhatIsMissing) {
   } catch (const kiln::NameError& e) {
     EXPECT_NE(std::string(e.what()).find("'target'"), std::string::npos) << e.what();
   }
-  kiln::data::Dataset renamed({{"x", data["features"]}, {"target", data["target"]}},
-                              data.info());
+  kiln::data::Dataset renamed({{"x", data["features"]}, {"target", data["target"]}}, data.info());
   try {
     trainer.fit(renamed, {.epochs = 1, .progress = tr::Progress::none});
     FAIL() << "no error";
@@ -133,10 +135,10 @@ TEST(Trainer, FeedsNameWhatIsMissing) {
 
 // Writes a scripted value into the logs as "score" at every epoch end.
 std::shared_ptr<tr::Callback> scripted(std::vector<double> values) {
-  return tr::lambda_callback({.on_epoch_end = [values](tr::Trainer&, std::int64_t e,
-                                                       tr::Logs& logs) {
-    logs["score"] = values[static_cast<std::size_t>(e)];
-  }});
+  return tr::lambda_callback(
+      {.on_epoch_end = [values](tr::Trainer&, std::int64_t e, tr::Logs& logs) {
+        logs["score"] = values[static_cast<std::size_t>(e)];
+      }});
 }
 
 TEST(Callbacks, EarlyStoppingStopsAtTheRightEpoch) {
@@ -145,13 +147,14 @@ TEST(Callbacks, EarlyStoppingStopsAtTheRightEpoch) {
   // without improvement (3.0 - 0.05 is not beaten by 2.98 with min_delta 0.05).
   Model m;
   tr::Trainer trainer(m.g, m.options());
-  const auto h = trainer.fit(
-      data, {.epochs = 10, .batch_size = 8, .callbacks = {scripted({5, 4, 3, 3.5, 3.2, 2.98, 1, 1, 1, 1}),
-                                                          tr::early_stopping({.monitor = "score",
-                                                                              .mode = tr::Mode::min,
-                                                                              .patience = 2,
-                                                                              .min_delta = 0.05})},
-             .progress = tr::Progress::none});
+  const auto h = trainer.fit(data, {.epochs = 10,
+                                    .batch_size = 8,
+                                    .callbacks = {scripted({5, 4, 3, 3.5, 3.2, 2.98, 1, 1, 1, 1}),
+                                                  tr::early_stopping({.monitor = "score",
+                                                                      .mode = tr::Mode::min,
+                                                                      .patience = 2,
+                                                                      .min_delta = 0.05})},
+                                    .progress = tr::Progress::none});
   EXPECT_EQ(h.epochs.size(), 6u);
   // max mode on a name with "accuracy": automatic mode is max.
   Model m2;
@@ -160,31 +163,36 @@ TEST(Callbacks, EarlyStoppingStopsAtTheRightEpoch) {
     const double v[] = {0.5, 0.7, 0.6, 0.65, 0.8, 0.1};
     l["val_accuracy"] = v[e];
   }});
-  const auto h2 = t2.fit(data, {.epochs = 6, .batch_size = 8,
-                                .callbacks = {acc, tr::early_stopping({.monitor = "val_accuracy",
-                                                                       .patience = 1})},
-                                .progress = tr::Progress::none});
+  const auto h2 = t2.fit(
+      data, {.epochs = 6,
+             .batch_size = 8,
+             .callbacks = {acc, tr::early_stopping({.monitor = "val_accuracy", .patience = 1})},
+             .progress = tr::Progress::none});
   EXPECT_EQ(h2.epochs.size(), 4u);  // best at 1; 2 and 3 are worse -> stop after 3
   // A monitor that is not logged is an error naming it.
   Model m3;
   tr::Trainer t3(m3.g, m3.options());
-  EXPECT_THROW(t3.fit(data, {.epochs = 2, .callbacks = {tr::early_stopping()},
-                             .progress = tr::Progress::none}),
-               kiln::ValueError);
+  EXPECT_THROW(
+      t3.fit(data,
+             {.epochs = 2, .callbacks = {tr::early_stopping()}, .progress = tr::Progress::none}),
+      kiln::ValueError);
 }
 
 TEST(Callbacks, RestoreBestWeights) {
   const auto data = blobs(24, 7);
   Model m;
   std::vector<std::vector<std::pair<std::string, std::vector<std::uint8_t>>>> at_epoch;
-  auto record = tr::lambda_callback(
-      {.on_epoch_end = [&](tr::Trainer&, std::int64_t, tr::Logs&) { at_epoch.push_back(m.weights()); }});
+  auto record = tr::lambda_callback({.on_epoch_end = [&](tr::Trainer&, std::int64_t, tr::Logs&) {
+    at_epoch.push_back(m.weights());
+  }});
   tr::Trainer trainer(m.g, m.options());
-  trainer.fit(data, {.epochs = 5, .batch_size = 8,
-                     .callbacks = {scripted({3, 1, 2, 2, 2}), record,
-                                   tr::early_stopping({.monitor = "score", .patience = 10,
-                                                       .restore_best_weights = true})},
-                     .progress = tr::Progress::none});
+  trainer.fit(
+      data, {.epochs = 5,
+             .batch_size = 8,
+             .callbacks = {scripted({3, 1, 2, 2, 2}), record,
+                           tr::early_stopping(
+                               {.monitor = "score", .patience = 10, .restore_best_weights = true})},
+             .progress = tr::Progress::none});
   ASSERT_EQ(at_epoch.size(), 5u);
   EXPECT_EQ(m.weights(), at_epoch[1]);
   EXPECT_NE(m.weights(), at_epoch[4]);
@@ -195,12 +203,16 @@ TEST(Callbacks, LrScheduleAndWarmup) {
   Model m(false, false, 0.1);
   auto sched = std::make_shared<kiln::optim::StepLR>(*m.opt, 2, 0.5);
   std::vector<double> step_lr;
-  auto rec = tr::lambda_callback(
-      {.on_step_end = [&](tr::Trainer&, std::int64_t, const tr::Logs& l) { step_lr.push_back(l.at("lr")); }});
+  auto rec =
+      tr::lambda_callback({.on_step_end = [&](tr::Trainer&, std::int64_t, const tr::Logs& l) {
+        step_lr.push_back(l.at("lr"));
+      }});
   tr::Trainer trainer(m.g, m.options());
-  const auto h = trainer.fit(data, {.epochs = 5, .batch_size = 8,
-                                    .callbacks = {tr::lr_schedule(sched), tr::linear_warmup(6, 0.2), rec},
-                                    .progress = tr::Progress::none});
+  const auto h =
+      trainer.fit(data, {.epochs = 5,
+                         .batch_size = 8,
+                         .callbacks = {tr::lr_schedule(sched), tr::linear_warmup(6, 0.2), rec},
+                         .progress = tr::Progress::none});
   const double base = 0.1;
   const double want[] = {base, base, base * 0.5, base * 0.5, base * 0.25};
   for (std::size_t e = 0; e < 5; ++e) EXPECT_DOUBLE_EQ(h.epochs[e].at("lr"), want[e]) << e;
@@ -220,10 +232,11 @@ TEST(Callbacks, ReduceOnPlateau) {
   // torch semantics, patience 1, factor 0.5, cooldown 1: values 5, 5, 5 (reduce after
   // epoch 2), 5 (cooldown), 5, 5 (reduce after epoch 5), then 1 (better).
   const auto h = trainer.fit(
-      data, {.epochs = 7, .batch_size = 8,
+      data, {.epochs = 7,
+             .batch_size = 8,
              .callbacks = {scripted({5, 5, 5, 5, 5, 5, 1}),
-                           tr::reduce_on_plateau({.monitor = "score", .factor = 0.5, .patience = 1,
-                                                  .cooldown = 1})},
+                           tr::reduce_on_plateau(
+                               {.monitor = "score", .factor = 0.5, .patience = 1, .cooldown = 1})},
              .progress = tr::Progress::none});
   // "lr" is logged before the epoch-end callbacks: the reduction shows the epoch after.
   const double want[] = {0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025};
@@ -235,8 +248,11 @@ TEST(Progress, LinesModeFormat) {
   Model m;
   tr::Trainer trainer(m.g, m.options({"accuracy"}));
   std::ostringstream out;
-  const auto h = trainer.fit(train, {.epochs = 2, .batch_size = 8, .validation = &val,
-                                     .progress = tr::Progress::lines, .progress_stream = &out});
+  const auto h = trainer.fit(train, {.epochs = 2,
+                                     .batch_size = 8,
+                                     .validation = &val,
+                                     .progress = tr::Progress::lines,
+                                     .progress_stream = &out});
   const std::string text = out.str();
   const std::regex line(
       R"(epoch (\d)/2 - loss (\d+\.\d{4}) - accuracy (\d\.\d{4}) - val_loss (\d+\.\d{4}) - )"
@@ -256,12 +272,14 @@ TEST(Progress, LinesModeFormat) {
   EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2) << text;
   // Bar mode redraws with \r; none writes nothing.
   std::ostringstream bar, none;
-  trainer.fit(train, {.epochs = 1, .batch_size = 8, .progress = tr::Progress::bar,
-                      .progress_stream = &bar});
+  trainer.fit(
+      train,
+      {.epochs = 1, .batch_size = 8, .progress = tr::Progress::bar, .progress_stream = &bar});
   EXPECT_NE(bar.str().find("\repoch 1/1 ["), std::string::npos) << bar.str();
   EXPECT_NE(bar.str().find(" 4/4 - loss "), std::string::npos) << bar.str();
-  trainer.fit(train, {.epochs = 1, .batch_size = 8, .progress = tr::Progress::none,
-                      .progress_stream = &none});
+  trainer.fit(
+      train,
+      {.epochs = 1, .batch_size = 8, .progress = tr::Progress::none, .progress_stream = &none});
   EXPECT_EQ(none.str(), "");
 }
 
@@ -269,9 +287,15 @@ TEST(Trainer, ValidationSplitIsSeededAndStratified) {
   const auto data = blobs(60, 12);
   Model a, b;
   tr::Trainer ta(a.g, a.options({"accuracy"})), tb(b.g, b.options({"accuracy"}));
-  const auto ha = ta.fit(data, {.epochs = 2, .batch_size = 8, .seed = 4, .validation_split = 0.25,
+  const auto ha = ta.fit(data, {.epochs = 2,
+                                .batch_size = 8,
+                                .seed = 4,
+                                .validation_split = 0.25,
                                 .progress = tr::Progress::none});
-  const auto hb = tb.fit(data, {.epochs = 2, .batch_size = 8, .seed = 4, .validation_split = 0.25,
+  const auto hb = tb.fit(data, {.epochs = 2,
+                                .batch_size = 8,
+                                .seed = 4,
+                                .validation_split = 0.25,
                                 .progress = tr::Progress::none});
   ASSERT_TRUE(ha.epochs[1].count("val_loss"));
   ASSERT_TRUE(ha.epochs[1].count("val_accuracy"));
@@ -288,11 +312,14 @@ TEST(Trainer, NonFiniteLossStopsBeforeTheBadStep) {
   kiln::data::Dataset bad({{"features", x}, {"target", data["target"]}});
   Model m;
   std::vector<std::pair<std::string, std::vector<std::uint8_t>>> after_step;
-  auto rec = tr::lambda_callback(
-      {.on_step_end = [&](tr::Trainer&, std::int64_t, const tr::Logs&) { after_step = m.weights(); }});
+  auto rec = tr::lambda_callback({.on_step_end = [&](tr::Trainer&, std::int64_t, const tr::Logs&) {
+    after_step = m.weights();
+  }});
   const std::string dir = kiln_test::fresh_dir("nonfinite");
   tr::Trainer trainer(m.g, m.options());
-  EXPECT_THROW(trainer.fit(bad, {.epochs = 2, .batch_size = 8, .shuffle = false,
+  EXPECT_THROW(trainer.fit(bad, {.epochs = 2,
+                                 .batch_size = 8,
+                                 .shuffle = false,
                                  .callbacks = {rec, tr::checkpoint({.dir = dir, .every_steps = 1})},
                                  .progress = tr::Progress::none}),
                kiln::Error);

@@ -91,8 +91,8 @@ inline std::vector<std::uint8_t> file_bytes(const std::string& path) {
 
 /// A fresh, empty folder under the test temp dir.
 inline std::string fresh_dir(const std::string& name) {
-  const auto p = std::filesystem::temp_directory_path() /
-                 ("kiln_" + name + "_" + std::to_string(::getpid()));
+  const auto p =
+      std::filesystem::temp_directory_path() / ("kiln_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();

@@ -171,6 +171,20 @@ std::string target_name(const TrainerOptions& o, const data::Dataset& d) {
   return o.target.empty() ? d.info().target : o.target;
 }
 
+void check_target(const TrainerOptions& o, const data::Dataset& d, const std::string& target,
+                  const char* where) {
+  if (o.metrics.empty() || d.contains(target)) return;
+  const std::string has = internal::quoted_list(names_of(d.tensors()));
+  if (target.empty())
+    throw NameError(std::string("Trainer.") + where + ": the metrics need a target tensor, and " +
+                    dataset_label(d) +
+                    " names none (set TrainerOptions::target or the "
+                    "dataset's info().target; it has " +
+                    has + ")");
+  throw NameError(std::string("Trainer.") + where + ": the metrics need target '" + target +
+                  "', which " + dataset_label(d) + " lacks (it has " + has + ")");
+}
+
 // Metrics of concatenated predictions against targets, under `prefix`.
 void add_metrics(Logs& logs, const std::vector<std::string>& names, const Tensor& predictions,
                  const Tensor& targets, const std::string& prefix) {
@@ -184,12 +198,9 @@ Logs Trainer::evaluate(const data::Dataset& data, std::int64_t batch_size) {
   Impl& m = *impl_;
   check_positive(batch_size, "evaluate's batch_size");
   if (data.empty()) throw ValueError("Trainer.evaluate: " + dataset_label(data) + " has no rows");
-  const std::string target = target_name(m.options, data);
-  if (!m.options.metrics.empty() && !data.contains(target))
-    throw NameError("Trainer.evaluate: the metrics need target '" + target + "', which " +
-                    dataset_label(data) + " lacks (it has " +
-                    internal::quoted_list(names_of(data.tensors())) + ")");
   (void)feeds_for(data.tensors(), m.loss_inputs, "evaluate", dataset_label(data));
+  const std::string target = target_name(m.options, data);
+  check_target(m.options, data, target, "evaluate");
   if (!m.eval_exe)
     m.eval_exe = std::make_unique<Executable>(
         *m.graph, std::vector<Value>{m.options.loss, m.options.predictions},
@@ -249,10 +260,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
   (void)feeds_for(train.tensors(), m.loss_inputs, "fit", dataset_label(train));
   const std::string target = target_name(m.options, train);
   const bool with_metrics = !m.options.metrics.empty();
-  if (with_metrics && !train.contains(target))
-    throw NameError("Trainer.fit: the metrics need target '" + target + "', which " +
-                    dataset_label(train) + " lacks (it has " +
-                    internal::quoted_list(names_of(train.tensors())) + ")");
+  check_target(m.options, train, target, "fit");
 
   // The validation split: seeded, stratified for an integer target.
   data::Dataset train_part, val_part;

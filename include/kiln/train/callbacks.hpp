@@ -81,7 +81,7 @@ KILN_API std::shared_ptr<Callback> clip_grad_value(double clip);
 
 struct CheckpointOptions {
   /// Folder of the checkpoint/model pairs (see Trainer::save_checkpoint).
-  std::string dir;
+  std::string dir = {};
   /// Save after every N optimizer steps / epochs (0: never).
   std::int64_t every_steps = 0;
   std::int64_t every_epochs = 1;
@@ -93,13 +93,13 @@ KILN_API std::shared_ptr<Callback> checkpoint(const CheckpointOptions& options);
 
 /// A callback from functions; unset ones do nothing.
 struct LambdaHooks {
-  std::function<void(Trainer&)> on_fit_begin;
-  std::function<void(Trainer&, std::int64_t)> on_epoch_begin;
-  std::function<void(Trainer&, std::int64_t)> on_step_begin;
-  std::function<void(Trainer&, std::span<const Tensor>)> on_gradients;
-  std::function<void(Trainer&, std::int64_t, const Logs&)> on_step_end;
-  std::function<void(Trainer&, std::int64_t, Logs&)> on_epoch_end;
-  std::function<void(Trainer&, bool)> on_fit_end;
+  std::function<void(Trainer&)> on_fit_begin = {};
+  std::function<void(Trainer&, std::int64_t)> on_epoch_begin = {};
+  std::function<void(Trainer&, std::int64_t)> on_step_begin = {};
+  std::function<void(Trainer&, std::span<const Tensor>)> on_gradients = {};
+  std::function<void(Trainer&, std::int64_t, const Logs&)> on_step_end = {};
+  std::function<void(Trainer&, std::int64_t, Logs&)> on_epoch_end = {};
+  std::function<void(Trainer&, bool)> on_fit_end = {};
 };
 KILN_API std::shared_ptr<Callback> lambda_callback(LambdaHooks hooks);
 

@@ -102,10 +102,10 @@ class KILN_API Callback {
 
 struct TrainerOptions {
   /// The scalar loss; graph inputs it needs are fed from dataset tensors of the same name.
-  Value loss;
+  Value loss = {};
   /// What predict() returns and metrics are computed from (logits, probabilities or a
   /// regression output).
-  Value predictions;
+  Value predictions = {};
   /// Updates the parameters (made from nn::named_parameters(graph)); not owned.
   optim::Optimizer* optimizer = nullptr;
   /// Metric names (see kiln::metrics::compute) reported by fit() and evaluate().
@@ -150,7 +150,7 @@ struct FitOptions {
 
 struct History {
   /// One entry per finished epoch (including those before a resume).
-  std::vector<Logs> epochs;
+  std::vector<Logs> epochs = {};
   /// The values of one key over the epochs (NaN where an epoch lacks it).
   std::vector<double> values(const std::string& key) const;
 };
@@ -164,8 +164,8 @@ struct TrainerPosition {
 
 /// One checkpoint/model pair written by Trainer::save_checkpoint.
 struct CheckpointPair {
-  std::string checkpoint;  ///< ".../ckpt-<step>.kiln"
-  std::string model;       ///< ".../model-<step>.kiln"
+  std::string checkpoint = {};  ///< ".../ckpt-<step>.kiln"
+  std::string model = {};       ///< ".../model-<step>.kiln"
   std::int64_t step = 0;
 };
 
