@@ -15,6 +15,7 @@ namespace kiln::metrics {
 namespace {
 
 std::string num(double v) {
+  if (std::isnan(v)) return "nan";
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
