@@ -322,12 +322,16 @@ TEST(Trainer, NonFiniteLossStopsBeforeTheBadStep) {
                                  .shuffle = false,
                                  .callbacks = {rec, tr::checkpoint({.dir = dir, .every_steps = 1})},
                                  .progress = tr::Progress::none}),
-               kiln::Error);
+               kiln::NonFiniteError);
   EXPECT_EQ(trainer.global_step(), 1);
   EXPECT_EQ(m.weights(), after_step);
   const auto latest = tr::latest_checkpoint(dir);
   ASSERT_TRUE(latest.has_value());
   EXPECT_EQ(latest->step, 1);
+  // Non-finite weights are never saved: no pair is written for them.
+  m.g.tensor(m.g.find("fc2.bias")).data<float>()[1] = INFINITY;
+  EXPECT_THROW(trainer.save_checkpoint(dir), kiln::NonFiniteError);
+  EXPECT_EQ(tr::latest_checkpoint(dir)->step, 1);
   std::filesystem::remove_all(dir);
 }
 

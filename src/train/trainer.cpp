@@ -27,22 +27,6 @@ std::string dataset_label(const data::Dataset& d) {
   return d.info().source.empty() ? std::string("the dataset") : "dataset '" + d.info().source + "'";
 }
 
-// The first non-finite element of a float tensor, or -1.
-template <class T>
-std::int64_t first_non_finite(const Tensor& t) {
-  const Tensor c = t.contiguous();
-  const T* p = c.data<T>();
-  for (std::int64_t i = 0; i < c.numel(); ++i)
-    if (!std::isfinite(p[i])) return i;
-  return -1;
-}
-
-std::int64_t first_non_finite(const Tensor& t) {
-  if (t.dtype() == DType::f32) return first_non_finite<float>(t);
-  if (t.dtype() == DType::f64) return first_non_finite<double>(t);
-  return -1;
-}
-
 void check_positive(std::int64_t v, const char* what) {
   if (v < 1)
     throw ValueError(std::string("Trainer: ") + what + " must be at least 1, got " +
@@ -146,6 +130,8 @@ Trainer::Trainer(Graph& graph, TrainerOptions options) : impl_(std::make_unique<
   so.parameters = optimizer_parameters(graph, *m.options.optimizer);
   if (!m.options.metrics.empty()) so.outputs = {m.options.predictions};
   so.backend = m.options.backend;
+  so.check_finite = m.options.check_finite || m.options.detect_anomaly;
+  so.detect_anomaly = m.options.detect_anomaly;
   m.step = std::make_unique<TrainStep>(m.options.loss, so);
   m.loss_inputs = needed_inputs(graph, {m.options.loss});
   m.prediction_inputs = needed_inputs(graph, {m.options.predictions});
@@ -340,23 +326,19 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
           buffer_backup.clear();
           for (const Value& b : buffers) buffer_backup.push_back(m.graph->tensor(b).clone());
         }
-        const double loss = m.step->run(feeds);
-        auto grads = m.step->gradients();
-        if (m.options.check_finite) {
-          std::string bad;
-          if (!std::isfinite(loss)) bad = "the loss is " + std::to_string(loss);
-          for (std::size_t i = 0; bad.empty() && i < grads.size(); ++i)
-            if (const auto at = first_non_finite(grads[i]); at >= 0)
-              bad = "the gradient of '" + m.step->parameter_values()[i].name() + "' holds " +
-                    std::to_string(grads[i].at(at)) + " at element " + std::to_string(at);
-          if (!bad.empty()) {
-            for (std::size_t i = 0; i < buffer_backup.size(); ++i)
-              m.graph->tensor(buffers[i]).copy_from(buffer_backup[i]);
-            throw ValueError("Trainer.fit: step " + std::to_string(step) + " (epoch " +
-                             std::to_string(epoch) + ", batch " + std::to_string(m.position.batch) +
-                             "): " + bad + "; the weights are those before the step");
-          }
+        double loss = 0.0;
+        try {
+          loss = m.step->run(feeds);
+        } catch (const NonFiniteError& e) {
+          // Batch norm's running statistics changed in the forward pass: put them back too.
+          for (std::size_t i = 0; i < buffer_backup.size(); ++i)
+            m.graph->tensor(buffers[i]).copy_from(buffer_backup[i]);
+          throw NonFiniteError("Trainer.fit: step " + std::to_string(step) + " (epoch " +
+                               std::to_string(epoch) + ", batch " +
+                               std::to_string(m.position.batch) +
+                               "; the weights are those before it): " + e.what());
         }
+        auto grads = m.step->gradients();
         for (const auto& cb : m.callbacks) cb->on_gradients(*this, grads);
         opt.step(grads);
         const std::int64_t rows = batch->front().second.dim(0);

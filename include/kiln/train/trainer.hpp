@@ -118,6 +118,9 @@ struct TrainerOptions {
   /// Stop with NonFiniteError when a step's loss or gradients are NaN or infinite (before
   /// the optimizer step). Off: the step is taken anyway.
   bool check_finite = true;
+  /// On a non-finite loss or gradient, name the op and layer that first produced it
+  /// (TrainStepOptions::detect_anomaly; slow, for debugging).
+  bool detect_anomaly = false;
   /// How save_checkpoint() / save_model() write the model file: inputs (default: the graph
   /// inputs the predictions need), outputs (default: the predictions), metadata and
   /// sections. The creation time can be fixed here for byte-identical files.
@@ -205,7 +208,7 @@ class KILN_API Trainer {
 
   /// Writes the model file and the checkpoint of the current step as one pair into `dir`
   /// (created if missing), removes pairs beyond options.keep_last and returns the pair.
-  /// Throws IoError naming the file, ValueError for non-finite weights.
+  /// Throws IoError naming the file, NonFiniteError for non-finite weights.
   CheckpointPair save_checkpoint(const std::string& dir, const CheckpointPairOptions& options = {});
   /// Writes the model file (TrainerOptions::model) to `path` atomically.
   void save_model(const std::string& path);
