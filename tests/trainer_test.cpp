@@ -108,6 +108,26 @@ TEST(Trainer, EvaluateAgreesWithMetricsOnPredictions) {
   EXPECT_EQ(logits.to_vector<float>(), again.to_vector<float>());
 }
 
+TEST(Trainer, BadOptionsAreRefusedEarly) {
+  Model m;
+  try {
+    tr::Trainer t(m.g, m.options({"accuracy", "acuracy"}));
+    FAIL() << "no error";
+  } catch (const kiln::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("'acuracy'"), std::string::npos) << e.what();
+  }
+  Model other;
+  auto o = m.options();
+  o.optimizer = other.opt.get();  // another graph's parameters
+  EXPECT_THROW(tr::Trainer(m.g, o), kiln::ValueError);
+  tr::Trainer t(m.g, m.options());
+  const auto data = blobs(10, 1);
+  EXPECT_THROW(t.fit(data, {.batch_size = 0}), kiln::ValueError);
+  EXPECT_THROW(t.fit(data, {.validation_split = 1.0}), kiln::ValueError);
+  EXPECT_THROW(t.fit(data, {.validation_split = 0.2, .validation = &data}), kiln::ValueError);
+  EXPECT_THROW(t.resume("/nonexistent/ckpt-000000000001.kiln"), kiln::IoError);
+}
+
 TEST(Trainer, FeedsNameWhatIsMissing) {
   const auto data = blobs(12, 5, "iris.csv");
   Model m;

@@ -124,6 +124,17 @@ Trainer::Trainer(Graph& graph, TrainerOptions options) : impl_(std::make_unique<
     throw ValueError("Trainer: predictions '" + options.predictions.name() +
                      "' belong to another graph");
   if (!options.optimizer) throw ValueError("Trainer: no optimizer (TrainerOptions::optimizer)");
+  for (const std::string& metric : options.metrics) {
+    // An unknown name fails now rather than after the first epoch (a probe whose other
+    // errors, such as shapes that do not suit the metric, say nothing about the name).
+    try {
+      (void)metrics::compute(metric, Tensor::from<float>({0.3f, 0.7f, 0.6f, 0.4f}, Shape({2, 2})),
+                             Tensor::from<std::int32_t>({1, 0}, Shape({2})));
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("unknown metric") != std::string::npos)
+        throw ValueError(std::string("Trainer: ") + e.what());
+    }
+  }
   m.graph = &graph;
   m.options = std::move(options);
   TrainStepOptions so;
