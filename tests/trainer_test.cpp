@@ -356,3 +356,34 @@ TEST(Trainer, NonFiniteLossStopsBeforeTheBadStep) {
 }
 
 }  // namespace
+
+namespace {
+
+// The usage sketch at the top of include/kiln/train/trainer.hpp, as a user writes it.
+TEST(TrainerUsage, HeaderSketch) {
+  const auto all = blobs(150, 40);
+  auto [train, test] = kiln::data::split(all, {.test_fraction = 0.2, .seed = 42, .stratify = true});
+  kiln::Graph g;
+  auto x = g.input("features", {kiln::batch, 4});
+  auto y = g.input("target", {kiln::batch}, kiln::i32);
+  auto logits = kiln::nn::dense(kiln::nn::dense(x, 16, {.activation = kiln::relu}), 3);
+  auto loss = kiln::softmax_cross_entropy(logits, y);
+  kiln::optim::Adam opt(kiln::nn::named_parameters(g), {.lr = 1e-2});
+  kiln::train::Trainer trainer(
+      g, {.loss = loss, .predictions = logits, .optimizer = &opt, .metrics = {"accuracy"}});
+  auto history = trainer.fit(
+      train,
+      {.epochs = 50,
+       .batch_size = 16,
+       .seed = 1,
+       .validation_split = 0.1,
+       .callbacks = {kiln::train::early_stopping({.patience = 5, .restore_best_weights = true})},
+       .progress = kiln::train::Progress::none});
+  kiln::train::Logs scores = trainer.evaluate(test);  // {"loss": .., "accuracy": ..}
+  kiln::Tensor logits_out = trainer.predict(test);
+  EXPECT_GE(history.epochs.size(), 6u);
+  EXPECT_GT(scores.at("accuracy"), 0.8);
+  EXPECT_EQ(logits_out.shape(), kiln::Shape({test.size(), 3}));
+}
+
+}  // namespace

@@ -264,8 +264,10 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
   const data::Dataset* fit_set = &train;
   const data::Dataset* val_set = fo.validation;
   if (fo.validation_split > 0.0) {
-    const bool stratify =
-        train.contains(train.info().target) && !is_floating(train[train.info().target].dtype());
+    // data::split stratifies by info().target: only when that is the metrics' target.
+    const std::string& info_target = train.info().target;
+    const bool stratify = train.contains(info_target) && target == info_target &&
+                          !is_floating(train[info_target].dtype());
     std::tie(train_part, val_part) = data::split(
         train, {.test_fraction = fo.validation_split, .seed = fo.seed, .stratify = stratify});
     fit_set = &train_part;

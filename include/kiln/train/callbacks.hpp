@@ -53,7 +53,9 @@ KILN_API std::shared_ptr<Callback> early_stopping(const EarlyStoppingOptions& op
 KILN_API std::shared_ptr<Callback> lr_schedule(std::shared_ptr<optim::LrSchedule> schedule);
 
 /// Linear warm-up over the first `steps` optimizer steps: step s (< steps) uses
-/// lr * (start_factor + (1 - start_factor) * s / steps), where lr is the LR in effect.
+/// lr * (start_factor + (1 - start_factor) * s / steps), where lr is the LR in effect
+/// (list it after an lr_schedule so that it scales the scheduled LR). Between steps the
+/// optimizer holds the unscaled LR.
 KILN_API std::shared_ptr<Callback> linear_warmup(std::int64_t steps, double start_factor = 0.0);
 
 struct ReduceOnPlateauOptions {
