@@ -387,3 +387,56 @@ TEST(TrainerUsage, HeaderSketch) {
 }
 
 }  // namespace
+
+namespace {
+
+std::vector<float> buffer_values(kiln::Graph& g) {
+  std::vector<float> out;
+  for (auto b : g.buffers()) {
+    const auto v = g.tensor(b).to_vector<float>();
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+// Batch norm: fit updates the running statistics; evaluate and predict use them (so a
+// row's prediction does not depend on its batch), and a non-finite step leaves them as
+// they were before it.
+TEST(Trainer, BatchNormRunningStatistics) {
+  auto data = blobs(40, 41);
+  kiln::Graph g;
+  auto x = g.input("features", {kiln::batch, 4});
+  auto y = g.input("target", {kiln::batch}, kiln::i32);
+  auto h = kiln::relu(kiln::nn::batch_norm(kiln::nn::dense(x, 8, {.name = "fc1"}), {.name = "bn"}));
+  auto logits = kiln::nn::dense(h, 3, {.name = "fc2"});
+  auto loss = kiln::softmax_cross_entropy(logits, y);
+  kiln::optim::SGD opt(kiln::nn::named_parameters(g), {.lr = 0.05});
+  tr::Trainer trainer(g, {.loss = loss, .predictions = logits, .optimizer = &opt});
+  const auto initial = buffer_values(g);
+  trainer.fit(data, {.epochs = 2, .batch_size = 8, .progress = tr::Progress::none});
+  const auto trained = buffer_values(g);
+  EXPECT_NE(initial, trained);
+  const auto all = trainer.predict(data, 40).to_vector<float>();
+  const auto one_by_one = trainer.predict(data, 1).to_vector<float>();
+  ASSERT_EQ(all.size(), one_by_one.size());
+  for (std::size_t i = 0; i < all.size(); ++i) EXPECT_NEAR(all[i], one_by_one[i], 1e-5) << i;
+  EXPECT_EQ(buffer_values(g), trained);  // evaluation does not change them
+
+  kiln::Tensor xs = data["features"].clone();
+  xs.data<float>()[10 * 4] = INFINITY;  // row 10: the second batch
+  kiln::data::Dataset bad({{"features", xs}, {"target", data["target"]}});
+  std::vector<float> after_first;
+  auto rec = tr::lambda_callback({.on_step_end = [&](tr::Trainer&, std::int64_t, const tr::Logs&) {
+    after_first = buffer_values(g);
+  }});
+  EXPECT_THROW(trainer.fit(bad, {.epochs = 1,
+                                 .batch_size = 8,
+                                 .shuffle = false,
+                                 .callbacks = {rec},
+                                 .progress = tr::Progress::none}),
+               kiln::NonFiniteError);
+  ASSERT_FALSE(after_first.empty());
+  EXPECT_EQ(buffer_values(g), after_first);
+}
+
+}  // namespace
