@@ -186,3 +186,32 @@ TEST(TrainerResume, PairsMatchAndMismatchesAreRefused) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(TrainerResume, CallbackStateNeedsTheSameCallbacks) {
+  const auto train = blobs(20, 27), val = blobs(6, 28);
+  const std::string dir = kiln_test::fresh_dir("cb_state");
+  {
+    Model a;
+    tr::Trainer t(a.g, a.options());
+    t.fit(train, {.epochs = 2,
+                  .batch_size = 10,
+                  .validation = &val,
+                  .callbacks = {tr::early_stopping({.patience = 3}), tr::checkpoint({.dir = dir})},
+                  .progress = tr::Progress::none});
+  }
+  Model b;
+  tr::Trainer t(b.g, b.options());
+  t.resume(dir);
+  try {
+    t.fit(train,
+          {.epochs = 3, .batch_size = 10, .validation = &val, .progress = tr::Progress::none});
+    FAIL() << "no error";
+  } catch (const kiln::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("0.early_stopping"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace
