@@ -233,8 +233,8 @@ BuiltModel build_model(const ModelSpec& spec, const BuildOptions& options) {
     throw ShapeError(options.source + ": " + where + " has " + std::to_string(os[1]) +
                      " units; a " + std::string(task_name(task.type)) +
                      " task needs 1 (use \"units\": \"auto\")");
-  Value y = kiln::sum(out, {1});  // [batch, 1] -> [batch]
-  m.target = g.input(options.target, {kiln::batch}, out.dtype());
+  Value y = out;
+  m.target = g.input(options.target, {kiln::batch, 1}, out.dtype());
   m.predictions = y;
   if (task.type == Task::binary) {
     m.output = kiln::sigmoid(y, "probability");

@@ -232,14 +232,14 @@ struct KILN_API BuiltModel {
   std::unique_ptr<Graph> graph;
   /// Model inputs, in spec order.
   std::vector<Value> inputs;
-  /// The loss's target input: i32 [batch] class indices for classification, f32 [batch]
+  /// The loss's target input: i32 [batch] class indices for classification, f32 [batch, 1]
   /// values (0/1 for binary) otherwise.
   Value target;
-  /// What metrics use: logits [batch, C] (classification), logits [batch] (binary), the
-  /// prediction [batch] (regression).
+  /// What metrics use: logits [batch, C] (classification), logits [batch, 1] (binary), the
+  /// prediction [batch, 1] (regression).
   Value predictions;
   /// What the saved model returns: probabilities [batch, C] "probs" (classification),
-  /// P(class 1) [batch] "probability" (binary), [batch] "prediction" (regression).
+  /// P(class 1) [batch, 1] "probability" (binary), [batch, 1] "prediction" (regression).
   Value output;
   std::string output_name;
   /// The scalar training loss.
