@@ -37,6 +37,24 @@ std::string utc_now_iso8601() {
   throw ValueError(msg);
 }
 
+// "YYYY-MM-DDTHH:MM:SSZ" with a valid month, day (1..31), hour, minute and second (0..60).
+void check_creation_time(const std::string& t) {
+  bool ok = t.size() == 20;
+  auto num = [&](std::size_t at, std::size_t len, int lo, int hi) {
+    int v = 0;
+    for (std::size_t i = at; i < at + len; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      v = v * 10 + (t[i] - '0');
+    }
+    return v >= lo && v <= hi;
+  };
+  ok = ok && t[4] == '-' && t[7] == '-' && t[10] == 'T' && t[13] == ':' && t[16] == ':' &&
+       t[19] == 'Z' && num(0, 4, 0, 9999) && num(5, 2, 1, 12) && num(8, 2, 1, 31) &&
+       num(11, 2, 0, 23) && num(14, 2, 0, 59) && num(17, 2, 0, 60);
+  if (!ok)
+    value_error("creation_time '" + t + "' is not a UTC time of the form YYYY-MM-DDTHH:MM:SSZ");
+}
+
 void write_signature(internal::ArchiveWriter& w, const std::string& name, std::int32_t id,
                      const Node& n) {
   w.string(name);
@@ -80,6 +98,7 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
       value_error(std::string(role) + " is empty or belongs to another graph");
   };
   if (options.outputs.empty()) value_error("a model needs at least one output");
+  if (!options.creation_time.empty()) check_creation_time(options.creation_time);
   if (!options.output_names.empty() && options.output_names.size() != options.outputs.size())
     value_error("output_names has " + std::to_string(options.output_names.size()) + " names for " +
                 std::to_string(options.outputs.size()) + " outputs");
@@ -170,7 +189,7 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
   }
 
   internal::ArchiveWriter prov_w;
-  prov_w.string(utc_now_iso8601());
+  prov_w.string(options.creation_time.empty() ? utc_now_iso8601() : options.creation_time);
   prov_w.string(version_string);
 
   const std::vector<std::uint8_t> graph_b = graph_w.finish(), sig_b = sig_w.finish(),

@@ -366,4 +366,9 @@ std::uint64_t Executable::run_count() const {
   return impl_->runs;
 }
 
+void Executable::set_run_count(std::uint64_t count) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->runs = count;
+}
+
 }  // namespace kiln

@@ -3,6 +3,7 @@
 //   u8 has_rng, 4 x u64 state (when set)
 //   u8 has_optimizer, then kind, u32 entry count, tensors (name, dtype, dims, bytes)
 //   u32 parameter count, per parameter: u8 trainable, tensor record
+//   from version 3 on: u8 has_run_count, u64 run count, u32 extra count, tensor records
 // The optimizer's per-parameter entries are "<graph parameter name>.<slot>" from version 2
 // on; version 1 named them by the optimizer's parameter position ("<index>.<slot>").
 #include "kiln/train/checkpoint.hpp"
@@ -17,6 +18,7 @@
 #include "io/archive.hpp"
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/train/train_step.hpp"
 
 namespace kiln {
 namespace {
@@ -86,6 +88,16 @@ std::vector<std::uint8_t> serialize_checkpoint(const Graph& graph, const Checkpo
     w.boolean(n.trainable);
     w.tensor(n.name, n.value);
   }
+  w.boolean(what.train_step != nullptr);
+  w.u64(what.train_step ? what.train_step->run_count() : 0);
+  std::unordered_set<std::string> extra_names;
+  for (const auto& [name, t] : what.extra) {
+    if (name.empty()) throw ValueError("serialize_checkpoint: an extra state entry has no name");
+    if (!extra_names.insert(name).second)
+      throw ValueError("serialize_checkpoint: extra state '" + name + "' is given twice");
+  }
+  w.u32(static_cast<std::uint32_t>(what.extra.size()));
+  for (const auto& [name, t] : what.extra) w.tensor(name, t);
   return internal::wrap_envelope(internal::checkpoint_magic, checkpoint_format_version, w.finish());
 }
 
@@ -126,6 +138,17 @@ CheckpointInfo restore_checkpoint(std::span<const std::uint8_t> bytes, const std
     if (!params.emplace(name, std::make_pair(trainable, std::move(t))).second)
       r.fail("duplicate parameter '" + name + "'");
   }
+  if (env.version >= 3) {
+    info.has_run_count = r.boolean("run counter flag");
+    info.run_count = r.u64("run counter");
+    const std::size_t n_extra = r.count("extra state entries", internal::min_tensor_record_bytes);
+    std::unordered_set<std::string> seen;
+    for (std::size_t i = 0; i < n_extra; ++i) {
+      auto entry = r.tensor("extra state entry");
+      if (!seen.insert(entry.first).second) r.fail("duplicate extra state '" + entry.first + "'");
+      info.extra.push_back(std::move(entry));
+    }
+  }
   r.expect_end();
 
   // Everything is read; check that it fits before changing anything.
@@ -162,6 +185,8 @@ CheckpointInfo restore_checkpoint(std::span<const std::uint8_t> bytes, const std
         fail<NameError>(source, "checkpoint parameter '" + name + "' is not in the graph");
   }
   if (into.rng && !info.has_rng) fail<ValueError>(source, "the checkpoint has no RNG state");
+  if (into.train_step && !info.has_run_count)
+    fail<ValueError>(source, "the checkpoint has no run counter (saved without a TrainStep)");
   if (into.optimizer) {
     if (!info.has_optimizer) fail<ValueError>(source, "the checkpoint has no optimizer state");
     if (info.optimizer_kind != into.optimizer->kind())
@@ -216,6 +241,7 @@ CheckpointInfo restore_checkpoint(std::span<const std::uint8_t> bytes, const std
   }
   for (auto& [dst, src] : copies) dst->copy_from(*src);
   if (into.rng) into.rng->set_state(rng_state);
+  if (into.train_step) into.train_step->set_run_count(info.run_count);
   return info;
 }
 

@@ -27,15 +27,15 @@ using Batch = std::vector<std::pair<std::string, Tensor>>;
 /// What a dataset knows about its columns.
 struct DatasetInfo {
   /// Where the rows came from (a file path, or "" for tensors made in memory).
-  std::string source;
+  std::string source = {};
   /// The tensor holding the features ("features" for readers) and the target ("" if none).
   std::string features = "features";
   std::string target = "target";
   /// One name per feature element after encoding (e.g. "sepal_length", "color=red").
-  std::vector<std::string> feature_names;
+  std::vector<std::string> feature_names = {};
   /// The target's class names by class index (string targets keep their names; integer
   /// targets get "0", "1", ...); empty for regression targets.
-  std::vector<std::string> labels;
+  std::vector<std::string> labels = {};
   friend bool operator==(const DatasetInfo&, const DatasetInfo&) = default;
 };
 

@@ -12,8 +12,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "kiln/data/dataset.hpp"
 #include "kiln/export.hpp"
@@ -29,6 +31,10 @@ struct LoaderOptions {
   bool drop_last = false;
   /// Assemble the next batch on a background thread while the caller uses this one.
   bool prefetch = true;
+  /// Optional work on each batch after it is gathered (augmentation, casts), run on the
+  /// background thread when prefetching; given the epoch and the batch index so seeded
+  /// augmentation is reproducible and resumable. What it throws is rethrown by next().
+  std::function<void(Batch& batch, std::int64_t epoch, std::int64_t index)> transform = {};
 };
 
 class KILN_API Loader {

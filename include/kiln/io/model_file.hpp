@@ -83,6 +83,10 @@ struct SaveOptions {
   /// Extra named sections (name -> bytes), stored as they are and returned by
   /// infer::Model::section. Names must not be empty or start with "kiln." (reserved).
   std::map<std::string, std::vector<std::uint8_t>> sections = {};
+  /// The creation time stored in the file (ModelMetadata::created), UTC as
+  /// "YYYY-MM-DDTHH:MM:SSZ"; empty: now. Fixing it makes two saves of the same graph,
+  /// weights and options byte-identical. Another form is a ValueError.
+  std::string creation_time = {};
 };
 
 /// The model file's bytes: the part of `graph` the outputs need, with current parameter

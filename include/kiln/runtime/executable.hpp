@@ -130,8 +130,11 @@ class KILN_API Executable {
   /// Number of compiled plans in the cache, and the arena bytes they hold.
   std::size_t cached_plans() const;
   std::size_t cached_plan_bytes() const;
-  /// How many times run/run_views has been called (seeds dropout).
+  /// How many times run/run_views has been called (seeds dropout: run k's masks depend on
+  /// k only, so a training run resumed with set_run_count draws the masks it would have).
   std::uint64_t run_count() const;
+  /// Sets the counter the next run uses (e.g. restored from a checkpoint).
+  void set_run_count(std::uint64_t count);
 
  private:
   struct Impl;

@@ -1,11 +1,18 @@
-// Training checkpoints: parameters and buffers by name, optimizer state, step and RNG
-// state, in the model file's envelope (magic "KCKP", format version, payload length,
-// SHA-256), written atomically.
+// Training checkpoints: parameters and buffers by name, optimizer state, step, RNG state,
+// the TrainStep's run counter (dropout masks follow it) and named extra state of the
+// training loop, in the model file's envelope (magic "KCKP", format version, payload
+// length, SHA-256), written atomically.
 //
-//   kiln::save_checkpoint("run/ckpt.kiln", g, {.optimizer = &opt, .rng = &rng, .step = step});
+//   kiln::save_checkpoint("run/ckpt.kiln", g,
+//                         {.optimizer = &opt, .rng = &rng, .step = step, .train_step = &ts,
+//                          .extra = {{"epoch", kiln::Tensor::scalar(epoch)}}});
 //   ...
-//   auto info = kiln::load_checkpoint("run/ckpt.kiln", g, {.optimizer = &opt, .rng = &rng});
-//   step = info.step;
+//   auto info = kiln::load_checkpoint("run/ckpt.kiln", g,
+//                                     {.optimizer = &opt, .rng = &rng, .train_step = &ts});
+//   step = info.step;  // info.extra holds "epoch"
+//
+// With the same batches after it, a run resumed from a checkpoint that has all of these
+// computes bitwise what the run that never stopped computes.
 //
 // Loading checks every name, shape and dtype (and the optimizer's kind and state) before
 // anything is written: on any error the graph, optimizer and RNG are unchanged.
@@ -20,30 +27,42 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/core/rng.hpp"
+#include "kiln/core/tensor.hpp"
 #include "kiln/export.hpp"
 #include "kiln/graph/graph.hpp"
 #include "kiln/optim/optimizer.hpp"
 
 namespace kiln {
 
+class TrainStep;
+
 /// The newest checkpoint format version this library writes (it reads every earlier one).
-inline constexpr std::uint32_t checkpoint_format_version = 2;
+/// Version 3 added the run counter and the extra state.
+inline constexpr std::uint32_t checkpoint_format_version = 3;
 
 /// What is saved besides the graph's parameters and buffers.
 struct CheckpointSave {
   const optim::Optimizer* optimizer = nullptr;  ///< its state is saved when set
   const Rng* rng = nullptr;                     ///< its state is saved when set
   std::int64_t step = 0;
+  /// Its run counter is saved when set (TrainStep::run_count; dropout masks follow it).
+  const TrainStep* train_step = nullptr;
+  /// The training loop's own state (epoch, batch in epoch, best metric, scheduler state,
+  /// ...): tensors of any dtype and shape under unique, non-empty names, returned as they
+  /// are in CheckpointInfo::extra. A bad name is a ValueError.
+  std::vector<std::pair<std::string, Tensor>> extra = {};
 };
 
 /// What is restored besides the graph's parameters and buffers. A checkpoint without an
-/// optimizer (or RNG) state cannot restore one: that is a ValueError.
+/// optimizer (or RNG, or run counter) state cannot restore one: that is a ValueError.
 struct CheckpointLoad {
   optim::Optimizer* optimizer = nullptr;
   Rng* rng = nullptr;
+  TrainStep* train_step = nullptr;  ///< gets the saved run counter (TrainStep::set_run_count)
 };
 
 struct CheckpointInfo {
@@ -51,6 +70,10 @@ struct CheckpointInfo {
   bool has_optimizer = false;
   bool has_rng = false;
   std::string optimizer_kind;  ///< "adam", ... (empty without optimizer state)
+  bool has_run_count = false;  ///< saved with CheckpointSave::train_step (version 3 on)
+  std::uint64_t run_count = 0;
+  /// CheckpointSave::extra, in the order saved (empty before version 3).
+  std::vector<std::pair<std::string, Tensor>> extra;
 };
 
 /// The checkpoint's bytes: every parameter and buffer of `graph` by name, plus `what`.

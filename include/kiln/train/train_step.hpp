@@ -14,6 +14,7 @@
 // before it changes the graph; when it throws, the graph is unchanged.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <utility>
@@ -66,6 +67,10 @@ class KILN_API TrainStep {
   const std::vector<Value>& gradient_values() const { return grads_; }
   /// The compiled executable (e.g. for plan()).
   Executable& executable() { return exe_; }
+  /// Runs so far: dropout masks follow it, so a checkpoint saves it (CheckpointSave::
+  /// train_step) and resuming restores it; see Executable::run_count.
+  std::uint64_t run_count() const { return exe_.run_count(); }
+  void set_run_count(std::uint64_t count) { exe_.set_run_count(count); }
 
  private:
   std::vector<Value> params_;

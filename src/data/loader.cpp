@@ -1,0 +1,210 @@
+#include "kiln/data/loader.hpp"
+
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "data/data_util.hpp"
+
+namespace kiln::data {
+namespace {
+
+// Identifies one batch of one pass: a new pass (set_epoch, reset, the end of an epoch)
+// takes a new generation, so a batch prefetched for an old pass is never handed out.
+struct BatchKey {
+  std::uint64_t generation = 0;
+  std::int64_t index = -1;
+  friend bool operator==(const BatchKey&, const BatchKey&) = default;
+};
+
+}  // namespace
+
+struct Loader::Impl {
+  const Dataset& dataset;
+  LoaderOptions options;
+  std::int64_t epoch = 0;
+  std::int64_t cursor = 0;  // the next batch of the pass
+  bool ended = false;       // the last next() returned nullopt: the next one restarts
+  std::uint64_t generation = 0;
+  std::shared_ptr<const std::vector<std::int64_t>> order;  // of `epoch`, made on demand
+
+  // The background thread and what it shares with the caller (under `mutex`).
+  std::thread worker;
+  std::mutex mutex;
+  std::condition_variable wake_worker;
+  std::condition_variable batch_ready;
+  bool stop = false;
+  bool busy = false;            // the worker is assembling a batch
+  std::optional<BatchKey> job;  // posted, not yet taken by the worker
+  std::shared_ptr<const std::vector<std::int64_t>> job_order;
+  std::int64_t job_epoch = 0;
+  BatchKey requested;            // the last batch posted
+  std::optional<BatchKey> done;  // the worker's last result, and the result itself
+  Batch done_batch;
+  std::exception_ptr done_error;
+
+  Impl(const Dataset& d, LoaderOptions o) : dataset(d), options(std::move(o)) {}
+
+  ~Impl() {
+    if (worker.joinable()) {
+      {
+        std::lock_guard lock(mutex);
+        stop = true;
+      }
+      wake_worker.notify_one();
+      worker.join();
+    }
+  }
+
+  std::int64_t batches() const {
+    const std::int64_t n = dataset.size();
+    const std::int64_t b = options.batch_size;
+    return options.drop_last ? n / b : (n + b - 1) / b;
+  }
+
+  std::vector<std::int64_t> make_order(std::int64_t e) const {
+    if (!options.shuffle) {
+      std::vector<std::int64_t> identity(static_cast<std::size_t>(dataset.size()));
+      std::iota(identity.begin(), identity.end(), std::int64_t{0});
+      return identity;
+    }
+    Rng rng(hash_bits(options.seed, static_cast<std::uint64_t>(e)));
+    return seeded_permutation(dataset.size(), rng);
+  }
+
+  Batch assemble(const std::vector<std::int64_t>& rows, std::int64_t e, std::int64_t index) const {
+    const std::int64_t begin = index * options.batch_size;
+    const std::int64_t end = std::min(begin + options.batch_size, dataset.size());
+    Batch batch = dataset.gather(std::span<const std::int64_t>(rows).subspan(
+        static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)));
+    if (options.transform) options.transform(batch, e, index);
+    return batch;
+  }
+
+  void run_worker() {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      wake_worker.wait(lock, [&] { return stop || job.has_value(); });
+      if (stop) return;
+      const BatchKey key = *job;
+      job.reset();
+      busy = true;
+      auto rows = std::move(job_order);
+      const std::int64_t e = job_epoch;
+      lock.unlock();
+      Batch batch;
+      std::exception_ptr error;
+      try {
+        batch = assemble(*rows, e, key.index);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lock.lock();
+      busy = false;
+      done = key;
+      done_batch = std::move(batch);
+      done_error = error;
+      batch_ready.notify_all();
+    }
+  }
+
+  void post(BatchKey key) {
+    {
+      std::lock_guard lock(mutex);
+      job = key;
+      job_order = order;
+      job_epoch = epoch;
+      requested = key;
+    }
+    if (!worker.joinable()) worker = std::thread([this] { run_worker(); });
+    wake_worker.notify_one();
+  }
+
+  // The batch `key`: the prefetched one when it was posted, else assembled here.
+  Batch obtain(BatchKey key) {
+    if (options.prefetch) {
+      std::unique_lock lock(mutex);
+      if (requested == key) {
+        batch_ready.wait(lock, [&] { return done == key; });
+        done.reset();
+        requested = {};
+        if (done_error) std::rethrow_exception(std::exchange(done_error, nullptr));
+        return std::move(done_batch);
+      }
+      // A batch of an earlier pass may still be in the works: let it finish, so the
+      // transform never runs on two threads at once.
+      job.reset();
+      batch_ready.wait(lock, [&] { return !busy; });
+    }
+    return assemble(*order, epoch, key.index);
+  }
+
+  void new_pass(std::int64_t first_batch) {
+    cursor = first_batch;
+    ended = false;
+    ++generation;
+  }
+};
+
+Loader::Loader(const Dataset& dataset, LoaderOptions options) {
+  if (options.batch_size < 1)
+    throw ValueError("Loader: batch_size " + std::to_string(options.batch_size) + " must be >= 1");
+  impl_ = std::make_unique<Impl>(dataset, std::move(options));
+}
+
+Loader::~Loader() = default;
+
+std::int64_t Loader::batches() const { return impl_->batches(); }
+
+void Loader::set_epoch(std::int64_t epoch, std::int64_t first_batch) {
+  if (epoch < 0) throw ValueError("Loader::set_epoch: epoch " + std::to_string(epoch) + " < 0");
+  if (first_batch < 0 || first_batch > batches())
+    throw ValueError("Loader::set_epoch: first_batch " + std::to_string(first_batch) +
+                     " outside [0, " + std::to_string(batches()) + "]");
+  if (epoch != impl_->epoch) impl_->order.reset();
+  impl_->epoch = epoch;
+  impl_->new_pass(first_batch);
+}
+
+std::int64_t Loader::epoch() const { return impl_->epoch; }
+
+std::vector<std::int64_t> Loader::order(std::int64_t epoch) const {
+  if (epoch < 0) throw ValueError("Loader::order: epoch " + std::to_string(epoch) + " < 0");
+  return impl_->make_order(epoch);
+}
+
+std::optional<Batch> Loader::next() {
+  Impl& s = *impl_;
+  if (s.ended) s.new_pass(0);
+  if (s.cursor >= s.batches()) {
+    s.ended = true;
+    return std::nullopt;
+  }
+  if (!s.order) s.order = std::make_shared<const std::vector<std::int64_t>>(s.make_order(s.epoch));
+  Batch batch = s.obtain({s.generation, s.cursor});
+  ++s.cursor;
+  if (s.options.prefetch && s.cursor < s.batches()) s.post({s.generation, s.cursor});
+  return batch;
+}
+
+void Loader::reset() { impl_->new_pass(0); }
+
+Loader::Iterator::Iterator(Loader* loader) : loader_(loader) { ++*this; }
+
+Loader::Iterator& Loader::Iterator::operator++() {
+  std::optional<Batch> b = loader_->next();
+  if (b) {
+    batch_ = std::move(*b);
+  } else {
+    loader_ = nullptr;
+    batch_.clear();
+  }
+  return *this;
+}
+
+Loader::Iterator Loader::begin() { return Iterator(this); }
+Loader::Iterator Loader::end() { return Iterator(); }
+
+}  // namespace kiln::data

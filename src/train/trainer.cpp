@@ -1,0 +1,398 @@
+// Trainer: construction, fit, evaluate, predict. Checkpoint pairs and resuming are in
+// trainer_state.cpp.
+#include "kiln/train/trainer.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "internal/text.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/data/loader.hpp"
+#include "kiln/train/metrics.hpp"
+#include "train/progress.hpp"
+#include "train/trainer_impl.hpp"
+
+namespace kiln::train {
+namespace {
+
+std::vector<std::string> names_of(const data::Batch& tensors) {
+  std::vector<std::string> out;
+  for (const auto& [name, t] : tensors) out.push_back(name);
+  return out;
+}
+
+std::string dataset_label(const data::Dataset& d) {
+  return d.info().source.empty() ? std::string("the dataset")
+                                 : "dataset '" + d.info().source + "'";
+}
+
+// The first non-finite element of a float tensor, or -1.
+template <class T>
+std::int64_t first_non_finite(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  const T* p = c.data<T>();
+  for (std::int64_t i = 0; i < c.numel(); ++i)
+    if (!std::isfinite(p[i])) return i;
+  return -1;
+}
+
+std::int64_t first_non_finite(const Tensor& t) {
+  if (t.dtype() == DType::f32) return first_non_finite<float>(t);
+  if (t.dtype() == DType::f64) return first_non_finite<double>(t);
+  return -1;
+}
+
+void check_positive(std::int64_t v, const char* what) {
+  if (v < 1)
+    throw ValueError(std::string("Trainer: ") + what + " must be at least 1, got " +
+                     std::to_string(v));
+}
+
+// Graph values of the optimizer's parameters (matched by storage), in the optimizer's order.
+std::vector<Value> optimizer_parameters(Graph& graph, const optim::Optimizer& opt) {
+  std::vector<Value> params = graph.parameters();
+  std::vector<Value> out;
+  const auto& tensors = opt.parameters();
+  const auto& names = opt.parameter_names();
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const Value* found = nullptr;
+    for (const Value& p : params)
+      if (graph.tensor(p).raw() == tensors[i].raw()) found = &p;
+    if (!found)
+      throw ValueError("Trainer: optimizer parameter '" + names[i] +
+                       "' is not a trainable parameter of the graph (make the optimizer from "
+                       "nn::named_parameters(graph))");
+    out.push_back(*found);
+  }
+  return out;
+}
+
+}  // namespace
+
+Callback::~Callback() = default;
+
+std::vector<double> History::values(const std::string& key) const {
+  std::vector<double> out;
+  for (const Logs& logs : epochs) {
+    auto it = logs.find(key);
+    out.push_back(it == logs.end() ? std::numeric_limits<double>::quiet_NaN() : it->second);
+  }
+  return out;
+}
+
+std::vector<std::string> needed_inputs(const Graph& graph, const std::vector<Value>& outputs) {
+  std::int32_t last = -1;
+  for (const Value& v : outputs) last = std::max(last, v.id());
+  std::vector<bool> needed(static_cast<std::size_t>(last + 1), false);
+  for (const Value& v : outputs) needed[static_cast<std::size_t>(v.id())] = true;
+  for (std::int32_t id = last; id >= 0; --id) {
+    if (!needed[static_cast<std::size_t>(id)]) continue;
+    for (auto i : graph.node(id).inputs) needed[static_cast<std::size_t>(i)] = true;
+  }
+  std::vector<std::string> out;
+  for (std::int32_t id = 0; id <= last; ++id)
+    if (needed[static_cast<std::size_t>(id)] && graph.node(id).op == Op::input)
+      out.push_back(graph.node(id).name);
+  return out;
+}
+
+Feeds feeds_for(const data::Batch& tensors, const std::vector<std::string>& inputs,
+                const std::string& where, const std::string& source) {
+  Feeds feeds;
+  for (const std::string& name : inputs) {
+    const auto* found = static_cast<const Tensor*>(nullptr);
+    for (const auto& [n, t] : tensors)
+      if (n == name) found = &t;
+    if (!found)
+      throw NameError("Trainer." + where + ": the graph needs input '" + name + "', which " +
+                      source + " lacks (it has " + internal::quoted_list(names_of(tensors)) +
+                      ")");
+    feeds.emplace_back(name, *found);
+  }
+  return feeds;
+}
+
+Tensor concat_rows(const std::vector<Tensor>& parts) {
+  if (parts.empty()) return {};
+  std::int64_t rows = 0;
+  for (const Tensor& p : parts) rows += p.rank() == 0 ? 1 : p.dim(0);
+  std::vector<std::int64_t> dims;
+  for (std::size_t d = 0; d < parts[0].rank(); ++d) dims.push_back(parts[0].dim(d));
+  if (dims.empty()) dims.push_back(0);
+  dims[0] = rows;
+  Tensor out = Tensor::empty(Shape(dims), parts[0].dtype());
+  auto* dst = static_cast<std::uint8_t*>(out.raw());
+  for (const Tensor& p : parts) {
+    const Tensor c = p.contiguous();
+    std::memcpy(dst, c.raw(), c.nbytes());
+    dst += c.nbytes();
+  }
+  return out;
+}
+
+Trainer::Trainer(Graph& graph, TrainerOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  if (!options.loss.valid()) throw ValueError("Trainer: the loss is an empty Value");
+  if (!options.predictions.valid()) throw ValueError("Trainer: the predictions are an empty Value");
+  if (&options.loss.graph() != &graph)
+    throw ValueError("Trainer: loss '" + options.loss.name() + "' belongs to another graph");
+  if (&options.predictions.graph() != &graph)
+    throw ValueError("Trainer: predictions '" + options.predictions.name() +
+                     "' belong to another graph");
+  if (!options.optimizer) throw ValueError("Trainer: no optimizer (TrainerOptions::optimizer)");
+  m.graph = &graph;
+  m.options = std::move(options);
+  TrainStepOptions so;
+  so.parameters = optimizer_parameters(graph, *m.options.optimizer);
+  if (!m.options.metrics.empty()) so.outputs = {m.options.predictions};
+  so.backend = m.options.backend;
+  m.step = std::make_unique<TrainStep>(m.options.loss, so);
+  m.loss_inputs = needed_inputs(graph, {m.options.loss});
+  m.prediction_inputs = needed_inputs(graph, {m.options.predictions});
+}
+
+Trainer::~Trainer() = default;
+
+Graph& Trainer::graph() { return *impl_->graph; }
+optim::Optimizer& Trainer::optimizer() { return *impl_->options.optimizer; }
+TrainStep& Trainer::step() { return *impl_->step; }
+const TrainerOptions& Trainer::options() const { return impl_->options; }
+std::int64_t Trainer::global_step() const { return impl_->position.step; }
+std::int64_t Trainer::epoch() const { return impl_->position.epoch; }
+std::int64_t Trainer::batches_per_epoch() const { return impl_->batches; }
+TrainerPosition Trainer::position() const { return impl_->position; }
+std::span<const std::shared_ptr<Callback>> Trainer::callbacks() const { return impl_->callbacks; }
+void Trainer::stop() { impl_->stop = true; }
+bool Trainer::stop_requested() const { return impl_->stop; }
+
+namespace {
+
+std::string target_name(const TrainerOptions& o, const data::Dataset& d) {
+  return o.target.empty() ? d.info().target : o.target;
+}
+
+// Metrics of concatenated predictions against targets, under `prefix`.
+void add_metrics(Logs& logs, const std::vector<std::string>& names, const Tensor& predictions,
+                 const Tensor& targets, const std::string& prefix) {
+  for (const std::string& name : names)
+    logs[prefix + name] = metrics::compute(name, predictions, targets);
+}
+
+}  // namespace
+
+Logs Trainer::evaluate(const data::Dataset& data, std::int64_t batch_size) {
+  Impl& m = *impl_;
+  check_positive(batch_size, "evaluate's batch_size");
+  if (data.empty()) throw ValueError("Trainer.evaluate: " + dataset_label(data) + " has no rows");
+  const std::string target = target_name(m.options, data);
+  if (!m.options.metrics.empty() && !data.contains(target))
+    throw NameError("Trainer.evaluate: the metrics need target '" + target + "', which " +
+                    dataset_label(data) + " lacks (it has " +
+                    internal::quoted_list(names_of(data.tensors())) + ")");
+  (void)feeds_for(data.tensors(), m.loss_inputs, "evaluate", dataset_label(data));
+  if (!m.eval_exe)
+    m.eval_exe = std::make_unique<Executable>(
+        *m.graph, std::vector<Value>{m.options.loss, m.options.predictions},
+        CompileOptions{.training = false, .backend = m.options.backend});
+  double loss_sum = 0.0;
+  std::vector<Tensor> predictions;
+  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const std::int64_t end = std::min(data.size(), begin + batch_size);
+    const data::Dataset part = data.rows(begin, end);
+    auto out =
+        m.eval_exe->run_views(feeds_for(part.tensors(), m.loss_inputs, "evaluate", "the dataset"));
+    loss_sum += out[0].item() * static_cast<double>(end - begin);
+    if (!m.options.metrics.empty()) predictions.push_back(out[1].clone());
+  }
+  Logs logs;
+  logs["loss"] = loss_sum / static_cast<double>(data.size());
+  if (!m.options.metrics.empty())
+    add_metrics(logs, m.options.metrics, concat_rows(predictions), data[target], "");
+  return logs;
+}
+
+Tensor Trainer::predict(const data::Dataset& data, std::int64_t batch_size) {
+  Impl& m = *impl_;
+  check_positive(batch_size, "predict's batch_size");
+  if (data.empty()) throw ValueError("Trainer.predict: " + dataset_label(data) + " has no rows");
+  (void)feeds_for(data.tensors(), m.prediction_inputs, "predict", dataset_label(data));
+  if (!m.predict_exe)
+    m.predict_exe = std::make_unique<Executable>(
+        *m.graph, std::vector<Value>{m.options.predictions},
+        CompileOptions{.training = false, .backend = m.options.backend});
+  std::vector<Tensor> parts;
+  for (std::int64_t begin = 0; begin < data.size(); begin += batch_size) {
+    const std::int64_t end = std::min(data.size(), begin + batch_size);
+    const data::Dataset part = data.rows(begin, end);
+    auto out = m.predict_exe->run_views(
+        feeds_for(part.tensors(), m.prediction_inputs, "predict", "the dataset"));
+    parts.push_back(out[0].clone());
+  }
+  return concat_rows(parts);
+}
+
+History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
+  Impl& m = *impl_;
+  if (m.fitting) throw ValueError("Trainer.fit: already fitting (fit called from a callback)");
+  if (fo.epochs < 0)
+    throw ValueError("Trainer.fit: epochs must be >= 0, got " + std::to_string(fo.epochs));
+  check_positive(fo.batch_size, "fit's batch_size");
+  check_positive(fo.validation_batch_size, "fit's validation_batch_size");
+  if (!(fo.validation_split >= 0.0 && fo.validation_split < 1.0))
+    throw ValueError("Trainer.fit: validation_split must be in [0, 1), got " +
+                     std::to_string(fo.validation_split));
+  if (fo.validation_split > 0.0 && fo.validation)
+    throw ValueError("Trainer.fit: give validation_split or a validation dataset, not both");
+  if (train.empty()) throw ValueError("Trainer.fit: " + dataset_label(train) + " has no rows");
+  for (const auto& cb : fo.callbacks)
+    if (!cb) throw ValueError("Trainer.fit: a callback is null");
+  (void)feeds_for(train.tensors(), m.loss_inputs, "fit", dataset_label(train));
+  const std::string target = target_name(m.options, train);
+  const bool with_metrics = !m.options.metrics.empty();
+  if (with_metrics && !train.contains(target))
+    throw NameError("Trainer.fit: the metrics need target '" + target + "', which " +
+                    dataset_label(train) + " lacks (it has " +
+                    internal::quoted_list(names_of(train.tensors())) + ")");
+
+  // The validation split: seeded, stratified for an integer target.
+  data::Dataset train_part, val_part;
+  const data::Dataset* fit_set = &train;
+  const data::Dataset* val_set = fo.validation;
+  if (fo.validation_split > 0.0) {
+    const bool stratify = train.contains(train.info().target) &&
+                          !is_floating(train[train.info().target].dtype());
+    std::tie(train_part, val_part) = data::split(
+        train, {.test_fraction = fo.validation_split, .seed = fo.seed, .stratify = stratify});
+    fit_set = &train_part;
+    val_set = &val_part;
+  }
+
+  data::Loader loader(*fit_set, {.batch_size = fo.batch_size,
+                                 .shuffle = fo.shuffle,
+                                 .seed = fo.seed,
+                                 .drop_last = fo.drop_last});
+  m.batches = loader.batches();
+  if (!m.resumed) {
+    m.position.epoch = 0;
+    m.position.batch = 0;
+    m.stop = false;
+    m.history = {};
+    m.sums.clear();
+  }
+  if (m.position.batch > m.batches)
+    throw ValueError("Trainer.fit: the checkpoint continues at batch " +
+                     std::to_string(m.position.batch) + " of an epoch, but this dataset has " +
+                     std::to_string(m.batches) + " batches per epoch");
+  m.callbacks = fo.callbacks;
+  m.fitting = true;
+  ProgressReporter progress(fo);
+  optim::Optimizer& opt = *m.options.optimizer;
+  std::vector<Tensor> buffer_backup;
+  std::vector<Value> buffers = m.graph->buffers();
+
+  auto end_fit = [&](bool error) {
+    progress.finish();
+    for (const auto& cb : m.callbacks) cb->on_fit_end(*this, error);
+    m.fitting = false;
+    m.resumed = false;
+    m.callback_states.clear();
+    m.callbacks.clear();
+    m.batches = 0;
+  };
+
+  try {
+    for (const auto& cb : m.callbacks) cb->on_fit_begin(*this);
+    if (m.resumed) {
+      for (std::size_t i = 0; i < m.callbacks.size(); ++i) {
+        const std::string key = std::to_string(i) + "." + m.callbacks[i]->kind();
+        auto it = m.callback_states.find(key);
+        if (it != m.callback_states.end()) {
+          m.callbacks[i]->load_state(it->second);
+          m.callback_states.erase(it);
+        }
+      }
+      if (!m.callback_states.empty())
+        throw ValueError("Trainer.fit: the checkpoint holds the state of callback '" +
+                         m.callback_states.begin()->first +
+                         "' (position.kind), which this fit's callbacks lack");
+    }
+    while (m.position.epoch < fo.epochs && !m.stop) {
+      const std::int64_t epoch = m.position.epoch;
+      if (m.position.batch == 0) {
+        m.sums.clear();
+        for (const auto& cb : m.callbacks) cb->on_epoch_begin(*this, epoch);
+      }
+      loader.set_epoch(epoch, m.position.batch);
+      progress.epoch_begin(epoch, fo.epochs, m.batches, m.position.batch);
+      while (auto batch = loader.next()) {
+        const std::int64_t step = m.position.step;
+        const Feeds feeds = feeds_for(*batch, m.loss_inputs, "fit", dataset_label(train));
+        for (const auto& cb : m.callbacks) cb->on_step_begin(*this, step);
+        if (m.options.check_finite && !buffers.empty()) {
+          buffer_backup.clear();
+          for (const Value& b : buffers) buffer_backup.push_back(m.graph->tensor(b).clone());
+        }
+        const double loss = m.step->run(feeds);
+        auto grads = m.step->gradients();
+        if (m.options.check_finite) {
+          std::string bad;
+          if (!std::isfinite(loss)) bad = "the loss is " + std::to_string(loss);
+          for (std::size_t i = 0; bad.empty() && i < grads.size(); ++i)
+            if (const auto at = first_non_finite(grads[i]); at >= 0)
+              bad = "the gradient of '" + m.step->parameter_values()[i].name() + "' holds " +
+                    std::to_string(grads[i].at(at)) + " at element " + std::to_string(at);
+          if (!bad.empty()) {
+            for (std::size_t i = 0; i < buffer_backup.size(); ++i)
+              m.graph->tensor(buffers[i]).copy_from(buffer_backup[i]);
+            throw ValueError("Trainer.fit: step " + std::to_string(step) + " (epoch " +
+                             std::to_string(epoch) + ", batch " + std::to_string(m.position.batch) +
+                             "): " + bad + "; the weights are those before the step");
+          }
+        }
+        for (const auto& cb : m.callbacks) cb->on_gradients(*this, grads);
+        opt.step(grads);
+        const std::int64_t rows = batch->front().second.dim(0);
+        m.sums.loss_sum += loss * static_cast<double>(rows);
+        m.sums.rows += rows;
+        if (with_metrics) {
+          m.sums.predictions.push_back(m.step->outputs()[0].clone());
+          for (const auto& [name, t] : *batch)
+            if (name == target) m.sums.targets.push_back(t);
+        }
+        ++m.position.step;
+        ++m.position.batch;
+        progress.step(m.position.batch, loss);
+        const Logs step_logs{{"loss", loss}, {"lr", opt.lr()}};
+        for (const auto& cb : m.callbacks) cb->on_step_end(*this, step, step_logs);
+        for (const auto& cb : m.callbacks) cb->on_step_complete(*this, step);
+      }
+      Logs logs;
+      logs["loss"] = m.sums.rows > 0 ? m.sums.loss_sum / static_cast<double>(m.sums.rows)
+                                     : std::numeric_limits<double>::quiet_NaN();
+      if (with_metrics && !m.sums.predictions.empty())
+        add_metrics(logs, m.options.metrics, concat_rows(m.sums.predictions),
+                    concat_rows(m.sums.targets), "");
+      if (val_set) {
+        for (const auto& [k, v] : evaluate(*val_set, fo.validation_batch_size))
+          logs["val_" + k] = v;
+      }
+      logs["lr"] = opt.lr();
+      for (const auto& cb : m.callbacks) cb->on_epoch_end(*this, epoch, logs);
+      m.history.epochs.push_back(logs);
+      progress.epoch_end(epoch, fo.epochs, logs);
+      m.position.epoch = epoch + 1;
+      m.position.batch = 0;
+      m.sums.clear();
+      for (const auto& cb : m.callbacks) cb->on_epoch_complete(*this, epoch);
+    }
+  } catch (...) {
+    end_fit(true);
+    throw;
+  }
+  end_fit(false);
+  return m.history;
+}
+
+}  // namespace kiln::train

@@ -1,0 +1,319 @@
+// Trainer: checkpoint/model pairs, resuming, and the trainer's state in a checkpoint.
+//
+// A pair is "model-<step>.kiln" and "ckpt-<step>.kiln" in one folder. The model file is
+// written first (atomically), then the checkpoint (atomically), which records the model
+// file's SHA-256 ("pair.model_sha256"): the checkpoint is the commit point. A crash
+// before its rename leaves the previous pair intact (and at most an orphan model file,
+// removed by the next save); after it, the new pair is complete.
+#include <signal.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <system_error>
+
+#include "io/archive.hpp"
+#include "io/model_data.hpp"
+#include "io/sha256.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/train/checkpoint.hpp"
+#include "kiln/train/trainer.hpp"
+#include "train/trainer_impl.hpp"
+
+namespace kiln::train {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* sha_key = "pair.model_sha256";
+
+Tensor i64_tensor(std::int64_t v) { return Tensor::from<std::int64_t>({v}, Shape({1})); }
+Tensor f64_tensor(double v) { return Tensor::from<double>({v}, Shape({1})); }
+
+Tensor digest_tensor(const internal::Sha256Digest& d) {
+  std::vector<std::int32_t> v(d.begin(), d.end());
+  return Tensor::from(v, Shape({32}));
+}
+
+// The step of "<prefix><digits>.kiln", or -1.
+std::int64_t step_of(const std::string& file, const std::string& prefix) {
+  if (file.size() <= prefix.size() + 5 || file.rfind(prefix, 0) != 0 ||
+      file.substr(file.size() - 5) != ".kiln")
+    return -1;
+  const std::string digits = file.substr(prefix.size(), file.size() - prefix.size() - 5);
+  if (digits.empty() || digits.size() > 18 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return -1;
+  return std::stoll(digits);
+}
+
+// Checkpoint steps in `dir`, newest first.
+std::vector<std::int64_t> checkpoint_steps(const std::string& dir) {
+  std::vector<std::int64_t> steps;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::int64_t s = step_of(it->path().filename().string(), "ckpt-");
+    if (s >= 0) steps.push_back(s);
+  }
+  std::sort(steps.rbegin(), steps.rend());
+  return steps;
+}
+
+std::string join(const std::string& dir, const std::string& file) {
+  return (fs::path(dir) / file).string();
+}
+
+// A temporary file of an atomic write ("<name>.tmp.<pid>.<n>") whose writer is gone.
+bool stale_temp(const std::string& file) {
+  const auto at = file.find(".kiln.tmp.");
+  if (at == std::string::npos) return false;
+  if (file.rfind("ckpt-", 0) != 0 && file.rfind("model-", 0) != 0) return false;
+  const std::string rest = file.substr(at + 10);
+  const auto dot = rest.find('.');
+  if (dot == std::string::npos || dot == 0) return false;
+  const std::string pid = rest.substr(0, dot);
+  if (!std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      pid.size() > 9)
+    return false;
+  const auto p = static_cast<pid_t>(std::stol(pid));
+  return p != ::getpid() && ::kill(p, 0) != 0 && errno == ESRCH;
+}
+
+// Keeps the newest `keep` checkpoints up to `current` with their model files; removes the
+// other pairs (older ones, and newer ones of an abandoned run) and stale temporary files.
+void prune(const std::string& dir, std::int64_t current, std::int64_t keep) {
+  std::vector<std::int64_t> kept;
+  for (std::int64_t s : checkpoint_steps(dir))
+    if (s <= current && (keep <= 0 || static_cast<std::int64_t>(kept.size()) < keep))
+      kept.push_back(s);
+  std::error_code ec;
+  std::vector<fs::path> remove;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string file = it->path().filename().string();
+    std::int64_t s = step_of(file, "ckpt-");
+    if (s < 0) s = step_of(file, "model-");
+    if (s >= 0 ? std::find(kept.begin(), kept.end(), s) == kept.end() : stale_temp(file))
+      remove.push_back(it->path());
+  }
+  for (const fs::path& p : remove) fs::remove(p, ec);  // best effort
+}
+
+std::int64_t i64_of(const Tensor& t, const std::string& name, const std::string& source) {
+  if (t.dtype() != DType::i64 || t.numel() != 1)
+    throw ValueError(source + ": trainer state '" + name + "' must be one i64");
+  return t.data<std::int64_t>()[0];
+}
+
+double f64_of(const Tensor& t, const std::string& name, const std::string& source) {
+  if (t.dtype() != DType::f64 || t.numel() != 1)
+    throw ValueError(source + ": trainer state '" + name + "' must be one f64");
+  return t.data<double>()[0];
+}
+
+}  // namespace
+
+std::string checkpoint_file_name(std::int64_t step) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "ckpt-%012lld.kiln", static_cast<long long>(step));
+  return buf;
+}
+
+std::string model_file_name(std::int64_t step) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "model-%012lld.kiln", static_cast<long long>(step));
+  return buf;
+}
+
+NamedTensors Trainer::Impl::trainer_state() const {
+  NamedTensors out;
+  out.emplace_back("trainer.epoch", i64_tensor(position.epoch));
+  out.emplace_back("trainer.batch", i64_tensor(position.batch));
+  out.emplace_back("trainer.step", i64_tensor(position.step));
+  out.emplace_back("trainer.stop", i64_tensor(stop ? 1 : 0));
+  out.emplace_back("trainer.loss_sum", f64_tensor(sums.loss_sum));
+  out.emplace_back("trainer.rows", i64_tensor(sums.rows));
+  if (!sums.predictions.empty()) {
+    out.emplace_back("trainer.epoch_predictions", concat_rows(sums.predictions));
+    out.emplace_back("trainer.epoch_targets", concat_rows(sums.targets));
+  }
+  for (std::size_t e = 0; e < history.epochs.size(); ++e)
+    for (const auto& [key, v] : history.epochs[e])
+      out.emplace_back("history." + std::to_string(e) + "." + key, f64_tensor(v));
+  if (fitting) {
+    for (std::size_t i = 0; i < callbacks.size(); ++i) {
+      const std::string prefix = "callback." + std::to_string(i) + "." + callbacks[i]->kind() + "/";
+      for (auto& [name, t] : callbacks[i]->state()) out.emplace_back(prefix + name, t);
+    }
+  } else {
+    for (const auto& [key, state] : callback_states)
+      for (const auto& [name, t] : state) out.emplace_back("callback." + key + "/" + name, t);
+  }
+  return out;
+}
+
+void Trainer::Impl::load_trainer_state(const NamedTensors& state, const std::string& source) {
+  TrainerPosition pos;
+  bool stop_flag = false;
+  EpochSums s;
+  History h;
+  std::map<std::string, CallbackState> cbs;
+  bool has_position = false;
+  for (const auto& [name, t] : state) {
+    if (name == "trainer.epoch") {
+      pos.epoch = i64_of(t, name, source);
+      has_position = true;
+    } else if (name == "trainer.batch") {
+      pos.batch = i64_of(t, name, source);
+    } else if (name == "trainer.step") {
+      pos.step = i64_of(t, name, source);
+    } else if (name == "trainer.stop") {
+      stop_flag = i64_of(t, name, source) != 0;
+    } else if (name == "trainer.loss_sum") {
+      s.loss_sum = f64_of(t, name, source);
+    } else if (name == "trainer.rows") {
+      s.rows = i64_of(t, name, source);
+    } else if (name == "trainer.epoch_predictions") {
+      s.predictions = {t};
+    } else if (name == "trainer.epoch_targets") {
+      s.targets = {t};
+    } else if (name.rfind("history.", 0) == 0) {
+      const auto dot = name.find('.', 8);
+      const std::string index = name.substr(8, dot == std::string::npos ? 0 : dot - 8);
+      if (dot == std::string::npos || index.empty() || index.size() > 9 ||
+          !std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        throw ValueError(source + ": bad history entry '" + name + "'");
+      const auto e = static_cast<std::size_t>(std::stoll(index));
+      if (e > h.epochs.size() || e > 1000000)
+        throw ValueError(source + ": history entry '" + name + "' is out of order");
+      if (e == h.epochs.size()) h.epochs.emplace_back();
+      h.epochs[e][name.substr(dot + 1)] = f64_of(t, name, source);
+    } else if (name.rfind("callback.", 0) == 0) {
+      const auto slash = name.find('/');
+      if (slash == std::string::npos)
+        throw ValueError(source + ": bad callback entry '" + name + "'");
+      cbs[name.substr(9, slash - 9)].emplace_back(name.substr(slash + 1), t);
+    }
+  }
+  if (!has_position)
+    throw ValueError(source + ": holds no trainer state (not written by Trainer::save_checkpoint)");
+  position = pos;
+  stop = stop_flag;
+  sums = std::move(s);
+  history = std::move(h);
+  callback_states = std::move(cbs);
+}
+
+std::vector<std::uint8_t> Trainer::Impl::model_bytes() const {
+  SaveOptions so = options.model;
+  if (so.inputs.empty())
+    for (const std::string& name : prediction_inputs) so.inputs.push_back(graph->find(name));
+  if (so.outputs.empty()) so.outputs = {options.predictions};
+  for (const Node& n : graph->nodes()) {
+    if (n.op != Op::parameter) continue;
+    std::int64_t at = -1;
+    const Tensor c = n.value.contiguous();
+    if (c.dtype() == DType::f32) {
+      for (std::int64_t i = 0; at < 0 && i < c.numel(); ++i)
+        if (!std::isfinite(c.data<float>()[i])) at = i;
+    } else if (c.dtype() == DType::f64) {
+      for (std::int64_t i = 0; at < 0 && i < c.numel(); ++i)
+        if (!std::isfinite(c.data<double>()[i])) at = i;
+    }
+    if (at >= 0)
+      throw ValueError("Trainer: parameter '" + n.name + "' holds " + std::to_string(c.at(at)) +
+                       " at element " + std::to_string(at) + "; the model is not saved");
+  }
+  return serialize_model(*graph, so);
+}
+
+void Trainer::save_model(const std::string& path) {
+  internal::write_file_atomically(path, impl_->model_bytes());
+}
+
+CheckpointPair Trainer::save_checkpoint(const std::string& dir,
+                                        const CheckpointPairOptions& options) {
+  Impl& m = *impl_;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw IoError(dir + ": cannot create the checkpoint folder: " + ec.message());
+  CheckpointPair pair;
+  pair.step = m.position.step;
+  pair.model = join(dir, model_file_name(pair.step));
+  pair.checkpoint = join(dir, checkpoint_file_name(pair.step));
+  const std::vector<std::uint8_t> model = m.model_bytes();
+  internal::write_file_atomically(pair.model, model);
+  CheckpointSave what;
+  what.optimizer = m.options.optimizer;
+  what.step = pair.step;
+  what.train_step = m.step.get();
+  what.extra = m.trainer_state();
+  what.extra.emplace_back(sha_key, digest_tensor(internal::sha256(model)));
+  kiln::save_checkpoint(pair.checkpoint, *m.graph, what);
+  prune(dir, pair.step, options.keep_last);
+  return pair;
+}
+
+std::optional<CheckpointPair> latest_checkpoint(const std::string& dir) {
+  for (std::int64_t s : checkpoint_steps(dir)) {
+    CheckpointPair pair{join(dir, checkpoint_file_name(s)), join(dir, model_file_name(s)), s};
+    try {
+      const auto bytes = internal::read_file(pair.checkpoint);
+      (void)internal::open_envelope(bytes, internal::checkpoint_magic, checkpoint_format_version,
+                                    pair.checkpoint, "checkpoint");
+      (void)model_content_hash(pair.model);  // checks the model file's envelope
+      return pair;
+    } catch (const Error&) {
+      continue;  // an incomplete pair: try the one before
+    }
+  }
+  return std::nullopt;
+}
+
+TrainerPosition Trainer::resume(const std::string& path) {
+  Impl& m = *impl_;
+  if (m.fitting) throw ValueError("Trainer.resume: called during fit");
+  std::vector<CheckpointPair> candidates;
+  const bool folder = fs::is_directory(path);
+  if (folder) {
+    for (std::int64_t s : checkpoint_steps(path))
+      candidates.push_back({join(path, checkpoint_file_name(s)), join(path, model_file_name(s)), s});
+    if (candidates.empty())
+      throw ValueError("Trainer.resume: folder '" + path + "' holds no checkpoint (ckpt-*.kiln)");
+  } else {
+    const fs::path p(path);
+    const std::int64_t s = step_of(p.filename().string(), "ckpt-");
+    candidates.push_back({path, s >= 0 ? (p.parent_path() / model_file_name(s)).string() : "", s});
+  }
+  std::string failures;
+  for (const CheckpointPair& pair : candidates) {
+    try {
+      const CheckpointInfo info = load_checkpoint(
+          pair.checkpoint, *m.graph, {.optimizer = m.options.optimizer, .train_step = m.step.get()});
+      const Tensor* sha = nullptr;
+      for (const auto& [name, t] : info.extra)
+        if (name == sha_key) sha = &t;
+      const bool model_there = !pair.model.empty() && fs::exists(pair.model);
+      if (folder || model_there) {
+        // The pair must match: the model file the checkpoint was committed with.
+        if (!sha || !model_there)
+          throw ValueError(pair.checkpoint + ": its model file '" + pair.model + "' is missing");
+        const auto digest = internal::sha256(internal::read_file(pair.model));
+        if (!std::equal(digest.begin(), digest.end(), sha->data<std::int32_t>(),
+                        sha->data<std::int32_t>() + sha->numel()))
+          throw ValueError(pair.checkpoint + ": model file '" + pair.model +
+                           "' is not the one saved with it (SHA-256 differs)");
+      }
+      m.load_trainer_state(info.extra, pair.checkpoint);
+      if (m.position.step != info.step)
+        throw ValueError(pair.checkpoint + ": trainer step " + std::to_string(m.position.step) +
+                         " differs from the checkpoint's step " + std::to_string(info.step));
+      m.resumed = true;
+      return m.position;
+    } catch (const Error& e) {
+      if (!folder) throw;
+      failures += std::string("\n  ") + e.what();
+    }
+  }
+  throw ValueError("Trainer.resume: no checkpoint in '" + path + "' loads:" + failures);
+}
+
+}  // namespace kiln::train
