@@ -1,6 +1,8 @@
 // serialize_model / save_model: the live part of a graph, renumbered, with its tensors, as
 // the sections of a format v2 file (see io/model_format.hpp).
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <string>
 #include <unordered_set>
@@ -53,6 +55,32 @@ void check_creation_time(const std::string& t) {
        num(11, 2, 0, 23) && num(14, 2, 0, 59) && num(17, 2, 0, 60);
   if (!ok)
     value_error("creation_time '" + t + "' is not a UTC time of the form YYYY-MM-DDTHH:MM:SSZ");
+}
+
+template <class T>
+void check_finite_values(const Node& n, const T* p, std::int64_t count) {
+  for (std::int64_t i = 0; i < count; ++i)
+    if (!std::isfinite(p[i])) {
+      char v[32];
+      std::snprintf(
+          v, sizeof v, "%g",
+          std::isnan(p[i]) ? std::fabs(static_cast<double>(p[i])) : static_cast<double>(p[i]));
+      throw NonFiniteError("save_model: " + std::string(n.trainable ? "parameter" : "buffer") +
+                           " '" + n.name + "' holds " + v + " at element " + std::to_string(i) +
+                           " of " + n.value.shape().str() +
+                           " (SaveOptions::allow_nonfinite saves it anyway)");
+    }
+}
+
+// Parameters and buffers (what training changes) must be finite; constants are the
+// model's definition and may hold infinities on purpose (e.g. masks).
+void check_finite(const Node& n) {
+  if (!is_floating(n.value.dtype())) return;
+  const Tensor c = n.value.contiguous();
+  if (c.dtype() == DType::f32)
+    check_finite_values(n, c.data<float>(), c.numel());
+  else
+    check_finite_values(n, c.data<double>(), c.numel());
 }
 
 void write_signature(internal::ArchiveWriter& w, const std::string& name, std::int32_t id,
@@ -184,8 +212,10 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
   weights_w.u32(tensors);
   for (std::int32_t i = 0; i < count; ++i) {
     const Node& n = graph.node(i);
-    if (live[static_cast<std::size_t>(i)] && (n.op == Op::parameter || n.op == Op::constant))
-      weights_w.tensor(n.name, n.value);
+    if (!live[static_cast<std::size_t>(i)] || (n.op != Op::parameter && n.op != Op::constant))
+      continue;
+    if (n.op == Op::parameter && !options.allow_nonfinite) check_finite(n);
+    weights_w.tensor(n.name, n.value);
   }
 
   internal::ArchiveWriter prov_w;
@@ -210,6 +240,8 @@ void save_model(const std::string& path, const Graph& graph, const SaveOptions& 
   std::vector<std::uint8_t> bytes;
   try {
     bytes = serialize_model(graph, options);
+  } catch (const NonFiniteError& e) {
+    throw NonFiniteError(path + ": " + e.what());
   } catch (const ValueError& e) {
     std::string msg = path;
     msg += ": ";

@@ -1,5 +1,8 @@
 #include "kiln/train/train_step.hpp"
 
+#include <cmath>
+#include <cstdio>
+#include <optional>
 #include <string>
 #include <unordered_set>
 
@@ -71,14 +74,113 @@ Executable compile(Value loss, const std::vector<Value>& params, const TrainStep
   return exe;
 }
 
+// The flat index of the first NaN or infinity of a floating tensor (-1 if none, or for an
+// integer tensor); `value` gets it.
+template <class T>
+std::int64_t first_nonfinite_of(const T* p, std::int64_t n, double& value) {
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) {
+      value = static_cast<double>(p[i]);
+      return i;
+    }
+  return -1;
+}
+
+std::int64_t first_nonfinite(const Tensor& t, double& value) {
+  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return -1;
+  const Tensor c = t.contiguous();
+  return c.dtype() == DType::f32 ? first_nonfinite_of(c.data<float>(), c.numel(), value)
+                                 : first_nonfinite_of(c.data<double>(), c.numel(), value);
+}
+
+std::string num(double v) {
+  if (std::isnan(v)) return "nan";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// Remembers the first step of a run whose value holds a NaN or infinity, and passes every
+// step on to the caller's observer.
+class AnomalyObserver : public RunObserver {
+ public:
+  explicit AnomalyObserver(RunObserver* next) : next_(next) {}
+
+  void on_step(const ObservedStep& step) override {
+    if (step.index == 0) found_.reset();
+    double v = 0;
+    std::int64_t at = -1;
+    if (!found_ && (at = first_nonfinite(step.value, v)) >= 0) {
+      const Node& n = step.node;
+      std::string d = "step " + std::to_string(step.index + 1) + " of " +
+                      std::to_string(step.count) + ": op '" + std::string(op_name(n.op)) +
+                      "' (kernel '" + std::string(step.kernel) + "') at node '" + n.name + "'";
+      d += n.scope.empty() ? " (no layer)" : " in layer '" + n.scope + "'";
+      d += n.gradient ? ", backward pass" : ", forward pass";
+      d += ", " + num(v) + " at element " + std::to_string(at) + " of " + step.value.shape().str();
+      found_ = d;
+    }
+    if (next_) next_->on_step(step);
+  }
+  const std::optional<std::string>& found() const { return found_; }
+
+ private:
+  RunObserver* next_;
+  std::optional<std::string> found_;
+};
+
+// A feed or trainable parameter that already holds a NaN or infinity, described; empty if none.
+std::string nonfinite_leaf(const Feeds& feeds, const std::vector<Value>& params) {
+  double v = 0;
+  for (const auto& [name, t] : feeds)
+    if (const auto at = first_nonfinite(t, v); at >= 0)
+      return "feed '" + name + "' holds " + num(v) + " at element " + std::to_string(at);
+  if (!params.empty()) {
+    Graph& g = params[0].graph();
+    for (const Node& n : g.nodes())
+      if (n.op == Op::parameter && n.trainable)  // buffers change during the run
+        if (const auto at = first_nonfinite(n.value, v); at >= 0)
+          return "parameter '" + n.name + "' holds " + num(v) + " at element " + std::to_string(at);
+  }
+  return {};
+}
+
 }  // namespace
 
 TrainStep::TrainStep(Value loss, TrainStepOptions options)
-    : params_(checked_parameters(loss, options)), exe_(compile(loss, params_, options, grads_)) {}
+    : params_(checked_parameters(loss, options)),
+      exe_(compile(loss, params_, options, grads_)),
+      check_finite_(options.check_finite || options.detect_anomaly),
+      detect_anomaly_(options.detect_anomaly) {}
 
 double TrainStep::run(const Feeds& feeds, RunObserver* observer) {
-  views_ = exe_.run_views(feeds, observer);
-  return views_[0].item();
+  std::optional<AnomalyObserver> anomaly;
+  if (detect_anomaly_) anomaly.emplace(observer);
+  views_ = exe_.run_views(feeds, anomaly ? &*anomaly : observer);
+  const double loss = views_[0].item();
+  if (!check_finite_) return loss;
+  std::string what;
+  double v = 0;
+  if (!std::isfinite(loss)) {
+    what = "the loss is " + num(loss);
+  } else {
+    for (std::size_t i = 0; i < params_.size() && what.empty(); ++i)
+      if (const auto at = first_nonfinite(views_[1 + i], v); at >= 0)
+        what = "the gradient of parameter '" + params_[i].name() + "' holds " + num(v) +
+               " at element " + std::to_string(at) + " (loss " + num(loss) + ")";
+  }
+  if (what.empty()) return loss;
+  std::string msg = "TrainStep: " + what + " at run " + std::to_string(exe_.run_count() - 1);
+  if (!anomaly) {
+    msg +=
+        "; the optimizer must not step on it (TrainStepOptions::detect_anomaly names the op "
+        "that produced it)";
+  } else if (const std::string leaf = nonfinite_leaf(feeds, params_); !leaf.empty()) {
+    msg += "; the " + leaf + " before the run";
+  } else if (anomaly->found()) {
+    msg += "; first non-finite value: " + *anomaly->found();
+  }
+  throw NonFiniteError(msg);
 }
 
 std::vector<Tensor> TrainStep::parameters() const {

@@ -64,4 +64,12 @@ class KILN_API DataError : public Error {
   using Error::Error;
 };
 
+/// A NaN or infinity where a finite number is needed: a training loss or gradient
+/// (TrainStep::run), a parameter being saved (save_model). The message names the value and,
+/// with TrainStepOptions::detect_anomaly, the op and layer that first produced it.
+class KILN_API NonFiniteError : public ValueError {
+ public:
+  using ValueError::ValueError;
+};
+
 }  // namespace kiln

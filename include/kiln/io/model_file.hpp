@@ -87,10 +87,15 @@ struct SaveOptions {
   /// "YYYY-MM-DDTHH:MM:SSZ"; empty: now. Fixing it makes two saves of the same graph,
   /// weights and options byte-identical. Another form is a ValueError.
   std::string creation_time = {};
+  /// Parameters and buffers holding a NaN or infinity are refused (NonFiniteError naming
+  /// the parameter and element) unless this is set. Constants are not checked: they are the
+  /// model's definition, not trained, and may hold infinities on purpose (masks).
+  bool allow_nonfinite = false;
 };
 
 /// The model file's bytes: the part of `graph` the outputs need, with current parameter
-/// and buffer values. Throws ValueError for missing/foreign values or training-only ops.
+/// and buffer values. Throws ValueError for missing/foreign values or training-only ops,
+/// NonFiniteError for a non-finite parameter (see SaveOptions::allow_nonfinite).
 KILN_API std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions& options);
 /// Writes serialize_model(...) to `path` atomically; throws IoError naming the file.
 KILN_API void save_model(const std::string& path, const Graph& graph, const SaveOptions& options);

@@ -35,6 +35,14 @@ struct TrainStepOptions {
   std::string backend = {};
   /// Fold bias adds and relu into matmul / conv epilogues (see CompileOptions::fuse).
   bool fuse = true;
+  /// run() throws NonFiniteError when the loss or a gradient holds a NaN or infinity, so
+  /// an optimizer never steps on one (costs one pass over the gradients per run).
+  bool check_finite = true;
+  /// On such an error, name the first step of the run that produced a NaN or infinity:
+  /// its op, node, layer scope and pass (forward / backward), or the feed or parameter
+  /// that already held one. Checks every step's value (slow: for debugging). Implies
+  /// check_finite.
+  bool detect_anomaly = false;
 };
 
 class KILN_API TrainStep {
@@ -45,7 +53,9 @@ class KILN_API TrainStep {
   explicit TrainStep(Value loss, TrainStepOptions options = {});
 
   /// Runs forward and backward in training mode and returns the loss. An observer sees
-  /// every step's value (forward and backward; see RunObserver).
+  /// every step's value (forward and backward; see RunObserver). Throws NonFiniteError for
+  /// a non-finite loss or gradient (see TrainStepOptions::check_finite); the run still
+  /// counts (run_count) and gradients() holds its values.
   double run(const Feeds& feeds, RunObserver* observer = nullptr);
   /// d loss / d parameter, in parameters() order; valid until the next run (empty before
   /// the first run).
@@ -77,6 +87,8 @@ class KILN_API TrainStep {
   std::vector<Value> grads_;
   Executable exe_;
   std::span<const Tensor> views_;
+  bool check_finite_ = true;
+  bool detect_anomaly_ = false;
 };
 
 }  // namespace kiln
