@@ -42,8 +42,8 @@ int run_inspect(const InspectArgs& args) {
   std::string spec_error;
   if (!spec_text.empty()) {
     try {
-      spec = json::parse(kiln::train::ModelSpec::from_json(spec_text, args.model + ": kiln.spec")
-                             .to_json());
+      spec = json::parse(
+          kiln::train::ModelSpec::from_json(spec_text, args.model + ": kiln.spec").to_json());
     } catch (const std::exception& e) {
       spec_error = e.what();
     }
@@ -100,8 +100,8 @@ int run_inspect(const InspectArgs& args) {
   std::cout << "Model: " << args.model << "\n";
   std::cout << "  name: " << meta.name << "  version: " << meta.version << "\n";
   if (!meta.description.empty()) std::cout << "  description: " << meta.description << "\n";
-  std::cout << "  format: v" << m.format_version << "  created: " << meta.created
-            << "  by Kiln " << meta.library_version << "\n";
+  std::cout << "  format: v" << m.format_version << "  created: " << meta.created << "  by Kiln "
+            << meta.library_version << "\n";
   std::cout << "  content hash: " << (m.content_hash.empty() ? "(none, v1 file)" : m.content_hash)
             << "\n";
   std::cout << "Inputs:\n";
@@ -141,7 +141,8 @@ int run_inspect(const InspectArgs& args) {
   std::cout << "Layers:\n" << summary.str();
   if (!m.sections.empty()) {
     std::cout << "Sections:";
-    for (const auto& [name, bytes] : m.sections) std::cout << " " << name << " (" << bytes.size() << " B)";
+    for (const auto& [name, bytes] : m.sections)
+      std::cout << " " << name << " (" << bytes.size() << " B)";
     std::cout << "\n";
   }
   if (!data.is_null()) std::cout << "Data columns (kiln.data):\n" << data.dump(2) << "\n";

@@ -48,18 +48,15 @@ int main(int argc, char** argv) {
   CLI::App* t = app.add_subcommand("train", "Train a model described by a spec file on a CSV file");
   t->add_option("spec", train.spec, "Model spec (JSON; see docs/cli.md)")->required();
   t->add_option("--data", train.data, "Training data: CSV with a header row")->required();
-  t->add_option("--target", train.target,
-                "Column to predict (default: the spec's task.target)");
+  t->add_option("--target", train.target, "Column to predict (default: the spec's task.target)");
   t->add_option("--out", train.out, "Where to write the trained model (.kiln)")->required();
   t->add_option("--test-data", train.test_data,
                 "Test on this CSV instead of the spec's held-out split (training.test_split)");
   t->add_option("--seed", train.seed, "Override training.seed");
-  t->add_option("--epochs", train.epochs, "Override training.epochs")
-      ->check(CLI::PositiveNumber);
+  t->add_option("--epochs", train.epochs, "Override training.epochs")->check(CLI::PositiveNumber);
   t->add_option("--checkpoint-dir", train.checkpoint_dir,
                 "Save a checkpoint/model pair here after every epoch");
-  t->add_flag("--resume", train.resume,
-              "Continue from the newest checkpoint in --checkpoint-dir");
+  t->add_flag("--resume", train.resume, "Continue from the newest checkpoint in --checkpoint-dir");
   t->add_flag("--json", train.json, "Print one JSON object (history, test metrics) on stdout");
   t->add_flag("--quiet", train.quiet, "No progress output on stderr");
   t->footer(R"(
@@ -75,8 +72,7 @@ Examples:
   EvalArgs eval;
   CLI::App* e = app.add_subcommand("eval", "Evaluate a model on a labelled CSV file");
   e->add_option("model", eval.model, "Model file (.kiln)")->required();
-  e->add_option("--data", eval.data, "CSV with the model's feature and target columns")
-      ->required();
+  e->add_option("--data", eval.data, "CSV with the model's feature and target columns")->required();
   e->add_flag("--json", eval.json, "Print one JSON object on stdout");
   e->footer(R"(
 Prints the loss-free metrics of the model's task (classifiers: accuracy, precision, recall,
