@@ -1,0 +1,161 @@
+#include "data/csv_scanner.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+#include "kiln/core/error.hpp"
+
+namespace kiln::data {
+
+FileSource::FileSource(const std::string& path) : path_(path) {
+  file_ = std::fopen(path.c_str(), "rb");
+  if (!file_) throw IoError(path + ": cannot open: " + std::strerror(errno));
+}
+
+FileSource::~FileSource() {
+  if (file_) std::fclose(file_);
+}
+
+std::size_t FileSource::read(char* dst, std::size_t n) {
+  const std::size_t got = std::fread(dst, 1, n, file_);
+  if (got < n && std::ferror(file_))
+    throw IoError(path_ + ": read failed: " + std::strerror(errno));
+  return got;
+}
+
+std::size_t MemorySource::read(char* dst, std::size_t n) {
+  const std::size_t got = std::min(n, bytes_.size());
+  std::memcpy(dst, bytes_.data(), got);
+  bytes_.remove_prefix(got);
+  return got;
+}
+
+CsvScanner::CsvScanner(ByteSource& source, char delimiter)
+    : source_(source), delimiter_(delimiter), buffer_(block_size) {
+  unescaped_.reserve(buffer_.size());
+}
+
+// Moves the unread bytes to the front (growing the buffer when they fill it) and reads more.
+bool CsvScanner::refill() {
+  if (eof_) return false;
+  if (begin_ > 0) {
+    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == buffer_.size()) {
+    buffer_.resize(buffer_.size() * 2);
+    unescaped_.reserve(buffer_.size());
+  }
+  const std::size_t got = source_.read(buffer_.data() + end_, buffer_.size() - end_);
+  if (got == 0) eof_ = true;
+  end_ += got;
+  return got > 0;
+}
+
+bool CsvScanner::next(std::vector<std::string_view>& fields) {
+  for (;;) {
+    if (begin_ == end_ && !refill()) return false;
+    if (first_) {
+      while (end_ - begin_ < 3 && refill()) {
+      }
+      if (end_ - begin_ >= 3 && std::memcmp(buffer_.data() + begin_, "\xEF\xBB\xBF", 3) == 0)
+        begin_ += 3;
+      first_ = false;
+      continue;
+    }
+    std::int64_t newlines = 0;
+    const Parse result = parse_record(fields, newlines);
+    if (result == Parse::need_more) {
+      refill();  // at the end of the input parse_record finishes the record
+      continue;
+    }
+    row_ = next_row_;
+    next_row_ += 1 + newlines;
+    if (result == Parse::done) return true;
+  }
+}
+
+// Parses the record at begin_. need_more when it runs past the bytes read (and the input
+// goes on): nothing is consumed then, and the caller reads more and parses it again.
+CsvScanner::Parse CsvScanner::parse_record(std::vector<std::string_view>& fields,
+                                           std::int64_t& newlines) {
+  fields.clear();
+  unescaped_.clear();
+  const char* const start = buffer_.data() + begin_;
+  const char* const end = buffer_.data() + end_;
+  const char delimiter = delimiter_;
+  const char* p = start;
+  for (;;) {
+    if (p < end && *p == '"') {
+      // A quoted field: up to the quote not followed by another quote.
+      const char* q = p + 1;
+      const char* content = q;
+      bool escaped = false;
+      for (;;) {
+        const void* hit = std::memchr(q, '"', static_cast<std::size_t>(end - q));
+        if (!hit) {
+          if (!eof_) return Parse::need_more;
+          throw CsvSyntaxError{next_row_, fields.size(), "a quoted field is not closed"};
+        }
+        q = static_cast<const char*>(hit);
+        if (q + 1 == end && !eof_) return Parse::need_more;
+        if (q + 1 < end && q[1] == '"') {
+          escaped = true;
+          q += 2;
+          continue;
+        }
+        break;
+      }
+      for (const char* c = content; c < q; ++c) newlines += *c == '\n';
+      if (escaped) {
+        const std::size_t at = unescaped_.size();
+        for (const char* c = content; c < q; ++c) {
+          unescaped_.push_back(*c);
+          if (*c == '"') ++c;
+        }
+        fields.emplace_back(unescaped_.data() + at, unescaped_.size() - at);
+      } else {
+        fields.emplace_back(content, static_cast<std::size_t>(q - content));
+      }
+      p = q + 1;
+      if (p < end && *p == '\r') {  // CRLF, or a CR that ends the input
+        if (p + 1 == end) {
+          if (!eof_) return Parse::need_more;
+          ++p;
+        } else if (p[1] == '\n') {
+          ++p;
+        }
+      }
+      if (p == end) {
+        if (!eof_) return Parse::need_more;
+        begin_ = end_;
+        return Parse::done;
+      }
+      if (*p == '\n') {
+        begin_ = static_cast<std::size_t>(p + 1 - buffer_.data());
+        return Parse::done;
+      }
+      if (*p != delimiter)
+        throw CsvSyntaxError{next_row_ + newlines, fields.size() - 1,
+                             "text after the closing quote of a quoted field"};
+      ++p;
+      continue;
+    }
+    // An unquoted field: up to the delimiter or the end of the line.
+    const char* q = p;
+    while (q < end && *q != delimiter && *q != '\n') ++q;
+    if (q == end && !eof_) return Parse::need_more;
+    const char* field_end = q;
+    const bool line_end = q == end || *q == '\n';
+    if (line_end && field_end > p && field_end[-1] == '\r') --field_end;
+    fields.emplace_back(p, static_cast<std::size_t>(field_end - p));
+    if (line_end) {
+      begin_ = q == end ? end_ : static_cast<std::size_t>(q + 1 - buffer_.data());
+      return fields.size() == 1 && fields[0].empty() ? Parse::blank : Parse::done;
+    }
+    p = q + 1;
+  }
+}
+
+}  // namespace kiln::data

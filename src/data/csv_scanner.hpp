@@ -1,0 +1,79 @@
+// Internal: splits CSV bytes into records of fields (RFC 4180), reading its source in blocks.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kiln::data {
+
+/// Where CSV bytes come from: a file or memory.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  /// Up to `n` bytes into `dst`; 0 at the end. Throws IoError on a read error.
+  virtual std::size_t read(char* dst, std::size_t n) = 0;
+};
+
+class FileSource final : public ByteSource {
+ public:
+  /// Throws IoError naming the file if it cannot be opened.
+  explicit FileSource(const std::string& path);
+  ~FileSource() override;
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+  std::size_t read(char* dst, std::size_t n) override;
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
+  std::size_t read(char* dst, std::size_t n) override;
+
+ private:
+  std::string_view bytes_;
+};
+
+/// A malformed record: where it is and what is wrong (the reader adds file and column names).
+struct CsvSyntaxError {
+  std::int64_t row;
+  std::size_t field;  // 0-based field of the record
+  std::string what;
+};
+
+class CsvScanner {
+ public:
+  static constexpr std::size_t block_size = std::size_t{1} << 20;
+
+  CsvScanner(ByteSource& source, char delimiter);
+
+  /// The next non-blank record's fields, as views valid until the next call; false at the end
+  /// of the input. Throws CsvSyntaxError for an unclosed quote or text after a closing quote.
+  bool next(std::vector<std::string_view>& fields);
+  /// The line on which the last record returned starts (1-based).
+  std::int64_t row() const { return row_; }
+
+ private:
+  enum class Parse { done, need_more, blank };
+  Parse parse_record(std::vector<std::string_view>& fields, std::int64_t& newlines);
+  bool refill();
+
+  ByteSource& source_;
+  char delimiter_;
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;  // the unread bytes are buffer_[begin_, end_)
+  std::size_t end_ = 0;
+  bool eof_ = false;
+  bool first_ = true;      // a byte-order mark may come first
+  std::string unescaped_;  // quoted fields with "" in them, unescaped
+  std::int64_t next_row_ = 1;
+  std::int64_t row_ = 0;
+};
+
+}  // namespace kiln::data
