@@ -28,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct Run {
+struct Result {
   int rc = -1;
   std::string out;
   std::string err;
@@ -50,7 +50,8 @@ class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
-           ("kiln_cli_test_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+           ("kiln_cli_test_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -60,19 +61,19 @@ class Cli : public ::testing::Test {
   fs::path path(const std::string& name) const { return dir_ / name; }
 
   /// Runs `kiln <args>`; stdout and stderr captured.
-  Run kiln(const std::string& args) const {
+  Result kiln(const std::string& args) const {
     const fs::path out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = std::string(KILN_CLI) + " " + args + " >" + out.string() + " 2>" +
-                            err.string();
+    const std::string cmd =
+        std::string(KILN_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
     const int status = std::system(cmd.c_str());
-    Run r;
+    Result r;
     r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
   }
   json kiln_json(const std::string& args) const {
-    const Run r = kiln(args);
+    const Result r = kiln(args);
     EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
     return json::parse(r.out);
   }
@@ -104,12 +105,12 @@ void split_iris(const fs::path& train, const fs::path& test) {
 TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
   split_iris(path("train.csv"), path("test.csv"));
   const std::string model = path("iris.kiln").string();
-  const json t = kiln_json("train " + spec_path("iris.json") + " --data " + path("train.csv").string() +
-                           " --test-data " + path("test.csv").string() + " --out " + model +
-                           " --json --quiet");
+  const json t = kiln_json("train " + spec_path("iris.json") + " --data " +
+                           path("train.csv").string() + " --test-data " +
+                           path("test.csv").string() + " --out " + model + " --json --quiet");
   EXPECT_EQ(t["train_rows"], 120);
   EXPECT_EQ(t["test_rows"], 30);
-  EXPECT_EQ(t["epochs"], 100);
+  EXPECT_EQ(t["epochs"], 50);
   const double acc = t["test"]["test_accuracy"];
   EXPECT_GE(acc, 0.93);
   EXPECT_LT(t["history"].back()["loss"].get<double>(), t["history"][0]["loss"].get<double>());
@@ -127,7 +128,7 @@ TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
   EXPECT_EQ(total, 30);
   EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 30.0, acc);
 
-  const Run p = kiln("predict " + model + " --data " + path("test.csv").string() +
+  const Result p = kiln("predict " + model + " --data " + path("test.csv").string() +
                      " --probabilities --out " + path("pred.csv").string());
   ASSERT_EQ(p.rc, 0) << p.err;
   const std::vector<std::string> pred = lines(slurp(path("pred.csv")));
@@ -148,12 +149,12 @@ TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
   EXPECT_DOUBLE_EQ(right / 30.0, acc);
 
   // inspect shows the model.
-  const Run text = kiln("inspect " + model);
+  const Result text = kiln("inspect " + model);
   ASSERT_EQ(text.rc, 0) << text.err;
-  for (const char* want : {"features  [batch, 4] f32", "probs  [batch, 3] f32", "fc1 (Dense)",
-                           "[batch, 16]", "Total params: 131", "Labels (3): 0=0, 1=1, 2=2",
-                           "test_accuracy", "\"type\": \"classification\"", "kiln.spec",
-                           "kiln.data", "content hash: "})
+  for (const char* want :
+       {"features  [batch, 4] f32", "probs  [batch, 3] f32", "fc1 (Dense)", "[batch, 16]",
+        "Total params: 131", "Labels (3): 0=0, 1=1, 2=2", "test_accuracy",
+        "\"type\": \"classification\"", "kiln.spec", "kiln.data", "content hash: "})
     EXPECT_NE(text.out.find(want), std::string::npos) << want << "\n" << text.out;
   const json i = kiln_json("inspect " + model + " --json");
   EXPECT_EQ(i["inputs"][0]["shape"], json::array({"batch", 4}));
@@ -171,9 +172,9 @@ TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
 
 TEST_F(Cli, IrisReachesTheTargetOnTheSpecsOwnSplit) {
   // The target comes from the spec (task.target); the test set is training.test_split.
-  const json t = kiln_json("train " + spec_path("iris.json") + " --data " +
-                           std::string(KILN_DATASETS_DIR) + "/iris.csv --out " +
-                           path("m.kiln").string() + " --json --quiet");
+  const json t =
+      kiln_json("train " + spec_path("iris.json") + " --data " + std::string(KILN_DATASETS_DIR) +
+                "/iris.csv --out " + path("m.kiln").string() + " --json --quiet");
   EXPECT_EQ(t["test_rows"], 30);
   EXPECT_GE(t["test"]["test_accuracy"].get<double>(), 0.93);
 }
@@ -200,15 +201,18 @@ TEST_F(Cli, StringTargetAndFeatureTrainAndPredictNames) {
                                "task": {"type": "binary"},
                                "training": {"optimizer": {"name": "adam", "lr": 0.02},
                                             "epochs": 60, "batch_size": 16, "seed": 3}})");
-  const json t = kiln_json("train " + path("spec.json").string() + " --data " + path("train.csv").string() +
-                           " --target label --out " + path("m.kiln").string() + " --json --quiet");
+  const json t =
+      kiln_json("train " + path("spec.json").string() + " --data " + path("train.csv").string() +
+                " --target label --out " + path("m.kiln").string() + " --json --quiet");
   EXPECT_EQ(t["labels"], json::array({"no", "yes"}));
   EXPECT_GE(t["test"]["test_accuracy"].get<double>(), 0.9);
   // predict on a file without the target: names come back.
   std::string features;
-  for (const std::string& l : lines(slurp(path("new.csv")))) features += l.substr(0, l.rfind(',')) + "\n";
+  for (const std::string& l : lines(slurp(path("new.csv"))))
+    features += l.substr(0, l.rfind(',')) + "\n";
   write(path("features.csv"), features);
-  const Run p = kiln("predict " + path("m.kiln").string() + " --data " + path("features.csv").string());
+  const Result p =
+      kiln("predict " + path("m.kiln").string() + " --data " + path("features.csv").string());
   ASSERT_EQ(p.rc, 0) << p.err;
   const std::vector<std::string> pred = lines(p.out), truth = lines(slurp(path("new.csv")));
   ASSERT_EQ(pred.size(), 101u);
@@ -221,7 +225,8 @@ TEST_F(Cli, StringTargetAndFeatureTrainAndPredictNames) {
   EXPECT_GE(right, 90);
   // An unknown category is a data error naming the value.
   write(path("odd.csv"), "color,size\npurple,1.0\n");
-  const Run bad = kiln("predict " + path("m.kiln").string() + " --data " + path("odd.csv").string());
+  const Result bad =
+      kiln("predict " + path("m.kiln").string() + " --data " + path("odd.csv").string());
   EXPECT_EQ(bad.rc, 2) << bad.err;
   EXPECT_NE(bad.err.find("purple"), std::string::npos) << bad.err;
 }
@@ -256,8 +261,9 @@ TEST_F(Cli, ImagePathCsvTrains) {
     "preprocessing": {"scaling": "none"},
     "training": {"optimizer": {"name": "adam", "lr": 0.02}, "epochs": 40, "batch_size": 8,
                  "seed": 1, "test_split": 0.25}})");
-  const json t = kiln_json("train " + path("spec.json").string() + " --data " + path("images.csv").string() +
-                           " --out " + path("m.kiln").string() + " --json --quiet");
+  const json t =
+      kiln_json("train " + path("spec.json").string() + " --data " + path("images.csv").string() +
+                " --out " + path("m.kiln").string() + " --json --quiet");
   EXPECT_EQ(t["test_rows"], 12);
   EXPECT_GE(t["test"]["test_accuracy"].get<double>(), 0.9);
   const json i = kiln_json("inspect " + path("m.kiln").string() + " --json");
@@ -268,7 +274,7 @@ TEST_F(Cli, ImagePathCsvTrains) {
 TEST_F(Cli, ExitCodesAndErrorMessages) {
   const std::string iris = std::string(KILN_DATASETS_DIR) + "/iris.csv";
   // Usage errors: 1.
-  Run r = kiln("");
+  Result r = kiln("");
   EXPECT_EQ(r.rc, 1);
   EXPECT_EQ(r.err.rfind("kiln: ", 0), 0u) << r.err;
   EXPECT_EQ(kiln("train " + spec_path("iris.json") + " --data " + iris).rc, 1);  // no --out
@@ -331,7 +337,8 @@ TEST_F(Cli, ExitCodesAndErrorMessages) {
   r = kiln("inspect " + path("missing.kiln").string());
   EXPECT_EQ(r.rc, 4);
   EXPECT_NE(r.err.find("missing.kiln"), std::string::npos) << r.err;
-  EXPECT_EQ(kiln("eval " + path("m.kiln").string() + " --data " + path("missing.csv").string()).rc, 4);
+  EXPECT_EQ(kiln("eval " + path("m.kiln").string() + " --data " + path("missing.csv").string()).rc,
+            4);
   EXPECT_EQ(kiln("train " + path("missing.json").string() + " --data " + iris + " --out " +
                  path("x.kiln").string())
                 .rc,
@@ -345,8 +352,9 @@ TEST_F(Cli, NonFiniteLossExitsWithFive) {
                                "preprocessing": {"scaling": "none"},
                                "training": {"optimizer": {"name": "sgd", "lr": 1000000},
                                             "epochs": 50, "test_split": 0}})");
-  const Run r = kiln("train " + path("spec.json").string() + " --data " + std::string(KILN_DATASETS_DIR) +
-                     "/diabetes.csv --target progression --out " + path("m.kiln").string() + " --quiet");
+  const Result r =
+      kiln("train " + path("spec.json").string() + " --data " + std::string(KILN_DATASETS_DIR) +
+           "/diabetes.csv --target progression --out " + path("m.kiln").string() + " --quiet");
   EXPECT_EQ(r.rc, 5) << r.err;
   EXPECT_EQ(r.err.rfind("kiln: training failed: ", 0), 0u) << r.err;
   EXPECT_FALSE(fs::exists(path("m.kiln")));

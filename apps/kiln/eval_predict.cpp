@@ -37,7 +37,8 @@ int run_eval(const EvalArgs& args) {
     return exit_ok;
   }
   std::printf("%s on %s: %lld rows (%s)\n", args.model.c_str(), args.data.c_str(),
-              static_cast<long long>(ev.rows), std::string(kiln::train::task_name(ev.task)).c_str());
+              static_cast<long long>(ev.rows),
+              std::string(kiln::train::task_name(ev.task)).c_str());
   for (const auto& [k, v] : ev.metrics) std::printf("  %-16s %.4f\n", k.c_str(), v);
   if (classifier) {
     std::printf("confusion matrix (rows: true class, columns: predicted):\n");

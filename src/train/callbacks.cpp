@@ -24,8 +24,7 @@ double monitored(const Logs& logs, const std::string& monitor, const char* who) 
     std::vector<std::string> keys;
     for (const auto& [k, v] : logs) keys.push_back(k);
     throw ValueError(std::string(who) + ": monitored value '" + monitor +
-                     "' is not in the epoch logs (they hold " + internal::quoted_list(keys) +
-                     ")");
+                     "' is not in the epoch logs (they hold " + internal::quoted_list(keys) + ")");
   }
   return it->second;
 }
@@ -71,7 +70,8 @@ class EarlyStopping : public Callback {
   std::string kind() const override { return "early_stopping"; }
 
   void on_fit_begin(Trainer&) override {
-    best_ = up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    best_ =
+        up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
     wait_ = 0;
     best_epoch_ = -1;
     best_weights_.clear();
@@ -145,13 +145,15 @@ class LinearWarmup : public Callback {
   LinearWarmup(std::int64_t steps, double start) : steps_(steps), start_(start) {
     if (steps < 0) throw ValueError("linear_warmup: steps must be >= 0");
     if (!(start >= 0.0 && start <= 1.0))
-      throw ValueError("linear_warmup: start_factor must be in [0, 1], got " + std::to_string(start));
+      throw ValueError("linear_warmup: start_factor must be in [0, 1], got " +
+                       std::to_string(start));
   }
   std::string kind() const override { return "linear_warmup"; }
   void on_step_begin(Trainer& t, std::int64_t step) override {
     if (step >= steps_) return;
     lr_ = t.optimizer().lr();
-    const double f = start_ + (1.0 - start_) * static_cast<double>(step) / static_cast<double>(steps_);
+    const double f =
+        start_ + (1.0 - start_) * static_cast<double>(step) / static_cast<double>(steps_);
     t.optimizer().set_lr(lr_ * f);
     scaled_ = true;
   }
@@ -181,7 +183,8 @@ class ReduceOnPlateau : public Callback {
   }
   std::string kind() const override { return "reduce_on_plateau"; }
   void on_fit_begin(Trainer&) override {
-    best_ = up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+    best_ =
+        up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
     bad_ = 0;
     cooldown_ = 0;
   }
@@ -208,7 +211,9 @@ class ReduceOnPlateau : public Callback {
     }
   }
   CallbackState state() const override {
-    return {{"best", f64_tensor(best_)}, {"bad", i64_tensor(bad_)}, {"cooldown", i64_tensor(cooldown_)}};
+    return {{"best", f64_tensor(best_)},
+            {"bad", i64_tensor(bad_)},
+            {"cooldown", i64_tensor(cooldown_)}};
   }
   void load_state(const CallbackState& s) override {
     best_ = f64_entry(s, "best", "reduce_on_plateau");
@@ -243,7 +248,9 @@ class ClipValue : public Callback {
     if (!(clip > 0)) throw ValueError("clip_grad_value: clip must be > 0");
   }
   std::string kind() const override { return "clip_grad_value"; }
-  void on_gradients(Trainer&, std::span<const Tensor> g) override { optim::clip_grad_value(g, clip_); }
+  void on_gradients(Trainer&, std::span<const Tensor> g) override {
+    optim::clip_grad_value(g, clip_);
+  }
 
  private:
   double clip_;

@@ -21,21 +21,32 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerSpec& o, Graph& 
   auto params = nn::named_parameters(g);
   if (o.name == "sgd")
     return std::make_unique<optim::SGD>(
-        params, optim::SGDOptions{.lr = o.lr, .momentum = o.momentum, .dampening = o.dampening,
+        params, optim::SGDOptions{.lr = o.lr,
+                                  .momentum = o.momentum,
+                                  .dampening = o.dampening,
                                   .weight_decay = std::max(0.0, o.weight_decay),
                                   .nesterov = o.nesterov});
   if (o.name == "adamw")
     return std::make_unique<optim::AdamW>(
-        params, optim::AdamWOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps,
+        params, optim::AdamWOptions{.lr = o.lr,
+                                    .beta1 = o.beta1,
+                                    .beta2 = o.beta2,
+                                    .eps = o.eps,
                                     .weight_decay = o.weight_decay < 0 ? 1e-2 : o.weight_decay,
                                     .amsgrad = o.amsgrad});
   if (o.name == "rmsprop")
     return std::make_unique<optim::RMSprop>(
-        params, optim::RMSpropOptions{.lr = o.lr, .alpha = o.alpha, .eps = o.eps,
+        params, optim::RMSpropOptions{.lr = o.lr,
+                                      .alpha = o.alpha,
+                                      .eps = o.eps,
                                       .weight_decay = std::max(0.0, o.weight_decay),
-                                      .momentum = o.momentum, .centered = o.centered});
+                                      .momentum = o.momentum,
+                                      .centered = o.centered});
   return std::make_unique<optim::Adam>(
-      params, optim::AdamOptions{.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps,
+      params, optim::AdamOptions{.lr = o.lr,
+                                 .beta1 = o.beta1,
+                                 .beta2 = o.beta2,
+                                 .eps = o.eps,
                                  .weight_decay = std::max(0.0, o.weight_decay),
                                  .amsgrad = o.amsgrad});
 }
@@ -45,17 +56,16 @@ class WarmupLR : public optim::LrSchedule {
  public:
   WarmupLR(optim::Optimizer& opt, std::int64_t epochs) : LrSchedule(opt), epochs_(epochs) {}
   double lr_at(std::int64_t epoch) const override {
-    return epoch >= epochs_ ? base_lr()
-                            : base_lr() * static_cast<double>(epoch + 1) /
-                                  static_cast<double>(epochs_ + 1);
+    return epoch >= epochs_
+               ? base_lr()
+               : base_lr() * static_cast<double>(epoch + 1) / static_cast<double>(epochs_ + 1);
   }
 
  private:
   std::int64_t epochs_;
 };
 
-std::vector<std::shared_ptr<Callback>> make_callbacks(const TrainingSpec& t,
-                                                      optim::Optimizer& opt,
+std::vector<std::shared_ptr<Callback>> make_callbacks(const TrainingSpec& t, optim::Optimizer& opt,
                                                       const std::string& checkpoint_dir) {
   std::vector<std::shared_ptr<Callback>> cbs;
   const ScheduleSpec& s = t.schedule;
@@ -76,8 +86,10 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const TrainingSpec& t,
   if (t.clip_value > 0) cbs.push_back(clip_grad_value(t.clip_value));
   const EarlyStoppingSpec& e = t.early_stopping;
   if (e.enabled)
-    cbs.push_back(early_stopping({.monitor = e.monitor, .patience = e.patience,
-                                  .min_delta = e.min_delta, .restore_best_weights = e.restore_best}));
+    cbs.push_back(early_stopping({.monitor = e.monitor,
+                                  .patience = e.patience,
+                                  .min_delta = e.min_delta,
+                                  .restore_best_weights = e.restore_best}));
   if (!checkpoint_dir.empty())
     cbs.push_back(checkpoint({.dir = checkpoint_dir, .every_steps = 0, .every_epochs = 1}));
   return cbs;
@@ -118,8 +130,7 @@ Normalization fit_scaling(const Tensor& x, Scaling scaling, const std::string& i
 Tensor apply_scaling(const Tensor& x, const Normalization& norm) {
   std::vector<float> v = x.contiguous().to_vector<float>();
   const std::size_t f = norm.mean.size();
-  for (std::size_t i = 0; i < v.size(); ++i)
-    v[i] = (v[i] - norm.mean[i % f]) / norm.stddev[i % f];
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = (v[i] - norm.mean[i % f]) / norm.stddev[i % f];
   return Tensor::from(v, x.shape());
 }
 
@@ -157,8 +168,9 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   if (options.seed) spec.training.seed = *options.seed;
   if (options.epochs) spec.training.epochs = *options.epochs;
   if (spec.task.target.empty())
-    throw ValueError("train_from_spec: no target column (give SpecTrainOptions::target or the "
-                     "spec's task.target)");
+    throw ValueError(
+        "train_from_spec: no target column (give SpecTrainOptions::target or the "
+        "spec's task.target)");
   if (spec.inputs.size() != 1)
     throw ValueError("train_from_spec: a CSV file feeds one input; the spec has " +
                      std::to_string(spec.inputs.size()));
@@ -173,16 +185,16 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   data::CsvData all = data::read_csv(csv_path, csv);
   const std::vector<std::string> labels = all.schema.labels;
   if (task == Task::binary && labels.size() != 2)
-    throw DataError(csv_path + ": column '" + spec.task.target + "': a binary task needs 2 classes, found " +
-                    std::to_string(labels.size()));
+    throw DataError(csv_path + ": column '" + spec.task.target +
+                    "': a binary task needs 2 classes, found " + std::to_string(labels.size()));
   data::Dataset train, test;
   if (!options.test_data.empty()) {
     train = all.dataset;
     test = data::read_csv_with_schema(options.test_data, all.schema, data::TargetColumn::required);
   } else if (t.test_split > 0) {
-    std::tie(train, test) = data::split(all.dataset, {.test_fraction = t.test_split,
-                                                      .seed = t.seed,
-                                                      .stratify = task != Task::regression});
+    std::tie(train, test) = data::split(
+        all.dataset,
+        {.test_fraction = t.test_split, .seed = t.seed, .stratify = task != Task::regression});
   } else {
     train = all.dataset;
   }
@@ -233,20 +245,21 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   if (options.resume && !options.checkpoint_dir.empty() &&
       latest_checkpoint(options.checkpoint_dir))
     trainer.resume(options.checkpoint_dir);
-  result.history = trainer.fit(
-      train_view, {.epochs = t.epochs,
-                   .batch_size = t.batch_size,
-                   .seed = t.seed,
-                   .validation_split = t.validation_split,
-                   .callbacks = make_callbacks(t, *opt, options.checkpoint_dir),
-                   .progress = options.progress,
-                   .progress_file = options.progress_file});
+  result.history =
+      trainer.fit(train_view, {.epochs = t.epochs,
+                               .batch_size = t.batch_size,
+                               .seed = t.seed,
+                               .validation_split = t.validation_split,
+                               .callbacks = make_callbacks(t, *opt, options.checkpoint_dir),
+                               .progress = options.progress,
+                               .progress_file = options.progress_file});
 
   // The model file, then its metrics on the test rows (from the file itself, as
   // evaluate_csv computes them), stored in it.
   std::vector<std::uint8_t> bytes = serialize_model(*m.graph, save);
   if (!test.empty()) {
-    const infer::Model model = infer::Model::load(bytes, "<trained model>", {.apply_preprocessing = true});
+    const infer::Model model =
+        infer::Model::load(bytes, "<trained model>", {.apply_preprocessing = true});
     const Evaluation ev = internal::evaluate_dataset(model, test, spec, labels);
     for (const auto& [k, v] : ev.metrics) {
       result.test["test_" + k] = v;

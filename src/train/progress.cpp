@@ -80,9 +80,8 @@ void ProgressReporter::step(std::int64_t done, double loss) {
   bar.resize(width, ' ');
   const double elapsed = std::chrono::duration<double>(now - epoch_start_).count();
   const std::int64_t run = done - first_batch_;
-  const double eta = run > 0 ? elapsed / static_cast<double>(run) *
-                                   static_cast<double>(batches_ - done)
-                             : 0.0;
+  const double eta =
+      run > 0 ? elapsed / static_cast<double>(run) * static_cast<double>(batches_ - done) : 0.0;
   char buf[160];
   std::snprintf(buf, sizeof buf, "\repoch %lld/%lld [%s] %lld/%lld - loss %.4f - ETA %.0fs ",
                 static_cast<long long>(epoch_ + 1), static_cast<long long>(epochs_), bar.c_str(),

@@ -118,8 +118,12 @@ SpecModel load_spec_model(const std::string& path) {
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
 }
 
 std::string number(double v) {
@@ -132,13 +136,15 @@ std::string number(double v) {
 
 Evaluation evaluate_csv(const std::string& model_path, const std::string& csv_path) {
   SpecModel sm = load_spec_model(model_path);
-  const data::Dataset d = data::read_csv_with_schema(csv_path, sm.schema, data::TargetColumn::required);
+  const data::Dataset d =
+      data::read_csv_with_schema(csv_path, sm.schema, data::TargetColumn::required);
   return internal::evaluate_dataset(sm.model, d, sm.spec, sm.schema.labels);
 }
 
 Predictions predict_csv(const std::string& model_path, const std::string& csv_path) {
   SpecModel sm = load_spec_model(model_path);
-  const data::Dataset d = data::read_csv_with_schema(csv_path, sm.schema, data::TargetColumn::ignore);
+  const data::Dataset d =
+      data::read_csv_with_schema(csv_path, sm.schema, data::TargetColumn::ignore);
   Predictions p;
   p.task = sm.spec.task.type;
   p.target = sm.schema.target.name.empty() ? "prediction" : sm.schema.target.name;
@@ -164,22 +170,30 @@ std::string Predictions::to_csv(bool with_probabilities) const {
   std::string out = csv_field(target);
   const bool probs = with_probabilities && task != Task::regression;
   const std::int64_t c = probs ? probabilities.dim(1) : 0;
-  for (std::int64_t k = 0; k < c; ++k)
-    out += "," + csv_field("p_" + (static_cast<std::size_t>(k) < labels.size()
-                                       ? labels[static_cast<std::size_t>(k)]
-                                       : std::to_string(k)));
+  for (std::int64_t k = 0; k < c; ++k) {
+    std::string name = "p_";
+    name += static_cast<std::size_t>(k) < labels.size() ? labels[static_cast<std::size_t>(k)]
+                                                        : std::to_string(k);
+    out += ',';
+    out += csv_field(name);
+  }
   out += "\n";
   if (task == Task::regression) {
-    for (double v : values) out += number(v) + "\n";
+    for (double v : values) {
+      out += number(v);
+      out += '\n';
+    }
     return out;
   }
-  const std::vector<float> pr = probs ? probabilities.to(DType::f32).to_vector<float>()
-                                      : std::vector<float>{};
+  const std::vector<float> pr =
+      probs ? probabilities.to(DType::f32).to_vector<float>() : std::vector<float>{};
   for (std::size_t i = 0; i < classes.size(); ++i) {
     const auto k = static_cast<std::size_t>(classes[i]);
     out += csv_field(k < labels.size() ? labels[k] : std::to_string(k));
-    for (std::int64_t j = 0; j < c; ++j)
-      out += "," + number(pr[i * static_cast<std::size_t>(c) + static_cast<std::size_t>(j)]);
+    for (std::int64_t j = 0; j < c; ++j) {
+      out += ',';
+      out += number(pr[i * static_cast<std::size_t>(c) + static_cast<std::size_t>(j)]);
+    }
     out += "\n";
   }
   return out;

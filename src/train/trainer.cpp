@@ -24,8 +24,7 @@ std::vector<std::string> names_of(const data::Batch& tensors) {
 }
 
 std::string dataset_label(const data::Dataset& d) {
-  return d.info().source.empty() ? std::string("the dataset")
-                                 : "dataset '" + d.info().source + "'";
+  return d.info().source.empty() ? std::string("the dataset") : "dataset '" + d.info().source + "'";
 }
 
 // The first non-finite element of a float tensor, or -1.
@@ -107,8 +106,7 @@ Feeds feeds_for(const data::Batch& tensors, const std::vector<std::string>& inpu
       if (n == name) found = &t;
     if (!found)
       throw NameError("Trainer." + where + ": the graph needs input '" + name + "', which " +
-                      source + " lacks (it has " + internal::quoted_list(names_of(tensors)) +
-                      ")");
+                      source + " lacks (it has " + internal::quoted_list(names_of(tensors)) + ")");
     feeds.emplace_back(name, *found);
   }
   return feeds;
@@ -261,8 +259,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
   const data::Dataset* fit_set = &train;
   const data::Dataset* val_set = fo.validation;
   if (fo.validation_split > 0.0) {
-    const bool stratify = train.contains(train.info().target) &&
-                          !is_floating(train[train.info().target].dtype());
+    const bool stratify =
+        train.contains(train.info().target) && !is_floating(train[train.info().target].dtype());
     std::tie(train_part, val_part) = data::split(
         train, {.test_fraction = fo.validation_split, .seed = fo.seed, .stratify = stratify});
     fit_set = &train_part;

@@ -275,7 +275,8 @@ TrainerPosition Trainer::resume(const std::string& path) {
   const bool folder = fs::is_directory(path);
   if (folder) {
     for (std::int64_t s : checkpoint_steps(path))
-      candidates.push_back({join(path, checkpoint_file_name(s)), join(path, model_file_name(s)), s});
+      candidates.push_back(
+          {join(path, checkpoint_file_name(s)), join(path, model_file_name(s)), s});
     if (candidates.empty())
       throw ValueError("Trainer.resume: folder '" + path + "' holds no checkpoint (ckpt-*.kiln)");
   } else {
@@ -286,8 +287,9 @@ TrainerPosition Trainer::resume(const std::string& path) {
   std::string failures;
   for (const CheckpointPair& pair : candidates) {
     try {
-      const CheckpointInfo info = load_checkpoint(
-          pair.checkpoint, *m.graph, {.optimizer = m.options.optimizer, .train_step = m.step.get()});
+      const CheckpointInfo info =
+          load_checkpoint(pair.checkpoint, *m.graph,
+                          {.optimizer = m.options.optimizer, .train_step = m.step.get()});
       const Tensor* sha = nullptr;
       for (const auto& [name, t] : info.extra)
         if (name == sha_key) sha = &t;
