@@ -129,7 +129,7 @@ TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
   EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 30.0, acc);
 
   const Result p = kiln("predict " + model + " --data " + path("test.csv").string() +
-                     " --probabilities --out " + path("pred.csv").string());
+                        " --probabilities --out " + path("pred.csv").string());
   ASSERT_EQ(p.rc, 0) << p.err;
   const std::vector<std::string> pred = lines(slurp(path("pred.csv")));
   const std::vector<std::string> truth = lines(slurp(path("test.csv")));
