@@ -345,6 +345,26 @@ TEST_F(Cli, ExitCodesAndErrorMessages) {
             4);
 }
 
+TEST_F(Cli, StopAndResumeFromCheckpointsEqualsOneRun) {
+  split_iris(path("train.csv"), path("test.csv"));
+  const std::string common = "train " + spec_path("iris.json") + " --data " +
+                             path("train.csv").string() + " --test-data " +
+                             path("test.csv").string() + " --quiet --json";
+  const json whole = kiln_json(common + " --out " + path("whole.kiln").string() + " --epochs 30");
+  // 12 epochs with checkpoints, then the same command with --resume and 30 epochs.
+  kiln_json(common + " --out " + path("part.kiln").string() + " --epochs 12 --checkpoint-dir " +
+            path("run").string());
+  EXPECT_TRUE(fs::exists(path("run")));
+  const json resumed =
+      kiln_json(common + " --out " + path("resumed.kiln").string() +
+                " --epochs 30 --checkpoint-dir " + path("run").string() + " --resume");
+  EXPECT_EQ(resumed["history"], whole["history"]);
+  EXPECT_EQ(resumed["test"], whole["test"]);
+  const json a = kiln_json("inspect " + path("whole.kiln").string() + " --json");
+  const json b = kiln_json("inspect " + path("resumed.kiln").string() + " --json");
+  EXPECT_EQ(a["content_hash"], b["content_hash"]);
+}
+
 TEST_F(Cli, NonFiniteLossExitsWithFive) {
   // A learning rate of 1e6 with SGD on unscaled data diverges to inf/NaN.
   write(path("spec.json"), R"({"layers": [{"type": "dense", "units": "auto"}],
