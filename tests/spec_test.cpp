@@ -122,6 +122,10 @@ TEST(Spec, ErrorsNameTheSourceAndTheJsonPath) {
             "bad.json: task.class_weights: a binary task takes 2 weights, got 3");
   EXPECT_EQ(error_of(R"({"layers": [{"type": "dense", "units": 2}], "training": {"epochs": 2.5}})"),
             "bad.json: training.epochs: expected a positive integer, got 2.5");
+  EXPECT_EQ(error_of(R"({"layers": [{"type": "dense", "units": 2}],
+                         "training": {"early_stopping": {"patience": 3}}})"),
+            "bad.json: training.early_stopping.monitor: 'val_loss' is a validation metric: set "
+            "training.validation_split > 0");
   EXPECT_EQ(error_of("{}"),
             "bad.json: a spec needs \"layers\" (a layer list) or \"graph\" (nodes)");
   // JSON syntax errors give the line and column.

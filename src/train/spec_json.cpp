@@ -403,6 +403,15 @@ void read_training(const json& j, const std::string& path, const std::string& so
   }
   r.strings("metrics", t.metrics);
   r.finish();
+  // Validation metrics need validation rows.
+  auto needs_validation = [&](const std::string& monitor, const std::string& at) {
+    if (monitor.rfind("val_", 0) == 0 && t.validation_split == 0.0)
+      r.fail(at, "'" + monitor + "' is a validation metric: set training.validation_split > 0");
+  };
+  if (t.early_stopping.enabled)
+    needs_validation(t.early_stopping.monitor, r.at("early_stopping.monitor"));
+  if (t.schedule.type == "reduce_on_plateau")
+    needs_validation(t.schedule.monitor, r.at("lr_schedule.monitor"));
 }
 
 json write_training(const TrainingSpec& t) {
