@@ -316,6 +316,19 @@ TEST(CsvSchemaTest, NumericClassesAndRegressionThroughTheSchema) {
   EXPECT_EQ(r["target"].shape(), Shape({1, 1}));
 }
 
+TEST(CsvSchemaTest, TextThatIsNotUtf8RoundTrips) {
+  TempDir dir;
+  // Latin-1 "caf\xe9" and a stray continuation byte: kept as bytes, written as hex in JSON.
+  const auto [data, schema] = read_csv(
+      dir.write("latin1.csv", "x,drink,y\n1,caf\xe9,0\n2,tea,1\n3,\x80x,0\n"), {.target = "y"});
+  EXPECT_EQ(schema.features[1].categories, (std::vector<std::string>{"caf\xe9", "tea", "\x80x"}));
+  const std::string json = schema.to_json();
+  EXPECT_NE(json.find("{\"hex\":\"636166e9\"}"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"tea\""), std::string::npos);
+  EXPECT_EQ(CsvSchema::from_json(json), schema);
+  EXPECT_THROW(CsvSchema::from_json(std::string(json).replace(json.find("636166e9"), 8, "63616")), FormatError);
+}
+
 TEST(CsvSchemaTest, MalformedJsonIsAFormatError) {
   TempDir dir;
   const auto [data, schema] =

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <numeric>
 #include <set>
+#include <thread>
 
 #include "kiln/data/loader.hpp"
 
@@ -149,10 +151,15 @@ TEST(LoaderTest, ResetAndSetEpochMidPassDiscardThePrefetchedBatch) {
 
 TEST(LoaderTest, TransformSeesEpochAndIndexAndRunsInTheBackground) {
   const Dataset d = numbered(20);
-  std::atomic<int> calls{0};
+  std::mutex mutex;
+  std::set<std::pair<std::int64_t, std::int64_t>> calls;
+  const auto caller = std::this_thread::get_id();
+  bool on_caller_thread = false;
   Loader loader(
       d, {.batch_size = 6, .transform = [&](Batch& b, std::int64_t epoch, std::int64_t index) {
-            ++calls;
+            std::lock_guard lock(mutex);
+            calls.emplace(epoch, index);
+            on_caller_thread |= index > 0 && std::this_thread::get_id() == caller;
             b.emplace_back(
                 "tag", Tensor::full({b[0].second.dim(0)}, static_cast<double>(100 * epoch + index),
                                     DType::i32));
@@ -165,7 +172,32 @@ TEST(LoaderTest, TransformSeesEpochAndIndexAndRunsInTheBackground) {
     ++index;
   }
   EXPECT_EQ(index, 4);
-  EXPECT_EQ(calls.load(), 4);
+  std::lock_guard lock(mutex);
+  for (std::int64_t i = 0; i < 4; ++i) EXPECT_TRUE(calls.count({3, i}));
+  // Beyond those, at most the first batch of epoch 4, assembled ahead.
+  calls.erase({4, 0});
+  EXPECT_EQ(calls.size(), 4u);
+  EXPECT_FALSE(on_caller_thread);
+}
+
+TEST(LoaderTest, TheNextEpochsFirstBatchIsAssembledAhead) {
+  const Dataset d = numbered(30);
+  std::atomic<int> caller_calls{0};
+  const auto caller = std::this_thread::get_id();
+  Loader loader(d, {.batch_size = 10,
+                    .shuffle = true,
+                    .seed = 4,
+                    .transform = [&](Batch&, std::int64_t, std::int64_t) {
+                      if (std::this_thread::get_id() == caller) ++caller_calls;
+                    }});
+  Loader reference(d, {.batch_size = 10, .shuffle = true, .seed = 4, .prefetch = false});
+  for (std::int64_t e = 0; e < 5; ++e) {
+    loader.set_epoch(e);
+    reference.set_epoch(e);
+    EXPECT_EQ(pass(loader), pass(reference));
+  }
+  // Only the very first batch was assembled on the caller's thread.
+  EXPECT_EQ(caller_calls.load(), 1);
 }
 
 TEST(LoaderTest, ErrorOfABackgroundBatchIsRethrownByNext) {

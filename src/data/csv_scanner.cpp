@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <sys/stat.h>
+
 #include "kiln/core/error.hpp"
 
 namespace kiln::data {
@@ -10,6 +12,8 @@ namespace kiln::data {
 FileSource::FileSource(const std::string& path) : path_(path) {
   file_ = std::fopen(path.c_str(), "rb");
   if (!file_) throw IoError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(::fileno(file_), &st) == 0 && S_ISREG(st.st_mode)) size_ = static_cast<std::size_t>(st.st_size);
 }
 
 FileSource::~FileSource() {
@@ -31,23 +35,29 @@ std::size_t MemorySource::read(char* dst, std::size_t n) {
 }
 
 CsvScanner::CsvScanner(ByteSource& source, char delimiter)
-    : source_(source), delimiter_(delimiter), buffer_(block_size) {
-  unescaped_.reserve(buffer_.size());
+    : source_(source), delimiter_(delimiter) {
+  const std::size_t hint = source.size_hint();
+  capacity_ = hint > 0 && hint < block_size ? hint + 1 : block_size;
+  buffer_.reset(new char[capacity_]);
+  unescaped_.reserve(capacity_);
 }
 
 // Moves the unread bytes to the front (growing the buffer when they fill it) and reads more.
 bool CsvScanner::refill() {
   if (eof_) return false;
   if (begin_ > 0) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    std::memmove(buffer_.get(), buffer_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  if (end_ == buffer_.size()) {
-    buffer_.resize(buffer_.size() * 2);
-    unescaped_.reserve(buffer_.size());
+  if (end_ == capacity_) {
+    std::unique_ptr<char[]> larger(new char[capacity_ * 2]);
+    std::memcpy(larger.get(), buffer_.get(), end_);
+    buffer_ = std::move(larger);
+    capacity_ *= 2;
+    unescaped_.reserve(capacity_);
   }
-  const std::size_t got = source_.read(buffer_.data() + end_, buffer_.size() - end_);
+  const std::size_t got = source_.read(buffer_.get() + end_, capacity_ - end_);
   if (got == 0) eof_ = true;
   end_ += got;
   return got > 0;
@@ -59,7 +69,7 @@ bool CsvScanner::next(std::vector<std::string_view>& fields) {
     if (first_) {
       while (end_ - begin_ < 3 && refill()) {
       }
-      if (end_ - begin_ >= 3 && std::memcmp(buffer_.data() + begin_, "\xEF\xBB\xBF", 3) == 0)
+      if (end_ - begin_ >= 3 && std::memcmp(buffer_.get() + begin_, "\xEF\xBB\xBF", 3) == 0)
         begin_ += 3;
       first_ = false;
       continue;
@@ -82,8 +92,8 @@ CsvScanner::Parse CsvScanner::parse_record(std::vector<std::string_view>& fields
                                            std::int64_t& newlines) {
   fields.clear();
   unescaped_.clear();
-  const char* const start = buffer_.data() + begin_;
-  const char* const end = buffer_.data() + end_;
+  const char* const start = buffer_.get() + begin_;
+  const char* const end = buffer_.get() + end_;
   const char delimiter = delimiter_;
   const char* p = start;
   for (;;) {
@@ -133,7 +143,7 @@ CsvScanner::Parse CsvScanner::parse_record(std::vector<std::string_view>& fields
         return Parse::done;
       }
       if (*p == '\n') {
-        begin_ = static_cast<std::size_t>(p + 1 - buffer_.data());
+        begin_ = static_cast<std::size_t>(p + 1 - buffer_.get());
         return Parse::done;
       }
       if (*p != delimiter)
@@ -151,7 +161,7 @@ CsvScanner::Parse CsvScanner::parse_record(std::vector<std::string_view>& fields
     if (line_end && field_end > p && field_end[-1] == '\r') --field_end;
     fields.emplace_back(p, static_cast<std::size_t>(field_end - p));
     if (line_end) {
-      begin_ = q == end ? end_ : static_cast<std::size_t>(q + 1 - buffer_.data());
+      begin_ = q == end ? end_ : static_cast<std::size_t>(q + 1 - buffer_.get());
       return fields.size() == 1 && fields[0].empty() ? Parse::blank : Parse::done;
     }
     p = q + 1;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,8 @@ class ByteSource {
   virtual ~ByteSource() = default;
   /// Up to `n` bytes into `dst`; 0 at the end. Throws IoError on a read error.
   virtual std::size_t read(char* dst, std::size_t n) = 0;
+  /// The number of bytes there are, if known (small inputs get a small buffer); 0 if not.
+  virtual std::size_t size_hint() const { return 0; }
 };
 
 class FileSource final : public ByteSource {
@@ -25,9 +28,11 @@ class FileSource final : public ByteSource {
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
   std::size_t read(char* dst, std::size_t n) override;
+  std::size_t size_hint() const override { return size_; }
 
  private:
   std::string path_;
+  std::size_t size_ = 0;
   std::FILE* file_ = nullptr;
 };
 
@@ -35,6 +40,7 @@ class MemorySource final : public ByteSource {
  public:
   explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
   std::size_t read(char* dst, std::size_t n) override;
+  std::size_t size_hint() const override { return bytes_.size(); }
 
  private:
   std::string_view bytes_;
@@ -66,7 +72,8 @@ class CsvScanner {
 
   ByteSource& source_;
   char delimiter_;
-  std::vector<char> buffer_;
+  std::unique_ptr<char[]> buffer_;  // not value-initialised: filled by reads
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;  // the unread bytes are buffer_[begin_, end_)
   std::size_t end_ = 0;
   bool eof_ = false;

@@ -40,6 +40,71 @@ const char* task_text(CsvTask task) {
 
 [[noreturn]] void bad(const std::string& what) { throw FormatError("CSV schema: " + what); }
 
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) return false;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return false;
+      code = (code << 6) | (d & 0x3F);
+    }
+    constexpr std::uint32_t smallest[] = {0, 0x80, 0x800, 0x10000};
+    if (code < smallest[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+// Text from a CSV file need not be UTF-8 (e.g. Latin-1): such strings are written as
+// {"hex": "..."} so that every byte comes back.
+json text_json(const std::string& s) {
+  if (valid_utf8(s)) return s;
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    hex += digits[c >> 4];
+    hex += digits[c & 15];
+  }
+  return json{{"hex", hex}};
+}
+
+std::string text_value(const json& v, const std::string& where) {
+  if (v.is_string()) return v.get<std::string>();
+  const auto it = v.is_object() && v.size() == 1 ? v.find("hex") : v.end();
+  if (it == v.end() || !it->is_string() || it->get_ref<const std::string&>().size() % 2 != 0)
+    bad(where + " is neither a string nor {\"hex\": \"...\"}");
+  const std::string& hex = it->get_ref<const std::string&>();
+  auto nibble = [&](char h) -> int {
+    if (h >= '0' && h <= '9') return h - '0';
+    if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+    bad(where + ": '" + std::string(1, h) + "' is not a lower-case hex digit");
+  };
+  std::string out;
+  for (std::size_t i = 0; i < hex.size(); i += 2)
+    out += static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1]));
+  return out;
+}
+
 const json& field(const json& object, const char* key, const std::string& where) {
   const auto it = object.find(key);
   if (it == object.end()) bad(where + " has no \"" + key + "\"");
@@ -47,9 +112,7 @@ const json& field(const json& object, const char* key, const std::string& where)
 }
 
 std::string text(const json& object, const char* key, const std::string& where) {
-  const json& v = field(object, key, where);
-  if (!v.is_string()) bad(where + ": \"" + key + "\" is not a string");
-  return v.get<std::string>();
+  return text_value(field(object, key, where), where + ": \"" + key + "\"");
 }
 
 std::vector<std::string> texts(const json& object, const char* key, const std::string& where) {
@@ -58,10 +121,9 @@ std::vector<std::string> texts(const json& object, const char* key, const std::s
   std::vector<std::string> out;
   std::set<std::string> seen;
   for (const json& e : v) {
-    if (!e.is_string()) bad(where + ": \"" + key + "\" holds a value that is not a string");
-    if (!seen.insert(e.get<std::string>()).second)
-      bad(where + ": \"" + key + "\" has '" + e.get<std::string>() + "' twice");
-    out.push_back(e.get<std::string>());
+    std::string t = text_value(e, where + ": a value of \"" + key + "\"");
+    if (!seen.insert(t).second) bad(where + ": \"" + key + "\" has '" + t + "' twice");
+    out.push_back(std::move(t));
   }
   return out;
 }
@@ -72,8 +134,14 @@ ColumnKind parse_kind(const std::string& s, const std::string& where) {
   bad(where + ": unknown kind '" + s + "' (numeric, categorical or image)");
 }
 
+json texts_json(const std::vector<std::string>& v) {
+  json out = json::array();
+  for (const std::string& s : v) out.push_back(text_json(s));
+  return out;
+}
+
 json column_json(const CsvColumn& c) {
-  return {{"name", c.name}, {"kind", kind_text(c.kind)}, {"categories", c.categories}};
+  return {{"name", text_json(c.name)}, {"kind", kind_text(c.kind)}, {"categories", texts_json(c.categories)}};
 }
 
 CsvColumn parse_column(const json& j, const std::string& where) {
@@ -113,7 +181,7 @@ std::string CsvSchema::to_json() const {
   j["features"] = json::array();
   for (const CsvColumn& c : features) j["features"].push_back(column_json(c));
   j["target"] = column_json(target);
-  j["labels"] = labels;
+  j["labels"] = texts_json(labels);
   j["image_shape"] = image_shape;
   return j.dump();
 }

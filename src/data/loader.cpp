@@ -11,13 +11,16 @@
 namespace kiln::data {
 namespace {
 
-// Identifies one batch of one pass: a new pass (set_epoch, reset, the end of an epoch)
-// takes a new generation, so a batch prefetched for an old pass is never handed out.
+// A batch is a function of (epoch, index) only (the order is seeded by the epoch), so a
+// batch assembled ahead stays valid whatever the caller did since: set_epoch, reset or a
+// new pass just ask for another key.
 struct BatchKey {
-  std::uint64_t generation = 0;
+  std::int64_t epoch = -1;
   std::int64_t index = -1;
   friend bool operator==(const BatchKey&, const BatchKey&) = default;
 };
+
+using Order = std::shared_ptr<const std::vector<std::int64_t>>;
 
 }  // namespace
 
@@ -27,22 +30,22 @@ struct Loader::Impl {
   std::int64_t epoch = 0;
   std::int64_t cursor = 0;  // the next batch of the pass
   bool ended = false;       // the last next() returned nullopt: the next one restarts
-  std::uint64_t generation = 0;
-  std::shared_ptr<const std::vector<std::int64_t>> order;  // of `epoch`, made on demand
+  Order order;              // of `epoch`, made on demand
 
-  // The background thread and what it shares with the caller (under `mutex`).
+  // The background thread and what it shares with the caller (under `mutex`): one job at a
+  // time, its result kept until the caller asks for it (or for another batch).
   std::thread worker;
   std::mutex mutex;
   std::condition_variable wake_worker;
   std::condition_variable batch_ready;
   bool stop = false;
-  bool busy = false;            // the worker is assembling a batch
-  std::optional<BatchKey> job;  // posted, not yet taken by the worker
-  std::shared_ptr<const std::vector<std::int64_t>> job_order;
-  std::int64_t job_epoch = 0;
+  bool busy = false;             // the worker is assembling a batch
+  std::optional<BatchKey> job;   // posted, not yet taken by the worker
+  Order job_order;               // null: the worker makes it
   BatchKey requested;            // the last batch posted
-  std::optional<BatchKey> done;  // the worker's last result, and the result itself
+  std::optional<BatchKey> done;  // the worker's last result
   Batch done_batch;
+  Order done_order;
   std::exception_ptr done_error;
 
   Impl(const Dataset& d, LoaderOptions o) : dataset(d), options(std::move(o)) {}
@@ -74,12 +77,12 @@ struct Loader::Impl {
     return seeded_permutation(dataset.size(), rng);
   }
 
-  Batch assemble(const std::vector<std::int64_t>& rows, std::int64_t e, std::int64_t index) const {
-    const std::int64_t begin = index * options.batch_size;
+  Batch assemble(const std::vector<std::int64_t>& rows, BatchKey key) const {
+    const std::int64_t begin = key.index * options.batch_size;
     const std::int64_t end = std::min(begin + options.batch_size, dataset.size());
     Batch batch = dataset.gather(std::span<const std::int64_t>(rows).subspan(
         static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)));
-    if (options.transform) options.transform(batch, e, index);
+    if (options.transform) options.transform(batch, key.epoch, key.index);
     return batch;
   }
 
@@ -91,13 +94,13 @@ struct Loader::Impl {
       const BatchKey key = *job;
       job.reset();
       busy = true;
-      auto rows = std::move(job_order);
-      const std::int64_t e = job_epoch;
+      Order rows = std::move(job_order);
       lock.unlock();
       Batch batch;
       std::exception_ptr error;
       try {
-        batch = assemble(*rows, e, key.index);
+        if (!rows) rows = std::make_shared<const std::vector<std::int64_t>>(make_order(key.epoch));
+        batch = assemble(*rows, key);
       } catch (...) {
         error = std::current_exception();
       }
@@ -105,17 +108,17 @@ struct Loader::Impl {
       busy = false;
       done = key;
       done_batch = std::move(batch);
+      done_order = std::move(rows);
       done_error = error;
       batch_ready.notify_all();
     }
   }
 
-  void post(BatchKey key) {
+  void post(BatchKey key, Order rows) {
     {
       std::lock_guard lock(mutex);
       job = key;
-      job_order = order;
-      job_epoch = epoch;
+      job_order = std::move(rows);
       requested = key;
     }
     if (!worker.joinable()) worker = std::thread([this] { run_worker(); });
@@ -130,21 +133,19 @@ struct Loader::Impl {
         batch_ready.wait(lock, [&] { return done == key; });
         done.reset();
         requested = {};
+        if (done_order && key.epoch == epoch && !order) order = std::move(done_order);
+        done_order.reset();
         if (done_error) std::rethrow_exception(std::exchange(done_error, nullptr));
         return std::move(done_batch);
       }
-      // A batch of an earlier pass may still be in the works: let it finish, so the
-      // transform never runs on two threads at once.
+      // Another batch may be in the works: let it finish, so the transform never runs on
+      // two threads at once.
       job.reset();
+      requested = {};
       batch_ready.wait(lock, [&] { return !busy; });
     }
-    return assemble(*order, epoch, key.index);
-  }
-
-  void new_pass(std::int64_t first_batch) {
-    cursor = first_batch;
-    ended = false;
-    ++generation;
+    if (!order) order = std::make_shared<const std::vector<std::int64_t>>(make_order(epoch));
+    return assemble(*order, key);
   }
 };
 
@@ -165,7 +166,8 @@ void Loader::set_epoch(std::int64_t epoch, std::int64_t first_batch) {
                      " outside [0, " + std::to_string(batches()) + "]");
   if (epoch != impl_->epoch) impl_->order.reset();
   impl_->epoch = epoch;
-  impl_->new_pass(first_batch);
+  impl_->cursor = first_batch;
+  impl_->ended = false;
 }
 
 std::int64_t Loader::epoch() const { return impl_->epoch; }
@@ -177,19 +179,32 @@ std::vector<std::int64_t> Loader::order(std::int64_t epoch) const {
 
 std::optional<Batch> Loader::next() {
   Impl& s = *impl_;
-  if (s.ended) s.new_pass(0);
-  if (s.cursor >= s.batches()) {
+  if (s.ended) {
+    s.cursor = 0;
+    s.ended = false;
+  }
+  const std::int64_t count = s.batches();
+  if (s.cursor >= count) {
     s.ended = true;
     return std::nullopt;
   }
-  if (!s.order) s.order = std::make_shared<const std::vector<std::int64_t>>(s.make_order(s.epoch));
-  Batch batch = s.obtain({s.generation, s.cursor});
+  Batch batch = s.obtain({s.epoch, s.cursor});
   ++s.cursor;
-  if (s.options.prefetch && s.cursor < s.batches()) s.post({s.generation, s.cursor});
+  if (s.options.prefetch) {
+    // The next batch of this epoch, or after the last one the first of the next epoch
+    // (what a loop calling set_epoch(epoch + 1) asks for next).
+    if (s.cursor < count)
+      s.post({s.epoch, s.cursor}, s.order);
+    else
+      s.post({s.epoch + 1, 0}, nullptr);
+  }
   return batch;
 }
 
-void Loader::reset() { impl_->new_pass(0); }
+void Loader::reset() {
+  impl_->cursor = 0;
+  impl_->ended = false;
+}
 
 Loader::Iterator::Iterator(Loader* loader) : loader_(loader) { ++*this; }
 

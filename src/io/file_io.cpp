@@ -1,10 +1,19 @@
 // read_file and write_file_atomically (POSIX: temp file, fsync, rename, fsync of the folder).
+//
+// Temp files are "<file>.tmp.<pid>.<n>". A process killed mid-save leaves its temp file
+// behind; every save first removes those of the same target whose process is gone (kill(pid, 0)
+// fails with ESRCH), so at most the temp files of live writers and of the latest killed one
+// exist. (A writer in another PID namespace sharing the folder looks dead from here: do not
+// let processes of different containers save the same file.)
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -48,6 +57,48 @@ std::string folder_of(const std::string& path) {
   return path.substr(0, slash);
 }
 
+std::string base_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The pid of a temp file name "<base>.tmp.<pid>.<n>" of this target, or -1.
+long temp_file_pid(const char* name, const std::string& base) {
+  const std::string prefix = base + ".tmp.";
+  if (std::strncmp(name, prefix.c_str(), prefix.size()) != 0) return -1;
+  const char* p = name + prefix.size();
+  long pid = 0;
+  int digits = 0;
+  for (; *p >= '0' && *p <= '9'; ++p, ++digits) {
+    if (digits == 10) return -1;
+    pid = pid * 10 + (*p - '0');
+  }
+  if (digits == 0 || *p != '.' || pid <= 0 || pid > INT_MAX) return -1;
+  ++p;
+  digits = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) ++digits;
+  return digits > 0 && digits <= 20 && *p == '\0' ? pid : -1;
+}
+
+// Removes temp files of `path` left by processes that no longer exist. Best effort: errors
+// (an unreadable folder, a file removed meanwhile) are ignored.
+void remove_stale_temp_files(const std::string& path) {
+  const std::string folder = folder_of(path), base = base_of(path);
+  DIR* dir = ::opendir(folder.c_str());
+  if (dir == nullptr) return;
+  const long self = static_cast<long>(::getpid());
+  while (const dirent* e = ::readdir(dir)) {
+    const long pid = temp_file_pid(e->d_name, base);
+    if (pid <= 0 || pid == self) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or unsure
+    std::string stale = folder;
+    stale += '/';
+    stale += e->d_name;
+    ::unlink(stale.c_str());
+  }
+  ::closedir(dir);
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
@@ -69,6 +120,9 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
 }
 
 void write_file_atomically(const std::string& path, std::span<const std::uint8_t> bytes) {
+  // First, so that a writer killed before it completes any save still cleans up after the
+  // one killed before it, and the space is free before this save needs it.
+  remove_stale_temp_files(path);
   static std::atomic<unsigned> counter{0};
   std::string temp = path;
   temp += ".tmp.";

@@ -37,8 +37,9 @@ KILN_INTERNAL_API ModelData decode_model(std::span<const std::uint8_t> bytes,
 /// Reads a whole file with a size check; throws IoError naming it.
 KILN_INTERNAL_API std::vector<std::uint8_t> read_file(const std::string& path);
 
-/// Writes bytes to path atomically (temp file in the same folder, fsync, rename, fsync of
-/// the folder); throws IoError naming the file.
+/// Writes bytes to path atomically (temp file "<path>.tmp.<pid>.<n>" in the same folder,
+/// fsync, rename, fsync of the folder); throws IoError naming the file. First removes the temp
+/// files of `path` whose process no longer exists (saves killed mid-way).
 KILN_INTERNAL_API void write_file_atomically(const std::string& path,
                                              std::span<const std::uint8_t> bytes);
 

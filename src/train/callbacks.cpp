@@ -133,6 +133,17 @@ class ScheduleCallback : public Callback {
   }
   std::string kind() const override { return "lr_schedule"; }
   void on_epoch_begin(Trainer&, std::int64_t epoch) override { s_->set_epoch(epoch); }
+  // The base LR is saved to catch a schedule made after Trainer::resume, whose base would
+  // be the restored (scheduled) LR instead of the original one.
+  CallbackState state() const override { return {{"base_lr", f64_tensor(s_->base_lr())}}; }
+  void load_state(const CallbackState& s) override {
+    const double saved = f64_entry(s, "base_lr", "lr_schedule");
+    if (saved != s_->base_lr())
+      throw ValueError("lr_schedule: the schedule's base LR is " + std::to_string(s_->base_lr()) +
+                       " but the checkpoint's run used " + std::to_string(saved) +
+                       " (make the schedule before Trainer::resume, which restores the "
+                       "optimizer's scheduled LR)");
+  }
 
  private:
   std::shared_ptr<optim::LrSchedule> s_;

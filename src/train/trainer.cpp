@@ -27,22 +27,6 @@ std::string dataset_label(const data::Dataset& d) {
   return d.info().source.empty() ? std::string("the dataset") : "dataset '" + d.info().source + "'";
 }
 
-// The first non-finite element of a float tensor, or -1.
-template <class T>
-std::int64_t first_non_finite(const Tensor& t) {
-  const Tensor c = t.contiguous();
-  const T* p = c.data<T>();
-  for (std::int64_t i = 0; i < c.numel(); ++i)
-    if (!std::isfinite(p[i])) return i;
-  return -1;
-}
-
-std::int64_t first_non_finite(const Tensor& t) {
-  if (t.dtype() == DType::f32) return first_non_finite<float>(t);
-  if (t.dtype() == DType::f64) return first_non_finite<double>(t);
-  return -1;
-}
-
 void check_positive(std::int64_t v, const char* what) {
   if (v < 1)
     throw ValueError(std::string("Trainer: ") + what + " must be at least 1, got " +
@@ -140,12 +124,25 @@ Trainer::Trainer(Graph& graph, TrainerOptions options) : impl_(std::make_unique<
     throw ValueError("Trainer: predictions '" + options.predictions.name() +
                      "' belong to another graph");
   if (!options.optimizer) throw ValueError("Trainer: no optimizer (TrainerOptions::optimizer)");
+  for (const std::string& metric : options.metrics) {
+    // An unknown name fails now rather than after the first epoch (a probe whose other
+    // errors, such as shapes that do not suit the metric, say nothing about the name).
+    try {
+      (void)metrics::compute(metric, Tensor::from<float>({0.3f, 0.7f, 0.6f, 0.4f}, Shape({2, 2})),
+                             Tensor::from<std::int32_t>({1, 0}, Shape({2})));
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("unknown metric") != std::string::npos)
+        throw ValueError(std::string("Trainer: ") + e.what());
+    }
+  }
   m.graph = &graph;
   m.options = std::move(options);
   TrainStepOptions so;
   so.parameters = optimizer_parameters(graph, *m.options.optimizer);
   if (!m.options.metrics.empty()) so.outputs = {m.options.predictions};
   so.backend = m.options.backend;
+  so.check_finite = m.options.check_finite || m.options.detect_anomaly;
+  so.detect_anomaly = m.options.detect_anomaly;
   m.step = std::make_unique<TrainStep>(m.options.loss, so);
   m.loss_inputs = needed_inputs(graph, {m.options.loss});
   m.prediction_inputs = needed_inputs(graph, {m.options.predictions});
@@ -171,6 +168,20 @@ std::string target_name(const TrainerOptions& o, const data::Dataset& d) {
   return o.target.empty() ? d.info().target : o.target;
 }
 
+void check_target(const TrainerOptions& o, const data::Dataset& d, const std::string& target,
+                  const char* where) {
+  if (o.metrics.empty() || d.contains(target)) return;
+  const std::string has = internal::quoted_list(names_of(d.tensors()));
+  if (target.empty())
+    throw NameError(std::string("Trainer.") + where + ": the metrics need a target tensor, and " +
+                    dataset_label(d) +
+                    " names none (set TrainerOptions::target or the "
+                    "dataset's info().target; it has " +
+                    has + ")");
+  throw NameError(std::string("Trainer.") + where + ": the metrics need target '" + target +
+                  "', which " + dataset_label(d) + " lacks (it has " + has + ")");
+}
+
 // Metrics of concatenated predictions against targets, under `prefix`.
 void add_metrics(Logs& logs, const std::vector<std::string>& names, const Tensor& predictions,
                  const Tensor& targets, const std::string& prefix) {
@@ -184,12 +195,9 @@ Logs Trainer::evaluate(const data::Dataset& data, std::int64_t batch_size) {
   Impl& m = *impl_;
   check_positive(batch_size, "evaluate's batch_size");
   if (data.empty()) throw ValueError("Trainer.evaluate: " + dataset_label(data) + " has no rows");
-  const std::string target = target_name(m.options, data);
-  if (!m.options.metrics.empty() && !data.contains(target))
-    throw NameError("Trainer.evaluate: the metrics need target '" + target + "', which " +
-                    dataset_label(data) + " lacks (it has " +
-                    internal::quoted_list(names_of(data.tensors())) + ")");
   (void)feeds_for(data.tensors(), m.loss_inputs, "evaluate", dataset_label(data));
+  const std::string target = target_name(m.options, data);
+  check_target(m.options, data, target, "evaluate");
   if (!m.eval_exe)
     m.eval_exe = std::make_unique<Executable>(
         *m.graph, std::vector<Value>{m.options.loss, m.options.predictions},
@@ -249,18 +257,17 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
   (void)feeds_for(train.tensors(), m.loss_inputs, "fit", dataset_label(train));
   const std::string target = target_name(m.options, train);
   const bool with_metrics = !m.options.metrics.empty();
-  if (with_metrics && !train.contains(target))
-    throw NameError("Trainer.fit: the metrics need target '" + target + "', which " +
-                    dataset_label(train) + " lacks (it has " +
-                    internal::quoted_list(names_of(train.tensors())) + ")");
+  check_target(m.options, train, target, "fit");
 
   // The validation split: seeded, stratified for an integer target.
   data::Dataset train_part, val_part;
   const data::Dataset* fit_set = &train;
   const data::Dataset* val_set = fo.validation;
   if (fo.validation_split > 0.0) {
-    const bool stratify =
-        train.contains(train.info().target) && !is_floating(train[train.info().target].dtype());
+    // data::split stratifies by info().target: only when that is the metrics' target.
+    const std::string& info_target = train.info().target;
+    const bool stratify = train.contains(info_target) && target == info_target &&
+                          !is_floating(train[info_target].dtype());
     std::tie(train_part, val_part) = data::split(
         train, {.test_fraction = fo.validation_split, .seed = fo.seed, .stratify = stratify});
     fit_set = &train_part;
@@ -332,23 +339,19 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
           buffer_backup.clear();
           for (const Value& b : buffers) buffer_backup.push_back(m.graph->tensor(b).clone());
         }
-        const double loss = m.step->run(feeds);
-        auto grads = m.step->gradients();
-        if (m.options.check_finite) {
-          std::string bad;
-          if (!std::isfinite(loss)) bad = "the loss is " + std::to_string(loss);
-          for (std::size_t i = 0; bad.empty() && i < grads.size(); ++i)
-            if (const auto at = first_non_finite(grads[i]); at >= 0)
-              bad = "the gradient of '" + m.step->parameter_values()[i].name() + "' holds " +
-                    std::to_string(grads[i].at(at)) + " at element " + std::to_string(at);
-          if (!bad.empty()) {
-            for (std::size_t i = 0; i < buffer_backup.size(); ++i)
-              m.graph->tensor(buffers[i]).copy_from(buffer_backup[i]);
-            throw ValueError("Trainer.fit: step " + std::to_string(step) + " (epoch " +
-                             std::to_string(epoch) + ", batch " + std::to_string(m.position.batch) +
-                             "): " + bad + "; the weights are those before the step");
-          }
+        double loss = 0.0;
+        try {
+          loss = m.step->run(feeds);
+        } catch (const NonFiniteError& e) {
+          // Batch norm's running statistics changed in the forward pass: put them back too.
+          for (std::size_t i = 0; i < buffer_backup.size(); ++i)
+            m.graph->tensor(buffers[i]).copy_from(buffer_backup[i]);
+          throw NonFiniteError("Trainer.fit: step " + std::to_string(step) + " (epoch " +
+                               std::to_string(epoch) + ", batch " +
+                               std::to_string(m.position.batch) +
+                               "; the weights are those before it): " + e.what());
         }
+        auto grads = m.step->gradients();
         for (const auto& cb : m.callbacks) cb->on_gradients(*this, grads);
         opt.step(grads);
         const std::int64_t rows = batch->front().second.dim(0);

@@ -207,21 +207,6 @@ std::vector<std::uint8_t> Trainer::Impl::model_bytes() const {
   if (so.inputs.empty())
     for (const std::string& name : prediction_inputs) so.inputs.push_back(graph->find(name));
   if (so.outputs.empty()) so.outputs = {options.predictions};
-  for (const Node& n : graph->nodes()) {
-    if (n.op != Op::parameter) continue;
-    std::int64_t at = -1;
-    const Tensor c = n.value.contiguous();
-    if (c.dtype() == DType::f32) {
-      for (std::int64_t i = 0; at < 0 && i < c.numel(); ++i)
-        if (!std::isfinite(c.data<float>()[i])) at = i;
-    } else if (c.dtype() == DType::f64) {
-      for (std::int64_t i = 0; at < 0 && i < c.numel(); ++i)
-        if (!std::isfinite(c.data<double>()[i])) at = i;
-    }
-    if (at >= 0)
-      throw ValueError("Trainer: parameter '" + n.name + "' holds " + std::to_string(c.at(at)) +
-                       " at element " + std::to_string(at) + "; the model is not saved");
-  }
   return serialize_model(*graph, so);
 }
 

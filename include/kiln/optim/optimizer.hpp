@@ -1,5 +1,7 @@
 // Optimizers that update parameter tensors in place: SGD (momentum, Nesterov), Adam, AdamW
-// and RMSprop with PyTorch's semantics; gradient clipping by global norm; LR schedules.
+// and RMSprop with PyTorch's semantics; gradient clipping by global norm; LR schedules
+// (step, multi-step, exponential, cosine, linear / warm-up, polynomial, sequential, and
+// reduce-on-plateau).
 //
 //   kiln::optim::Adam opt(kiln::nn::named_parameters(g), {.lr = 1e-3});
 //   for (...) { auto out = exe.run_views(feeds); opt.step(out.subspan(1)); }
@@ -15,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -94,6 +97,8 @@ class KILN_API Optimizer {
   std::string kind_;
   std::vector<std::string> slot_names_;
   std::vector<std::vector<Tensor>> slots_;  // [slot][param]
+  double schedule_base_lr_ = -1.0;          // set by the first LrSchedule (torch's initial_lr)
+  friend class LrSchedule;
 };
 
 struct SGDOptions {
@@ -203,7 +208,12 @@ KILN_API double clip_grad_norm(std::span<const Tensor> grads, double max_norm);
 KILN_API void clip_grad_value(std::span<const Tensor> grads, double clip);
 
 /// Learning-rate schedule: computes the LR of each epoch from the optimizer's LR at
-/// construction (the base LR) and sets it. Call step() once per epoch, after training it.
+/// construction (the base LR) and sets it. Call step() once per epoch, after training it
+/// (or once per optimizer step for a step-based schedule, e.g. a warm-up: "epoch" is then
+/// the step). Closed forms, so set_epoch resumes anywhere. The base LR is the optimizer's
+/// LR when the first schedule over it was made (torch's initial_lr), so schedules chained
+/// in a SequentialLR share it; a schedule whose LR at epoch 0 is not the base (LinearLR,
+/// MultiStepLR with a milestone at 0, SequentialLR) sets it when made.
 class KILN_API LrSchedule {
  public:
   virtual ~LrSchedule();
@@ -256,6 +266,109 @@ class KILN_API CosineAnnealingLR : public LrSchedule {
  private:
   std::int64_t t_max_;
   double eta_min_;
+};
+
+/// lr = base * gamma^(number of milestones <= epoch) (torch MultiStepLR). Milestones are
+/// ascending (a repeated one counts as often as it appears), >= 0.
+class KILN_API MultiStepLR : public LrSchedule {
+ public:
+  MultiStepLR(Optimizer& optimizer, std::vector<std::int64_t> milestones, double gamma = 0.1);
+  double lr_at(std::int64_t epoch) const override;
+
+ private:
+  std::vector<std::int64_t> milestones_;
+  double gamma_;
+};
+
+/// lr = base * (start + (end - start) * min(epoch, total_iters) / total_iters) (torch
+/// LinearLR). Stepped per optimizer step it is a linear warm-up from start_factor * base
+/// to base over total_iters steps; see SequentialLR to continue with another schedule.
+class KILN_API LinearLR : public LrSchedule {
+ public:
+  LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3, double end_factor = 1.0,
+           std::int64_t total_iters = 5);
+  double lr_at(std::int64_t epoch) const override;
+
+ private:
+  double start_, end_;
+  std::int64_t total_;
+};
+
+/// lr = base * (1 - min(epoch, total_iters) / total_iters)^power (torch PolynomialLR).
+class KILN_API PolynomialLR : public LrSchedule {
+ public:
+  PolynomialLR(Optimizer& optimizer, std::int64_t total_iters = 5, double power = 1.0);
+  double lr_at(std::int64_t epoch) const override;
+
+ private:
+  std::int64_t total_;
+  double power_;
+};
+
+/// Schedules one after another (torch SequentialLR): before milestones[0] the first one;
+/// from milestones[k - 1] on, schedule k counted from 0 at its milestone. All must be made
+/// over the same optimizer, before the first step; n schedules need n - 1 ascending
+/// milestones (> 0). A linear warm-up then cosine decay, stepped per optimizer step:
+///
+///   kiln::optim::SequentialLR lr(opt, {std::make_shared<kiln::optim::LinearLR>(opt, 0.01, 1.0,
+///   500),
+///                                      std::make_shared<kiln::optim::CosineAnnealingLR>(opt,
+///                                      9500)},
+///                                {500});
+class KILN_API SequentialLR : public LrSchedule {
+ public:
+  SequentialLR(Optimizer& optimizer, std::vector<std::shared_ptr<LrSchedule>> schedules,
+               std::vector<std::int64_t> milestones);
+  double lr_at(std::int64_t epoch) const override;
+
+ private:
+  std::vector<std::shared_ptr<LrSchedule>> schedules_;
+  std::vector<std::int64_t> milestones_;
+};
+
+struct ReduceLROnPlateauOptions {
+  enum class Mode { min, max };
+  enum class ThresholdMode { rel, abs };
+  /// min: a lower metric is better (a loss); max: a higher one (an accuracy).
+  Mode mode = Mode::min;
+  /// New LR = max(LR * factor, min_lr); factor in [0, 1).
+  double factor = 0.1;
+  /// Epochs without improvement tolerated; the LR drops on the (patience + 1)-th.
+  std::int64_t patience = 10;
+  /// Improvement needed: rel: better than best * (1 -/+ threshold); abs: best -/+ threshold.
+  double threshold = 1e-4;
+  ThresholdMode threshold_mode = ThresholdMode::rel;
+  /// Epochs after a reduction during which bad epochs are not counted.
+  std::int64_t cooldown = 0;
+  double min_lr = 0.0;
+  /// A reduction smaller than this is skipped.
+  double eps = 1e-8;
+};
+
+/// Lowers the optimizer's LR when a metric stops improving (torch ReduceLROnPlateau): call
+/// step(metric) once per epoch with e.g. the validation loss. A NaN metric counts as no
+/// improvement. state() / set_state() save and restore its counters (the LR itself is part
+/// of the optimizer's state).
+class KILN_API ReduceLROnPlateau {
+ public:
+  explicit ReduceLROnPlateau(Optimizer& optimizer, ReduceLROnPlateauOptions options = {});
+  /// Records one epoch's metric; returns true when it lowered the LR.
+  bool step(double metric);
+
+  struct State {
+    double best = 0;                    ///< best metric so far (+-inf before the first)
+    std::int64_t bad_epochs = 0;        ///< epochs since the best, outside cooldowns
+    std::int64_t cooldown_counter = 0;  ///< epochs of cooldown left
+    std::int64_t epoch = 0;             ///< steps taken
+  };
+  State state() const { return state_; }
+  void set_state(const State& state);
+
+ private:
+  bool better(double metric) const;
+  Optimizer* optimizer_;
+  ReduceLROnPlateauOptions options_;
+  State state_;
 };
 
 }  // namespace kiln::optim

@@ -53,7 +53,9 @@ KILN_API std::shared_ptr<Callback> early_stopping(const EarlyStoppingOptions& op
 KILN_API std::shared_ptr<Callback> lr_schedule(std::shared_ptr<optim::LrSchedule> schedule);
 
 /// Linear warm-up over the first `steps` optimizer steps: step s (< steps) uses
-/// lr * (start_factor + (1 - start_factor) * s / steps), where lr is the LR in effect.
+/// lr * (start_factor + (1 - start_factor) * s / steps), where lr is the LR in effect
+/// (list it after an lr_schedule so that it scales the scheduled LR). Between steps the
+/// optimizer holds the unscaled LR.
 KILN_API std::shared_ptr<Callback> linear_warmup(std::int64_t steps, double start_factor = 0.0);
 
 struct ReduceOnPlateauOptions {
@@ -81,7 +83,7 @@ KILN_API std::shared_ptr<Callback> clip_grad_value(double clip);
 
 struct CheckpointOptions {
   /// Folder of the checkpoint/model pairs (see Trainer::save_checkpoint).
-  std::string dir;
+  std::string dir = {};
   /// Save after every N optimizer steps / epochs (0: never).
   std::int64_t every_steps = 0;
   std::int64_t every_epochs = 1;
@@ -93,13 +95,13 @@ KILN_API std::shared_ptr<Callback> checkpoint(const CheckpointOptions& options);
 
 /// A callback from functions; unset ones do nothing.
 struct LambdaHooks {
-  std::function<void(Trainer&)> on_fit_begin;
-  std::function<void(Trainer&, std::int64_t)> on_epoch_begin;
-  std::function<void(Trainer&, std::int64_t)> on_step_begin;
-  std::function<void(Trainer&, std::span<const Tensor>)> on_gradients;
-  std::function<void(Trainer&, std::int64_t, const Logs&)> on_step_end;
-  std::function<void(Trainer&, std::int64_t, Logs&)> on_epoch_end;
-  std::function<void(Trainer&, bool)> on_fit_end;
+  std::function<void(Trainer&)> on_fit_begin = {};
+  std::function<void(Trainer&, std::int64_t)> on_epoch_begin = {};
+  std::function<void(Trainer&, std::int64_t)> on_step_begin = {};
+  std::function<void(Trainer&, std::span<const Tensor>)> on_gradients = {};
+  std::function<void(Trainer&, std::int64_t, const Logs&)> on_step_end = {};
+  std::function<void(Trainer&, std::int64_t, Logs&)> on_epoch_end = {};
+  std::function<void(Trainer&, bool)> on_fit_end = {};
 };
 KILN_API std::shared_ptr<Callback> lambda_callback(LambdaHooks hooks);
 

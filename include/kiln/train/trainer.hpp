@@ -102,10 +102,10 @@ class KILN_API Callback {
 
 struct TrainerOptions {
   /// The scalar loss; graph inputs it needs are fed from dataset tensors of the same name.
-  Value loss;
+  Value loss = {};
   /// What predict() returns and metrics are computed from (logits, probabilities or a
   /// regression output).
-  Value predictions;
+  Value predictions = {};
   /// Updates the parameters (made from nn::named_parameters(graph)); not owned.
   optim::Optimizer* optimizer = nullptr;
   /// Metric names (see kiln::metrics::compute) reported by fit() and evaluate().
@@ -118,6 +118,9 @@ struct TrainerOptions {
   /// Stop with NonFiniteError when a step's loss or gradients are NaN or infinite (before
   /// the optimizer step). Off: the step is taken anyway.
   bool check_finite = true;
+  /// On a non-finite loss or gradient, name the op and layer that first produced it
+  /// (TrainStepOptions::detect_anomaly; slow, for debugging).
+  bool detect_anomaly = false;
   /// How save_checkpoint() / save_model() write the model file: inputs (default: the graph
   /// inputs the predictions need), outputs (default: the predictions), metadata and
   /// sections. The creation time can be fixed here for byte-identical files.
@@ -150,7 +153,7 @@ struct FitOptions {
 
 struct History {
   /// One entry per finished epoch (including those before a resume).
-  std::vector<Logs> epochs;
+  std::vector<Logs> epochs = {};
   /// The values of one key over the epochs (NaN where an epoch lacks it).
   std::vector<double> values(const std::string& key) const;
 };
@@ -164,8 +167,8 @@ struct TrainerPosition {
 
 /// One checkpoint/model pair written by Trainer::save_checkpoint.
 struct CheckpointPair {
-  std::string checkpoint;  ///< ".../ckpt-<step>.kiln"
-  std::string model;       ///< ".../model-<step>.kiln"
+  std::string checkpoint = {};  ///< ".../ckpt-<step>.kiln"
+  std::string model = {};       ///< ".../model-<step>.kiln"
   std::int64_t step = 0;
 };
 
@@ -174,9 +177,10 @@ struct CheckpointPairOptions {
   std::int64_t keep_last = 3;
 };
 
-/// The newest pair in `dir` whose checkpoint loads as a file and whose model file exists
-/// with the SHA-256 the checkpoint records (older pairs are tried when a newer one is
-/// incomplete, e.g. after a crash mid-save); nullopt if there is none.
+/// The newest pair in `dir` whose checkpoint and model files are complete (their
+/// envelopes and checksums hold); older pairs are tried when a newer one is not (e.g. after
+/// a crash mid-save). nullopt if there is none. (Trainer::resume also checks that the model
+/// file is the one saved with the checkpoint.)
 KILN_API std::optional<CheckpointPair> latest_checkpoint(const std::string& dir);
 
 class KILN_API Trainer {
@@ -204,7 +208,7 @@ class KILN_API Trainer {
 
   /// Writes the model file and the checkpoint of the current step as one pair into `dir`
   /// (created if missing), removes pairs beyond options.keep_last and returns the pair.
-  /// Throws IoError naming the file, ValueError for non-finite weights.
+  /// Throws IoError naming the file, NonFiniteError for non-finite weights.
   CheckpointPair save_checkpoint(const std::string& dir, const CheckpointPairOptions& options = {});
   /// Writes the model file (TrainerOptions::model) to `path` atomically.
   void save_model(const std::string& path);
