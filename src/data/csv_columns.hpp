@@ -108,6 +108,7 @@ class CsvReader {
   void add_value(Column& c, std::string_view v, std::int64_t row);
   void note_class_value(Column& c, std::string_view v, std::int64_t row);
   void add_image(Column& c, std::string_view v, std::int64_t row);
+  void reserve(std::int64_t rows, std::size_t consumed, std::size_t size);
   std::size_t column_index(const std::string& name) const;
   std::string where(std::int64_t row, const std::string& column) const;
   static std::string show(std::string_view value);

@@ -69,24 +69,45 @@ Tensor CsvReader::encode_features(std::int64_t rows, CategoryEncoding encoding) 
     width += c->kind == ColumnKind::categorical && encoding == CategoryEncoding::one_hot
                  ? static_cast<std::int64_t>(c->names.size())
                  : 1;
-  Tensor x = Tensor::zeros({rows, width}, DType::f32);
+  const bool one_hot = std::any_of(features.begin(), features.end(), [&](const Column* c) {
+    return c->kind == ColumnKind::categorical && encoding == CategoryEncoding::one_hot;
+  });
+  Tensor x =
+      one_hot ? Tensor::zeros({rows, width}, DType::f32) : Tensor::empty({rows, width}, DType::f32);
   float* dst = x.data<float>();
-  const auto stride = static_cast<std::size_t>(width);
+  const auto n = static_cast<std::size_t>(rows);
+  // Numeric and index-coded columns are copied row by row (each row written once, in
+  // order); one-hot columns set one element per row.
+  std::vector<const float*> numeric(static_cast<std::size_t>(width), nullptr);
+  std::vector<const std::int32_t*> indexed(static_cast<std::size_t>(width), nullptr);
   std::size_t offset = 0;
   for (const Column* c : features) {
-    const auto n = static_cast<std::size_t>(rows);
     if (c->kind == ColumnKind::numeric) {
-      for (std::size_t i = 0; i < n; ++i) dst[i * stride + offset] = c->values[i];
-      offset += 1;
+      numeric[offset++] = c->values.data();
     } else if (encoding == CategoryEncoding::index) {
-      for (std::size_t i = 0; i < n; ++i)
-        dst[i * stride + offset] = static_cast<float>(c->codes[i]);
-      offset += 1;
+      indexed[offset++] = c->codes.data();
     } else {
       for (std::size_t i = 0; i < n; ++i)
-        dst[i * stride + offset + static_cast<std::size_t>(c->codes[i])] = 1.0f;
+        dst[i * static_cast<std::size_t>(width) + offset + static_cast<std::size_t>(c->codes[i])] =
+            1.0f;
       offset += c->names.size();
     }
+  }
+  std::vector<std::pair<std::size_t, const float*>> numeric_at;
+  std::vector<std::pair<std::size_t, const std::int32_t*>> indexed_at;
+  for (std::size_t k = 0; k < numeric.size(); ++k) {
+    if (numeric[k]) numeric_at.emplace_back(k, numeric[k]);
+    if (indexed[k]) indexed_at.emplace_back(k, indexed[k]);
+  }
+  // In tiles of rows, so the rows written stay in cache while each column is copied.
+  constexpr std::size_t tile = 128;
+  const auto stride = static_cast<std::size_t>(width);
+  for (std::size_t i0 = 0; i0 < n; i0 += tile) {
+    const std::size_t i1 = std::min(n, i0 + tile);
+    for (const auto& [k, src] : numeric_at)
+      for (std::size_t i = i0; i < i1; ++i) dst[i * stride + k] = src[i];
+    for (const auto& [k, src] : indexed_at)
+      for (std::size_t i = i0; i < i1; ++i) dst[i * stride + k] = static_cast<float>(src[i]);
   }
   return x;
 }

@@ -319,9 +319,25 @@ void CsvReader::add_image(Column& c, std::string_view v, std::int64_t row) {
   }
 }
 
+// Room for the rows a file of `size` bytes likely has (from the bytes the first rows took),
+// so the column stores do not grow by copying. Only what the kept columns will hold.
+void CsvReader::reserve(std::int64_t rows, std::size_t consumed, std::size_t size) {
+  if (consumed == 0 || size <= consumed) return;
+  const double estimate =
+      static_cast<double>(rows) * static_cast<double>(size) / static_cast<double>(consumed);
+  const auto expected =
+      static_cast<std::size_t>(std::min(estimate * 1.02 + 16, static_cast<double>(size)));
+  for (Column& c : columns_) {
+    if (c.skip || c.rescan) continue;
+    if (c.kind == ColumnKind::numeric) c.values.reserve(expected);
+    if (c.kind == ColumnKind::categorical) c.codes.reserve(expected);
+  }
+}
+
 // One pass over the file; columns with `skip` set are not read.
 std::int64_t CsvReader::read_pass(const OpenSource& open, bool first) {
   std::unique_ptr<ByteSource> source = open();
+  const std::size_t size_hint = source->size_hint();
   CsvScanner scanner(*source, delimiter_);
   std::vector<std::string_view> fields;
   read_header(scanner, fields);
@@ -347,9 +363,22 @@ std::int64_t CsvReader::read_pass(const OpenSource& open, bool first) {
                       std::to_string(header_.size()) + " (" + detail + ")");
     }
     if (first && rows == 0) resolve_first_row(fields, row);
-    for (Column& c : columns_)
-      if (!c.skip && !(first && c.rescan)) add_value(c, fields[c.field], row);
+    for (Column& c : columns_) {
+      if (c.skip || (first && c.rescan)) continue;
+      const std::string_view v = fields[c.field];
+      float f = 0;
+      // The common case inline: a finite number in a numeric feature column.
+      if (c.kind == ColumnKind::numeric && !c.is_target && !v.empty()) {
+        const auto r = fast_float::from_chars(v.data(), v.data() + v.size(), f);
+        if (r.ec == std::errc() && r.ptr == v.data() + v.size() && std::isfinite(f)) {
+          c.values.push_back(f);
+          continue;
+        }
+      }
+      add_value(c, v, row);
+    }
     ++rows;
+    if (rows == 1024 && size_hint > 0) reserve(rows, scanner.consumed(), size_hint);
   }
   if (rows == 0) throw DataError(name_ + ": no data rows after the header (row 1)");
   return rows;

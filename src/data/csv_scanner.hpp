@@ -64,6 +64,8 @@ class CsvScanner {
   bool next(std::vector<std::string_view>& fields);
   /// The line on which the last record returned starts (1-based).
   std::int64_t row() const { return row_; }
+  /// Bytes of the input consumed so far (to estimate the rows of a file from its size).
+  std::size_t consumed() const { return consumed_before_ + begin_; }
 
  private:
   enum class Parse { done, need_more, blank };
@@ -76,6 +78,7 @@ class CsvScanner {
   std::size_t capacity_ = 0;
   std::size_t begin_ = 0;  // the unread bytes are buffer_[begin_, end_)
   std::size_t end_ = 0;
+  std::size_t consumed_before_ = 0;  // bytes moved out of the buffer
   bool eof_ = false;
   bool first_ = true;      // a byte-order mark may come first
   std::string unescaped_;  // quoted fields with "" in them, unescaped

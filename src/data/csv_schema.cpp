@@ -68,7 +68,8 @@ bool valid_utf8(std::string_view s) {
       code = (code << 6) | (d & 0x3F);
     }
     constexpr std::uint32_t smallest[] = {0, 0x80, 0x800, 0x10000};
-    if (code < smallest[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    if (code < smallest[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF))
+      return false;
     i += extra + 1;
   }
   return true;
@@ -141,7 +142,9 @@ json texts_json(const std::vector<std::string>& v) {
 }
 
 json column_json(const CsvColumn& c) {
-  return {{"name", text_json(c.name)}, {"kind", kind_text(c.kind)}, {"categories", texts_json(c.categories)}};
+  return {{"name", text_json(c.name)},
+          {"kind", kind_text(c.kind)},
+          {"categories", texts_json(c.categories)}};
 }
 
 CsvColumn parse_column(const json& j, const std::string& where) {
