@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -363,6 +365,27 @@ TEST_F(Cli, StopAndResumeFromCheckpointsEqualsOneRun) {
   const json a = kiln_json("inspect " + path("whole.kiln").string() + " --json");
   const json b = kiln_json("inspect " + path("resumed.kiln").string() + " --json");
   EXPECT_EQ(a["content_hash"], b["content_hash"]);
+}
+
+TEST_F(Cli, SpecSchedulesSetTheLearningRateOfEachEpoch) {
+  const double pi = 3.14159265358979323846;
+  const std::vector<std::pair<std::string, std::vector<double>>> cases = {
+      {R"({"type": "warmup", "warmup_epochs": 2})", {0.01, 0.02, 0.03, 0.03}},
+      {R"({"type": "step", "step_size": 2, "gamma": 0.5})", {0.03, 0.03, 0.015, 0.015}},
+      {R"({"type": "cosine"})",
+       {0.03, 0.015 * (1 + std::cos(pi / 4)), 0.015, 0.015 * (1 + std::cos(3 * pi / 4))}},
+  };
+  for (const auto& [schedule, lrs] : cases) {
+    write(path("s.json"), R"({"layers": [{"type": "dense", "units": "auto"}],
+        "training": {"optimizer": {"name": "sgd", "lr": 0.03}, "epochs": 4, "lr_schedule": )" +
+                              schedule + "}}");
+    const json t = kiln_json("train " + path("s.json").string() + " --data " +
+                             std::string(KILN_DATASETS_DIR) + "/iris.csv --target species --out " +
+                             path("s.kiln").string() + " --json --quiet");
+    ASSERT_EQ(t["history"].size(), 4u);
+    for (std::size_t e = 0; e < 4; ++e)
+      EXPECT_NEAR(t["history"][e]["lr"].get<double>(), lrs[e], 1e-9) << schedule << " epoch " << e;
+  }
 }
 
 TEST_F(Cli, NonFiniteLossExitsWithFive) {

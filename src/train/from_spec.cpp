@@ -9,6 +9,7 @@
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/data/csv.hpp"
+#include "kiln/data/scale.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
 #include "kiln/train/callbacks.hpp"
@@ -51,20 +52,6 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerSpec& o, Graph& 
                                  .amsgrad = o.amsgrad});
 }
 
-/// LR after a linear warm-up: the base LR from warmup_epochs on.
-class WarmupLR : public optim::LrSchedule {
- public:
-  WarmupLR(optim::Optimizer& opt, std::int64_t epochs) : LrSchedule(opt), epochs_(epochs) {}
-  double lr_at(std::int64_t epoch) const override {
-    return epoch >= epochs_
-               ? base_lr()
-               : base_lr() * static_cast<double>(epoch + 1) / static_cast<double>(epochs_ + 1);
-  }
-
- private:
-  std::int64_t epochs_;
-};
-
 std::vector<std::shared_ptr<Callback>> make_callbacks(const TrainingSpec& t, optim::Optimizer& opt,
                                                       const std::string& checkpoint_dir) {
   std::vector<std::shared_ptr<Callback>> cbs;
@@ -77,7 +64,9 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const TrainingSpec& t, opt
     cbs.push_back(lr_schedule(std::make_shared<optim::CosineAnnealingLR>(
         opt, s.t_max > 0 ? s.t_max : t.epochs, s.eta_min)));
   } else if (s.type == "warmup") {
-    cbs.push_back(lr_schedule(std::make_shared<WarmupLR>(opt, s.warmup_epochs)));
+    // Epoch e < warmup_epochs uses base * (e + 1) / (warmup_epochs + 1), then base.
+    const double start = 1.0 / static_cast<double>(s.warmup_epochs + 1);
+    cbs.push_back(lr_schedule(std::make_shared<optim::LinearLR>(opt, start, 1.0, s.warmup_epochs)));
   } else if (s.type == "reduce_on_plateau") {
     cbs.push_back(reduce_on_plateau(
         {.monitor = s.monitor, .factor = s.factor, .patience = s.patience, .min_lr = s.min_lr}));
@@ -95,52 +84,13 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const TrainingSpec& t, opt
   return cbs;
 }
 
-/// Per-feature scaling fitted on `x` [N, F] (f32): standardize (mean, population stddev) or
-/// minmax (min, max - min); a constant feature gets stddev 1.
-Normalization fit_scaling(const Tensor& x, Scaling scaling, const std::string& input) {
-  const std::int64_t n = x.dim(0), f = x.numel() / std::max<std::int64_t>(n, 1);
-  const std::vector<float> v = x.contiguous().to_vector<float>();
-  Normalization norm{input, std::vector<float>(static_cast<std::size_t>(f)),
-                     std::vector<float>(static_cast<std::size_t>(f))};
-  for (std::int64_t j = 0; j < f; ++j) {
-    double a = 0, b = 0;
-    if (scaling == Scaling::standardize) {
-      for (std::int64_t i = 0; i < n; ++i) a += v[static_cast<std::size_t>(i * f + j)];
-      a /= static_cast<double>(n);
-      for (std::int64_t i = 0; i < n; ++i) {
-        const double d = v[static_cast<std::size_t>(i * f + j)] - a;
-        b += d * d;
-      }
-      b = std::sqrt(b / static_cast<double>(n));
-    } else {
-      double lo = INFINITY, hi = -INFINITY;
-      for (std::int64_t i = 0; i < n; ++i) {
-        lo = std::min<double>(lo, v[static_cast<std::size_t>(i * f + j)]);
-        hi = std::max<double>(hi, v[static_cast<std::size_t>(i * f + j)]);
-      }
-      a = lo;
-      b = hi - lo;
-    }
-    norm.mean[static_cast<std::size_t>(j)] = static_cast<float>(a);
-    norm.stddev[static_cast<std::size_t>(j)] = b > 1e-12 ? static_cast<float>(b) : 1.0f;
-  }
-  return norm;
-}
-
-Tensor apply_scaling(const Tensor& x, const Normalization& norm) {
-  std::vector<float> v = x.contiguous().to_vector<float>();
-  const std::size_t f = norm.mean.size();
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = (v[i] - norm.mean[i % f]) / norm.stddev[i % f];
-  return Tensor::from(v, x.shape());
-}
-
 /// The dataset a spec's graph trains on: features under the model input's name, the loss
 /// target as the graph wants it, and the classes under "target_class" for metrics.
 data::Dataset training_view(const data::Dataset& d, const std::string& input, Task task,
                             const Normalization* norm) {
   data::Batch b;
   const Tensor& x = d["features"];
-  b.emplace_back(input, norm ? apply_scaling(x, *norm) : x);
+  b.emplace_back(input, norm ? data::apply_normalization(x, *norm) : x);
   const Tensor& y = d["target"];
   if (task == Task::binary) {
     b.emplace_back("target", y.to(DType::f32).reshape(Shape{y.dim(0), 1}));
@@ -205,8 +155,13 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   // Preprocessing fitted on the training rows (numeric tabular features only).
   std::vector<Normalization> preprocessing;
   const bool image = all.schema.image_shape[0] != 0;
-  if (spec.preprocessing.scaling != Scaling::none && !image)
-    preprocessing.push_back(fit_scaling(train["features"], spec.preprocessing.scaling, input));
+  if (spec.preprocessing.scaling != Scaling::none && !image) {
+    Normalization norm = data::fit_scaling(train, spec.preprocessing.scaling == Scaling::minmax
+                                                      ? data::Scaling::min_max
+                                                      : data::Scaling::standardize);
+    norm.input = input;  // the model input the features feed
+    preprocessing.push_back(std::move(norm));
+  }
   const data::Dataset train_view =
       training_view(train, input, task, preprocessing.empty() ? nullptr : &preprocessing[0]);
 

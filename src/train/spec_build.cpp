@@ -7,6 +7,7 @@
 #include "kiln/core/error.hpp"
 #include "kiln/nn/layers.hpp"
 #include "kiln/ops.hpp"
+#include "kiln/train/losses.hpp"
 #include "kiln/train/spec.hpp"
 
 namespace kiln::train {
@@ -113,26 +114,6 @@ struct Builder {
   }
 };
 
-// Per-row weights w[y_i] of class labels (i32 [N]) or 0/1 targets (f32 [N]).
-Value row_weights(Graph& g, Value target, const std::vector<double>& weights, bool binary) {
-  std::vector<float> w(weights.begin(), weights.end());
-  if (binary) {
-    // w0 * (1 - y) + w1 * y
-    return kiln::add(kiln::mul(target, static_cast<double>(w[1] - w[0])),
-                     static_cast<double>(w[0]));
-  }
-  const auto classes = static_cast<std::int64_t>(w.size());
-  Value table = g.constant(Tensor::from(w, Shape{classes, 1}), "class_weights");
-  Value onehot = kiln::one_hot(target, classes);
-  return kiln::sum(kiln::matmul(onehot, table), {1});
-}
-
-Value weighted_mean(Value per_row, Value weights) {
-  return kiln::div(kiln::sum(kiln::mul(per_row, weights)), kiln::sum(weights));
-}
-
-Value abs_of(Value x) { return kiln::add(kiln::relu(x), kiln::relu(kiln::neg(x))); }
-
 }  // namespace
 
 BuiltModel build_model(const ModelSpec& spec, const BuildOptions& options) {
@@ -220,13 +201,7 @@ BuiltModel build_model(const ModelSpec& spec, const BuildOptions& options) {
     m.predictions = out;
     m.output = kiln::softmax(out, -1, "probs");
     m.output_name = "probs";
-    if (task.class_weights.empty()) {
-      m.loss = kiln::softmax_cross_entropy(out, m.target, "loss");
-    } else {
-      Value nll = kiln::neg(
-          kiln::sum(kiln::mul(kiln::one_hot(m.target, classes), kiln::log_softmax(out, -1)), {1}));
-      m.loss = weighted_mean(nll, row_weights(g, m.target, task.class_weights, false));
-    }
+    m.loss = cross_entropy(out, m.target, {.class_weights = task.class_weights, .name = "loss"});
     return m;
   }
   if (os[1] != 1)
@@ -239,28 +214,21 @@ BuiltModel build_model(const ModelSpec& spec, const BuildOptions& options) {
   if (task.type == Task::binary) {
     m.output = kiln::sigmoid(y, "probability");
     m.output_name = "probability";
-    if (task.class_weights.empty()) {
-      m.loss = kiln::binary_cross_entropy_with_logits(y, m.target, "loss");
-    } else {
-      // max(x, 0) - x * t + log(1 + exp(-|x|)), per row.
-      Value per_row = kiln::add(kiln::sub(kiln::relu(y), kiln::mul(y, m.target)),
-                                kiln::log(kiln::add(kiln::exp(kiln::neg(abs_of(y))), 1.0)));
-      m.loss = weighted_mean(per_row, row_weights(g, m.target, task.class_weights, true));
+    // Class weights as sample weights w0 + (w1 - w0) * t: the weighted mean of the
+    // cross-entropy's definition (sum w[y_i] l_i / sum w[y_i]).
+    Value weights;
+    if (!task.class_weights.empty()) {
+      const double w0 = task.class_weights[0], w1 = task.class_weights[1];
+      weights = kiln::sum(kiln::add(kiln::mul(m.target, w1 - w0), w0), {1});
     }
+    m.loss =
+        binary_cross_entropy_with_logits(y, m.target, {.sample_weights = weights, .name = "loss"});
     return m;
   }
   m.output = y;
   m.output_name = "prediction";
-  if (task.loss == "huber") {
-    // 0.5 * min(|d|, delta)^2 + delta * (|d| - min(|d|, delta)), as torch's HuberLoss.
-    const double delta = task.huber_delta;
-    Value a = abs_of(kiln::sub(y, m.target));
-    Value small = kiln::sub(delta, kiln::relu(kiln::sub(delta, a)));
-    m.loss = kiln::mean(
-        kiln::add(kiln::mul(kiln::mul(small, small), 0.5), kiln::mul(kiln::sub(a, small), delta)));
-  } else {
-    m.loss = kiln::mse(y, m.target, "loss");
-  }
+  m.loss = task.loss == "huber" ? huber(y, m.target, {.delta = task.huber_delta, .name = "loss"})
+                                : kiln::mse(y, m.target, "loss");
   return m;
 }
 

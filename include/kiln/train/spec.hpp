@@ -143,8 +143,9 @@ struct OptimizerSpec {
 };
 
 /// Learning-rate schedule per epoch: "none", "step" (step_size, gamma), "exponential"
-/// (gamma), "cosine" (t_max, eta_min), "warmup" (linear from 0 over warmup_epochs, then
-/// constant), "reduce_on_plateau" (monitor, factor, patience, min_lr).
+/// (gamma), "cosine" (t_max, eta_min), "warmup" (epoch e < warmup_epochs uses
+/// lr * (e + 1) / (warmup_epochs + 1), then lr), "reduce_on_plateau" (monitor, factor, patience,
+/// min_lr).
 struct ScheduleSpec {
   std::string type = "none";
   std::int64_t step_size = 10;
