@@ -6,6 +6,7 @@
 // checks that train's test_accuracy, eval's accuracy and predict's output agree on it. A
 // second case trains on all of iris.csv with the spec's own seeded, stratified 20% split.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cmath>
