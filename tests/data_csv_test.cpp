@@ -326,7 +326,8 @@ TEST(CsvSchemaTest, TextThatIsNotUtf8RoundTrips) {
   EXPECT_NE(json.find("{\"hex\":\"636166e9\"}"), std::string::npos) << json;
   EXPECT_NE(json.find("\"tea\""), std::string::npos);
   EXPECT_EQ(CsvSchema::from_json(json), schema);
-  EXPECT_THROW(CsvSchema::from_json(std::string(json).replace(json.find("636166e9"), 8, "63616")), FormatError);
+  EXPECT_THROW(CsvSchema::from_json(std::string(json).replace(json.find("636166e9"), 8, "63616")),
+               FormatError);
 }
 
 TEST(CsvSchemaTest, MalformedJsonIsAFormatError) {

@@ -1,4 +1,5 @@
-// SIGKILL at random moments while the trainer checkpoints after every step, 50 rounds:
+// SIGKILL at random moments while the trainer checkpoints after every step, 50 rounds
+// (each kill within 40 ms after the child's first new checkpoint):
 // after every kill the folder holds a pair that loads (the model file is the checkpoint's,
 // same step and weights), resuming works and runs further steps, and temporary files of
 // killed saves do not accumulate (the next save removes them).
@@ -59,6 +60,12 @@ std::size_t temp_files(const std::string& dir) {
   return n;
 }
 
+std::string checkpoint_name(std::int64_t step) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "ckpt-%012lld.kiln", static_cast<long long>(step));
+  return buf;
+}
+
 pid_t spawn_child(const std::string& dir) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e)
@@ -99,7 +106,13 @@ TEST(TrainerCrash, SigkillWhileCheckpointingLeavesALoadablePair) {
   for (int round = 0; round < rounds; ++round) {
     const pid_t pid = spawn_child(dir);
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::microseconds(30000 + rng.below(220000)));
+    // Wait until the child has trained (its first checkpoint: startup time differs between
+    // builds), then kill it at a random moment of the next 40 ms of steps and saves.
+    const std::string first = dir + "/" + checkpoint_name(last_step + 1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!fs::exists(first) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(500));
+    std::this_thread::sleep_for(std::chrono::microseconds(rng.below(40000)));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);

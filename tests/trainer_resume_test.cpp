@@ -14,12 +14,18 @@ namespace fs = std::filesystem;
 
 struct Interrupt {};
 
-// Callbacks both runs use: early stopping with best weights (its state must survive) and a
-// schedule.
-std::vector<std::shared_ptr<tr::Callback>> usual(Model& m) {
-  return {
-      tr::lr_schedule(std::make_shared<kiln::optim::ExponentialLR>(*m.opt, 0.9)),
+// Callbacks both runs use, whose state must survive: early stopping with best weights, and
+// an LR schedule or reduce-on-plateau ("max" on a falling val_loss: a plateau every
+// epoch, so its counters matter; a schedule would override its LR).
+std::vector<std::shared_ptr<tr::Callback>> usual(Model& m, bool schedule = true) {
+  std::vector<std::shared_ptr<tr::Callback>> out{
       tr::early_stopping({.monitor = "val_loss", .patience = 50, .restore_best_weights = true})};
+  if (schedule)
+    out.push_back(tr::lr_schedule(std::make_shared<kiln::optim::ExponentialLR>(*m.opt, 0.9)));
+  else
+    out.push_back(tr::reduce_on_plateau(
+        {.monitor = "val_loss", .mode = tr::Mode::max, .factor = 0.5, .patience = 0}));
+  return out;
 }
 
 tr::FitOptions fit_options(std::int64_t epochs, const kiln::data::Dataset* val,
@@ -81,14 +87,14 @@ TEST(TrainerResume, StopMidEpochAndResumeEqualsUninterruptedBitwise) {
   const std::string dir = kiln_test::fresh_dir("resume_step");
   Model ref(true, true, 0.01);
   tr::Trainer ref_trainer(ref.g, ref.options({"accuracy"}));
-  const auto ref_history = ref_trainer.fit(train, fit_options(3, &val, usual(ref)));
+  const auto ref_history = ref_trainer.fit(train, fit_options(3, &val, usual(ref, false)));
 
   // Checkpoints every 5 steps; the run dies at step 13 (epoch 1, batch 5: after the
   // checkpoint of step 10, mid-epoch), the next resumes from step 10.
   {
     Model a(true, true, 0.01);
     tr::Trainer t(a.g, a.options({"accuracy"}));
-    auto cbs = usual(a);
+    auto cbs = usual(a, false);
     cbs.push_back(
         tr::checkpoint({.dir = dir, .every_steps = 5, .every_epochs = 0, .keep_last = 2}));
     cbs.push_back(tr::lambda_callback({.on_step_begin = [](tr::Trainer&, std::int64_t s) {
@@ -101,7 +107,7 @@ TEST(TrainerResume, StopMidEpochAndResumeEqualsUninterruptedBitwise) {
   EXPECT_EQ(pairs, 2);  // keep_last
   Model b(true, true, 0.01);
   tr::Trainer t(b.g, b.options({"accuracy"}));
-  auto cbs = usual(b);
+  auto cbs = usual(b, false);
   const auto pos = t.resume(dir);
   EXPECT_EQ(pos.step, 10);
   EXPECT_EQ(pos.epoch, 1);
@@ -109,6 +115,7 @@ TEST(TrainerResume, StopMidEpochAndResumeEqualsUninterruptedBitwise) {
   cbs.push_back(tr::checkpoint({.dir = dir, .every_steps = 5, .every_epochs = 0, .keep_last = 2}));
   cbs.push_back(tr::lambda_callback({}));
   const auto history = t.fit(train, fit_options(3, &val, cbs));
+  EXPECT_EQ(ref_history.epochs[2].at("lr"), 0.005);  // reduce-on-plateau acted
   EXPECT_EQ(b.weights(), ref.weights());
   ASSERT_EQ(history.epochs.size(), 3u);
   for (std::size_t e = 0; e < 3; ++e)

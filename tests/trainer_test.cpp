@@ -245,6 +245,26 @@ TEST(Callbacks, LrScheduleAndWarmup) {
   EXPECT_DOUBLE_EQ(m.opt->lr(), base * 0.25);
 }
 
+TEST(Callbacks, PerStepSchedule) {
+  const auto data = blobs(24, 8);
+  Model m(false, false, 0.2);
+  // torch LinearLR stepped per optimizer step: a warm-up from 0.25 * lr to lr over 4 steps.
+  auto warm = std::make_shared<kiln::optim::LinearLR>(*m.opt, 0.25, 1.0, 4);
+  std::vector<double> step_lr;
+  auto rec =
+      tr::lambda_callback({.on_step_end = [&](tr::Trainer&, std::int64_t, const tr::Logs& l) {
+        step_lr.push_back(l.at("lr"));
+      }});
+  tr::Trainer trainer(m.g, m.options());
+  trainer.fit(data, {.epochs = 2,
+                     .batch_size = 8,
+                     .callbacks = {tr::lr_schedule(warm, /*per_step=*/true), rec},
+                     .progress = tr::Progress::none});
+  ASSERT_EQ(step_lr.size(), 6u);
+  const double want[] = {0.05, 0.0875, 0.125, 0.1625, 0.2, 0.2};
+  for (std::size_t s = 0; s < 6; ++s) EXPECT_NEAR(step_lr[s], want[s], 1e-12) << s;
+}
+
 TEST(Callbacks, ReduceOnPlateau) {
   const auto data = blobs(16, 9);
   Model m(false, false, 0.1);

@@ -128,11 +128,17 @@ class EarlyStopping : public Callback {
 
 class ScheduleCallback : public Callback {
  public:
-  explicit ScheduleCallback(std::shared_ptr<optim::LrSchedule> s) : s_(std::move(s)) {
+  ScheduleCallback(std::shared_ptr<optim::LrSchedule> s, bool per_step)
+      : s_(std::move(s)), per_step_(per_step) {
     if (!s_) throw ValueError("lr_schedule: the schedule is null");
   }
   std::string kind() const override { return "lr_schedule"; }
-  void on_epoch_begin(Trainer&, std::int64_t epoch) override { s_->set_epoch(epoch); }
+  void on_epoch_begin(Trainer&, std::int64_t epoch) override {
+    if (!per_step_) s_->set_epoch(epoch);
+  }
+  void on_step_begin(Trainer&, std::int64_t step) override {
+    if (per_step_) s_->set_epoch(step);
+  }
   // The base LR is saved to catch a schedule made after Trainer::resume, whose base would
   // be the restored (scheduled) LR instead of the original one.
   CallbackState state() const override { return {{"base_lr", f64_tensor(s_->base_lr())}}; }
@@ -147,6 +153,7 @@ class ScheduleCallback : public Callback {
 
  private:
   std::shared_ptr<optim::LrSchedule> s_;
+  bool per_step_;
 };
 
 // Scales the LR during a step and puts the unscaled one back after it, so that between
@@ -182,10 +189,10 @@ class LinearWarmup : public Callback {
   bool scaled_ = false;
 };
 
+// optim::ReduceLROnPlateau fed with a monitored value of the epoch logs.
 class ReduceOnPlateau : public Callback {
  public:
-  explicit ReduceOnPlateau(ReduceOnPlateauOptions o)
-      : o_(std::move(o)), up_(higher_is_better(o_.monitor, o_.mode)) {
+  explicit ReduceOnPlateau(ReduceOnPlateauOptions o) : o_(std::move(o)) {
     if (!(o_.factor > 0.0 && o_.factor < 1.0))
       throw ValueError("reduce_on_plateau: factor must be in (0, 1), got " +
                        std::to_string(o_.factor));
@@ -193,50 +200,40 @@ class ReduceOnPlateau : public Callback {
       throw ValueError("reduce_on_plateau: patience, cooldown, min_lr and min_delta must be >= 0");
   }
   std::string kind() const override { return "reduce_on_plateau"; }
-  void on_fit_begin(Trainer&) override {
-    best_ =
-        up_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
-    bad_ = 0;
-    cooldown_ = 0;
+  void on_fit_begin(Trainer& t) override {
+    using O = optim::ReduceLROnPlateauOptions;
+    plateau_ = std::make_unique<optim::ReduceLROnPlateau>(
+        t.optimizer(),
+        O{.mode = higher_is_better(o_.monitor, o_.mode) ? O::Mode::max : O::Mode::min,
+          .factor = o_.factor,
+          .patience = o_.patience,
+          .threshold = o_.min_delta,
+          .threshold_mode = O::ThresholdMode::rel,
+          .cooldown = o_.cooldown,
+          .min_lr = o_.min_lr});
   }
-  void on_epoch_end(Trainer& t, std::int64_t, Logs& logs) override {
-    const double v = monitored(logs, o_.monitor, "reduce_on_plateau");
-    // torch's threshold_mode "rel" (an infinite best makes the first value better).
-    const bool better = up_ ? v > best_ * (1.0 + o_.min_delta) : v < best_ * (1.0 - o_.min_delta);
-    if (better) {
-      best_ = v;
-      bad_ = 0;
-    } else {
-      ++bad_;
-    }
-    if (cooldown_ > 0) {
-      --cooldown_;
-      bad_ = 0;
-    }
-    if (bad_ > o_.patience) {
-      const double lr = t.optimizer().lr();
-      const double next = std::max(lr * o_.factor, o_.min_lr);
-      if (lr - next > 1e-8) t.optimizer().set_lr(next);  // torch's eps
-      cooldown_ = o_.cooldown;
-      bad_ = 0;
-    }
+  void on_epoch_end(Trainer&, std::int64_t, Logs& logs) override {
+    plateau_->step(monitored(logs, o_.monitor, "reduce_on_plateau"));
   }
   CallbackState state() const override {
-    return {{"best", f64_tensor(best_)},
-            {"bad", i64_tensor(bad_)},
-            {"cooldown", i64_tensor(cooldown_)}};
+    if (!plateau_) return {};
+    const auto s = plateau_->state();
+    return {{"best", f64_tensor(s.best)},
+            {"bad_epochs", i64_tensor(s.bad_epochs)},
+            {"cooldown_counter", i64_tensor(s.cooldown_counter)},
+            {"epoch", i64_tensor(s.epoch)}};
   }
   void load_state(const CallbackState& s) override {
-    best_ = f64_entry(s, "best", "reduce_on_plateau");
-    bad_ = i64_entry(s, "bad", "reduce_on_plateau");
-    cooldown_ = i64_entry(s, "cooldown", "reduce_on_plateau");
+    const char* who = "reduce_on_plateau";
+    plateau_->set_state({.best = f64_entry(s, "best", who),
+                         .bad_epochs = i64_entry(s, "bad_epochs", who),
+                         .cooldown_counter = i64_entry(s, "cooldown_counter", who),
+                         .epoch = i64_entry(s, "epoch", who)});
   }
 
  private:
   ReduceOnPlateauOptions o_;
-  bool up_;
-  double best_ = 0;
-  std::int64_t bad_ = 0, cooldown_ = 0;
+  std::unique_ptr<optim::ReduceLROnPlateau> plateau_;
 };
 
 class ClipNorm : public Callback {
@@ -328,8 +325,8 @@ class Lambda : public Callback {
 std::shared_ptr<Callback> early_stopping(const EarlyStoppingOptions& options) {
   return std::make_shared<EarlyStopping>(options);
 }
-std::shared_ptr<Callback> lr_schedule(std::shared_ptr<optim::LrSchedule> schedule) {
-  return std::make_shared<ScheduleCallback>(std::move(schedule));
+std::shared_ptr<Callback> lr_schedule(std::shared_ptr<optim::LrSchedule> schedule, bool per_step) {
+  return std::make_shared<ScheduleCallback>(std::move(schedule), per_step);
 }
 std::shared_ptr<Callback> linear_warmup(std::int64_t steps, double start_factor) {
   return std::make_shared<LinearWarmup>(steps, start_factor);

@@ -49,8 +49,12 @@ struct EarlyStoppingOptions {
 KILN_API std::shared_ptr<Callback> early_stopping(const EarlyStoppingOptions& options = {});
 
 /// Sets the optimizer's LR from the schedule at the start of every epoch
-/// (schedule->set_epoch(epoch)); the schedule must be made over the trainer's optimizer.
-KILN_API std::shared_ptr<Callback> lr_schedule(std::shared_ptr<optim::LrSchedule> schedule);
+/// (schedule->set_epoch(epoch)), or before every optimizer step when per_step
+/// (schedule->set_epoch(global step), e.g. optim::LinearLR / SequentialLR for a warm-up
+/// then a decay). The schedule must be made over the trainer's optimizer, before
+/// Trainer::resume (whose restored LR would otherwise become its base: refused).
+KILN_API std::shared_ptr<Callback> lr_schedule(std::shared_ptr<optim::LrSchedule> schedule,
+                                               bool per_step = false);
 
 /// Linear warm-up over the first `steps` optimizer steps: step s (< steps) uses
 /// lr * (start_factor + (1 - start_factor) * s / steps), where lr is the LR in effect
@@ -72,7 +76,8 @@ struct ReduceOnPlateauOptions {
   double min_lr = 0.0;
 };
 /// Multiplies the LR by `factor` after `patience` epochs without improvement of the
-/// monitored value (torch.optim.lr_scheduler.ReduceLROnPlateau).
+/// monitored value (optim::ReduceLROnPlateau, torch's semantics; its counters are saved in
+/// checkpoints).
 KILN_API std::shared_ptr<Callback> reduce_on_plateau(const ReduceOnPlateauOptions& options = {});
 
 /// Scales each step's gradients to a global L2 norm of at most max_norm
