@@ -10,7 +10,9 @@
 // busy) on each batch. One iteration is one batch; wait_us is the mean time per batch spent
 // inside Loader::next(), with the next batch prefetched on a background thread (prefetch:1)
 // and assembled on the caller's thread (prefetch:0). Epochs roll over (set_epoch) as a
-// training loop does.
+// training loop does. busy:1 spins for the step (a step keeps its core busy; the prefetch
+// thread then needs the other core); busy:0 sleeps instead, which separates the loader's own
+// latency from competition for cores on a loaded machine.
 //
 //   bench_data --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -22,6 +24,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 
 #include "kiln/data/csv.hpp"
 #include "kiln/data/loader.hpp"
@@ -132,6 +135,7 @@ void BM_LoaderFeedsW1Step(benchmark::State& state) {
   kiln::data::Loader loader(
       d, {.batch_size = 256, .shuffle = true, .seed = 7, .prefetch = state.range(0) != 0});
   const auto step = std::chrono::milliseconds(14);
+  const bool busy = state.range(1) != 0;
   std::int64_t epoch = 0;
   double waited_us = 0;
   for (auto _ : state) {
@@ -144,7 +148,10 @@ void BM_LoaderFeedsW1Step(benchmark::State& state) {
     waited_us +=
         std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
     benchmark::DoNotOptimize(b->front().second.raw());
-    spin_for(step);
+    if (busy)
+      spin_for(step);
+    else
+      std::this_thread::sleep_for(step);
   }
   state.counters["wait_us"] = benchmark::Counter(waited_us, benchmark::Counter::kAvgIterations);
   state.counters["epochs"] = static_cast<double>(epoch);
@@ -155,9 +162,11 @@ void BM_LoaderFeedsW1Step(benchmark::State& state) {
 BENCHMARK(BM_ReadCsv)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ReadCsvTwoColumns)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LoaderFeedsW1Step)
-    ->ArgName("prefetch")
-    ->Arg(1)
-    ->Arg(0)
+    ->ArgNames({"prefetch", "busy"})
+    ->Args({1, 1})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({0, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(100);

@@ -129,7 +129,10 @@ struct Loader::Impl {
   Batch obtain(BatchKey key) {
     if (options.prefetch) {
       std::unique_lock lock(mutex);
-      if (requested == key) {
+      // A posted batch the worker has not started (it got no core yet, e.g. on a loaded
+      // machine) is assembled here instead: prefetching never waits longer than that.
+      const bool started = !(job && *job == key);
+      if (requested == key && started) {
         batch_ready.wait(lock, [&] { return done == key; });
         done.reset();
         requested = {};
