@@ -196,11 +196,18 @@ TEST(Checkpoint, CorruptFilesAreFormatErrors) {
     const Bytes cut(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(len));
     expect_rejected<kiln::FormatError>(cut, b, nullptr, &rng, "");
   }
-  // Behind a valid checksum too: every payload truncation.
+  // Behind a valid checksum too: every payload truncation, as version 3 and as version 1
+  // (whose payload ends before version 3's run counter and extra state: 13 bytes here).
   const std::span<const std::uint8_t> payload(good.data() + 48, good.size() - 48);
   for (std::size_t len = 0; len < payload.size(); ++len) {
+    const auto cut = kiln::internal::wrap_envelope(
+        kiln::internal::checkpoint_magic, kiln::checkpoint_format_version, payload.first(len));
+    expect_rejected<kiln::FormatError>(cut, b, &sgd, &rng, "");
+  }
+  const auto v1_payload = payload.first(payload.size() - 13);
+  for (std::size_t len = 0; len < v1_payload.size(); ++len) {
     const auto cut =
-        kiln::internal::wrap_envelope(kiln::internal::checkpoint_magic, 1, payload.first(len));
+        kiln::internal::wrap_envelope(kiln::internal::checkpoint_magic, 1, v1_payload.first(len));
     expect_rejected<kiln::FormatError>(cut, b, &sgd, &rng, "");
   }
   Bytes flipped = good;
@@ -349,8 +356,9 @@ TEST(Checkpoint, Version1OptimizerStateLoadsByPosition) {
   std::vector<kiln::Tensor> grads;
   for (const auto& c : copies) grads.push_back(kiln::Tensor::full(c.shape(), 0.5));
   outside.step(grads);
-  const Bytes v2 = kiln::serialize_checkpoint(a, {.optimizer = &outside});
-  const std::span<const std::uint8_t> payload(v2.data() + 48, v2.size() - 48);
+  const Bytes v3 = kiln::serialize_checkpoint(a, {.optimizer = &outside});
+  // Without version 3's run counter flag and value and extra count (13 bytes).
+  const std::span<const std::uint8_t> payload(v3.data() + 48, v3.size() - 48 - 13);
   const Bytes v1 = kiln::internal::wrap_envelope(kiln::internal::checkpoint_magic, 1, payload);
 
   kiln::Graph b;
