@@ -1,6 +1,9 @@
 # Runs an example and checks that it exits with 0 and that its last line is
-# test_accuracy=<value> with value >= MIN_ACCURACY.
-#   cmake -DEXE=<program> -DARGS=<arg;...> -DMIN_ACCURACY=0.96 -P check_accuracy.cmake
+# <METRIC>=<value> (METRIC defaults to test_accuracy) with value >= MIN_ACCURACY.
+#   cmake -DEXE=<program> -DARGS=<arg;...> -DMIN_ACCURACY=0.96 [-DMETRIC=test_r2] -P check_accuracy.cmake
+if(NOT METRIC)
+  set(METRIC test_accuracy)
+endif()
 separate_arguments(_emulator UNIX_COMMAND "${EMULATOR}")
 execute_process(COMMAND ${_emulator} ${EXE} ${ARGS}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -13,12 +16,12 @@ if(NOT rc EQUAL 0)
 endif()
 string(STRIP "${out}" out)
 string(REGEX MATCH "[^\n]*$" last_line "${out}")
-if(NOT last_line MATCHES "^test_accuracy=([0-9]+(\\.[0-9]+)?)$")
-  message(FATAL_ERROR "last line is not test_accuracy=<value>: '${last_line}'")
+if(NOT last_line MATCHES "^${METRIC}=(-?[0-9]+(\\.[0-9]+)?)$")
+  message(FATAL_ERROR "last line is not ${METRIC}=<value>: '${last_line}'")
 endif()
 set(accuracy "${CMAKE_MATCH_1}")
 # CMake compares floating-point strings with LESS as numbers.
 if(accuracy LESS MIN_ACCURACY)
-  message(FATAL_ERROR "test_accuracy=${accuracy} is below ${MIN_ACCURACY}")
+  message(FATAL_ERROR "${METRIC}=${accuracy} is below ${MIN_ACCURACY}")
 endif()
-message(STATUS "test_accuracy=${accuracy} >= ${MIN_ACCURACY}")
+message(STATUS "${METRIC}=${accuracy} >= ${MIN_ACCURACY}")

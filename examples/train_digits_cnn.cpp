@@ -1,38 +1,30 @@
 // Trains a small CNN on the UCI handwritten digits (data/digits.csv: 8x8 images with pixels
-// 0..16 and a label 0..9), viewed as 1x8x8 images, with a custom training loop (TrainStep
-// and Adam), then evaluates it on a held-out 20% split. The last line printed is
+// 0..16 and a label 0..9), viewed as 1x8x8 images, with the data module and the Trainer,
+// then evaluates it on a held-out 20% split. The last line printed is
 // test_accuracy=<value>.
 //
 //   conv 3x3 1->16 pad 1, ReLU; conv 3x3 16->32 pad 1, ReLU; max pool 2x2;
 //   flatten (512); dense 128, ReLU; dropout 0.25; dense 10.
 //
-// The training step runs in training mode (dropout active); the evaluation executable over
-// the same graph runs in inference mode (dropout is the identity).
+// fit() trains in training mode (dropout active); evaluate() runs in inference mode
+// (dropout is the identity) over the same parameters.
 //
 //   train_digits_cnn [path/to/digits.csv [path/to/digits_cnn.kiln]]
 //
-// The trained model (inputs "image", output "probs": softmax of the logits) is saved with
-// kiln::save_model, by default next to the program, for examples/infer_digits.
-#include <algorithm>
-#include <chrono>
+// The trained model (input "image": raw pixels as [1, 8, 8]; output "probs") is saved with
+// kiln::save_model, by default next to the program.
 #include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <string>
 #include <vector>
 
-#include "common/digits.hpp"
-#include "kiln/core/error.hpp"
-#include "kiln/core/rng.hpp"
-#include "kiln/core/tensor.hpp"
-#include "kiln/graph/graph.hpp"
+#include "kiln/data/csv.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
 #include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
-#include "kiln/optim/optimizer.hpp"
-#include "kiln/runtime/executable.hpp"
-#include "kiln/train/train_step.hpp"
+#include "kiln/train/trainer.hpp"
 
 #ifndef KILN_DIGITS_CNN_MODEL
 #define KILN_DIGITS_CNN_MODEL "digits_cnn.kiln"
@@ -44,27 +36,35 @@
 namespace {
 
 constexpr std::int64_t side = 8;
-constexpr std::int64_t pixels = side * side;
 constexpr std::int64_t classes = 10;
 constexpr std::uint64_t seed = 42;
-constexpr std::int64_t batch_size = 32;
-constexpr int epochs = 20;
+
+// The part's 64 pixel columns divided by 16 and viewed as [N, 1, 8, 8] "image", and its
+// target as "label": the names of the graph inputs they feed.
+kiln::data::Dataset images(const kiln::data::Dataset& d) {
+  std::vector<float> x = d["features"].contiguous().to_vector<float>();
+  for (float& v : x) v /= 16.0f;
+  kiln::data::DatasetInfo info = d.info();
+  info.features = "image";
+  info.target = "label";
+  return kiln::data::Dataset(
+      {{"image", kiln::Tensor::from(x, kiln::Shape{d.size(), 1, side, side})},
+       {"label", d["target"]}},
+      info);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) try {
   namespace nn = kiln::nn;
   const std::string path = argc > 1 ? argv[1] : KILN_DIGITS_CSV;
-  const kiln_examples::Digits data = kiln_examples::load_digits(path);
-
-  // Seeded 80/20 split (the same one as train_digits_mlp).
-  kiln::Rng rng(seed);
-  auto [train, test] = kiln_examples::split_80_20(data.size(), rng);
-  auto make_batch = [&](const std::vector<std::int64_t>& rows, std::int64_t begin,
-                        std::int64_t end) {
-    return kiln_examples::digit_batch(data, rows, begin, end, "image", {1, side, side});
-  };
-  std::printf("digits: %zu training and %zu test images (1x8x8)\n", train.size(), test.size());
+  const kiln::data::CsvData data = kiln::data::read_csv(path, {.target = "label"});
+  // Seeded, stratified 80/20 split (the same one as train_digits_mlp).
+  auto [train_rows, test_rows] =
+      kiln::data::split(data.dataset, {.test_fraction = 0.2, .seed = seed, .stratify = true});
+  const kiln::data::Dataset train = images(train_rows), test = images(test_rows);
+  std::printf("digits: %lld training and %lld test images (1x8x8)\n",
+              static_cast<long long>(train.size()), static_cast<long long>(test.size()));
 
   // The model and its loss.
   kiln::Graph g;
@@ -80,49 +80,28 @@ int main(int argc, char** argv) try {
       nn::Dense(classes, {.name = "fc2"}),
   };
   kiln::Value logits = cnn(x);
-  kiln::Value loss = kiln::softmax_cross_entropy(logits, y);
   kiln::Value probs = kiln::softmax(logits, -1, "probs");  // what the saved model returns
   std::printf("%s", nn::summary(g, {probs}).c_str());
 
-  // The training step (training mode: dropout active) and the evaluation executable over
-  // the same graph (inference mode: dropout off); they share the parameters.
-  kiln::TrainStep step(loss);
-  kiln::optim::Adam opt(step.named_parameters(), {.lr = 2e-3});
-  kiln::Executable predict(g, {logits});
+  kiln::optim::Adam opt(nn::named_parameters(g), {.lr = 2e-3});
+  kiln::train::Trainer trainer(g, {.loss = kiln::softmax_cross_entropy(logits, y),
+                                   .predictions = logits,
+                                   .optimizer = &opt,
+                                   .metrics = {"accuracy"}});
+  trainer.fit(
+      train,
+      {.epochs = 20, .batch_size = 32, .seed = seed, .progress = kiln::train::Progress::lines});
+  const double acc = trainer.evaluate(test).at("accuracy");
 
-  const auto start = std::chrono::steady_clock::now();
-  for (int epoch = 1; epoch <= epochs; ++epoch) {
-    kiln_examples::shuffle(train, rng);
-    double loss_sum = 0.0;
-    std::int64_t seen = 0;
-    for (std::int64_t begin = 0; begin < static_cast<std::int64_t>(train.size());
-         begin += batch_size) {
-      const std::int64_t end = std::min<std::int64_t>(begin + batch_size, train.size());
-      loss_sum += step.run(make_batch(train, begin, end)) * static_cast<double>(end - begin);
-      opt.step(step.gradients());
-      seen += end - begin;
-    }
-    if (epoch == 1 || epoch % 5 == 0) {
-      std::printf("epoch %2d  train_loss=%.4f\n", epoch, loss_sum / static_cast<double>(seen));
-    }
-  }
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  std::printf("trained %d epochs in %.1f s\n", epochs, elapsed.count());
-
-  // Evaluation with the inference executable.
-  const kiln::Feeds test_batch = make_batch(test, 0, static_cast<std::int64_t>(test.size()));
-  const kiln::Tensor test_logits = predict.run({test_batch[0]}).at(0);
-  const double acc = (test_logits.argmax(1) == test_batch[1].second).mean();
   // The model file: probabilities, labels "0".."9", the preprocessing (raw pixels 0..16 are
-  // divided by 16) and the test accuracy.
+  // divided by 16, along the last axis) and the test accuracy.
   kiln::ModelMetadata meta;
   meta.name = "digits_cnn";
   meta.version = "1.0.0";
   meta.description = "train_digits_cnn: UCI digits 8x8, 80/20 split, seed 42";
-  for (int c = 0; c < 10; ++c) meta.labels.push_back(std::to_string(c));
+  meta.labels = data.schema.labels;
   meta.preprocessing.push_back(
-      {"image", std::vector<float>(static_cast<std::size_t>(side), 0.0f),
-       std::vector<float>(static_cast<std::size_t>(side), 16.0f)});  // along the last axis
+      {"image", std::vector<float>(side, 0.0f), std::vector<float>(side, 16.0f)});
   meta.extra.emplace_back("preprocessing", "raw pixels 0..16 divided by 16, row-major 8x8");
   meta.metrics.emplace_back("test_accuracy", acc);
   const std::string model_path = argc > 2 ? argv[2] : KILN_DIGITS_CNN_MODEL;

@@ -26,6 +26,8 @@
 //   kiln.metadata    name, version, description, labels, preprocessing, metrics, extra
 //   kiln.weights     u32 tensor count, tensors (as v1)
 //   kiln.provenance  created, library_version: run-dependent, outside the content hash
+//   kiln.spec        optional, UTF-8 JSON: the model spec the model was built from
+//   kiln.data        optional, UTF-8 JSON: the data schema (column encodings) of its CSV
 // Strings are a u64 length and the bytes. dtype codes: 0 f32, 1 i32, 2 i64, 3 f64.
 // Parameters and constants take their values from the tensor of the same name.
 #pragma once
@@ -60,11 +62,19 @@ inline constexpr const char* section_signatures = "kiln.signatures";
 inline constexpr const char* section_metadata = "kiln.metadata";
 inline constexpr const char* section_weights = "kiln.weights";
 inline constexpr const char* section_provenance = "kiln.provenance";
+/// Kiln-owned optional sections a caller passes through SaveOptions::sections (opaque to
+/// the model reader, which keeps them like user sections): the model spec (JSON, see
+/// kiln/train/spec.hpp) and the data schema of the CSV reader (JSON, see kiln/data).
+inline constexpr const char* section_spec = "kiln.spec";
+inline constexpr const char* section_data = "kiln.data";
 /// Section flag bit: readers that do not know the section must refuse the file.
 inline constexpr std::uint8_t section_required = 1;
 
 /// True for names reserved for Kiln's own sections ("kiln." prefix).
 bool is_reserved_section_name(const std::string& name);
+/// True for the reserved names callers may write through SaveOptions::sections
+/// (section_spec, section_data): optional, kept by readers as bytes.
+bool is_passthrough_section_name(const std::string& name);
 
 /// One section of a v2 payload; `bytes` points into the payload.
 struct SectionView {

@@ -308,7 +308,7 @@ ModelData decode_v2(std::span<const std::uint8_t> payload, const std::string& so
       format_error(source, "section '" + s.name +
                                "' is marked required, but this reader does not know it "
                                "(written by a newer Kiln?)");
-    } else if (!is_reserved_section_name(s.name)) {
+    } else if (!is_reserved_section_name(s.name) || is_passthrough_section_name(s.name)) {
       data.sections.emplace_back(s.name, std::vector<std::uint8_t>(s.bytes.begin(), s.bytes.end()));
     }  // an optional kiln.* section from a newer Kiln: skipped
   }

@@ -12,6 +12,10 @@ namespace kiln::internal {
 
 bool is_reserved_section_name(const std::string& name) { return name.rfind("kiln.", 0) == 0; }
 
+bool is_passthrough_section_name(const std::string& name) {
+  return name == section_spec || name == section_data;
+}
+
 std::vector<SectionView> read_sections(std::span<const std::uint8_t> payload,
                                        const std::string& source) {
   ArchiveReader r(payload, source);

@@ -164,8 +164,10 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
 
   for (const auto& [name, bytes] : options.sections) {
     if (name.empty()) value_error("a section name is empty");
-    if (internal::is_reserved_section_name(name))
-      value_error("section name '" + name + "' is reserved for Kiln (the 'kiln.' prefix)");
+    if (internal::is_reserved_section_name(name) && !internal::is_passthrough_section_name(name))
+      value_error("section name '" + name +
+                  "' is reserved for Kiln (the 'kiln.' prefix; of those only 'kiln.spec' and "
+                  "'kiln.data' may be given)");
   }
 
   internal::ArchiveWriter graph_w;

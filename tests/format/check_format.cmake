@@ -2,7 +2,7 @@
 # .clang-format) would make of it, and lists the files.
 #   cmake -DCLANG_FORMAT=clang-format -DSOURCE_DIR=<repo> -P check_format.cmake
 set(sources "")
-foreach(dir include src kernels bindings tests examples benchmarks fuzz)
+foreach(dir include src kernels bindings tests examples benchmarks fuzz apps)
   file(GLOB_RECURSE found "${SOURCE_DIR}/${dir}/*.cpp" "${SOURCE_DIR}/${dir}/*.hpp"
        "${SOURCE_DIR}/${dir}/*.h" "${SOURCE_DIR}/${dir}/*.c")
   list(APPEND sources ${found})

@@ -1,0 +1,58 @@
+// The kiln command's subcommands: each takes its parsed arguments, calls the library and
+// prints text (or one JSON object with --json) on stdout. Errors are thrown as kiln::Error
+// subclasses; main() turns them into "kiln: <message>" on stderr and an exit code.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace kiln_cli {
+
+/// Exit codes a pipeline can rely on (documented in --help and docs/cli.md).
+enum Exit : int {
+  exit_ok = 0,
+  exit_usage = 1,     ///< bad command line
+  exit_data = 2,      ///< kiln::DataError: bad CSV, image or column
+  exit_model = 3,     ///< kiln::FormatError, a bad spec, a model that does not fit the data
+  exit_io = 4,        ///< kiln::IoError: a file that cannot be read or written
+  exit_training = 5,  ///< training failed (a non-finite loss)
+};
+
+struct InspectArgs {
+  std::string model;
+  bool json = false;
+};
+int run_inspect(const InspectArgs& args);
+
+struct TrainArgs {
+  std::string spec;
+  std::string data;
+  std::string target;
+  std::string out;
+  std::string test_data;
+  std::optional<std::uint64_t> seed;
+  std::optional<std::int64_t> epochs;
+  std::string checkpoint_dir;
+  bool resume = false;
+  bool json = false;
+  bool quiet = false;
+};
+int run_train(const TrainArgs& args);
+
+struct EvalArgs {
+  std::string model;
+  std::string data;
+  bool json = false;
+};
+int run_eval(const EvalArgs& args);
+
+struct PredictArgs {
+  std::string model;
+  std::string data;
+  std::string out;
+  bool probabilities = false;
+};
+int run_predict(const PredictArgs& args);
+
+}  // namespace kiln_cli

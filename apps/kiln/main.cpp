@@ -1,0 +1,143 @@
+// kiln: train, evaluate, run and inspect Kiln models from the command line.
+#include <cstdio>
+#include <exception>
+#include <new>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "kiln/core/error.hpp"
+#include "kiln/version.hpp"
+
+namespace {
+
+constexpr const char* exit_codes_help = R"(Exit codes:
+  0  success
+  1  usage error (bad or missing arguments)
+  2  data error (a bad CSV file, row, column or image)
+  3  model error (a bad or corrupt model file, a bad spec, a model that does not fit the data)
+  4  I/O error (a file that cannot be read or written)
+  5  training failed (a non-finite loss)
+Errors are printed on stderr, prefixed "kiln: ".)";
+
+constexpr const char* main_footer = R"(
+Examples:
+  kiln train examples/specs/iris.json --data data/iris.csv --target species --out iris.kiln
+  kiln eval iris.kiln --data data/iris.csv
+  kiln predict iris.kiln --data new_flowers.csv --out predictions.csv
+  kiln inspect iris.kiln
+Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
+)";
+
+int fail(int code, const std::string& message) {
+  std::fprintf(stderr, "kiln: %s\n", message.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace kiln_cli;
+  CLI::App app{"kiln: train, evaluate, run and inspect Kiln models.", "kiln"};
+  app.footer(std::string(main_footer) + "\n" + exit_codes_help);
+  app.set_version_flag("--version", std::string("kiln ") + kiln::version_string);
+  app.require_subcommand(1);
+
+  TrainArgs train;
+  CLI::App* t = app.add_subcommand("train", "Train a model described by a spec file on a CSV file");
+  t->add_option("spec", train.spec, "Model spec (JSON; see docs/cli.md)")->required();
+  t->add_option("--data", train.data, "Training data: CSV with a header row")->required();
+  t->add_option("--target", train.target, "Column to predict (default: the spec's task.target)");
+  t->add_option("--out", train.out, "Where to write the trained model (.kiln)")->required();
+  t->add_option("--test-data", train.test_data,
+                "Test on this CSV instead of the spec's held-out split (training.test_split)");
+  t->add_option("--seed", train.seed, "Override training.seed");
+  t->add_option("--epochs", train.epochs, "Override training.epochs")->check(CLI::PositiveNumber);
+  t->add_option("--checkpoint-dir", train.checkpoint_dir,
+                "Save a checkpoint/model pair here after every epoch");
+  t->add_flag("--resume", train.resume, "Continue from the newest checkpoint in --checkpoint-dir");
+  t->add_flag("--json", train.json, "Print one JSON object (history, test metrics) on stdout");
+  t->add_flag("--quiet", train.quiet, "No progress output on stderr");
+  t->footer(R"(
+The spec's training.test_split (default 0.2, seeded, stratified for classifiers) is held
+out and reported as test_<metric>; --test-data replaces it with a file.
+
+Examples:
+  kiln train examples/specs/iris.json --data data/iris.csv --target species --out iris.kiln
+  kiln train spec.json --data train.csv --test-data test.csv --target price --out m.kiln --json
+  kiln train spec.json --data d.csv --target y --out m.kiln --checkpoint-dir run/ --resume
+)");
+
+  EvalArgs eval;
+  CLI::App* e = app.add_subcommand("eval", "Evaluate a model on a labelled CSV file");
+  e->add_option("model", eval.model, "Model file (.kiln)")->required();
+  e->add_option("--data", eval.data, "CSV with the model's feature and target columns")->required();
+  e->add_flag("--json", eval.json, "Print one JSON object on stdout");
+  e->footer(R"(
+Prints the loss-free metrics of the model's task (classifiers: accuracy, precision, recall,
+F1 and the confusion matrix; regressors: MSE, MAE, R^2). The CSV is encoded exactly as the
+training file was (the model file stores the columns and their encodings).
+
+Example:
+  kiln eval iris.kiln --data iris_test.csv --json
+)");
+
+  PredictArgs predict;
+  CLI::App* p = app.add_subcommand("predict", "Run a model on a CSV file");
+  p->add_option("model", predict.model, "Model file (.kiln)")->required();
+  p->add_option("--data", predict.data, "CSV with the model's feature columns")->required();
+  p->add_option("--out", predict.out, "Write the predictions here (default: stdout)");
+  p->add_flag("--probabilities", predict.probabilities,
+              "Add one probability column per class (classifiers)");
+  p->footer(R"(
+Writes a CSV with one row per input row: the predicted class name (classifiers) or value
+(regressors) in a column named after the training target, and with --probabilities a
+column "p_<class>" per class.
+
+Example:
+  kiln predict iris.kiln --data new_flowers.csv --probabilities --out predictions.csv
+)");
+
+  InspectArgs inspect;
+  CLI::App* i = app.add_subcommand("inspect", "Show what a model file holds");
+  i->add_option("model", inspect.model, "Model file (.kiln)")->required();
+  i->add_flag("--json", inspect.json, "Print one JSON object on stdout");
+  i->footer(R"(
+Shows the input and output signatures, metadata, metrics, preprocessing, class labels, the
+layers with their output shapes and parameter counts, the content hash, the data columns
+and the spec the model was trained from.
+
+Example:
+  kiln inspect iris.kiln --json
+)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& err) {
+    if (err.get_exit_code() == 0) return app.exit(err);  // --help, --version
+    std::fprintf(stderr, "kiln: %s\nRun 'kiln --help' (or 'kiln <command> --help') for usage.\n",
+                 err.what());
+    return exit_usage;
+  }
+
+  try {
+    if (*t) return run_train(train);
+    if (*e) return run_eval(eval);
+    if (*p) return run_predict(predict);
+    if (*i) return run_inspect(inspect);
+    return fail(exit_usage, "no command given (try kiln --help)");
+  } catch (const kiln::DataError& err) {
+    return fail(exit_data, err.what());
+  } catch (const kiln::IoError& err) {
+    return fail(exit_io, err.what());
+  } catch (const kiln::Error& err) {
+    // FormatError, a bad spec (ValueError), a model that does not fit the data (ShapeError,
+    // NameError, ...); a non-finite loss is reported by run_train itself.
+    return fail(exit_model, err.what());
+  } catch (const std::bad_alloc&) {
+    return fail(exit_model, "out of memory");
+  } catch (const std::exception& err) {
+    return fail(exit_model, err.what());
+  }
+}
