@@ -7,8 +7,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <string>
+
+#include "tests/support/error_test_support.hpp"
 
 namespace kiln::data::testing {
 
@@ -42,20 +43,7 @@ class TempDir {
   std::filesystem::path path_;
 };
 
-/// The message of the E that `f` throws (a test failure if it throws nothing or else).
-template <class E>
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "another exception: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception";
-  return {};
-}
+using kiln_test::message_of;
 
 /// Every part appears in the message.
 inline ::testing::AssertionResult mentions(const std::string& message,

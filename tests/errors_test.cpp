@@ -4,24 +4,12 @@
 #include <cmath>
 
 #include "kiln/kiln.hpp"
+#include "tests/support/error_test_support.hpp"
 
 namespace kiln {
 namespace {
 
-// Runs fn, expects an exception of type E, and returns its message.
-template <class E, class Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "no exception";
-  return {};
-}
+using kiln_test::message_of;
 
 void expect_mentions(const std::string& msg, std::initializer_list<const char*> parts) {
   for (const char* p : parts) EXPECT_NE(msg.find(p), std::string::npos) << msg << " lacks " << p;

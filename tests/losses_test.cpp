@@ -7,13 +7,13 @@
 
 #include <cmath>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kiln/autodiff.hpp"
 #include "kiln/kiln.hpp"
+#include "tests/support/error_test_support.hpp"
 
 namespace {
 
@@ -192,15 +192,7 @@ TEST(Losses, WeightsChangeTheLossAsDefined) {
               1e-12);
 }
 
-template <class E>
-void expect_error(const std::function<void()>& f, const std::string& what) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected " << what;
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-  }
-}
+using kiln_test::expect_error;
 
 TEST(Losses, BadArgumentsAreTypedErrorsNamingThem) {
   kiln::Graph g;

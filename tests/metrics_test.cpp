@@ -6,13 +6,13 @@
 
 #include <cmath>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "kiln/core/error.hpp"
+#include "tests/support/error_test_support.hpp"
 
 namespace {
 
@@ -148,15 +148,7 @@ TEST(Metrics, DirectFunctionsAgreeWithCompute) {
       std::isnan(metrics::r2(Tensor::from<double>({1}, {1}), Tensor::from<double>({2}, {1}))));
 }
 
-template <class E>
-void expect_error(const std::function<void()>& f, const std::string& what) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected " << what;
-  } catch (const E& e) {
-    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-  }
-}
+using kiln_test::expect_error;
 
 TEST(Metrics, BadInputIsATypedErrorNamingIt) {
   const auto scores = Tensor::from<float>({0.1f, 0.7f, 0.2f, 0.5f, 0.0f, 0.5f}, {2, 3});

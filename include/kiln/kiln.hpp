@@ -1,5 +1,6 @@
 // Everything a training program needs: core types, graphs, ops, autodiff, runtime,
-// layers, optimizers and model files.
+// layers, optimizers, model files, datasets and loaders, the trainer with its callbacks,
+// metrics and losses, checkpoints and model specs.
 #pragma once
 
 #include "kiln/autodiff.hpp"
@@ -9,6 +10,11 @@
 #include "kiln/core/shape.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/core/threads.hpp"
+#include "kiln/data/csv.hpp"
+#include "kiln/data/dataset.hpp"
+#include "kiln/data/idx.hpp"
+#include "kiln/data/loader.hpp"
+#include "kiln/data/scale.hpp"
 #include "kiln/graph/graph.hpp"
 #include "kiln/graph/op.hpp"
 #include "kiln/io/load_graph.hpp"
@@ -18,5 +24,12 @@
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
+#include "kiln/train/callbacks.hpp"
+#include "kiln/train/checkpoint.hpp"
+#include "kiln/train/from_spec.hpp"
+#include "kiln/train/losses.hpp"
+#include "kiln/train/metrics.hpp"
+#include "kiln/train/spec.hpp"
 #include "kiln/train/train_step.hpp"
+#include "kiln/train/trainer.hpp"
 #include "kiln/version.hpp"

@@ -23,20 +23,6 @@ bool ends_with_image_suffix(std::string_view v) {
   return l.ends_with(".png") || l.ends_with(".jpg") || l.ends_with(".jpeg");
 }
 
-std::string kind_name(ColumnKind kind) {
-  switch (kind) {
-    case ColumnKind::automatic:
-      return "automatic";
-    case ColumnKind::numeric:
-      return "numeric";
-    case ColumnKind::categorical:
-      return "categorical";
-    case ColumnKind::image:
-      return "image";
-  }
-  return "?";
-}
-
 }  // namespace
 
 std::string CsvReader::where(std::int64_t row, const std::string& column) const {
@@ -197,7 +183,7 @@ void CsvReader::resolve_first_row(const std::vector<std::string_view>& fields, s
   if (images > 0 && features > 1) {
     std::vector<std::string> names;
     for (const Column& c : columns_)
-      if (!c.is_target) names.push_back(c.name + " (" + kind_name(c.kind) + ")");
+      if (!c.is_target) names.push_back(c.name + " (" + column_kind_name(c.kind) + ")");
     throw DataError(name_ + ": an image column must be the only feature; the features are " +
                     internal::quoted_list(names) + " (choose them with CsvOptions::features)");
   }

@@ -5,14 +5,8 @@
 #include "kiln/data/csv.hpp"
 
 namespace kiln::data {
-namespace {
 
-using nlohmann::json;
-
-constexpr const char* schema_format = "kiln.csv_schema";
-constexpr int schema_version = 1;
-
-const char* kind_text(ColumnKind kind) {
+const char* column_kind_name(ColumnKind kind) {
   switch (kind) {
     case ColumnKind::automatic:
       return "automatic";
@@ -25,6 +19,13 @@ const char* kind_text(ColumnKind kind) {
   }
   return "?";
 }
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* schema_format = "kiln.csv_schema";
+constexpr int schema_version = 1;
 
 const char* task_text(CsvTask task) {
   switch (task) {
@@ -131,7 +132,7 @@ std::vector<std::string> texts(const json& object, const char* key, const std::s
 
 ColumnKind parse_kind(const std::string& s, const std::string& where) {
   for (ColumnKind k : {ColumnKind::numeric, ColumnKind::categorical, ColumnKind::image})
-    if (s == kind_text(k)) return k;
+    if (s == column_kind_name(k)) return k;
   bad(where + ": unknown kind '" + s + "' (numeric, categorical or image)");
 }
 
@@ -143,7 +144,7 @@ json texts_json(const std::vector<std::string>& v) {
 
 json column_json(const CsvColumn& c) {
   return {{"name", text_json(c.name)},
-          {"kind", kind_text(c.kind)},
+          {"kind", column_kind_name(c.kind)},
           {"categories", texts_json(c.categories)}};
 }
 
@@ -156,7 +157,7 @@ CsvColumn parse_column(const json& j, const std::string& where) {
   if (c.kind == ColumnKind::categorical && c.categories.empty())
     bad(where + " ('" + c.name + "') is categorical without categories");
   if (c.kind != ColumnKind::categorical && !c.categories.empty())
-    bad(where + " ('" + c.name + "') has categories but is " + kind_text(c.kind));
+    bad(where + " ('" + c.name + "') has categories but is " + column_kind_name(c.kind));
   return c;
 }
 

@@ -51,6 +51,9 @@ enum class ColumnKind : std::uint8_t { automatic, numeric, categorical, image };
 enum class CsvTask : std::uint8_t { automatic, classification, regression };
 enum class CategoryEncoding : std::uint8_t { one_hot, index };
 
+/// "automatic", "numeric", "categorical" or "image" (as the schema's JSON spells them).
+KILN_API const char* column_kind_name(ColumnKind kind);
+
 struct CsvOptions {
   /// The target column; "" reads no target (e.g. data to predict).
   std::string target = {};
