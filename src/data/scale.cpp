@@ -46,17 +46,6 @@ float usable_scale(double s) {
   return f > 0 && std::isfinite(f) ? f : 1.0f;
 }
 
-template <class T>
-void normalize_into(const Tensor& x, Tensor& out, const Normalization& n) {
-  const T* src = x.data<T>();
-  T* dst = out.data<T>();
-  const auto width = static_cast<std::int64_t>(n.mean.size());
-  for (std::int64_t i = 0; i < x.numel(); ++i) {
-    const auto k = static_cast<std::size_t>(i % width);
-    dst[i] = static_cast<T>((static_cast<double>(src[i]) - n.mean[k]) / n.stddev[k]);
-  }
-}
-
 }  // namespace
 
 Normalization fit_standardization(const Dataset& train) {
@@ -109,26 +98,6 @@ Normalization fit_scaling(const Dataset& train, Scaling method) {
       break;
   }
   throw ValueError("fit_scaling: Scaling::none fits nothing");
-}
-
-Tensor apply_normalization(const Tensor& x, const Normalization& n) {
-  if (n.mean.size() != n.stddev.size() || n.mean.empty())
-    throw ValueError("apply_normalization: the normalization of '" + n.input + "' has " +
-                     std::to_string(n.mean.size()) + " means and " +
-                     std::to_string(n.stddev.size()) + " standard deviations");
-  if (!is_floating(x.dtype()))
-    throw DTypeError("apply_normalization: '" + n.input + "' is " +
-                     std::string(to_string(x.dtype())) + ", not floating point");
-  if (x.rank() == 0 || x.dim(x.rank() - 1) != static_cast<std::int64_t>(n.mean.size()))
-    throw ShapeError("apply_normalization: '" + n.input + "' has shape " + x.shape().str() +
-                     " but " + std::to_string(n.mean.size()) + " features are normalised");
-  const Tensor c = x.contiguous();
-  Tensor out = Tensor::empty(c.shape(), c.dtype());
-  if (c.dtype() == DType::f64)
-    normalize_into<double>(c, out, n);
-  else
-    normalize_into<float>(c, out, n);
-  return out;
 }
 
 Dataset apply_normalization(const Dataset& data, const Normalization& n) {

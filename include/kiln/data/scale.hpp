@@ -36,9 +36,10 @@ KILN_API Normalization fit_min_max(const Dataset& train);
 /// fit_standardization or fit_min_max; ValueError for Scaling::none.
 KILN_API Normalization fit_scaling(const Dataset& train, Scaling method);
 
-/// (x - mean) / stddev along the last axis, in a new tensor of x's type. ShapeError when
-/// the last dimension is not the normalization's feature count, DTypeError for integers.
-KILN_API Tensor apply_normalization(const Tensor& x, const Normalization& normalization);
+/// (x - mean) / stddev along the last axis, in a new tensor of x's type: the function
+/// kiln_infer applies preprocessing with (kiln/io/model_file.hpp). ShapeError when the last
+/// dimension is not the normalization's feature count, DTypeError for integers.
+using kiln::apply_normalization;
 /// The dataset with its tensor named normalization.input scaled (the others shared).
 KILN_API Dataset apply_normalization(const Dataset& data, const Normalization& normalization);
 

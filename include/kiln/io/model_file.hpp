@@ -59,6 +59,13 @@ struct Normalization {
   friend bool operator==(const Normalization&, const Normalization&) = default;
 };
 
+/// (x - mean) / stddev along the last axis of x, in a new tensor of x's float type: what
+/// infer::Model applies with LoadOptions::apply_preprocessing, and what kiln::data scales
+/// datasets with. Throws ValueError for a normalization whose means and deviations differ in
+/// count, DTypeError for an integer x, ShapeError when x's last dimension is not the
+/// feature count.
+KILN_API Tensor apply_normalization(const Tensor& x, const Normalization& normalization);
+
 /// What a model file says about the model besides its graph and weights.
 struct ModelMetadata {
   std::string name;
