@@ -39,18 +39,20 @@ constexpr std::int64_t side = 8;
 constexpr std::int64_t classes = 10;
 constexpr std::uint64_t seed = 42;
 
-// The part's 64 pixel columns divided by 16 and viewed as [N, 1, 8, 8] "image", and its
-// target as "label": the names of the graph inputs they feed.
+// The preprocessing: raw pixels 0..16 divided by 16, along the last axis (8 values); the
+// model file records it so that apps feed raw rows.
+const kiln::Normalization pixel_scale{"image", std::vector<float>(side, 0.0f),
+                                      std::vector<float>(side, 16.0f)};
+
+// The part's 64 pixel columns viewed as [N, 1, 8, 8] "image" and scaled, and its target as
+// "label": the names of the graph inputs they feed.
 kiln::data::Dataset images(const kiln::data::Dataset& d) {
-  std::vector<float> x = d["features"].contiguous().to_vector<float>();
-  for (float& v : x) v /= 16.0f;
+  const kiln::Tensor x = d["features"].contiguous().reshape({d.size(), 1, side, side});
   kiln::data::DatasetInfo info = d.info();
   info.features = "image";
   info.target = "label";
   return kiln::data::Dataset(
-      {{"image", kiln::Tensor::from(x, kiln::Shape{d.size(), 1, side, side})},
-       {"label", d["target"]}},
-      info);
+      {{"image", kiln::apply_normalization(x, pixel_scale)}, {"label", d["target"]}}, info);
 }
 
 }  // namespace
@@ -100,8 +102,7 @@ int main(int argc, char** argv) try {
   meta.version = "1.0.0";
   meta.description = "train_digits_cnn: UCI digits 8x8, 80/20 split, seed 42";
   meta.labels = data.schema.labels;
-  meta.preprocessing.push_back(
-      {"image", std::vector<float>(side, 0.0f), std::vector<float>(side, 16.0f)});
+  meta.preprocessing.push_back(pixel_scale);
   meta.extra.emplace_back("preprocessing", "raw pixels 0..16 divided by 16, row-major 8x8");
   meta.metrics.emplace_back("test_accuracy", acc);
   const std::string model_path = argc > 2 ? argv[2] : KILN_DIGITS_CNN_MODEL;

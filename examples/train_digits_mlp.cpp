@@ -34,16 +34,20 @@ constexpr std::int64_t pixels = 64;
 constexpr std::int64_t classes = 10;
 constexpr std::uint64_t seed = 42;
 
-// The part's features divided by 16 as "pixels" and its target as "label": the names of
-// the graph inputs they feed.
+// The preprocessing: raw pixels 0..16 divided by 16; the model file records it so that
+// apps feed raw rows.
+const kiln::Normalization pixel_scale{"pixels", std::vector<float>(pixels, 0.0f),
+                                      std::vector<float>(pixels, 16.0f)};
+
+// The part's features scaled as "pixels" and its target as "label": the names of the graph
+// inputs they feed.
 kiln::data::Dataset scaled(const kiln::data::Dataset& d) {
-  std::vector<float> x = d["features"].contiguous().to_vector<float>();
-  for (float& v : x) v /= 16.0f;
   kiln::data::DatasetInfo info = d.info();
   info.features = "pixels";
   info.target = "label";
   return kiln::data::Dataset(
-      {{"pixels", kiln::Tensor::from(x, d["features"].shape())}, {"label", d["target"]}}, info);
+      {{"pixels", kiln::apply_normalization(d["features"], pixel_scale)}, {"label", d["target"]}},
+      info);
 }
 
 }  // namespace
@@ -86,8 +90,7 @@ int main(int argc, char** argv) try {
   meta.version = "1.0.0";
   meta.description = "train_digits_mlp: UCI digits 8x8, 80/20 split, seed 42";
   meta.labels = data.schema.labels;  // "0".."9"
-  meta.preprocessing.push_back(
-      {"pixels", std::vector<float>(pixels, 0.0f), std::vector<float>(pixels, 16.0f)});
+  meta.preprocessing.push_back(pixel_scale);
   meta.extra.emplace_back("preprocessing", "raw pixels 0..16 divided by 16, row-major 8x8");
   meta.metrics.emplace_back("test_accuracy", acc);
   const std::string model_path = argc > 2 ? argv[2] : KILN_DIGITS_MLP_MODEL;
