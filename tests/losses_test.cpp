@@ -6,14 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "kiln/autodiff.hpp"
 #include "kiln/kiln.hpp"
 #include "tests/support/error_test_support.hpp"
+#include "tests/support/golden_file.hpp"
 
 namespace {
 
@@ -30,30 +29,20 @@ struct Case {
   double delta = 1.0, value = 0;
 };
 
-std::vector<double> rest(std::istringstream& in) {
-  std::vector<double> v;
-  for (double d; in >> d;) v.push_back(d);
-  return v;
-}
+using kiln_test::numbers_of;
 
-void read_tensor(std::istringstream& in, std::vector<std::int64_t>& dims, std::vector<double>& v) {
+void read_tensor(std::istream& in, std::vector<std::int64_t>& dims, std::vector<double>& v) {
   std::size_t rank = 0;
   in >> rank;
   dims.resize(rank);
   for (auto& d : dims) in >> d;
-  v = rest(in);
+  v = numbers_of(in);
 }
 
 std::vector<Case> load() {
-  std::ifstream f(std::string(KILN_TEST_DATA_DIR) + "/losses_golden.txt");
-  if (!f) throw std::runtime_error("cannot open losses_golden.txt");
   std::vector<Case> out;
   Case c;
-  for (std::string line; std::getline(f, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    std::string kind;
-    in >> kind;
+  kiln_test::read_golden("losses_golden.txt", [&](const std::string& kind, std::istream& in) {
     if (kind == "case") {
       c = Case{};
       in >> c.name >> c.loss;
@@ -65,23 +54,24 @@ std::vector<Case> load() {
       c.t_integer = dtype == "i64";
       read_tensor(in, c.t_dims, c.t);
     } else if (kind == "class_weights") {
-      c.class_weights = rest(in);
+      c.class_weights = numbers_of(in);
     } else if (kind == "pos_weight") {
-      c.pos_weight = rest(in);
+      c.pos_weight = numbers_of(in);
     } else if (kind == "sample_weights") {
-      c.sample_weights = rest(in);
+      c.sample_weights = numbers_of(in);
     } else if (kind == "delta") {
       in >> c.delta;
     } else if (kind == "value") {
       in >> c.value;
     } else if (kind == "grad") {
-      c.grad = rest(in);
+      c.grad = numbers_of(in);
     } else if (kind == "end") {
       out.push_back(c);
     } else {
-      throw std::runtime_error("bad line: " + line);
+      return false;
     }
-  }
+    return true;
+  });
   return out;
 }
 

@@ -5,14 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "kiln/core/error.hpp"
 #include "tests/support/error_test_support.hpp"
+#include "tests/support/golden_file.hpp"
 
 namespace {
 
@@ -27,7 +26,7 @@ struct Case {
   std::map<std::string, std::vector<double>> vectors;
 };
 
-Tensor read_tensor(std::istringstream& in) {
+Tensor read_tensor(std::istream& in) {
   std::string dtype;
   std::size_t rank = 0;
   in >> dtype >> rank;
@@ -45,16 +44,9 @@ Tensor read_tensor(std::istringstream& in) {
 }
 
 std::vector<Case> load() {
-  std::ifstream f(std::string(KILN_TEST_DATA_DIR) + "/metrics_golden.txt");
-  if (!f) throw std::runtime_error("cannot open metrics_golden.txt");
   std::vector<Case> out;
-  std::string line;
   Case c;
-  while (std::getline(f, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    std::string kind;
-    in >> kind;
+  kiln_test::read_golden("metrics_golden.txt", [&](const std::string& kind, std::istream& in) {
     if (kind == "case") {
       c = Case{};
       in >> c.name;
@@ -70,15 +62,14 @@ std::vector<Case> load() {
     } else if (kind == "vector") {
       std::string key;
       in >> key;
-      std::vector<double> v;
-      for (double x; in >> x;) v.push_back(x);
-      c.vectors[key] = v;
+      c.vectors[key] = kiln_test::numbers_of(in);
     } else if (kind == "end") {
       out.push_back(c);
     } else {
-      throw std::runtime_error("bad line: " + line);
+      return false;
     }
-  }
+    return true;
+  });
   return out;
 }
 

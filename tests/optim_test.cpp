@@ -4,15 +4,14 @@
 
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "kiln/core/error.hpp"
 #include "kiln/optim/optimizer.hpp"
+#include "tests/support/golden_file.hpp"
 
 namespace {
 
@@ -46,26 +45,13 @@ struct Golden {
   std::vector<GoldenSchedule> schedules;
 };
 
-Values read_values(std::istringstream& in) {
-  Values v;
-  double x = 0;
-  while (in >> x) v.push_back(x);
-  return v;
-}
+using kiln_test::numbers_of;
 
 Golden load_golden() {
-  const std::string path = std::string(KILN_TEST_DATA_DIR) + "/optim_golden.txt";
-  std::ifstream file(path);
-  if (!file) throw std::runtime_error("cannot open " + path);
   Golden g;
   GoldenCase* current_case = nullptr;
   GoldenSchedule* current_schedule = nullptr;
-  std::string line;
-  while (std::getline(file, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    std::string tag;
-    in >> tag;
+  kiln_test::read_golden("optim_golden.txt", [&](const std::string& tag, std::istream& in) {
     if (tag == "steps") {
       in >> g.steps;
       g.grads.resize(static_cast<std::size_t>(g.steps));
@@ -81,13 +67,13 @@ Golden load_golden() {
       std::size_t index = 0;
       in >> index;
       g.init.resize(std::max(g.init.size(), index + 1));
-      g.init[index] = read_values(in);
+      g.init[index] = numbers_of(in);
     } else if (tag == "grad") {
       std::size_t step = 0, index = 0;
       in >> step >> index;
       auto& at = g.grads.at(step - 1);
       at.resize(std::max(at.size(), index + 1));
-      at[index] = read_values(in);
+      at[index] = numbers_of(in);
     } else if (tag == "case") {
       g.cases.emplace_back();
       current_case = &g.cases.back();
@@ -107,16 +93,17 @@ Golden load_golden() {
       in >> step >> index;
       auto& at = current_case->params.at(step - 1);
       at.resize(std::max(at.size(), index + 1));
-      at[index] = read_values(in);
+      at[index] = numbers_of(in);
     } else if (tag == "lrs") {
-      current_schedule->lrs = read_values(in);
+      current_schedule->lrs = numbers_of(in);
     } else if (tag == "end") {
       current_case = nullptr;
       current_schedule = nullptr;
     } else {
-      throw std::runtime_error("unknown record '" + tag + "' in " + path);
+      return false;
     }
-  }
+    return true;
+  });
   return g;
 }
 

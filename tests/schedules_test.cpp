@@ -4,15 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "kiln/core/error.hpp"
 #include "kiln/optim/optimizer.hpp"
+#include "tests/support/golden_file.hpp"
 
 namespace {
 
@@ -28,23 +27,12 @@ struct Golden {
   std::int64_t i(const std::string& key) const { return static_cast<std::int64_t>(p(key)); }
 };
 
-std::vector<double> rest(std::istringstream& in) {
-  std::vector<double> v;
-  std::string tok;
-  while (in >> tok) v.push_back(std::stod(tok));  // "nan" too
-  return v;
-}
+using kiln_test::numbers_of;
 
 std::vector<Golden> load() {
-  std::ifstream f(std::string(KILN_TEST_DATA_DIR) + "/schedules_golden.txt");
-  if (!f) throw std::runtime_error("cannot open schedules_golden.txt");
   std::vector<Golden> out;
   Golden g;
-  for (std::string line; std::getline(f, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream in(line);
-    std::string tag;
-    in >> tag;
+  kiln_test::read_golden("schedules_golden.txt", [&](const std::string& tag, std::istream& in) {
     if (tag == "schedule") {
       g = Golden{};
       in >> g.name >> g.kind;
@@ -53,17 +41,18 @@ std::vector<Golden> load() {
     } else if (tag == "param") {
       std::string key;
       in >> key;
-      g.params[key] = rest(in);
+      g.params[key] = numbers_of(in);
     } else if (tag == "metrics") {
-      g.metrics = rest(in);
+      g.metrics = numbers_of(in);
     } else if (tag == "lrs") {
-      g.lrs = rest(in);
+      g.lrs = numbers_of(in);
     } else if (tag == "end") {
       out.push_back(g);
     } else {
-      throw std::runtime_error("bad line: " + line);
+      return false;
     }
-  }
+    return true;
+  });
   return out;
 }
 
