@@ -7,6 +7,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "internal/nonfinite.hpp"
 #include "internal/op_info.hpp"
 #include "io/archive.hpp"
 #include "io/model_data.hpp"
@@ -57,30 +58,17 @@ void check_creation_time(const std::string& t) {
     value_error("creation_time '" + t + "' is not a UTC time of the form YYYY-MM-DDTHH:MM:SSZ");
 }
 
-template <class T>
-void check_finite_values(const Node& n, const T* p, std::int64_t count) {
-  for (std::int64_t i = 0; i < count; ++i)
-    if (!std::isfinite(p[i])) {
-      char v[32];
-      std::snprintf(
-          v, sizeof v, "%g",
-          std::isnan(p[i]) ? std::fabs(static_cast<double>(p[i])) : static_cast<double>(p[i]));
-      throw NonFiniteError("save_model: " + std::string(n.trainable ? "parameter" : "buffer") +
-                           " '" + n.name + "' holds " + v + " at element " + std::to_string(i) +
-                           " of " + n.value.shape().str() +
-                           " (SaveOptions::allow_nonfinite saves it anyway)");
-    }
-}
-
 // Parameters and buffers (what training changes) must be finite; constants are the
 // model's definition and may hold infinities on purpose (e.g. masks).
 void check_finite(const Node& n) {
-  if (!is_floating(n.value.dtype())) return;
-  const Tensor c = n.value.contiguous();
-  if (c.dtype() == DType::f32)
-    check_finite_values(n, c.data<float>(), c.numel());
-  else
-    check_finite_values(n, c.data<double>(), c.numel());
+  double v = 0.0;
+  const std::int64_t at = internal::first_nonfinite(n.value, v);
+  if (at < 0) return;
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", std::isnan(v) ? std::fabs(v) : v);
+  throw NonFiniteError("save_model: " + std::string(n.trainable ? "parameter" : "buffer") + " '" +
+                       n.name + "' holds " + text + " at element " + std::to_string(at) + " of " +
+                       n.value.shape().str() + " (SaveOptions::allow_nonfinite saves it anyway)");
 }
 
 void write_signature(internal::ArchiveWriter& w, const std::string& name, std::int32_t id,

@@ -2,13 +2,12 @@
 
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <unordered_set>
 
 #include "graph/graph_editor.hpp"
+#include "internal/nonfinite.hpp"
 #include "kiln/autodiff.hpp"
 #include "kiln/core/error.hpp"
 
@@ -76,36 +75,7 @@ Executable compile(Value loss, const std::vector<Value>& params, const TrainStep
   return exe;
 }
 
-// The flat index of the first NaN or infinity of a floating tensor (-1 if none, or for an
-// integer tensor); `value` gets it.
-template <class T>
-std::int64_t first_nonfinite_of(const T* p, std::int64_t n, double& value) {
-  // A branch-free pass over the exponent bits (vectorised) first; the index only when one
-  // is found.
-  using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-  constexpr Bits exponent =
-      sizeof(T) == 4 ? static_cast<Bits>(0x7f800000u) : static_cast<Bits>(0x7ff0000000000000ull);
-  unsigned bad = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    Bits bits;
-    std::memcpy(&bits, p + i, sizeof bits);
-    bad |= static_cast<unsigned>((bits & exponent) == exponent);
-  }
-  if (bad == 0) return -1;
-  for (std::int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i])) {
-      value = static_cast<double>(p[i]);
-      return i;
-    }
-  return -1;
-}
-
-std::int64_t first_nonfinite(const Tensor& t, double& value) {
-  if (!t.defined() || !is_floating(t.dtype()) || t.numel() == 0) return -1;
-  const Tensor c = t.contiguous();
-  return c.dtype() == DType::f32 ? first_nonfinite_of(c.data<float>(), c.numel(), value)
-                                 : first_nonfinite_of(c.data<double>(), c.numel(), value);
-}
+using internal::first_nonfinite;
 
 std::string num(double v) {
   if (std::isnan(v)) return "nan";
