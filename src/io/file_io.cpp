@@ -62,34 +62,38 @@ std::string base_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-// The pid of a temp file name "<base>.tmp.<pid>.<n>" of this target, or -1.
-long temp_file_pid(const char* name, const std::string& base) {
-  const std::string prefix = base + ".tmp.";
-  if (std::strncmp(name, prefix.c_str(), prefix.size()) != 0) return -1;
-  const char* p = name + prefix.size();
+// The writer's pid of a temp file name "<target>.tmp.<pid>.<n>" (target gets its part), or
+// -1 for any other name.
+long temp_file_pid(std::string_view name, std::string_view& target) {
+  const auto at = name.rfind(".tmp.");
+  if (at == std::string_view::npos || at == 0) return -1;
+  target = name.substr(0, at);
+  const char* p = name.data() + at + 5;
+  const char* const end = name.data() + name.size();
   long pid = 0;
   int digits = 0;
-  for (; *p >= '0' && *p <= '9'; ++p, ++digits) {
+  for (; p != end && *p >= '0' && *p <= '9'; ++p, ++digits) {
     if (digits == 10) return -1;
     pid = pid * 10 + (*p - '0');
   }
-  if (digits == 0 || *p != '.' || pid <= 0 || pid > INT_MAX) return -1;
+  if (digits == 0 || p == end || *p != '.' || pid <= 0 || pid > INT_MAX) return -1;
   ++p;
   digits = 0;
-  for (; *p >= '0' && *p <= '9'; ++p) ++digits;
-  return digits > 0 && digits <= 20 && *p == '\0' ? pid : -1;
+  for (; p != end && *p >= '0' && *p <= '9'; ++p) ++digits;
+  return digits > 0 && digits <= 20 && p == end ? pid : -1;
 }
 
-// Removes temp files of `path` left by processes that no longer exist. Best effort: errors
-// (an unreadable folder, a file removed meanwhile) are ignored.
-void remove_stale_temp_files(const std::string& path) {
-  const std::string folder = folder_of(path), base = base_of(path);
+}  // namespace
+
+void remove_stale_temp_files(const std::string& folder,
+                             const std::function<bool(std::string_view target)>& of_target) {
   DIR* dir = ::opendir(folder.c_str());
   if (dir == nullptr) return;
   const long self = static_cast<long>(::getpid());
   while (const dirent* e = ::readdir(dir)) {
-    const long pid = temp_file_pid(e->d_name, base);
-    if (pid <= 0 || pid == self) continue;
+    std::string_view target;
+    const long pid = temp_file_pid(e->d_name, target);
+    if (pid <= 0 || pid == self || !of_target(target)) continue;
     if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or unsure
     std::string stale = folder;
     stale += '/';
@@ -98,8 +102,6 @@ void remove_stale_temp_files(const std::string& path) {
   }
   ::closedir(dir);
 }
-
-}  // namespace
 
 std::vector<std::uint8_t> read_file(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -122,7 +124,8 @@ std::vector<std::uint8_t> read_file(const std::string& path) {
 void write_file_atomically(const std::string& path, std::span<const std::uint8_t> bytes) {
   // First, so that a writer killed before it completes any save still cleans up after the
   // one killed before it, and the space is free before this save needs it.
-  remove_stale_temp_files(path);
+  const std::string base = base_of(path);
+  remove_stale_temp_files(folder_of(path), [&](std::string_view target) { return target == base; });
   static std::atomic<unsigned> counter{0};
   std::string temp = path;
   temp += ".tmp.";

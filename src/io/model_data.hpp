@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -42,5 +44,12 @@ KILN_INTERNAL_API std::vector<std::uint8_t> read_file(const std::string& path);
 /// files of `path` whose process no longer exists (saves killed mid-way).
 KILN_INTERNAL_API void write_file_atomically(const std::string& path,
                                              std::span<const std::uint8_t> bytes);
+
+/// Removes the temp files "<target>.tmp.<pid>.<n>" in `folder` whose process no longer
+/// exists, for the targets `of_target` accepts (a name without its folder). Best effort:
+/// errors are ignored. write_file_atomically does it for its own target; writers of
+/// changing names (the trainer's step-stamped pairs) call it for theirs.
+KILN_INTERNAL_API void remove_stale_temp_files(
+    const std::string& folder, const std::function<bool(std::string_view target)>& of_target);
 
 }  // namespace kiln::internal

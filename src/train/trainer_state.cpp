@@ -5,8 +5,6 @@
 // file's SHA-256 ("pair.model_sha256"): the checkpoint is the commit point. A crash
 // before its rename leaves the previous pair intact (and at most an orphan model file,
 // removed by the next save); after it, the new pair is complete.
-#include <signal.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -62,22 +60,6 @@ std::string join(const std::string& dir, const std::string& file) {
   return (fs::path(dir) / file).string();
 }
 
-// A temporary file of an atomic write ("<name>.tmp.<pid>.<n>") whose writer is gone.
-bool stale_temp(const std::string& file) {
-  const auto at = file.find(".kiln.tmp.");
-  if (at == std::string::npos) return false;
-  if (file.rfind("ckpt-", 0) != 0 && file.rfind("model-", 0) != 0) return false;
-  const std::string rest = file.substr(at + 10);
-  const auto dot = rest.find('.');
-  if (dot == std::string::npos || dot == 0) return false;
-  const std::string pid = rest.substr(0, dot);
-  if (!std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
-      pid.size() > 9)
-    return false;
-  const auto p = static_cast<pid_t>(std::stol(pid));
-  return p != ::getpid() && ::kill(p, 0) != 0 && errno == ESRCH;
-}
-
 // Keeps the newest `keep` checkpoints up to `current` with their model files; removes the
 // other pairs (older ones, and newer ones of an abandoned run) and stale temporary files.
 void prune(const std::string& dir, std::int64_t current, std::int64_t keep) {
@@ -91,10 +73,16 @@ void prune(const std::string& dir, std::int64_t current, std::int64_t keep) {
     const std::string file = it->path().filename().string();
     std::int64_t s = step_of(file, "ckpt-");
     if (s < 0) s = step_of(file, "model-");
-    if (s >= 0 ? std::find(kept.begin(), kept.end(), s) == kept.end() : stale_temp(file))
+    if (s >= 0 && std::find(kept.begin(), kept.end(), s) == kept.end())
       remove.push_back(it->path());
   }
   for (const fs::path& p : remove) fs::remove(p, ec);  // best effort
+  // Each pair has new names, so the saves' own clean-up never sees the temp files of killed
+  // earlier saves: remove those of any pair.
+  internal::remove_stale_temp_files(dir, [](std::string_view target) {
+    const std::string name(target);
+    return step_of(name, "ckpt-") >= 0 || step_of(name, "model-") >= 0;
+  });
 }
 
 std::int64_t i64_of(const Tensor& t, const std::string& name, const std::string& source) {
