@@ -17,6 +17,18 @@
 namespace kiln::train {
 namespace {
 
+// Hands each step to several callbacks' observers, in order.
+class FanOut final : public RunObserver {
+ public:
+  explicit FanOut(const std::vector<RunObserver*>& observers) : observers_(observers) {}
+  void on_step(const ObservedStep& step) override {
+    for (RunObserver* o : observers_) o->on_step(step);
+  }
+
+ private:
+  const std::vector<RunObserver*>& observers_;
+};
+
 std::vector<std::string> names_of(const data::Batch& tensors) {
   std::vector<std::string> out;
   for (const auto& [name, t] : tensors) out.push_back(name);
@@ -296,6 +308,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
   optim::Optimizer& opt = *m.options.optimizer;
   std::vector<Tensor> buffer_backup;
   std::vector<Value> buffers = m.graph->buffers();
+  std::vector<RunObserver*> observers;
+  FanOut fan_out(observers);
 
   auto end_fit = [&](bool error) {
     progress.finish();
@@ -335,13 +349,18 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
         const std::int64_t step = m.position.step;
         const Feeds feeds = feeds_for(*batch, m.loss_inputs, "fit", dataset_label(train));
         for (const auto& cb : m.callbacks) cb->on_step_begin(*this, step);
+        observers.clear();
+        for (const auto& cb : m.callbacks)
+          if (RunObserver* o = cb->observer(*this, step)) observers.push_back(o);
         if (m.options.check_finite && !buffers.empty()) {
           buffer_backup.clear();
           for (const Value& b : buffers) buffer_backup.push_back(m.graph->tensor(b).clone());
         }
         double loss = 0.0;
         try {
-          loss = m.step->run(feeds);
+          loss = m.step->run(feeds, observers.size() == 1 ? observers.front()
+                                    : observers.empty()   ? nullptr
+                                                          : &fan_out);
         } catch (const NonFiniteError& e) {
           // Batch norm's running statistics changed in the forward pass: put them back too.
           for (std::size_t i = 0; i < buffer_backup.size(); ++i)

@@ -78,6 +78,10 @@ class KILN_API Callback {
   virtual void on_epoch_begin(Trainer&, std::int64_t /*epoch*/) {}
   /// Before the step's forward pass (e.g. to set a per-step learning rate).
   virtual void on_step_begin(Trainer&, std::int64_t /*step*/) {}
+  /// After on_step_begin: an observer to see this step's forward and backward values
+  /// (see RunObserver), or null (the default: the step runs unobserved). Several
+  /// callbacks' observers are called in the callbacks' order.
+  virtual RunObserver* observer(Trainer&, std::int64_t /*step*/) { return nullptr; }
   /// After the backward pass, before the optimizer step: gradients may be changed in place.
   virtual void on_gradients(Trainer&, std::span<const Tensor> /*gradients*/) {}
   /// After the optimizer step; logs hold "loss" and "lr" of the step.
