@@ -72,7 +72,8 @@ RefStats reference(const std::vector<double>& v, std::int64_t bins) {
     std::int64_t b = 0;
     if (r.max > r.min)
       b = std::min<std::int64_t>(
-          bins - 1, static_cast<std::int64_t>(std::floor((x - r.min) / (r.max - r.min) * bins)));
+          bins - 1, static_cast<std::int64_t>(
+                        std::floor((x - r.min) * (static_cast<double>(bins) / (r.max - r.min)))));
     ++r.hist[static_cast<std::size_t>(b)];
   }
   return r;
@@ -163,6 +164,27 @@ TEST(TensorStats, MatchesADoublePrecisionReference) {
     std::int64_t total = 0;
     for (auto c : s.histogram) total += c;
     EXPECT_EQ(total, 10004);  // the 3 non-finite elements are not counted
+  }
+}
+
+TEST(TensorStats, FiniteTensorsOfEverySizeMatchTheReference) {
+  // Sizes around the 8-lane and 256-element blocks of the vectorised path.
+  kiln::Rng rng(11);
+  for (std::int64_t n : {1, 7, 8, 9, 255, 256, 257, 1000, 4099}) {
+    std::vector<float> x;
+    for (std::int64_t i = 0; i < n; ++i)
+      x.push_back(i % 5 == 0 ? 0.0f : static_cast<float>(rng.normal(-1.0, 3.0)));
+    const auto s = kiln::report::tensor_stats(kiln::Tensor::from(x, kiln::Shape({n})), 16);
+    const RefStats r = reference(std::vector<double>(x.begin(), x.end()), 16);
+    EXPECT_EQ(s.count, n);
+    EXPECT_EQ(s.nonfinite, 0);
+    expect_near_rel(s.mean, r.mean, 1e-12, "mean");
+    expect_near_rel(s.std, r.std, 1e-12, "std");
+    expect_near_rel(s.norm, r.norm, 1e-12, "norm");
+    EXPECT_EQ(s.min, r.min) << n;
+    EXPECT_EQ(s.max, r.max) << n;
+    EXPECT_EQ(s.zero_fraction, r.zero_fraction) << n;
+    EXPECT_EQ(s.histogram, r.hist) << n;
   }
 }
 
