@@ -73,7 +73,7 @@ int explain_row(const ExplainArgs& args) {
   const double sum = a.attributions.to(kiln::DType::f64).sum();
   std::string what = ig ? "integrated gradients of class " : "saliency of class ";
   if (!name.empty()) what.append("'").append(name).append("' ");
-  what.append("(output ").append(std::to_string(a.target_class)).append(") for row ");
+  what.append("(output index ").append(std::to_string(a.target_class)).append(") for row ");
   what.append(std::to_string(row)).append(" of ").append(args.data);
   if (image) rp::write_attribution_html(args.out, a, args.model + ": " + what);
 

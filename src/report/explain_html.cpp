@@ -127,7 +127,8 @@ std::string attribution_html(const Attribution& a, const std::string& title) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>" +
       escape(title) +
       "</title>\n<style>\nbody{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\n"
-      ".pair{display:flex;flex-wrap:wrap;gap:2em}\nfigure{margin:0}\n"
+      "h1{font-size:1.25em;overflow-wrap:anywhere}\n"
+      ".pair{display:flex;flex-wrap:wrap;gap:2em}\nfigure{margin:0;max-width:282px}\n"
       "figcaption{margin-top:.4em;font-size:.9em;color:#555}\n"
       "svg{border:1px solid #ccc;image-rendering:pixelated}\n"
       "table{border-collapse:collapse;margin-top:1em}td{padding:.15em .8em .15em 0}\n"
