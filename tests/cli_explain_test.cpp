@@ -72,7 +72,9 @@ class CliExplain : public ::testing::Test {
 
   Result kiln(const std::string& args) const {
     const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = std::string(KILN_CLI) + " " + args + " >" + out + " 2>" + err;
+    // In the test's folder, so that nothing is written elsewhere.
+    const std::string cmd = "cd " + dir_.string() + " && " + std::string(KILN_CLI) + " " + args +
+                            " >" + out + " 2>" + err;
     const int status = std::system(cmd.c_str());
     Result r;
     r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -89,7 +91,7 @@ class CliExplain : public ::testing::Test {
     const std::string model = path("iris.kiln");
     const Result r =
         kiln("train " + std::string(KILN_SOURCE_DIR) + "/examples/specs/iris.json --data " + iris +
-             " --out " + model + " --quiet");
+             " --out " + model + " --quiet --no-record");
     EXPECT_EQ(r.rc, 0) << r.err;
     return model;
   }
@@ -210,7 +212,7 @@ TEST_F(CliExplain, DigitsImageHeatMapPage) {
     "training": {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 30, "batch_size": 16,
                  "seed": 1, "test_split": 0.2}})";
   const json t = kiln_json("train " + path("spec.json") + " --data " + path("digits.csv") +
-                           " --out " + path("d.kiln") + " --json --quiet");
+                           " --out " + path("d.kiln") + " --json --quiet --no-record");
   EXPECT_GE(t["test"]["test_accuracy"].get<double>(), 0.7);
 
   const std::string args =
