@@ -288,6 +288,76 @@ TEST_F(Explain, PermutationImportanceFindsTheOneFeatureThatMatters) {
   EXPECT_THROW(rp::permutation_importance(path("m.kiln"), d, {.metric = "fun"}), kiln::ValueError);
 }
 
+// A binary model outputs P(second class) in one column: that class is output 0, named by
+// its label; the first class's name is refused. Importance scores its thresholded output.
+TEST_F(Explain, BinaryModelsExplainTheProbabilityOfTheSecondClass) {
+  const std::string train = write("train.csv", synthetic_csv(300, 5));
+  const auto spec = kiln::train::ModelSpec::from_json(R"({
+    "layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": "auto"}],
+    "task": {"type": "binary", "target": "y"},
+    "training": {"optimizer": {"name": "adam", "lr": 0.02}, "epochs": 30, "batch_size": 32,
+                 "seed": 3, "test_split": 0.2}})");
+  kiln::train::train_from_spec(spec, train, {.progress = kiln::train::Progress::none})
+      .save(path("b.kiln"));
+  rp::Explainer ex = rp::Explainer::from_file(path("b.kiln"));
+  EXPECT_EQ(ex.outputs(), 1);
+  EXPECT_EQ(ex.labels(), (std::vector<std::string>{"neg", "pos"}));
+  EXPECT_EQ(ex.class_index("pos"), 0);
+  EXPECT_EQ(ex.class_index("1"), 0);
+  EXPECT_THROW(ex.class_index("0"), kiln::ValueError);
+  EXPECT_EQ(ex.class_name(0), "pos");
+  EXPECT_THROW(ex.class_index("neg"), kiln::ValueError);
+  const kiln::data::Dataset d = kiln::train::read_csv_for_model(path("b.kiln"), train);
+  for (std::int64_t row : {0, 1, 2}) {
+    const rp::Attribution a =
+        ex.integrated_gradients(d["features"].rows(row, row + 1), {.steps = 256});
+    EXPECT_EQ(a.target_class, 0);
+    EXPECT_LT(a.completeness_error(), 0.01) << "row " << row;
+    // P(pos) rises with the signal: its attribution has the sign of the signal (the baseline is 0).
+    const float signal = d["features"].rows(row, row + 1).to_vector<float>()[0];
+    EXPECT_GT(a.attributions.to_vector<float>()[0] * signal, 0.0f) << "row " << row;
+  }
+  const rp::PermutationImportance imp =
+      rp::permutation_importance(path("b.kiln"), d, {.repeats = 3});
+  EXPECT_DOUBLE_EQ(imp.baseline,
+                   kiln::train::evaluate_csv(path("b.kiln"), train).metrics.at("accuracy"));
+  EXPECT_EQ(imp.features[0].name, "signal");
+  const rp::PermutationImportance ll =
+      rp::permutation_importance(path("b.kiln"), d, {.metric = "log_loss", .repeats = 3});
+  EXPECT_DOUBLE_EQ(ll.baseline,
+                   kiln::train::evaluate_csv(path("b.kiln"), train).metrics.at("log_loss"));
+  EXPECT_EQ(ll.features[0].name, "signal");
+  EXPECT_GT(ll.features[0].importance, 0.1);  // log loss grows: positive after the sign flip
+}
+
+// A regression model (diabetes): one output, no class name; r2 by default.
+TEST_F(Explain, RegressionModelsExplainTheirValue) {
+  const auto spec = kiln::train::ModelSpec::from_json(R"({
+    "layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": "auto"}],
+    "task": {"type": "regression", "target": "progression"},
+    "preprocessing": {"scaling": "standardize"},
+    "training": {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 20, "batch_size": 32,
+                 "seed": 2, "test_split": 0.2}})");
+  const std::string csv = std::string(KILN_DATASETS_DIR) + "/diabetes.csv";
+  kiln::train::train_from_spec(spec, csv, {.progress = kiln::train::Progress::none})
+      .save(path("r.kiln"));
+  const kiln::data::Dataset d = kiln::train::read_csv_for_model(path("r.kiln"), csv);
+  const std::vector<std::int64_t> rows{0, 100};
+  const json j = json::parse(
+      rp::explanations_json(path("r.kiln"), d, rows, {.importance = {.repeats = 2}, .steps = 128}));
+  EXPECT_EQ(j.at("permutation_importance").at("metric"), "r2");
+  EXPECT_EQ(j.at("permutation_importance").at("features").size(), 10u);
+  for (const json& a : j.at("attributions")) {
+    EXPECT_TRUE(a.at("class").is_null());
+    EXPECT_EQ(a.at("class_index"), 0);
+    EXPECT_EQ(a.at("features").size(), 10u);
+    double sum = 0.0;
+    for (const json& v : a.at("attributions")) sum += v.get<double>();
+    const double delta = a.at("output").get<double>() - a.at("baseline_output").get<double>();
+    EXPECT_NEAR(sum, delta, 0.01 * std::abs(delta) + 1e-4);
+  }
+}
+
 // A hand-made regression model file: y = 2 * signal + (sum of color's one-hot values), exact
 // on the data (mse 0). Permuting color's one-hot columns together keeps every row's sum at 1,
 // so its importance is exactly 0; permuting them one by one would not. noise has weight 0.

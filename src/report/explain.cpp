@@ -265,31 +265,28 @@ const std::vector<std::string>& Explainer::feature_names() const { return impl_-
 
 std::int64_t Explainer::class_index(const std::string& name) const {
   const Impl& im = *impl_;
-  const bool binary = im.outputs == 1 && im.labels.size() == 2;
+  if (im.outputs == 1 && im.labels.size() == 2) {
+    // A binary model's one output is P(labels[1]): class 1, by name or index.
+    if (name == im.labels[1] || name == "1") return 0;
+    throw ValueError("class '" + name + "' has no output: the binary model outputs P('" +
+                     im.labels[1] + "') only (class 1; explain it, the attributions of '" +
+                     im.labels[0] + "' are their negatives)");
+  }
   std::int64_t k = 0;
   const char* end = name.data() + name.size();
   const auto [ptr, ec] = std::from_chars(name.data(), end, k);
-  if (ec == std::errc() && ptr == end && !name.empty()) {
-    if (k >= 0 && k < im.outputs) return k;
-    if (binary && k == 1) return 0;
-  }
+  if (ec == std::errc() && ptr == end && !name.empty() && k >= 0 && k < im.outputs) return k;
   for (std::size_t i = 0; i < im.labels.size(); ++i)
-    if (im.labels[i] == name) {
-      if (binary && i == 1) return 0;
-      if (static_cast<std::int64_t>(i) < im.outputs) return static_cast<std::int64_t>(i);
-    }
+    if (im.labels[i] == name && static_cast<std::int64_t>(i) < im.outputs)
+      return static_cast<std::int64_t>(i);
   std::string known;
-  if (binary) {
-    known = "'" + im.labels[1] + "' (the model outputs P(" + im.labels[1] + "))";
-  } else {
-    for (std::int64_t i = 0; i < im.outputs; ++i) {
-      if (!known.empty()) known += ", ";
-      known += static_cast<std::size_t>(i) < im.labels.size()
-                   ? "'" + im.labels[static_cast<std::size_t>(i)] + "'"
-                   : std::to_string(i);
-    }
-    known += " or an index in [0, " + std::to_string(im.outputs) + ")";
+  for (std::int64_t i = 0; i < im.outputs; ++i) {
+    if (!known.empty()) known += ", ";
+    known += static_cast<std::size_t>(i) < im.labels.size()
+                 ? "'" + im.labels[static_cast<std::size_t>(i)] + "'"
+                 : std::to_string(i);
   }
+  known += " or an index in [0, " + std::to_string(im.outputs) + ")";
   throw ValueError("unknown class '" + name + "': the model's classes are " + known);
 }
 

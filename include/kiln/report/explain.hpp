@@ -94,9 +94,9 @@ class KILN_API Explainer {
   /// One name per input element from the model file's CSV schema (kiln.data) for tabular
   /// inputs (e.g. "color=red"); empty otherwise.
   const std::vector<std::string>& feature_names() const;
-  /// The output element a class name or index names: an index in [0, outputs()), a label
-  /// of labels(), or for a single-output binary model the name of class 1 (whose
-  /// probability it is). ValueError listing the classes for any other.
+  /// The output element a class name or index names: an index in [0, outputs()) or a label
+  /// of labels(); for a single-output binary model (two labels) only class 1, by name or as
+  /// "1" (the output is its probability). ValueError listing the classes for any other.
   std::int64_t class_index(const std::string& name_or_index) const;
   /// The class name of output element `index` ("" when unknown).
   std::string class_name(std::int64_t index) const;
