@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kiln_cli {
 
@@ -54,5 +55,20 @@ struct PredictArgs {
   bool probabilities = false;
 };
 int run_predict(const PredictArgs& args);
+
+struct ReportArgs {
+  std::vector<std::string> run_dirs;
+  std::string out;  ///< empty: RUN_DIR/report.html for one run, comparison.html for several
+};
+int run_report(const ReportArgs& args);
+
+struct BoardArgs {
+  std::string runs_dir;
+  std::string host = "127.0.0.1";
+  int port = 6006;  ///< 0: a free port, printed
+  std::int64_t poll_ms = 1000;
+};
+/// Serves until SIGINT or SIGTERM (then returns exit_ok).
+int run_board(const BoardArgs& args);
 
 }  // namespace kiln_cli

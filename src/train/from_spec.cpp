@@ -150,6 +150,8 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   }
   result.train_rows = train.size();
   result.test_rows = test.size();
+  result.train_data = train;
+  result.test_data = test;
   result.labels = labels;
 
   // Preprocessing fitted on the training rows (numeric tabular features only).
@@ -197,17 +199,19 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
                              .metrics = spec.metric_names(),
                              .target = task == Task::binary ? "target_class" : "target",
                              .model = save});
+  std::vector<std::shared_ptr<Callback>> callbacks =
+      make_callbacks(t, *opt, options.checkpoint_dir);
+  callbacks.insert(callbacks.end(), options.callbacks.begin(), options.callbacks.end());
   if (options.resume && !options.checkpoint_dir.empty() &&
       latest_checkpoint(options.checkpoint_dir))
     trainer.resume(options.checkpoint_dir);
-  result.history =
-      trainer.fit(train_view, {.epochs = t.epochs,
-                               .batch_size = t.batch_size,
-                               .seed = t.seed,
-                               .validation_split = t.validation_split,
-                               .callbacks = make_callbacks(t, *opt, options.checkpoint_dir),
-                               .progress = options.progress,
-                               .progress_file = options.progress_file});
+  result.history = trainer.fit(train_view, {.epochs = t.epochs,
+                                            .batch_size = t.batch_size,
+                                            .seed = t.seed,
+                                            .validation_split = t.validation_split,
+                                            .callbacks = callbacks,
+                                            .progress = options.progress,
+                                            .progress_file = options.progress_file});
 
   // The model file, then its metrics on the test rows (from the file itself, as
   // evaluate_csv computes them), stored in it.
@@ -215,12 +219,13 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   if (!test.empty()) {
     const infer::Model model =
         infer::Model::load(bytes, "<trained model>", {.apply_preprocessing = true});
-    const Evaluation ev = internal::evaluate_dataset(model, test, spec, labels);
+    Evaluation ev = internal::evaluate_dataset(model, test, spec, labels);
     for (const auto& [k, v] : ev.metrics) {
       result.test["test_" + k] = v;
       save.metadata.metrics.emplace_back("test_" + k, v);
     }
     bytes = serialize_model(*m.graph, save);
+    result.evaluation = std::move(ev);
   }
   result.model = std::move(bytes);
   result.spec = std::move(spec);

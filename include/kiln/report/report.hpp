@@ -38,6 +38,10 @@ KILN_API std::string render_report(const std::vector<std::string>& run_dirs,
                                    const ReportOptions& options = {});
 /// Renders the report of one run into RUN_DIR/report.html (atomically); returns its path.
 KILN_API std::string write_report(const std::string& run_dir);
+/// Renders render_report(run_dirs, options) (one run's report, or the comparison of
+/// several) into `path` (atomically); returns `path`. IoError naming it if unwritable.
+KILN_API std::string write_report(const std::vector<std::string>& run_dirs, const std::string& path,
+                                  const ReportOptions& options = {});
 
 /// What a board shows for a folder of runs.
 struct RunInfo {

@@ -65,15 +65,21 @@ struct RecordOptions {
   bool resume = false;
 };
 
-/// Summary statistics of one tensor (non-finite elements are left out of all but `count`).
+/// Summary statistics of one tensor (non-finite elements are left out of all but `count`
+/// and `nonfinite`; with no finite element mean ... histogram_hi are NaN). `std` is the
+/// population standard deviation, `norm` the L2 norm, `zero_fraction` the share of the
+/// finite elements that are exactly 0.
 struct TensorStats {
   std::int64_t count = 0;
+  std::int64_t nonfinite = 0;
   double mean = 0.0, std = 0.0, min = 0.0, max = 0.0, norm = 0.0;
   double zero_fraction = 0.0;
   double histogram_lo = 0.0, histogram_hi = 0.0;
   std::vector<std::int64_t> histogram;
 };
-/// The statistics of a float tensor over `bins` histogram bins (ValueError for non-float).
+/// The statistics of a float tensor over `bins` equal-width histogram bins over [min, max]
+/// (a value equal to max goes into the last bin; min == max: every count in bin 0).
+/// ValueError for a non-float tensor or bins < 1.
 KILN_API TensorStats tensor_stats(const Tensor& t, std::int64_t bins = 30);
 
 class RunRecorder;
@@ -100,6 +106,8 @@ class KILN_API StepSample {
   std::unique_ptr<Impl> impl_;
 };
 
+struct RecorderAccess;
+
 class KILN_API RunRecorder {
  public:
   /// Creates the folder and writes run.json with status "running" and the environment
@@ -123,9 +131,11 @@ class KILN_API RunRecorder {
   /// inputs, and, given an executable, the ops and kernels of its plan per layer.
   void set_model(const Graph& graph, const std::vector<Value>& outputs,
                  Executable* plan_source = nullptr);
-  /// Writes data.json from a dataset's column info and its target's class balance.
+  /// Writes data.json from a dataset's column info and its target's class balance (the
+  /// training rows; `test_rows` held out; `file` and `target_column` as data.json names
+  /// them, default: the dataset's source and target tensor).
   void set_data(const data::Dataset& train, std::int64_t test_rows = 0,
-                const std::string& file = {});
+                const std::string& file = {}, const std::string& target_column = {});
   /// Writes evaluation.json (text: one JSON object, see docs/run-format.md).
   void set_evaluation_json(const std::string& json_object);
   /// Writes explanations.json (text: one JSON object, see docs/run-format.md).
@@ -149,6 +159,7 @@ class KILN_API RunRecorder {
   bool finished() const;
 
  private:
+  friend struct RecorderAccess;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

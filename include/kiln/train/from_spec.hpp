@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,6 +52,20 @@ struct SpecTrainOptions {
   std::FILE* progress_file = nullptr;
   /// The model file's creation time ("YYYY-MM-DDTHH:MM:SSZ"; empty: now).
   std::string creation_time = {};
+  /// Further fit callbacks, called after the spec's own (e.g. kiln::report::record).
+  std::vector<std::shared_ptr<Callback>> callbacks = {};
+};
+
+/// A model file's metrics on a labelled CSV file.
+struct Evaluation {
+  Task task = Task::classification;
+  std::int64_t rows = 0;
+  /// "accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss" (classifiers);
+  /// "mse", "mae", "r2" (regression); plus the spec's own metrics.
+  Logs metrics;
+  /// Classifiers only.
+  metrics::ConfusionMatrix confusion;
+  std::vector<std::string> labels;
 };
 
 struct KILN_API SpecTrainResult {
@@ -66,6 +81,12 @@ struct KILN_API SpecTrainResult {
   std::int64_t test_rows = 0;
   /// Class names (classifiers).
   std::vector<std::string> labels;
+  /// The training and test rows as read (features before the spec's scaling, the target
+  /// as class indices or values; the test set is empty without test rows).
+  data::Dataset train_data, test_data;
+  /// The model file's evaluation on the test rows (metrics without the "test_" prefix,
+  /// the confusion matrix of classifiers); rows 0 without test rows.
+  Evaluation evaluation;
   /// Writes `model` to `path` atomically; IoError naming the file.
   void save(const std::string& path) const;
 };
@@ -75,18 +96,6 @@ struct KILN_API SpecTrainResult {
 /// Trainer::fit throws (e.g. for a non-finite loss).
 KILN_API SpecTrainResult train_from_spec(const ModelSpec& spec, const std::string& csv_path,
                                          const SpecTrainOptions& options = {});
-
-/// A model file's metrics on a labelled CSV file.
-struct Evaluation {
-  Task task = Task::classification;
-  std::int64_t rows = 0;
-  /// "accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss" (classifiers);
-  /// "mse", "mae", "r2" (regression); plus the spec's own metrics.
-  Logs metrics;
-  /// Classifiers only.
-  metrics::ConfusionMatrix confusion;
-  std::vector<std::string> labels;
-};
 
 /// Evaluates a model file written by train_from_spec on a CSV with its target column.
 /// Throws FormatError for a model without the spec and data sections, DataError for a
