@@ -178,7 +178,13 @@ std::string render_line_chart(const LineChart& chart) {
   }
   std::vector<double> yt;
   if (chart.log_y) {
-    for (double e = std::ceil(y0); e <= std::floor(y1); ++e) yt.push_back(std::pow(10.0, e));
+    const bool few_decades = std::floor(y1) - std::ceil(y0) < 2;
+    for (double e = std::floor(y0); e <= std::ceil(y1); ++e)
+      for (double m : {1.0, 2.0, 5.0}) {
+        if (m != 1.0 && !few_decades) continue;
+        double t = m * std::pow(10.0, e), lt = std::log10(t);
+        if (lt >= y0 && lt <= y1) yt.push_back(t);
+      }
     if (yt.size() > 7) {
       std::vector<double> thin;
       std::size_t every = (yt.size() + 5) / 6;
