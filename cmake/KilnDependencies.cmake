@@ -63,3 +63,18 @@ find_path(KILN_STB_INCLUDE_DIR stb/stb_image.h)
 if(NOT KILN_FAST_FLOAT_INCLUDE_DIR OR NOT KILN_STB_INCLUDE_DIR)
   message(FATAL_ERROR "Kiln needs fast_float and stb_image (Debian: libfast-float-dev libstb-dev)")
 endif()
+
+# The live board (`kiln board`) and the browser tests' WebDriver client use cpp-httplib
+# (Debian: libcpp-httplib-dev), privately and only there: never in libkiln or kiln_infer.
+# Debian ships it as a compiled library; its pkg-config Cflags (-DCPPHTTPLIB_OPENSSL_SUPPORT,
+# ZLIB, BROTLI) must reach every user of the header so the header matches the library,
+# hence the imported target PkgConfig::KILN_HTTPLIB. Cross builds (the edge check, which
+# builds only kiln_run) go without it: the kiln command then has no board and the browser
+# tests are not built.
+if((KILN_BUILD_APPS OR KILN_BUILD_TESTS) AND NOT CMAKE_CROSSCOMPILING)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(KILN_HTTPLIB IMPORTED_TARGET cpp-httplib>=0.11)
+  if(NOT KILN_HTTPLIB_FOUND)
+    message(FATAL_ERROR "The kiln command and the tests need cpp-httplib (Debian: libcpp-httplib-dev)")
+  endif()
+endif()

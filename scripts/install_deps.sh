@@ -6,12 +6,14 @@ set -euo pipefail
 
 packages=(cmake ninja-build g++ ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libcereal-dev
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libfast-float-dev
-          libstb-dev)
+          libstb-dev pkgconf libcpp-httplib-dev)
 # With --test: what the test suite needs beyond the build: clang for the loader fuzzer,
-# the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs), and
-# clang-format for the formatting check.
+# the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs),
+# clang-format for the formatting check, and Chromium with its WebDriver for the browser
+# tests (the report and the live board in headless Chromium, with a font for its text).
 if [ "${1:-}" = "--test" ]; then
-  packages+=(clang-14 libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user clang-format)
+  packages+=(clang-14 libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user clang-format
+             chromium chromium-driver fonts-dejavu-core)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -684,6 +684,25 @@ TEST(RunRecord, TrainAndRecordWritesTheRunFolder) {
   EXPECT_EQ(epochs, static_cast<std::int64_t>(r.history.epochs.size()));
   EXPECT_FALSE(jsonl(dir + "/layers.jsonl").empty());
   EXPECT_TRUE(fs::exists(dir + "/graph.json"));
+
+  // explanations.json: importance of the 4 columns over the test rows, integrated
+  // gradients of the first 3 test rows (their sum is the output difference within 1%).
+  const json ex = read_json(dir + "/explanations.json");
+  EXPECT_EQ(ex["permutation_importance"]["rows"], r.test_rows);
+  EXPECT_EQ(ex["permutation_importance"]["features"].size(), 4u);
+  ASSERT_EQ(ex["attributions"].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const json& a = ex["attributions"][i];
+    EXPECT_EQ(a["row"], static_cast<int>(i));
+    double sum = 0;
+    for (const json& v : a["attributions"]) sum += v.get<double>();
+    const double diff = a["output"].get<double>() - a["baseline_output"].get<double>();
+    EXPECT_NEAR(sum, diff, 0.01 * std::max(std::abs(diff), 1e-6));
+  }
+  EXPECT_FALSE(read_json(dir + "/run.json").contains("explanations_error"));
+  // report.html (kiln::report::write_report) at the end.
+  EXPECT_EQ(run.report, dir + "/report.html");
+  EXPECT_GT(fs::file_size(run.report), 1000u);
 }
 
 TEST(RunRecord, TrainAndRecordMarksABadDataFileFailed) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace kiln_cli {
 
@@ -73,5 +74,19 @@ struct ExplainArgs {
   bool json = false;
 };
 int run_explain(const ExplainArgs& args);
+struct ReportArgs {
+  std::vector<std::string> run_dirs;
+  std::string out;  ///< empty: RUN_DIR/report.html for one run, comparison.html for several
+};
+int run_report(const ReportArgs& args);
+
+struct BoardArgs {
+  std::string runs_dir;
+  std::string host = "127.0.0.1";
+  int port = 6006;  ///< 0: a free port, printed
+  std::int64_t poll_ms = 1000;
+};
+/// Serves until SIGINT or SIGTERM (then returns exit_ok).
+int run_board(const BoardArgs& args);
 
 }  // namespace kiln_cli

@@ -1,4 +1,5 @@
 // kiln: train, evaluate, run and inspect Kiln models from the command line.
+#include <cstdint>
 #include <cstdio>
 #include <exception>
 #include <new>
@@ -28,6 +29,8 @@ Examples:
   kiln predict iris.kiln --data new_flowers.csv --out predictions.csv
   kiln inspect iris.kiln
   kiln explain iris.kiln --data data/iris.csv --row 0
+  kiln report runs/iris-20261130-091500
+  kiln board runs
 Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
 )";
 
@@ -162,6 +165,49 @@ Examples:
   kiln explain iris.kiln --data data/iris.csv --importance --repeats 10 --json
 )");
 
+  ReportArgs report;
+  CLI::App* r = app.add_subcommand("report", "Build the HTML report of a run, or compare runs");
+  r->add_option("run_dirs", report.run_dirs, "Run folders (written by kiln train or RunRecorder)")
+      ->required();
+  r->add_option("--out", report.out,
+                "Where to write the page (default: RUN_DIR/report.html for one run, "
+                "comparison.html for several)");
+  r->footer(R"(
+One run folder: (re)builds RUN_DIR/report.html, one self-contained file (no network):
+loss and metric curves, learning rate, per-layer statistics with warnings, confusion
+matrix, model graph, data summary, explanations. Several: their curves overlaid, final
+metrics side by side and the hyper-parameters that differ. Prints the file written.
+
+Examples:
+  kiln report runs/iris-20261130-091500
+  kiln report runs/a runs/b --out a-vs-b.html
+)");
+
+#if KILN_CLI_BOARD
+  BoardArgs board;
+  CLI::App* b = app.add_subcommand("board", "Serve a folder of runs as live reports (a web page)");
+  b->add_option("runs_dir", board.runs_dir, "Folder of run folders (or one run folder)")
+      ->required();
+  b->add_option("--host", board.host, "Address to listen on (default 127.0.0.1: this machine only)")
+      ->capture_default_str();
+  b->add_option("--port", board.port, "Port (0: a free one, printed)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  b->add_option("--poll-ms", board.poll_ms, "How often open pages check for new data (ms)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{100}, std::int64_t{3600000}));
+  b->footer(R"(
+Prints "kiln board: serving RUNS_DIR on http://HOST:PORT", then serves until Ctrl-C
+(SIGINT) or SIGTERM. Open the address in a browser: the index lists the runs with their
+status; a run's page is its report, redrawn while the run is training; /compare?run=A&run=B
+compares runs. JSON: /api/runs, /api/run/NAME/version.
+
+Examples:
+  kiln board runs
+  kiln board runs --port 0 --poll-ms 500
+)");
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
@@ -177,6 +223,10 @@ Examples:
     if (*p) return run_predict(predict);
     if (*i) return run_inspect(inspect);
     if (*x) return run_explain(explain);
+    if (*r) return run_report(report);
+#if KILN_CLI_BOARD
+    if (*b) return run_board(board);
+#endif
     return fail(exit_usage, "no command given (try kiln --help)");
   } catch (const kiln::DataError& err) {
     return fail(exit_data, err.what());
