@@ -32,6 +32,7 @@
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/report/run_record.hpp"
 #include "kiln/train/train_step.hpp"
+#include "kiln/train/trainer.hpp"
 
 namespace {
 
@@ -149,6 +150,68 @@ BENCHMARK(BM_Recording)
     ->ArgNames({"cnn", "mode", "threads"})
     ->ArgsProduct({{0, 1}, {0, 1, 2, 3, 4}, {1, 0}})
     ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// The same through the Trainer, as users record a fit (kiln::report::record): one iteration
+// is a fit of 10 epochs of 50 batches of 32 (500 steps, shuffled, no metrics), with
+// (record 1) or without (0) the recording callback; the recorder is made and finished
+// outside the timing, everything the callback does in the fit (graph.json, the plan's
+// run.json update, lines, samples) inside. Counter step_us: time per step.
+void BM_TrainerFit(benchmark::State& state) {
+  const bool record = state.range(0) == 1;
+  kiln::set_num_threads(1);
+  constexpr std::int64_t batches = 50, epochs = 10;
+  Digits m(false);
+  // 50 batches: the benchmark batch repeated with a little noise.
+  const kiln::Tensor& x0 = m.feeds[0].second;
+  const kiln::Tensor& y0 = m.feeds[1].second;
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+  kiln::Rng rng(7);
+  for (std::int64_t b = 0; b < batches; ++b)
+    for (std::int64_t r = 0; r < batch; ++r) {
+      for (std::int64_t j = 0; j < side * side; ++j)
+        x.push_back(static_cast<float>(x0.at(r * side * side + j) + rng.uniform(0.0, 0.05)));
+      y.push_back(static_cast<std::int32_t>(y0.at(r)));
+    }
+  const kiln::data::Dataset train(
+      {{"pixels", kiln::Tensor::from(x, {batches * batch, side * side})},
+       {"label", kiln::Tensor::from(y, {batches * batch})}});
+  kiln::optim::Adam opt(kiln::nn::named_parameters(m.g), {.lr = 1e-3});
+  kiln::train::Trainer trainer(m.g, {.loss = m.loss, .predictions = m.logits, .optimizer = &opt});
+  const std::string base =
+      (fs::temp_directory_path() / ("kiln_bench_trainer_fit_" + std::to_string(::getpid())))
+          .string();
+  std::int64_t run = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::unique_ptr<kiln::report::RunRecorder> rec;
+    kiln::train::FitOptions fo{
+        .epochs = epochs, .batch_size = batch, .seed = 1, .progress = kiln::train::Progress::none};
+    if (record) {
+      const std::string dir = base + "/" + std::to_string(run++);
+      rec = std::make_unique<kiln::report::RunRecorder>(kiln::report::RecordOptions{.dir = dir});
+      fo.callbacks = {kiln::report::record(*rec)};
+    }
+    state.ResumeTiming();
+    const kiln::train::History h = trainer.fit(train, fo);
+    state.PauseTiming();
+    if (!std::isfinite(h.epochs.back().at("loss"))) state.SkipWithError("non-finite loss");
+    if (rec) rec->finish();
+    rec.reset();
+    state.ResumeTiming();
+  }
+  fs::remove_all(base);
+  state.counters["step_us"] = benchmark::Counter(
+      static_cast<double>(batches * epochs) * 1e-6,
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+BENCHMARK(BM_TrainerFit)
+    ->ArgName("record")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
 // One metrics line (RunRecorder::log_step with a loss and a learning rate): formatting and

@@ -527,6 +527,7 @@ TEST(RunRecord, AFailedFitIsMarkedFailedWithItsError) {
   const json run = read_json(dir + "/run.json");
   EXPECT_EQ(run["status"], "failed");
   EXPECT_EQ(run["error"], error);
+  EXPECT_EQ(read_json(dir + "/graph.json")["layers"][1]["name"], "fc");
   // Every line written before the failure parses.
   EXPECT_FALSE(jsonl(dir + "/metrics.jsonl").empty());
   EXPECT_FALSE(jsonl(dir + "/layers.jsonl").empty());

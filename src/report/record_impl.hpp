@@ -113,6 +113,7 @@ struct RunRecorder::Impl {
   const Graph* graph = nullptr;
   std::vector<Value> outputs;
   bool want_plan = false;
+  bool graph_written = false;
   internal::LayerObserver observer;
 
   // The TrainStep whose parameters the cached names belong to.

@@ -58,6 +58,7 @@ double update_ratio(const Tensor& w, const Tensor& before) {
   const float* x = w.data<float>();
   const float* y = before.data<float>();
   double diff = 0.0, base = 0.0;
+#pragma omp simd reduction(+ : diff, base)
   for (std::int64_t i = 0; i < w.numel(); ++i) {
     const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
     diff += d * d;
@@ -113,6 +114,7 @@ void RunRecorder::Impl::write_run_json() { internal::write_json_file(run_json_pa
 
 void RunRecorder::Impl::write_graph_json() {
   if (!graph) return;
+  graph_written = true;
   internal::write_json_file(options.dir + "/graph.json",
                             internal::graph_json(*graph, outputs, observer.plan));
 }
@@ -258,7 +260,10 @@ void RunRecorder::set_model(const Graph& graph, const std::vector<Value>& output
   m.observer.plan.clear();
   m.observer.backend_steps.clear();
   m.observer.plan_complete = false;
-  m.write_graph_json();
+  // With a plan source graph.json is written once, when the first observed run has shown
+  // the plan (StepSample::before_update), or by flush_graph after a failed first step.
+  m.graph_written = false;
+  if (!m.want_plan) m.write_graph_json();
 }
 
 void RunRecorder::set_evaluation_json(const std::string& json_object) {
@@ -335,6 +340,7 @@ void RunRecorder::finish(const std::string& status, const Logs& final_values,
     throw ValueError("RunRecorder::finish: status must be completed, stopped or failed, got '" +
                      status + "'");
   Impl& m = *impl_;
+  if (m.graph && !m.graph_written) m.write_graph_json();
   m.run["status"] = status;
   m.run["finished"] = internal::utc_now();
   m.run["error"] = error.empty() ? Json(nullptr) : Json(error);

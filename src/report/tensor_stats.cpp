@@ -69,83 +69,52 @@ TensorStats stats_checked(const T* x, std::int64_t n, std::int64_t bins) {
   return s;
 }
 
-// The same for floats in lanes the compiler vectorises; a tensor holding a NaN or an
-// infinity (its sum is then not finite: finite floats cannot overflow a double sum) goes to
-// stats_checked.
+// The same for floats, in loops the compiler vectorises (OpenMP simd reductions); a tensor
+// holding a NaN or an infinity (its sum is then not finite: finite floats cannot overflow a
+// double sum) goes to stats_checked.
 TensorStats stats_fast(const float* x, std::int64_t n, std::int64_t bins) {
-  constexpr std::int64_t L = 8;
-  const std::int64_t whole = n - n % L;
   // Pass 1: range, sum and sum of squares.
-  float lo[L], hi[L];
-  double sum[L] = {}, sq[L] = {};
-  for (std::int64_t j = 0; j < L; ++j) {
-    lo[j] = std::numeric_limits<float>::infinity();
-    hi[j] = -std::numeric_limits<float>::infinity();
-  }
-  for (std::int64_t i = 0; i < whole; i += L) {
-    for (std::int64_t j = 0; j < L; ++j) {
-      const float v = x[i + j];
-      lo[j] = v < lo[j] ? v : lo[j];
-      hi[j] = v > hi[j] ? v : hi[j];
-    }
-    for (std::int64_t j = 0; j < L; ++j) {
-      const auto v = static_cast<double>(x[i + j]);
-      sum[j] += v;
-      sq[j] += v * v;
-    }
-  }
-  for (std::int64_t i = whole; i < n; ++i) {
-    const float v = x[i];
-    lo[0] = v < lo[0] ? v : lo[0];
-    hi[0] = v > hi[0] ? v : hi[0];
-    sum[0] += static_cast<double>(v);
-    sq[0] += static_cast<double>(v) * static_cast<double>(v);
-  }
+  float mn = std::numeric_limits<float>::infinity();
+  float mx = -std::numeric_limits<float>::infinity();
   double total = 0.0, total_sq = 0.0;
-  float mn = lo[0], mx = hi[0];
-  for (std::int64_t j = 0; j < L; ++j) {
-    total += sum[j];
-    total_sq += sq[j];
-    mn = std::min(mn, lo[j]);
-    mx = std::max(mx, hi[j]);
+#pragma omp simd reduction(min : mn) reduction(max : mx) reduction(+ : total, total_sq)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    mn = std::min(mn, v);
+    mx = std::max(mx, v);
+    const auto d = static_cast<double>(v);
+    total += d;
+    total_sq += d * d;
   }
   if (n == 0 || !std::isfinite(total) || !std::isfinite(total_sq)) return stats_checked(x, n, bins);
 
-  // Pass 2: squared deviations, zeros and the histogram.
+  // Pass 2: squared deviations, zeros and the histogram, a block at a time: the bins of a
+  // block are computed in lanes, then counted into four interleaved histograms (so that
+  // increments of one bin do not wait on each other).
   TensorStats s;
   s.count = n;
   s.histogram.assign(static_cast<std::size_t>(bins), 0);
   const double mean = total / static_cast<double>(n);
-  const double lo_d = mn, hi_d = mx;
-  const double scale = hi_d > lo_d ? static_cast<double>(bins) / (hi_d - lo_d) : 0.0;
-  double dev[L] = {};
+  const double lo = mn, hi = mx;
+  const double scale = hi > lo ? static_cast<double>(bins) / (hi - lo) : 0.0;
+  const std::int64_t last = bins - 1;
+  double dev = 0.0;
   std::int64_t zeros = 0;
-  // Bins of a block computed in lanes, then counted into four interleaved histograms (so
-  // that increments of one bin do not wait on each other).
-  constexpr std::int64_t block = 256;
+  constexpr std::int64_t block = 512;
   std::int64_t index[block];
   std::vector<std::int64_t> part(static_cast<std::size_t>(4 * bins), 0);
   std::int64_t* p = part.data();
   for (std::int64_t b0 = 0; b0 < n; b0 += block) {
     const std::int64_t m = std::min(block, n - b0);
     const float* xb = x + b0;
-    if (m == block) {
-      for (std::int64_t i = 0; i < block; i += L)
-        for (std::int64_t j = 0; j < L; ++j) {
-          const double d = static_cast<double>(xb[i + j]) - mean;
-          dev[j] += d * d;
-        }
-    } else {
-      for (std::int64_t i = 0; i < m; ++i) {
-        const double d = static_cast<double>(xb[i]) - mean;
-        dev[0] += d * d;
-      }
-    }
+#pragma omp simd reduction(+ : dev, zeros)
     for (std::int64_t i = 0; i < m; ++i) {
-      const auto b = static_cast<std::int64_t>((static_cast<double>(xb[i]) - lo_d) * scale);
-      index[i] = b < bins - 1 ? b : bins - 1;
+      const auto v = static_cast<double>(xb[i]);
+      dev += (v - mean) * (v - mean);
+      zeros += xb[i] == 0.0f ? 1 : 0;
+      const auto b = static_cast<std::int64_t>((v - lo) * scale);
+      index[i] = b < last ? b : last;
     }
-    for (std::int64_t i = 0; i < m; ++i) zeros += xb[i] == 0.0f;
     const std::int64_t four = m - m % 4;
     for (std::int64_t i = 0; i < four; i += 4) {
       ++p[index[i]];
@@ -155,19 +124,17 @@ TensorStats stats_fast(const float* x, std::int64_t n, std::int64_t bins) {
     }
     for (std::int64_t i = four; i < m; ++i) ++p[index[i]];
   }
-  double total_dev = 0.0;
-  for (std::int64_t j = 0; j < L; ++j) total_dev += dev[j];
   auto* counts = s.histogram.data();
   for (std::int64_t b = 0; b < bins; ++b)
     counts[b] = p[b] + p[bins + b] + p[2 * bins + b] + p[3 * bins + b];
   s.mean = mean;
-  s.std = std::sqrt(total_dev / static_cast<double>(n));
-  s.min = lo_d;
-  s.max = hi_d;
+  s.std = std::sqrt(dev / static_cast<double>(n));
+  s.min = lo;
+  s.max = hi;
   s.norm = std::sqrt(total_sq);
   s.zero_fraction = static_cast<double>(zeros) / static_cast<double>(n);
-  s.histogram_lo = lo_d;
-  s.histogram_hi = hi_d;
+  s.histogram_lo = lo;
+  s.histogram_hi = hi;
   return s;
 }
 
