@@ -88,7 +88,7 @@ TEST_F(CliRecord, RecordsIntoRunsByDefault) {
     steps += l["kind"] == "step";
   }
   EXPECT_EQ(epochs, 3);
-  EXPECT_EQ(steps, 3 * 8);  // 120 training rows in batches of 16
+  EXPECT_EQ(steps, 3);  // 3 * 8 steps (120 training rows in batches of 16): 0, 10, 20
   EXPECT_FALSE(jsonl(run / "layers.jsonl").empty());
   for (const char* f : {"graph.json", "data.json", "evaluation.json"})
     EXPECT_TRUE(fs::exists(run / f)) << f;

@@ -277,7 +277,8 @@ TEST(RunRecord, TrainerFitIsRecordedAndReadsBack) {
   const std::string dir = fresh_dir("record_fit") + "/run";
   Iris iris;
   const std::int64_t every = 7;
-  kiln::report::RunRecorder rec({.dir = dir, .sample_every = every, .histogram_bins = 12});
+  kiln::report::RunRecorder rec(
+      {.dir = dir, .sample_every = every, .log_every = 1, .histogram_bins = 12});
   rec.set_config(R"({"lr": 0.05, "hidden": 16, "optimizer": {"name": "sgd"}})");
   rec.set_seed(3);
   rec.add_data_file(iris_csv);
@@ -476,7 +477,7 @@ TEST(RunRecord, APartialLastLineLeavesEarlierLinesAndIsCutOnResume) {
   EXPECT_FALSE(json::accept(lines[5]));
   // Resuming cuts the partial line, so lines appended after it parse.
   {
-    kiln::report::RunRecorder rec({.dir = dir, .resume = true});
+    kiln::report::RunRecorder rec({.dir = dir, .log_every = 1, .resume = true});
     rec.log_step(5, 0, {{"loss", 0.125}});
     rec.finish();
   }
@@ -579,7 +580,13 @@ TEST(RunRecord, CustomLoopWithStepSample) {
     EXPECT_EQ(layers[i]["layers"][0]["kind"], "activation");
     EXPECT_EQ(layers[i]["layers"][0]["shape"], json::array({32, 16}));
   }
-  EXPECT_EQ(jsonl(dir + "/metrics.jsonl").size(), 6u);
+  // The default log_every (10): the step 0 line, then the epoch line.
+  const auto m = jsonl(dir + "/metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0]["kind"], "step");
+  EXPECT_EQ(m[0]["step"], 0);
+  EXPECT_EQ(m[1]["kind"], "epoch");
+  EXPECT_EQ(m[1]["step"], 5);
   // The plan seen at step 0 is in graph.json.
   const json g = read_json(dir + "/graph.json");
   EXPECT_EQ(g["layers"][1]["ops"], json::array({"matmul+bias+relu"}));

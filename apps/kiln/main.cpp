@@ -71,9 +71,9 @@ The spec's training.test_split (default 0.2, seeded, stratified for classifiers)
 out and reported as test_<metric>; --test-data replaces it with a file.
 
 The run is recorded (docs/run-format.md) into --run-dir, by default
-runs/<spec file name>-<yyyymmdd-hhmmss UTC>: configuration, environment, metrics per step
-and epoch, per-layer statistics, the model graph, data summary, test evaluation and the
-model file. --no-record turns it off.
+runs/<spec file name>-<yyyymmdd-hhmmss UTC>: configuration, environment, metrics every 10
+steps and per epoch, per-layer statistics, the model graph, data summary, test
+evaluation, explanations, the model file and report.html. --no-record turns it off.
 
 Examples:
   kiln train examples/specs/iris.json --data data/iris.csv --target species --out iris.kiln

@@ -55,8 +55,12 @@ struct RecordOptions {
   std::string name = {};
   /// Per-layer statistics every N optimizer steps (and at step 0); 0: never.
   std::int64_t sample_every = 50;
-  /// A metrics line every N optimizer steps (epoch lines are always written); 0: none.
-  std::int64_t log_every = 1;
+  /// A metrics line every N optimizer steps (and at step 0; epoch lines are always
+  /// written); 0: none. Each line is one write() to the file (so that a crash loses at most
+  /// the line being written), which costs about 2 us where a system call is slow (a
+  /// virtual machine): 10 keeps that under 1% of a small model's step (see
+  /// benchmarks/RESULTS.md); 1 records every step.
+  std::int64_t log_every = 10;
   /// Bins of each statistics histogram.
   std::int64_t histogram_bins = 30;
   bool activations = true;
