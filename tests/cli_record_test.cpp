@@ -110,6 +110,10 @@ TEST_F(CliRecord, RunDirNoRecordAndAnExistingRun) {
   EXPECT_EQ(r.rc, 4) << r.err;
   EXPECT_NE(r.err.find("my/run"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "b.kiln"));
+  // --run-dir and --no-record together: a usage error.
+  r = kiln(common + " --out d.kiln --run-dir x --no-record");
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
   // --no-record: no run folder at all.
   r = kiln(common + " --out c.kiln --json --no-record");
   ASSERT_EQ(r.rc, 0) << r.err;

@@ -487,6 +487,54 @@ TEST(RunRecord, APartialLastLineLeavesEarlierLinesAndIsCutOnResume) {
   EXPECT_EQ(m[5]["loss"], 0.125);
 }
 
+TEST(RunRecord, ANewRunInAFolderWithoutRunJsonStartsItsLinesEmpty) {
+  const std::string dir = fresh_dir("record_stale") + "/run";
+  fs::create_directories(dir);
+  std::ofstream(dir + "/metrics.jsonl") << "{\"kind\":\"step\",\"step\":7}\n{\"kind\":";
+  kiln::report::RunRecorder rec({.dir = dir});
+  rec.log_epoch(0, 1, {{"loss", 2.0}});
+  rec.finish();
+  const auto m = jsonl(dir + "/metrics.jsonl");
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0]["kind"], "epoch");
+}
+
+TEST(RunRecord, DataSummaryOfCategoricalAndRegressionColumns) {
+  const std::string dir = fresh_dir("record_data");
+  // A one-hot categorical column (color), a numeric one, a numeric target.
+  std::ofstream(dir + "/d.csv") << "color,size,price\nred,1.5,10\nblue,2.5,20\nred,3.5,30\n"
+                                   "green,4.5,40\nred,0.5,50\n";
+  kiln::data::CsvData d = kiln::data::read_csv(
+      dir + "/d.csv", {.target = "price", .task = kiln::data::CsvTask::regression});
+  kiln::report::RunRecorder rec({.dir = dir + "/run"});
+  rec.set_data(d.dataset, 2, dir + "/d.csv", "price");
+  rec.finish();
+  const json j = read_json(dir + "/run/data.json");
+  EXPECT_EQ(j["rows"], 7);
+  EXPECT_EQ(j["train_rows"], 5);
+  EXPECT_EQ(j["task"], "regression");
+  EXPECT_EQ(j["target"], "price");
+  ASSERT_EQ(j["columns"].size(), 2u) << j.dump();
+  const json& color = j["columns"][0];
+  EXPECT_EQ(color["name"], "color");
+  EXPECT_EQ(color["kind"], "categorical");
+  std::map<std::string, std::int64_t> counts;
+  for (std::size_t i = 0; i < color["categories"].size(); ++i)
+    counts[color["categories"][i]] = color["counts"][i];
+  EXPECT_EQ(counts, (std::map<std::string, std::int64_t>{{"blue", 1}, {"green", 1}, {"red", 3}}));
+  const json& size = j["columns"][1];
+  EXPECT_EQ(size["name"], "size");
+  EXPECT_EQ(size["missing"], 0);
+  EXPECT_EQ(size["min"], 0.5);
+  EXPECT_EQ(size["max"], 4.5);
+  EXPECT_DOUBLE_EQ(size["mean"].get<double>(), 2.5);
+  EXPECT_DOUBLE_EQ(size["std"].get<double>(), std::sqrt(2.0));
+  EXPECT_EQ(j["target_stats"]["min"], 10.0);
+  EXPECT_EQ(j["target_stats"]["max"], 50.0);
+  EXPECT_DOUBLE_EQ(j["target_stats"]["mean"].get<double>(), 30.0);
+  EXPECT_FALSE(j.contains("classes"));
+}
+
 TEST(RunRecord, NonFiniteNumbersAreNull) {
   const std::string dir = fresh_dir("record_null") + "/run";
   kiln::report::RunRecorder rec({.dir = dir});

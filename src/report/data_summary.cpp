@@ -16,7 +16,7 @@ struct Moments {
   double max = -std::numeric_limits<double>::infinity();
   double sum = 0.0, sumsq = 0.0;
   std::int64_t n = 0, missing = 0;
-  void add(double v) {
+  void add(double v) {  // NaN and infinities count as missing
     if (!std::isfinite(v)) {
       ++missing;
       return;
@@ -57,8 +57,10 @@ void RunRecorder::set_data(const data::Dataset& train, std::int64_t test_rows,
 
   Json columns = Json::array();
   if (!info.features.empty() && train.contains(info.features)) {
-    const Tensor x = train[info.features].contiguous().to(DType::f64);
-    const double* p = x.data<double>();
+    // Read as stored (features are f32; other dtypes are converted once).
+    const Tensor stored = train[info.features].contiguous();
+    const Tensor x = stored.dtype() == DType::f32 ? stored : stored.to(DType::f32);
+    const float* p = x.data<float>();
     const std::int64_t rows = x.rank() > 0 ? x.dim(0) : 0;
     if (x.rank() == 2) {
       const std::int64_t f = x.dim(1);

@@ -44,9 +44,10 @@ class JsonLines {
   ~JsonLines();
   JsonLines(const JsonLines&) = delete;
   JsonLines& operator=(const JsonLines&) = delete;
-  /// Opens (creates) `path` for appending. A last line without its newline (a crash
-  /// mid-line) is cut off first, so that appended lines stay parseable.
-  void open(const std::string& path);
+  /// Opens (creates) `path` for appending, emptied first with `truncate`. A last line
+  /// without its newline (a crash mid-line) is cut off first, so that appended lines stay
+  /// parseable.
+  void open(const std::string& path, bool truncate = false);
   /// Appends `line` and a newline; IoError naming the file.
   void append(std::string& line);
 

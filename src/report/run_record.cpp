@@ -115,8 +115,10 @@ void RunRecorder::Impl::write_run_json() { internal::write_json_file(run_json_pa
 void RunRecorder::Impl::write_graph_json() {
   if (!graph) return;
   graph_written = true;
+  // The outputs follow their graph if it was moved since set_model.
+  const Graph& g = outputs.empty() ? *graph : outputs.front().graph();
   internal::write_json_file(options.dir + "/graph.json",
-                            internal::graph_json(*graph, outputs, observer.plan));
+                            internal::graph_json(g, outputs, observer.plan));
 }
 
 void RunRecorder::Impl::plan_seen() {
@@ -203,8 +205,9 @@ RunRecorder::RunRecorder(RecordOptions options) : impl_(std::make_unique<Impl>()
   }
   if (!m.options.name.empty()) m.run["name"] = m.options.name;
   m.run["environment"]["threads"] = num_threads();
-  m.metrics.open(dir + "/metrics.jsonl");
-  m.layers.open(dir + "/layers.jsonl");
+  // A new run starts its JSON Lines empty (a folder without run.json holds no run).
+  m.metrics.open(dir + "/metrics.jsonl", !exists);
+  m.layers.open(dir + "/layers.jsonl", !exists);
   m.write_run_json();
 }
 

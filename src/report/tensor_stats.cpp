@@ -240,10 +240,11 @@ JsonLines::~JsonLines() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void JsonLines::open(const std::string& path) {
+void JsonLines::open(const std::string& path, bool truncate) {
   if (fd_ >= 0) ::close(fd_);
   path_ = path;
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0),
+               0644);
   if (fd_ < 0) throw IoError(path + ": cannot open for appending: " + std::strerror(errno));
   // Cut a last line that a crash left without its newline.
   const off_t size = ::lseek(fd_, 0, SEEK_END);
