@@ -55,7 +55,7 @@ svg .name{font-weight:600;font-size:12px}
 table{border-collapse:collapse;font-size:13px;margin:4px 0}
 td,th{padding:3px 10px;border-bottom:1px solid #eceff4;text-align:left;vertical-align:top}
 th{font-weight:600;color:#3b4355;background:#f8f9fb}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.key{color:var(--muted);white-space:nowrap}
 td.value{overflow-wrap:anywhere;word-break:break-word}
 .kv{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:8px 24px}

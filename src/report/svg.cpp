@@ -364,8 +364,8 @@ std::string render_heat_map(const HeatMap& map) {
     s += "<text class=\"axis\" x=\"" + fixed(left + cell * static_cast<double>(map.cols) / 2) +
          "\" y=\"" + fixed(H - 6) + "\" text-anchor=\"middle\">" + escape(map.col_title) +
          "</text>";
-    s += "<text class=\"axis\" x=\"4\" y=\"" + fixed(top - 6) + "\">" + escape(map.row_title) +
-         "</text>";
+    s += "<text class=\"axis\" x=\"" + fixed(left - 6) + "\" y=\"" + fixed(top - 6) +
+         "\" text-anchor=\"end\">" + escape(map.row_title) + " \u2193</text>";
   }
   return s + "</svg></figure>";
 }
