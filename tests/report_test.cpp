@@ -748,3 +748,69 @@ TEST(Report, RealRecordedRunMatchesItsFilesAndIsHealthy) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Report, MinimalRunningAndFailedRuns) {
+  // Only run.json: every other section says it was not recorded.
+  fs::path dir = fresh_dir("minimal");
+  write(dir / "run.json", R"({"format": "kiln.run/1", "name": "m", "status": "running",
+                              "started": "2026-11-30T09:15:00Z", "config": {}, "final": {}})");
+  std::string html = kiln::report::render_report({dir.string()});
+  for (const char* id : {"curves", "evaluation", "layers", "graph", "data", "explanations"})
+    EXPECT_NE(html.find("<section id=\"" + std::string(id) + "\" class=\"absent\""),
+              std::string::npos)
+        << id;
+  EXPECT_NE(html.find("<span class=\"badge running\">running</span>"), std::string::npos);
+  EXPECT_TRUE(chart_paths(html).empty());
+
+  // An empty metrics file (a run that has just begun) and a failed run's error.
+  write(dir / "metrics.jsonl", "");
+  json run = json::parse(read(dir / "run.json"));
+  run["status"] = "failed";
+  run["error"] = "loss is NaN at step 3 <fc1>";
+  write(dir / "run.json", run.dump());
+  html = kiln::report::render_report({dir.string()});
+  EXPECT_NE(html.find("<section id=\"curves\" data-present=\"1\""), std::string::npos);
+  EXPECT_NE(html.find("<div class=\"error\">loss is NaN at step 3 &lt;fc1&gt;</div>"),
+            std::string::npos);
+  EXPECT_NE(html.find("<span class=\"badge failed\">failed</span>"), std::string::npos);
+
+  // Unknown keys are ignored; names with markup are escaped everywhere.
+  run["name"] = "<b>x</b>";
+  run["future_key"] = {{"a", 1}};
+  write(dir / "run.json", run.dump());
+  write(dir / "metrics.jsonl",
+        R"({"kind": "step", "step": 0, "epoch": 0, "loss": 1, "new": "text"})"
+        "\n");
+  html = kiln::report::render_report({dir.string()});
+  EXPECT_EQ(html.find("<b>x</b>"), std::string::npos);
+  EXPECT_NE(html.find("&lt;b&gt;x&lt;/b&gt;"), std::string::npos);
+  EXPECT_NE(html.find("data-series=\"loss\""), std::string::npos);
+}
+
+TEST(Report, UnreadableRunIsListedNotFatal) {
+  fs::path root = fresh_dir("board-bad");
+  fs::rename(make_run("good"), root / "good");
+  fs::create_directories(root / "broken");
+  write(root / "broken" / "run.json", "{not json");
+  auto runs = kiln::report::list_runs(root.string());
+  ASSERT_EQ(runs.size(), 2u);
+  std::map<std::string, std::string> status;
+  for (const auto& r : runs) status[fs::path(r.dir).filename().string()] = r.status;
+  EXPECT_EQ(status["broken"], "unreadable");
+  EXPECT_EQ(status["good"], "completed");
+  // Listing again after a change sees the change (the per-folder cache follows versions).
+  {
+    std::ofstream out(root / "good" / "metrics.jsonl", std::ios::app);
+    out << R"({"kind": "epoch", "step": 20, "epoch": 3, "loss": 0.1})"
+        << "\n";
+  }
+  for (const auto& r : kiln::report::list_runs(root.string()))
+    if (r.name == "good") {
+      EXPECT_EQ(r.epochs, 4);
+      EXPECT_EQ(r.steps, 20);
+    }
+}
+
+}  // namespace

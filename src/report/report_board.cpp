@@ -1,6 +1,8 @@
 // The board's run list and index page.
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <system_error>
 
 #include "kiln/core/error.hpp"
@@ -28,7 +30,7 @@ std::string url_component(const std::string& s) {
   return out;
 }
 
-RunInfo info_of(const fs::path& dir) {
+RunInfo read_info(const fs::path& dir) {
   RunInfo info;
   info.dir = dir.string();
   try {
@@ -48,6 +50,27 @@ RunInfo info_of(const fs::path& dir) {
     info.version = internal::run_version(info.dir);
   }
   if (info.name.empty()) info.name = dir.filename().string();
+  return info;
+}
+
+/// read_info, remembered per folder while its version stays the same (a board lists the
+/// runs on every poll; a long run's metrics.jsonl is then read only when it changed).
+RunInfo info_of(const fs::path& dir) {
+  static std::mutex mutex;
+  static std::map<std::string, RunInfo> cache;
+  const std::string key = dir.string();
+  const std::string version = internal::run_version(key);
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end() && it->second.version == version) return it->second;
+  }
+  RunInfo info = read_info(dir);
+  // The version taken before reading: a change during the read is seen by the next call.
+  info.version = version;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() > 4096) cache.clear();
+  cache[key] = info;
   return info;
 }
 

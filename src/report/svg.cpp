@@ -102,10 +102,12 @@ std::string short_number(double v) {
   if (v == 0) return "0";
   char buf[32];
   double a = std::abs(v);
-  if (a >= 1e-3 && a < 1e6)
+  if (a >= 1e4 && a < 1e9)
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else if (a >= 1e-4 && a < 1e4)
     std::snprintf(buf, sizeof buf, "%.4g", v);
   else
-    std::snprintf(buf, sizeof buf, "%.2e", v);
+    std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
 }
 
@@ -264,7 +266,8 @@ std::string render_bar_chart(const BarChart& chart) {
 
   std::string s = figure_open(chart.id, chart.title);
   s += "<svg class=\"chart\" data-chart=\"" + escape(chart.id) +
-       "\" data-kind=\"bars\" viewBox=\"0 0 " + fixed(W) + " " + fixed(H) + "\" role=\"img\">";
+       "\" data-kind=\"bars\" viewBox=\"0 0 " + fixed(W) + " " + fixed(H) +
+       "\" style=\"max-width:" + fixed(W * 1.15) + "px\" role=\"img\">";
   double zero = sx(0);
   for (std::size_t i = 0; i < chart.bars.size(); ++i) {
     const auto& b = chart.bars[i];
