@@ -707,6 +707,10 @@ TEST(Report, ListRunsAndIndex) {
   EXPECT_EQ(runs[1].epochs, 3);
   EXPECT_EQ(runs[1].steps, 12);
   EXPECT_FALSE(runs[1].version.empty());
+  // The latest epoch line's values, exactly (a null value is NaN).
+  auto last_epoch = read_lines(root / "older" / "metrics.jsonl").back();
+  EXPECT_TRUE(same_bits(runs[1].latest.at("val_loss"), last_epoch["val_loss"].get<double>()));
+  EXPECT_TRUE(same_bits(runs[1].latest.at("accuracy"), last_epoch["accuracy"].get<double>()));
   // A run folder itself lists as one run.
   EXPECT_EQ(kiln::report::list_runs((root / "older").string()).size(), 1u);
 
@@ -717,6 +721,7 @@ TEST(Report, ListRunsAndIndex) {
   EXPECT_NE(index.find("<form method=\"get\" action=\"compare\">"), std::string::npos);
   EXPECT_NE(index.find("name=\"run\" value=\"older\""), std::string::npos);
   EXPECT_EQ(index.find("not-a-run"), std::string::npos);
+  EXPECT_NE(index.find("val_loss <b>"), std::string::npos);
 }
 
 TEST(Report, RealRecordedRunMatchesItsFilesAndIsHealthy) {

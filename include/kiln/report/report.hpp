@@ -54,6 +54,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,8 @@ struct RunInfo {
   std::int64_t steps = 0;   ///< the latest line's step
   /// Changes whenever a file of the run changes (sizes and modification times).
   std::string version;
+  /// The latest epoch line's values ("loss", "val_accuracy", "lr", ...; NaN for null).
+  std::map<std::string, double> latest = {};
 };
 /// The runs directly inside `runs_dir` (folders with a run.json; `runs_dir` itself if it
 /// is one), newest first. IoError if the folder cannot be read.
