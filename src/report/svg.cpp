@@ -180,7 +180,7 @@ std::string render_line_chart(const LineChart& chart) {
   }
   std::vector<double> yt;
   if (chart.log_y) {
-    const bool few_decades = std::floor(y1) - std::ceil(y0) < 2;
+    const bool few_decades = y1 - y0 < 1.2;  // under ~1 decade: 1, 2, 5 x 10^k
     for (double e = std::floor(y0); e <= std::ceil(y1); ++e)
       for (double m : {1.0, 2.0, 5.0}) {
         if (m != 1.0 && !few_decades) continue;
