@@ -819,3 +819,36 @@ TEST(Report, UnreadableRunIsListedNotFatal) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Report, OddlyTypedOptionalFilesStillRender) {
+  // Readers ignore what they do not understand: values of unexpected types in the optional
+  // documents leave gaps, never a crash or a non-kiln exception.
+  fs::path dir = make_run("odd");
+  write(dir / "graph.json", R"({"layers": [{"name": 5, "inputs": 5, "output_shape": "x",
+      "ops": [1], "trainable": "many"}, 7, {"name": "b", "inputs": ["a", 3]}], "outputs": 1})");
+  write(dir / "evaluation.json", R"({"confusion": [[1, "a"], [2], 3], "labels": "x",
+      "per_class": [{"label": 3}, 4], "metrics": {"a": "b"}})");
+  write(dir / "data.json", R"({"columns": [1, {"name": "c", "categories": 5, "counts": 1}],
+      "classes": [{"name": 1}], "rows": "many"})");
+  write(dir / "explanations.json", R"({"permutation_importance": {"features": [{"name": null},
+      3]}, "attributions": [{"shape": ["a", "b", "c"], "attributions": [1, 2]},
+      {"shape": [1, 2, 2], "attributions": [1, "x"]}, 5]})");
+  std::string html;
+  ASSERT_NO_THROW(html = kiln::report::render_report({dir.string()}));
+  for (const char* id : {"evaluation", "graph", "data", "explanations"})
+    EXPECT_NE(html.find("<section id=\"" + std::string(id) + "\" data-present=\"1\""),
+              std::string::npos)
+        << id;
+  // A run.json that is not an object is a FormatError naming it.
+  write(dir / "run.json", "[1, 2]");
+  try {
+    kiln::report::render_report({dir.string()});
+    FAIL() << "no error";
+  } catch (const kiln::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("run.json"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

@@ -349,9 +349,10 @@ std::string metric_charts(const std::vector<const RunData*>& runs) {
 
 }  // namespace internal
 
-std::string render_report(const std::vector<std::string>& run_dirs, const ReportOptions& options) {
+namespace {
+
+std::string render_runs(const std::vector<std::string>& run_dirs, const ReportOptions& options) {
   using namespace internal;
-  if (run_dirs.empty()) throw ValueError("render_report: no run folders given");
   std::vector<RunData> runs;
   for (const auto& dir : run_dirs) runs.push_back(read_run(dir));
   if (runs.size() > 1) return render_comparison(runs, options);
@@ -370,6 +371,20 @@ std::string render_report(const std::vector<std::string>& run_dirs, const Report
       "in the page (hover a chart, or read the tables).</p>";
   std::string title = options.title.empty() ? run.name() + " \u2014 Kiln report" : options.title;
   return page(title, run.version, body, options);
+}
+
+}  // namespace
+
+std::string render_report(const std::vector<std::string>& run_dirs, const ReportOptions& options) {
+  if (run_dirs.empty()) throw ValueError("render_report: no run folders given");
+  try {
+    return render_runs(run_dirs, options);
+  } catch (const internal::json::exception& e) {
+    // A value of an unexpected type that a section read without checking.
+    std::string dirs;
+    for (const auto& d : run_dirs) dirs += (dirs.empty() ? "" : ", ") + d;
+    throw FormatError(dirs + ": unexpected content: " + e.what());
+  }
 }
 
 std::string write_report(const std::string& run_dir) {

@@ -313,8 +313,8 @@ std::string explanations_section(const RunData& run) {
       double sum = 0;
       for (double v : attr)
         if (std::isfinite(v)) sum += v;
-      std::string what =
-          "Row " + str(a, "row") + ", class " + str(a, "class") + " (" + str(a, "method") + ")";
+      std::string cls = str(a, "class").empty() ? str(a, "class_index") : str(a, "class");
+      std::string what = "Row " + str(a, "row") + ", class " + cls + " (" + str(a, "method") + ")";
       std::string note = "output " + short_number(num(a, "output")) + ", baseline output " +
                          short_number(num(a, "baseline_output")) + ", attributions sum to " +
                          short_number(sum);
@@ -322,7 +322,10 @@ std::string explanations_section(const RunData& run) {
       const json shape = a.contains("shape") ? a["shape"] : json::array();
       s +=
           "<div data-attribution=\"" + escape(id) + "\"><p class=\"note\">" + escape(note) + "</p>";
-      if (features.empty() && shape.is_array() && shape.size() == 3) {
+      bool is_image = features.empty() && shape.is_array() && shape.size() == 3 &&
+                      std::all_of(shape.begin(), shape.end(),
+                                  [](const json& d) { return d.is_number_integer(); });
+      if (is_image) {
         auto C = shape[0].get<std::int64_t>(), H = shape[1].get<std::int64_t>(),
              W = shape[2].get<std::int64_t>();
         if (C > 0 && H > 0 && W > 0 && static_cast<std::int64_t>(attr.size()) == C * H * W) {
