@@ -31,9 +31,17 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+/// This process's scratch folder, removed when the tests end.
+struct ScratchRoot {
+  fs::path path = fs::temp_directory_path() / ("kiln_report_test_" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+} scratch;
+
 fs::path fresh_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("kiln_report_test_" + std::to_string(::getpid())) / name;
+  fs::path p = scratch.path / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
