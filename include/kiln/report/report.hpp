@@ -26,7 +26,8 @@
 // Charts. Each is an <svg class="chart" data-chart="ID" data-kind="KIND">:
 //   line       curves: <path data-series="NAME" data-x="X1 X2 ..." data-y="Y1 Y2 ...">,
 //              numbers in the shortest text that reads back to the same double (as in the
-//              JSONL files; bit-equal after strtod), non-finite values left out. Paths carry
+//              JSONL files; bit-equal after strtod), non-finite values (and, on the log
+//              axes of gradient norms and update ratios, values <= 0) left out. Paths carry
 //              data-source ("step" or "epoch": which metrics.jsonl lines), data-run (the
 //              run's name), and on layer charts data-tensor and data-stat.
 //   bars       <rect data-label="..." data-value="V"> (data-error: the std whisker)
@@ -42,7 +43,8 @@
 // "attribution-I-input" for images). In a comparison every run adds its series (data-run).
 //
 // Rules of thumb (the layers section says when one fires, as <div class="warning"
-// data-warning="RULE" data-layer="L" data-tensor="T">, and lists them):
+// data-warning="RULE" data-layer="L" data-tensor="T">, or <div class="ok"
+// data-warning="none"> when none fires, and lists them):
 //   vanishing-gradient  over the later half of the samples, the median of gradient norm /
 //                       weight norm of a tensor is below 1e-7, or its median update ratio
 //                       is below 1e-6;
@@ -72,7 +74,7 @@ struct ReportOptions {
   /// render_report (or render_index) gives for the same runs (and options) does. Other
   /// answers and network errors are ignored (the page keeps polling). Empty: a static page.
   std::string live_url = {};
-  std::int64_t live_poll_ms = 1000;
+  std::int64_t live_poll_ms = 1000;  ///< at least 100
 };
 
 /// The report of one run, or the comparison of several. Throws IoError / FormatError
