@@ -38,6 +38,14 @@ class RecordCallback : public train::Callback {
   }
   void on_fit_end(train::Trainer&, bool error) override {
     sample_.reset();
+    RecorderAccess::Impl& m = RecorderAccess::of(rec_);
+    if (!m.graph_written) {  // the fit stopped before its first step's update
+      try {
+        m.write_graph_json();
+      } catch (...) {
+        if (!error) throw;
+      }
+    }
     if (!error || rec_.finished()) return;
     // Called from the trainer's handler: the exception in flight is the fit's error.
     std::string message = "the fit stopped with an error";
