@@ -69,11 +69,10 @@ class BoardTest : public ::testing::Test {
 /// The loss-against-epoch chart's series of the page as {"x": [...], "y": [...]}, or null
 /// while the page has none.
 constexpr const char* loss_series_script = R"JS(
-const chart = document.getElementById('metric-loss-epoch');
-if (!chart) return null;
-const path = chart.querySelector('[data-series][data-x]');
+const path = document.querySelector(
+    'svg[data-chart="metric-loss-epoch"] path[data-series="loss"][data-x]');
 if (!path) return null;
-const numbers = (s) => s.trim() === '' ? [] : s.trim().split(/[\s,]+/).map(Number);
+const numbers = (s) => s.trim() === '' ? [] : s.trim().split(/\s+/).map(Number);
 return {x: numbers(path.getAttribute('data-x')), y: numbers(path.getAttribute('data-y'))};
 )JS";
 

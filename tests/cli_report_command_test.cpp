@@ -71,16 +71,20 @@ class ReportCommand : public ::testing::Test {
   fs::path dir_;
 };
 
-/// The numbers of the data-y attribute of the first series inside the element with id
-/// `chart` (the report's charts carry their data, kiln/report/report.hpp).
-std::vector<double> series_y(const std::string& html, const std::string& chart) {
-  const auto at = html.find("id=\"" + chart + "\"");
+/// The numbers of the data-y attribute of the series `series` of the chart `chart` (the
+/// report's charts carry their data, kiln/report/report.hpp).
+std::vector<double> series_y(const std::string& html, const std::string& chart,
+                             const std::string& series) {
+  const auto at = html.find("data-chart=\"" + chart + "\"");
   if (at == std::string::npos) return {};
+  const std::string svg = html.substr(at, html.find("</svg>", at) - at);
   std::smatch m;
-  const std::string rest = html.substr(at);
-  if (!std::regex_search(rest, m, std::regex("data-y=\"([^\"]*)\""))) return {};
+  if (!std::regex_search(svg, m,
+                         std::regex("data-series=\"" + series + "\"[^>]*data-y=\"([^\"]*)\""))) {
+    return {};
+  }
   std::vector<double> ys;
-  std::istringstream in(std::regex_replace(m[1].str(), std::regex(","), " "));
+  std::istringstream in(m[1].str());
   for (double y; in >> y;) ys.push_back(y);
   return ys;
 }
@@ -93,7 +97,7 @@ TEST_F(ReportCommand, OneRunWritesItsReport) {
   EXPECT_EQ(r.out, report.lexically_relative(dir_).string() + "\n");
   ASSERT_TRUE(fs::exists(report));
   const std::string html = slurp(report);
-  EXPECT_EQ(series_y(html, "metric-loss-epoch"), (std::vector<double>{0.75, 0.5, 0.375}));
+  EXPECT_EQ(series_y(html, "metric-loss-epoch", "loss"), (std::vector<double>{0.75, 0.5, 0.375}));
   EXPECT_EQ(html.find(" data-live-url=\""), std::string::npos) << "a report file is static";
 }
 
