@@ -13,7 +13,7 @@ namespace {
 constexpr double vanishing_gradient_ratio = 1e-7;  // ||grad|| / ||w||, median of late samples
 constexpr double vanishing_update_ratio = 1e-6;    // update ratio, median of late samples
 constexpr double exploding_gradient_norm = 1e3;    // any sample
-constexpr double exploding_growth = 10.0;          // median of last third / first third
+constexpr double exploding_growth = 10.0;          // min of last third / max of first
 constexpr double dead_relu_zero_fraction = 0.9;    // latest sample
 
 double median(std::vector<double> v) {
@@ -84,8 +84,13 @@ std::vector<LayerWarning> layer_warnings(const RunData& run) {
         auto big = std::find_if(norms.begin(), norms.end(), [](double x) {
           return !std::isfinite(x) || x > exploding_gradient_norm;
         });
-        double first = n >= 3 ? median(slice(norms, 0, (n + 2) / 3)) : NAN;
-        double last = n >= 3 ? median(slice(norms, n - (n + 2) / 3, n)) : NAN;
+        // Sustained growth: every norm of the last third above 10x the largest of the first.
+        double first = NAN, last = NAN;
+        if (n >= 3) {
+          auto head = slice(norms, 0, (n + 2) / 3), tail = slice(norms, n - (n + 2) / 3, n);
+          first = *std::max_element(head.begin(), head.end());
+          last = *std::min_element(tail.begin(), tail.end());
+        }
         if (big != norms.end()) {
           auto i = static_cast<std::size_t>(big - norms.begin());
           out.push_back({"exploding-gradient", layer, t.tensor,
@@ -97,9 +102,9 @@ std::vector<LayerWarning> layer_warnings(const RunData& run) {
         } else if (first > 0 && last > exploding_growth * first) {
           out.push_back({"exploding-gradient", layer, t.tensor,
                          "Growing gradients in " + layer + " (" + t.tensor +
-                             "): the gradient norm grew " + short_number(last / first) +
-                             "x from the first to the last third of training (" +
-                             short_number(first) + " to " + short_number(last) +
+                             "): every gradient norm in the last third of training is over " +
+                             short_number(last / first) + "x the largest in the first third (" +
+                             short_number(first) + " then at least " + short_number(last) +
                              "). Training may be diverging: lower the learning rate or clip "
                              "gradients."});
         }
@@ -173,10 +178,11 @@ std::string layers_section(const RunData& run) {
        short_number(vanishing_update_ratio) +
        ".</li><li>Exploding gradients: a gradient norm above " +
        short_number(exploding_gradient_norm) +
-       " or not finite, or the median gradient norm of the last third of the samples is more "
+       " or not finite, or every gradient norm of the last third of the samples is more "
        "than " +
        short_number(exploding_growth) +
-       " times that of the first third.</li><li>Dead ReLUs: a layer whose output comes from a "
+       " times the largest of the first third (at least 3 samples).</li><li>Dead ReLUs: a layer "
+       "whose output comes from a "
        "ReLU has more than " +
        short_number(dead_relu_zero_fraction * 100) +
        "% zeros at the latest sample.</li></ul></details>";

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "kiln/core/error.hpp"
+#include "kiln/report/report.hpp"
 #include "kiln/report/spec_run.hpp"
 #include "kiln/train/metrics.hpp"
 #include "report/record_impl.hpp"
@@ -96,12 +97,16 @@ RecordedRun train_and_record(const train::ModelSpec& spec, const std::string& cs
     rec.finish("completed", final_values);
   } catch (const std::exception& e) {
     if (!rec.finished()) rec.finish("failed", {}, e.what());
-    // TODO(issue 11, branch issue11-html): write report.html here too once write_report
-    // is merged.
+    // The report of what was recorded; the fit's error is the one that matters.
+    if (options.report) {
+      try {
+        write_report(run.dir);
+      } catch (const std::exception&) {
+      }
+    }
     throw;
   }
-  // TODO(issue 11, branch issue11-html): run.report = write_report(run.dir) when
-  // options.report, once kiln::report::write_report is merged.
+  if (options.report) run.report = write_report(run.dir);
   return run;
 }
 

@@ -11,8 +11,46 @@
 // metrics side by side, and the hyper-parameters that differ.
 //
 // Every number a chart draws is also in the page as text (tooltips and tables), and each
-// chart carries its series as data attributes (data-series, data-x, data-y) so tests and
-// scripts can read back exactly what was drawn.
+// chart carries its series as data attributes so tests and scripts can read back exactly
+// what was drawn.
+//
+// The page. One HTML file with inline CSS, inline SVG and a little inline script (hover
+// tooltips; live polling): no network, no external scripts, fonts, images or style sheets.
+// Its content is <main id="kiln-report" data-version="V">, V changing whenever a file of
+// the run(s) changes (RunInfo::version; several runs: their versions joined with "-").
+// Sections are <section id="curves|evaluation|layers|graph|data|explanations|run">, with
+// data-present="1", or data-present="0" and a "not recorded" note when the run folder lacks
+// the file (metrics.jsonl, evaluation.json, layers.jsonl, graph.json, data.json,
+// explanations.json). A comparison has the sections runs, final, config and curves.
+//
+// Charts. Each is an <svg class="chart" data-chart="ID" data-kind="KIND">:
+//   line       curves: <path data-series="NAME" data-x="X1 X2 ..." data-y="Y1 Y2 ...">,
+//              numbers in the shortest text that reads back to the same double (as in the
+//              JSONL files; bit-equal after strtod), non-finite values left out. Paths carry
+//              data-source ("step" or "epoch": which metrics.jsonl lines), data-run (the
+//              run's name), and on layer charts data-tensor and data-stat.
+//   bars       <rect data-label="..." data-value="V"> (data-error: the std whisker)
+//   heatmap    <rect data-row="R" data-col="C" data-value="V">
+//   heatstrip  per sampled step <g data-step="S"> of <rect data-value="COUNT"> (histograms)
+//   graph      the model: <g data-layer="NAME" data-inputs="A B"> per layer, arrows between
+// Chart IDs: "metric-NAME-step" (series NAME from step lines, or from epoch lines when step
+// lines lack it; "val_NAME" from epoch lines, x = the epoch line's step), "metric-NAME-epoch"
+// (NAME and val_NAME from epoch lines, x = epoch), "lr", "layer-L-activation" (mean, std,
+// zero_fraction), "layer-L-activation-histogram", "layer-L-gradient-norm",
+// "layer-L-weight-norm", "layer-L-update-ratio" (one series per tensor), "confusion",
+// "model-graph", "class-balance", "permutation-importance", "attribution-I" (and
+// "attribution-I-input" for images). In a comparison every run adds its series (data-run).
+//
+// Rules of thumb (the layers section says when one fires, as <div class="warning"
+// data-warning="RULE" data-layer="L" data-tensor="T">, and lists them):
+//   vanishing-gradient  over the later half of the samples, the median of gradient norm /
+//                       weight norm of a tensor is below 1e-7, or its median update ratio
+//                       is below 1e-6;
+//   exploding-gradient  a gradient norm above 1e3 or not finite, or every gradient norm of
+//                       the last third of the samples over 10x the largest of the first
+//                       third (at least 3 samples);
+//   dead-relu           an activation whose op is relu with zero_fraction above 0.9 at the
+//                       latest sample.
 #pragma once
 
 #include <cstdint>
@@ -26,8 +64,12 @@ namespace kiln::report {
 struct ReportOptions {
   /// The page title; empty: the run's name (or "Comparison of N runs").
   std::string title = {};
-  /// For kiln board: the page polls `live_url` (relative) every `live_poll_ms` and redraws
-  /// when the runs change. Empty: a static page.
+  /// For kiln board: the page fetches `live_url` (e.g. its own URL) every `live_poll_ms`
+  /// and, when the answer holds an element id="kiln-report" whose data-version differs from
+  /// its own, replaces its <main id="kiln-report"> content with that element's. So
+  /// live_url must answer 200 with text/html that contains such an element: the page
+  /// render_report (or render_index) gives for the same runs (and options) does. Other
+  /// answers and network errors are ignored (the page keeps polling). Empty: a static page.
   std::string live_url = {};
   std::int64_t live_poll_ms = 1000;
 };
@@ -57,8 +99,10 @@ struct RunInfo {
 /// The runs directly inside `runs_dir` (folders with a run.json; `runs_dir` itself if it
 /// is one), newest first. IoError if the folder cannot be read.
 KILN_API std::vector<RunInfo> list_runs(const std::string& runs_dir);
-/// The board's index page: the runs with their status and links ("run/<name>"), and a
-/// form to compare chosen runs.
+/// The board's index page: the runs with their status and links ("run/FOLDER", FOLDER the
+/// run folder's name, percent-encoded), and a form (GET "compare", checkboxes name="run"
+/// value="FOLDER") to compare chosen runs. A run folder whose files cannot be read is
+/// listed with status "unreadable".
 KILN_API std::string render_index(const std::string& runs_dir, const ReportOptions& options = {});
 
 }  // namespace kiln::report
