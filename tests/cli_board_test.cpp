@@ -163,10 +163,29 @@ TEST_F(BoardTest, ServesJsonAndRefusesNamesThatAreNotRuns) {
   EXPECT_NE(now["version"], v1) << "a new metrics line must change the version";
   EXPECT_EQ(now["epochs"], 2);
 
+  // The run's page polls itself; a poll that names the page's current version gets 204 (no
+  // page sent again) until the run changes.
   res = client.Get("/run/run-a");
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_NE(res->body.find("data-live-url=\"/run/run-a\""), std::string::npos);
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(res->body, m, std::regex("id=\"kiln-report\" data-version=\"([^\"]+)\"")));
+  const std::string page_version = m[1];
+  EXPECT_EQ(page_version, now["version"]) << "the page's version is the run's";
+  res = client.Get("/run/run-a?since=" + page_version);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204);
+  EXPECT_TRUE(res->body.empty());
+  res = client.Get("/run/run-a?since=0123");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  recorder.log_epoch(2, 12, {{"loss", 1.125}});
+  res = client.Get("/run/run-a?since=" + page_version);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << "the run changed: the new page is sent";
+  EXPECT_EQ(res->body.find("data-version=\"" + page_version + "\""), std::string::npos);
 
   // Not listed run folders: 404, whatever the spelling.
   for (const std::string path :
