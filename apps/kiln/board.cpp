@@ -9,14 +9,14 @@
 //   /compare?run=A&run=B    the comparison of runs A, B, ..., live
 //   /api/runs               JSON: the runs (list_runs)
 //   /api/run/NAME/version   JSON: the run's version, status, epochs and steps
-// NAME is always a folder name that list_runs reported (anything else is 404), so a request
-// reaches no file outside RUNS_DIR. Pages are rendered again only when a run's version
-// changed (a page per run and version is kept).
+// NAME is always the name of a run folder of RUNS_DIR, found as list_runs finds them
+// (anything else is 404), so a request reaches no file outside RUNS_DIR. A page is rendered
+// again only when a file of its runs changed, and a live poll that names the page's
+// current version (?since=V) gets 204 No Content until then.
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -317,7 +317,7 @@ void add_routes(httplib::Server& server, Board& board) {
 int run_board(const BoardArgs& args) {
   if (args.poll_ms < 100) throw kiln::ValueError("--poll-ms must be at least 100");
   Board board(args.runs_dir, args.poll_ms);
-  board.list();  // IoError now, naming the folder, if it cannot be read
+  board.run_dirs();  // IoError now, naming the folder, if it cannot be read
 
   httplib::Server server;
   // A page of this server is only for this machine's browser: with a loopback address,
