@@ -1,19 +1,26 @@
 // `kiln board` as a user runs it (the built binary, KILN_CLI, as a child process) on a run
-// that is still training (issue 11, acceptance 3): the test records a run with
-// kiln::report::RunRecorder (status "running", two epoch lines), starts
-// `kiln board RUNS --port 0`, reads the port it prints, and opens the run's page in
-// headless Chromium. The loss chart's points (the data-x / data-y of its series, see
-// kiln/report/report.hpp) must be the logged values; the test then logs a third epoch and
-// waits until the open page shows the third point, with its value, without reloading it.
-// Also: the index lists the run as running, the JSON routes, 404 for names that are not
-// listed run folders (path traversal), the Host check, and a clean exit on SIGTERM.
+// that is still training (issue 11, acceptance 3). Two runs are followed in headless
+// Chromium (tests/support/webdriver.hpp):
+// - a run written with kiln::report::RunRecorder (status "running", two epoch lines): the
+//   open page's loss chart (the data-x / data-y of its series, see kiln/report/report.hpp)
+//   must hold the logged values, and after a third epoch line the page must show the third
+//   point, with its value, without being reloaded;
+// - a real fit (kiln::report::train_and_record of examples/specs/iris.json on iris.csv),
+//   held after each epoch by a callback: each released epoch must appear on the open page
+//   with the loss the trainer wrote to metrics.jsonl (read back from the file), and the
+//   page must say "completed" when the fit ends.
+// Also: the index lists the run as running, the JSON routes, the live poll's 204 while
+// nothing changed, 404 for names that are not listed run folders (path traversal), the
+// Host check, exit code 0 on SIGTERM and SIGINT, and the exit codes of bad arguments.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <string>
 #include <thread>
@@ -23,6 +30,9 @@
 #include <nlohmann/json.hpp>
 
 #include "kiln/report/run_record.hpp"
+#include "kiln/report/spec_run.hpp"
+#include "kiln/train/spec.hpp"
+#include "kiln/train/trainer.hpp"
 #include "tests/support/child_process.hpp"
 #include "tests/support/webdriver.hpp"
 
@@ -125,6 +135,114 @@ TEST_F(BoardTest, BrowserSeesANewPointOfARunThatIsTraining) {
 
   browser.quit();
   EXPECT_EQ(board_->stop(SIGTERM), 0) << "kiln board should exit cleanly on SIGTERM";
+}
+
+/// Holds a fit after each epoch (after every callback's on_epoch_end, so the recorder has
+/// written the epoch's line) until the test lets it go on.
+class EpochGate : public kiln::train::Callback {
+ public:
+  void on_epoch_complete(kiln::train::Trainer&, std::int64_t epoch) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_ = epoch + 1;
+    changed_.notify_all();
+    // Bounded: a failing test that never releases the gate still ends.
+    changed_.wait_for(lock, std::chrono::seconds(60), [&] { return allowed_ > epoch; });
+  }
+  /// Waits until `epochs` epochs are complete; false on timeout.
+  bool wait_for_epochs(std::int64_t epochs) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return changed_.wait_for(lock, std::chrono::seconds(60), [&] { return done_ >= epochs; });
+  }
+  /// Lets the fit run through epoch `epoch` (counting from 0) and stop after it.
+  void allow(std::int64_t epochs) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    allowed_ = epochs;
+    changed_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::int64_t done_ = 0;
+  std::int64_t allowed_ = 0;
+};
+
+/// The epoch lines' losses of a run's metrics.jsonl, read back from the file.
+std::vector<double> epoch_losses(const fs::path& run_dir) {
+  std::vector<double> losses;
+  std::ifstream in(run_dir / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line);
+    if (j["kind"] == "epoch") losses.push_back(j["loss"].get<double>());
+  }
+  return losses;
+}
+
+TEST_F(BoardTest, BrowserFollowsARealTrainingRun) {
+  KILN_REQUIRE_BROWSER();
+  const fs::path run_dir = runs() / "iris-live";
+  auto gate = std::make_shared<EpochGate>();
+  kiln::train::SpecTrainOptions train_options;
+  train_options.epochs = 3;
+  train_options.progress = kiln::train::Progress::none;
+  train_options.callbacks = {gate};
+  kiln::report::RecordedRunOptions record_options;
+  record_options.record.dir = run_dir.string();
+  record_options.record.sample_every = 4;
+  record_options.explain = false;
+  std::string fit_error;
+  std::thread fit([&] {
+    try {
+      kiln::report::train_and_record(
+          kiln::train::ModelSpec::load(std::string(KILN_SOURCE_DIR) + "/examples/specs/iris.json"),
+          std::string(KILN_SOURCE_DIR) + "/data/iris.csv", train_options, record_options);
+    } catch (const std::exception& e) {
+      fit_error = e.what();
+    }
+  });
+  struct Join {
+    std::thread& t;
+    EpochGate& g;
+    ~Join() {
+      g.allow(1000);
+      if (t.joinable()) t.join();
+    }
+  } join{fit, *gate};
+
+  ASSERT_TRUE(gate->wait_for_epochs(1)) << "the first epoch did not end";
+  const int port = start_board({"--poll-ms", "200"});
+  ASSERT_GT(port, 0);
+  kiln_test::WebDriver browser;
+  browser.navigate("http://127.0.0.1:" + std::to_string(port) + "/run/iris-live");
+  const json one = browser.wait_until(loss_series_script, seconds(10));
+  EXPECT_EQ(one["x"], json::parse("[0]"));
+  EXPECT_EQ(one["y"], json(epoch_losses(run_dir)));
+  EXPECT_TRUE(browser
+                  .execute("return document.getElementById('kiln-report').textContent"
+                           ".includes('running');")
+                  .get<bool>());
+
+  // Each released epoch appears on the open page with the loss the trainer logged.
+  for (int epochs = 2; epochs <= 3; ++epochs) {
+    gate->allow(epochs - 1);
+    ASSERT_TRUE(gate->wait_for_epochs(epochs));
+    const json now = browser.wait_until(
+        std::string("const s = (function(){") + loss_series_script +
+            "})(); return s && s.x.length >= " + std::to_string(epochs) + " ? s : null;",
+        seconds(20));
+    const std::vector<double> logged = epoch_losses(run_dir);
+    ASSERT_EQ(logged.size(), static_cast<std::size_t>(epochs));
+    EXPECT_EQ(now["y"], json(logged));
+  }
+  gate->allow(1000);
+  fit.join();
+  EXPECT_EQ(fit_error, "");
+  // Finished: the page says so (the fit's end rewrites run.json).
+  browser.wait_until(
+      "return document.getElementById('kiln-report').textContent.includes('completed');",
+      seconds(20));
+  browser.quit();
+  EXPECT_EQ(board_->stop(SIGTERM), 0);
 }
 
 TEST_F(BoardTest, ServesJsonAndRefusesNamesThatAreNotRuns) {
