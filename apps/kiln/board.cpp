@@ -145,6 +145,7 @@ class Board {
     std::error_code ec;
     fs::path root = fs::path(runs_dir_).lexically_normal();
     if (root.filename().empty()) root = root.parent_path();
+    if (!fs::is_directory(root, ec)) throw kiln::IoError(runs_dir_ + ": no such folder");
     if (fs::is_regular_file(root / "run.json", ec)) {
       dirs.emplace(folder_name(root.string()), root.string());
       return dirs;
