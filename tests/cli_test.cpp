@@ -63,11 +63,12 @@ class Cli : public ::testing::Test {
   }
   fs::path path(const std::string& name) const { return dir_ / name; }
 
-  /// Runs `kiln <args>`; stdout and stderr captured.
+  /// Runs `kiln <args>` in the test's folder (so `kiln train` records its runs into its
+  /// runs/); stdout and stderr captured.
   Result kiln(const std::string& args) const {
     const fs::path out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd =
-        std::string(KILN_CLI) + " " + args + " >" + out.string() + " 2>" + err.string();
+    const std::string cmd = "cd " + dir_.string() + " && " + std::string(KILN_CLI) + " " + args +
+                            " >" + out.string() + " 2>" + err.string();
     const int status = std::system(cmd.c_str());
     Result r;
     r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -38,6 +38,9 @@ struct TrainArgs {
   bool resume = false;
   bool json = false;
   bool quiet = false;
+  /// The run folder (kiln::report::train_and_record); empty: runs/<spec stem>-<UTC time>.
+  std::string run_dir;
+  bool no_record = false;
 };
 int run_train(const TrainArgs& args);
 

@@ -62,9 +62,17 @@ int main(int argc, char** argv) {
   t->add_flag("--resume", train.resume, "Continue from the newest checkpoint in --checkpoint-dir");
   t->add_flag("--json", train.json, "Print one JSON object (history, test metrics) on stdout");
   t->add_flag("--quiet", train.quiet, "No progress output on stderr");
+  t->add_option("--run-dir", train.run_dir,
+                "Record the run into this folder (default: runs/<spec name>-<UTC time>)");
+  t->add_flag("--no-record", train.no_record, "Do not record the run");
   t->footer(R"(
 The spec's training.test_split (default 0.2, seeded, stratified for classifiers) is held
 out and reported as test_<metric>; --test-data replaces it with a file.
+
+The run is recorded (docs/run-format.md) into --run-dir, by default
+runs/<spec file name>-<yyyymmdd-hhmmss UTC>: configuration, environment, metrics per step
+and epoch, per-layer statistics, the model graph, data summary, test evaluation and the
+model file. --no-record turns it off.
 
 Examples:
   kiln train examples/specs/iris.json --data data/iris.csv --target species --out iris.kiln

@@ -1,5 +1,8 @@
-// kiln train: ModelSpec::load + train_from_spec, then the model file and a report.
+// kiln train: ModelSpec::load + train_from_spec (recorded into a run folder by default with
+// kiln::report::train_and_record), then the model file.
 #include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -7,9 +10,26 @@
 
 #include "commands.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/report/spec_run.hpp"
 #include "kiln/train/from_spec.hpp"
 
 namespace kiln_cli {
+namespace {
+
+// runs/<spec file stem>-<yyyymmdd-hhmmss UTC>, with "-2", "-3", ... when it is taken.
+std::string default_run_dir(const std::string& spec_path) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  const std::string base = "runs/" + std::filesystem::path(spec_path).stem().string() + "-" + stamp;
+  std::string dir = base;
+  for (int i = 2; std::filesystem::exists(dir); ++i) dir = base + "-" + std::to_string(i);
+  return dir;
+}
+
+}  // namespace
 
 int run_train(const TrainArgs& args) {
   const kiln::train::ModelSpec spec = kiln::train::ModelSpec::load(args.spec);
@@ -22,11 +42,21 @@ int run_train(const TrainArgs& args) {
   options.resume = args.resume;
   options.progress = args.quiet ? kiln::train::Progress::none : kiln::train::Progress::automatic;
   options.progress_file = stderr;
+  const bool record = !args.no_record;
+  const std::string run_dir = !record                ? std::string()
+                              : args.run_dir.empty() ? default_run_dir(args.spec)
+                                                     : args.run_dir;
   kiln::train::SpecTrainResult result;
   try {
-    result = kiln::train::train_from_spec(spec, args.data, options);
+    if (record)
+      result =
+          kiln::report::train_and_record(spec, args.data, options, {.record = {.dir = run_dir}})
+              .result;
+    else
+      result = kiln::train::train_from_spec(spec, args.data, options);
   } catch (const kiln::NonFiniteError& e) {
     std::fprintf(stderr, "kiln: training failed: %s\n", e.what());
+    if (record) std::fprintf(stderr, "kiln: run recorded in %s\n", run_dir.c_str());
     return exit_training;
   }
   result.save(args.out);
@@ -35,6 +65,7 @@ int run_train(const TrainArgs& args) {
   if (args.json) {
     nlohmann::json j;
     j["model"] = args.out;
+    j["run"] = record ? nlohmann::json(run_dir) : nlohmann::json(nullptr);
     j["train_rows"] = result.train_rows;
     j["test_rows"] = result.test_rows;
     j["epochs"] = epochs.size();
@@ -57,6 +88,7 @@ int run_train(const TrainArgs& args) {
     std::printf("\n");
   }
   std::printf("saved %s\n", args.out.c_str());
+  if (record) std::printf("run recorded in %s\n", run_dir.c_str());
   return exit_ok;
 }
 

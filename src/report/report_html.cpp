@@ -55,9 +55,13 @@ svg .name{font-weight:600;font-size:12px}
 table{border-collapse:collapse;font-size:13px;margin:4px 0}
 td,th{padding:3px 10px;border-bottom:1px solid #eceff4;text-align:left;vertical-align:top}
 th{font-weight:600;color:#3b4355;background:#f8f9fb}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.key{color:var(--muted);white-space:nowrap}
+td.value{overflow-wrap:anywhere;word-break:break-word}
 .kv{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:8px 24px}
+.kv>div{min-width:0}
+.kv table{width:100%;table-layout:fixed}
+.kv td.key{width:38%;white-space:normal;overflow-wrap:anywhere}
 .scroll{max-height:360px;overflow:auto;border:1px solid #eceff4;border-radius:4px}
 .badge{display:inline-block;border-radius:10px;padding:1px 10px;font-size:12px;font-weight:600;vertical-align:middle;background:#e9ecef;color:#3b4355}
 .badge.completed{background:#d3f9d8;color:#2b8a3e}
@@ -139,6 +143,15 @@ std::string json_text(const json& v) {
   return v.dump();
 }
 
+/// A flattened config value for reading: strings without their JSON quotes.
+std::string config_display(const std::string& json_text) {
+  if (json_text.size() >= 2 && json_text.front() == '"') {
+    json j = json::parse(json_text, nullptr, false);
+    if (j.is_string()) return j.get<std::string>();
+  }
+  return json_text;
+}
+
 std::string header_section(const RunData& run) {
   std::string s = "<header><h1>" + escape(run.name()) + "</h1>" + status_badge(run.status());
   std::string started = run.text("started"), finished = run.text("finished");
@@ -209,7 +222,7 @@ std::string run_details_section(const RunData& run) {
     s += "<div class=\"scroll\"><table>";
     for (const auto& [k, v] : config)
       s += "<tr data-config-key=\"" + escape(k) + "\"><td class=\"key\">" + escape(k) +
-           "</td><td>" + escape(v) + "</td></tr>";
+           "</td><td class=\"value\">" + escape(config_display(v)) + "</td></tr>";
     s += "</table></div>";
   }
   return s + "</div></div></section>";

@@ -178,7 +178,13 @@ std::string render_line_chart(const LineChart& chart) {
   }
   std::vector<double> yt;
   if (chart.log_y) {
-    for (double e = std::ceil(y0); e <= std::floor(y1); ++e) yt.push_back(std::pow(10.0, e));
+    const bool few_decades = std::floor(y1) - std::ceil(y0) < 2;
+    for (double e = std::floor(y0); e <= std::ceil(y1); ++e)
+      for (double m : {1.0, 2.0, 5.0}) {
+        if (m != 1.0 && !few_decades) continue;
+        double t = m * std::pow(10.0, e), lt = std::log10(t);
+        if (lt >= y0 && lt <= y1) yt.push_back(t);
+      }
     if (yt.size() > 7) {
       std::vector<double> thin;
       std::size_t every = (yt.size() + 5) / 6;
@@ -358,8 +364,8 @@ std::string render_heat_map(const HeatMap& map) {
     s += "<text class=\"axis\" x=\"" + fixed(left + cell * static_cast<double>(map.cols) / 2) +
          "\" y=\"" + fixed(H - 6) + "\" text-anchor=\"middle\">" + escape(map.col_title) +
          "</text>";
-    s += "<text class=\"axis\" x=\"4\" y=\"" + fixed(top - 6) + "\">" + escape(map.row_title) +
-         "</text>";
+    s += "<text class=\"axis\" x=\"" + fixed(left - 6) + "\" y=\"" + fixed(top - 6) +
+         "\" text-anchor=\"end\">" + escape(map.row_title) + " \u2193</text>";
   }
   return s + "</svg></figure>";
 }
