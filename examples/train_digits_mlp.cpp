@@ -2,7 +2,12 @@
 // pixels 0..16 and a label 0..9) with the data module and the Trainer, then evaluates it on
 // a held-out 20% split. The last line printed is test_accuracy=<value>.
 //
-//   train_digits_mlp [path/to/digits.csv [path/to/digits_mlp.kiln]]
+//   train_digits_mlp [path/to/digits.csv [path/to/digits_mlp.kiln [run folder]]]
+//
+// The fit is recorded (kiln::report::record) into a run folder, by default
+// runs/digits_mlp next to the model: metrics per step and epoch, per-layer statistics every
+// 50 steps, the model graph, the environment and the model file (docs/run-format.md).
+// Each run of the example replaces the folder's previous record.
 //
 // The trained model (input "pixels": 64 raw pixel values; output "probs": softmax of the
 // logits) is saved with kiln::save_model, by default next to the program, for
@@ -11,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -19,10 +25,14 @@
 #include "kiln/nn/layers.hpp"
 #include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
+#include "kiln/report/run_record.hpp"
 #include "kiln/train/trainer.hpp"
 
 #ifndef KILN_DIGITS_MLP_MODEL
 #define KILN_DIGITS_MLP_MODEL "digits_mlp.kiln"
+#endif
+#ifndef KILN_DIGITS_MLP_RUN
+#define KILN_DIGITS_MLP_RUN "runs/digits_mlp"
 #endif
 #ifndef KILN_DIGITS_CSV
 #define KILN_DIGITS_CSV "data/digits.csv"
@@ -78,9 +88,21 @@ int main(int argc, char** argv) try {
                                    .predictions = logits,
                                    .optimizer = &opt,
                                    .metrics = {"accuracy"}});
-  trainer.fit(
-      train,
-      {.epochs = 30, .batch_size = 32, .seed = seed, .progress = kiln::train::Progress::lines});
+  // The run record: the callback writes the step and epoch lines, the per-layer statistics
+  // and graph.json; the hyper-parameters, seed, data file and final values are ours to add.
+  const std::string run_dir = argc > 3 ? argv[3] : KILN_DIGITS_MLP_RUN;
+  std::filesystem::remove_all(run_dir);
+  kiln::report::RunRecorder run({.dir = run_dir, .name = "digits_mlp"});
+  run.set_config(R"({"model": "64-128-10 MLP, ReLU", "optimizer": "adam", "lr": 0.003,
+                     "epochs": 30, "batch_size": 32, "test_split": 0.2})");
+  run.set_seed(seed);
+  run.add_data_file(path);
+  run.set_data(train_rows, test.size(), path, "label");
+  trainer.fit(train, {.epochs = 30,
+                      .batch_size = 32,
+                      .seed = seed,
+                      .callbacks = {kiln::report::record(run)},
+                      .progress = kiln::train::Progress::lines});
   const double acc = trainer.evaluate(test).at("accuracy");
 
   // The model file: probabilities, labels "0".."9", the preprocessing (raw pixels 0..16 are
@@ -94,10 +116,13 @@ int main(int argc, char** argv) try {
   meta.extra.emplace_back("preprocessing", "raw pixels 0..16 divided by 16, row-major 8x8");
   meta.metrics.emplace_back("test_accuracy", acc);
   const std::string model_path = argc > 2 ? argv[2] : KILN_DIGITS_MLP_MODEL;
-  kiln::save_model(
-      model_path, g,
-      {.inputs = {x}, .outputs = {probs}, .output_names = {"probs"}, .metadata = meta});
+  const kiln::SaveOptions save{
+      .inputs = {x}, .outputs = {probs}, .output_names = {"probs"}, .metadata = meta};
+  kiln::save_model(model_path, g, save);
   std::printf("saved model to %s\n", model_path.c_str());
+  run.save_model(kiln::serialize_model(g, save));
+  run.finish("completed", {{"test_accuracy", acc}});
+  std::printf("run recorded in %s\n", run.dir().c_str());
   std::printf("test_accuracy=%.4f\n", acc);
   return 0;
 } catch (const std::exception& e) {

@@ -72,7 +72,8 @@ RefStats reference(const std::vector<double>& v, std::int64_t bins) {
     std::int64_t b = 0;
     if (r.max > r.min)
       b = std::min<std::int64_t>(
-          bins - 1, static_cast<std::int64_t>(std::floor((x - r.min) / (r.max - r.min) * bins)));
+          bins - 1, static_cast<std::int64_t>(
+                        std::floor((x - r.min) * (static_cast<double>(bins) / (r.max - r.min)))));
     ++r.hist[static_cast<std::size_t>(b)];
   }
   return r;
@@ -163,6 +164,27 @@ TEST(TensorStats, MatchesADoublePrecisionReference) {
     std::int64_t total = 0;
     for (auto c : s.histogram) total += c;
     EXPECT_EQ(total, 10004);  // the 3 non-finite elements are not counted
+  }
+}
+
+TEST(TensorStats, FiniteTensorsOfEverySizeMatchTheReference) {
+  // Sizes around the 8-lane and 256-element blocks of the vectorised path.
+  kiln::Rng rng(11);
+  for (std::int64_t n : {1, 7, 8, 9, 255, 256, 257, 1000, 4099}) {
+    std::vector<float> x;
+    for (std::int64_t i = 0; i < n; ++i)
+      x.push_back(i % 5 == 0 ? 0.0f : static_cast<float>(rng.normal(-1.0, 3.0)));
+    const auto s = kiln::report::tensor_stats(kiln::Tensor::from(x, kiln::Shape({n})), 16);
+    const RefStats r = reference(std::vector<double>(x.begin(), x.end()), 16);
+    EXPECT_EQ(s.count, n);
+    EXPECT_EQ(s.nonfinite, 0);
+    expect_near_rel(s.mean, r.mean, 1e-12, "mean");
+    expect_near_rel(s.std, r.std, 1e-12, "std");
+    expect_near_rel(s.norm, r.norm, 1e-12, "norm");
+    EXPECT_EQ(s.min, r.min) << n;
+    EXPECT_EQ(s.max, r.max) << n;
+    EXPECT_EQ(s.zero_fraction, r.zero_fraction) << n;
+    EXPECT_EQ(s.histogram, r.hist) << n;
   }
 }
 
@@ -662,6 +684,25 @@ TEST(RunRecord, TrainAndRecordWritesTheRunFolder) {
   EXPECT_EQ(epochs, static_cast<std::int64_t>(r.history.epochs.size()));
   EXPECT_FALSE(jsonl(dir + "/layers.jsonl").empty());
   EXPECT_TRUE(fs::exists(dir + "/graph.json"));
+
+  // explanations.json: importance of the 4 columns over the test rows, integrated
+  // gradients of the first 3 test rows (their sum is the output difference within 1%).
+  const json ex = read_json(dir + "/explanations.json");
+  EXPECT_EQ(ex["permutation_importance"]["rows"], r.test_rows);
+  EXPECT_EQ(ex["permutation_importance"]["features"].size(), 4u);
+  ASSERT_EQ(ex["attributions"].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const json& a = ex["attributions"][i];
+    EXPECT_EQ(a["row"], static_cast<int>(i));
+    double sum = 0;
+    for (const json& v : a["attributions"]) sum += v.get<double>();
+    const double diff = a["output"].get<double>() - a["baseline_output"].get<double>();
+    EXPECT_NEAR(sum, diff, 0.01 * std::max(std::abs(diff), 1e-6));
+  }
+  EXPECT_FALSE(read_json(dir + "/run.json").contains("explanations_error"));
+  // report.html (kiln::report::write_report) at the end.
+  EXPECT_EQ(run.report, dir + "/report.html");
+  EXPECT_GT(fs::file_size(run.report), 1000u);
 }
 
 TEST(RunRecord, TrainAndRecordMarksABadDataFileFailed) {

@@ -59,6 +59,21 @@ struct PredictArgs {
 };
 int run_predict(const PredictArgs& args);
 
+struct ExplainArgs {
+  std::string model;
+  std::string data;
+  std::optional<std::int64_t> row;
+  std::string target_class;  ///< --class: a class name or output index ("": the predicted)
+  std::string method = "integrated-gradients";
+  std::int64_t steps = 64;
+  std::string out;
+  bool importance = false;
+  std::int64_t repeats = 5;
+  std::string metric;
+  std::uint64_t seed = 0;
+  bool json = false;
+};
+int run_explain(const ExplainArgs& args);
 struct ReportArgs {
   std::vector<std::string> run_dirs;
   std::string out;  ///< empty: RUN_DIR/report.html for one run, comparison.html for several

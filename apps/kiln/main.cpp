@@ -28,6 +28,7 @@ Examples:
   kiln eval iris.kiln --data data/iris.csv
   kiln predict iris.kiln --data new_flowers.csv --out predictions.csv
   kiln inspect iris.kiln
+  kiln explain iris.kiln --data data/iris.csv --row 0
   kiln report runs/iris-20261130-091500
   kiln board runs
 Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
@@ -123,6 +124,47 @@ Example:
   kiln inspect iris.kiln --json
 )");
 
+  ExplainArgs explain;
+  CLI::App* x = app.add_subcommand("explain",
+                                   "Explain a model's output for one row, or rank its "
+                                   "features by permutation importance");
+  x->add_option("model", explain.model, "Model file (.kiln) made by kiln train")->required();
+  x->add_option("--data", explain.data, "CSV with the model's feature columns")->required();
+  CLI::Option* x_row =
+      x->add_option("--row", explain.row, "Explain this data row (from 0; the header is not a row)")
+          ->check(CLI::NonNegativeNumber);
+  x->add_option("--class", explain.target_class,
+                "The class explained: a name or output index (default: the predicted class)");
+  x->add_option("--method", explain.method, "integrated-gradients (default) or saliency")
+      ->check(CLI::IsMember({"integrated-gradients", "saliency"}));
+  x->add_option("--steps", explain.steps, "Integration points of integrated gradients (default 64)")
+      ->check(CLI::Range(std::int64_t{2}, std::int64_t{100000}));
+  x->add_option("--out", explain.out, "The HTML page of an image input's heat map (required then)");
+  CLI::Option* x_imp =
+      x->add_flag("--importance", explain.importance,
+                  "Permutation feature importance over the (labelled) --data instead of one row");
+  x->add_option("--repeats", explain.repeats, "Shuffles per column for --importance (default 5)")
+      ->check(CLI::PositiveNumber);
+  x->add_option("--metric", explain.metric,
+                "Metric for --importance (default: accuracy, or r2 for regression)");
+  x->add_option("--seed", explain.seed, "Seed of the --importance shuffles (default 0)");
+  x->add_flag("--json", explain.json, "Print one JSON object on stdout");
+  x_row->excludes(x_imp);
+  x->footer(R"(
+With --row, prints each feature's value and attribution, largest |attribution| first, the
+explained output, the output at the baseline (zeros in the model's input space: the training
+mean of standardised features) and the attributions' sum, which integrated gradients make
+equal to their difference (more --steps, closer). An image model writes an HTML page (--out)
+with the image and the heat map of its attributions side by side.
+With --importance, shuffles each data column (the one-hot columns of a category together)
+--repeats times and prints the mean drop of the metric, most important first.
+
+Examples:
+  kiln explain iris.kiln --data data/iris.csv --row 0 --class 0
+  kiln explain digits.kiln --data images.csv --row 3 --out row3.html
+  kiln explain iris.kiln --data data/iris.csv --importance --repeats 10 --json
+)");
+
   ReportArgs report;
   CLI::App* r = app.add_subcommand("report", "Build the HTML report of a run, or compare runs");
   r->add_option("run_dirs", report.run_dirs, "Run folders (written by kiln train or RunRecorder)")
@@ -180,6 +222,7 @@ Examples:
     if (*e) return run_eval(eval);
     if (*p) return run_predict(predict);
     if (*i) return run_inspect(inspect);
+    if (*x) return run_explain(explain);
     if (*r) return run_report(report);
 #if KILN_CLI_BOARD
     if (*b) return run_board(board);

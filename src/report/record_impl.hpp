@@ -29,8 +29,9 @@ std::string utc_now();
 void write_json_file(const std::string& path, const Json& j);
 /// Parses a JSON file; IoError / FormatError naming it.
 Json read_json_file(const std::string& path);
-/// A TensorStats as the statistics keys of a layers.jsonl entry (count ... histogram).
-void add_stats(Json& entry, const TensorStats& s);
+/// Appends a TensorStats as the statistics keys of a layers.jsonl entry
+/// (,"count":..,...,"histogram":{..}).
+void append_stats(std::string& out, const TensorStats& s);
 /// The statistics of `n` floats (one pass for the moments and range, one for the
 /// deviations and the histogram).
 TensorStats float_stats(const float* data, std::int64_t n, std::int64_t bins);
@@ -105,7 +106,8 @@ struct RunRecorder::Impl {
   internal::JsonLines metrics, layers;
   std::chrono::system_clock::time_point started;
   bool finished = false;
-  std::string line;  // reused for metrics lines
+  std::string line;         // reused for metrics lines
+  std::string layers_line;  // and for layers lines
 
   // The model (set_model) and what the plan showed.
   const Graph* graph = nullptr;

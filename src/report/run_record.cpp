@@ -52,24 +52,18 @@ std::string hex(const kiln::internal::Sha256Digest& d) {
   return s;
 }
 
-// ||a|| in double over a float tensor.
-double norm(const Tensor& a) {
-  const float* x = a.data<float>();
-  double s = 0.0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) s += static_cast<double>(x[i]) * x[i];
-  return std::sqrt(s);
-}
-
-// ||a - b|| in double over two float tensors of the same size.
-double diff_norm(const Tensor& a, const Tensor& b) {
-  const float* x = a.data<float>();
-  const float* y = b.data<float>();
-  double s = 0.0;
-  for (std::int64_t i = 0; i < a.numel(); ++i) {
+// ||w - before|| / ||before|| in double over two float tensors of the same size (NaN when
+// ||before|| is 0).
+double update_ratio(const Tensor& w, const Tensor& before) {
+  const float* x = w.data<float>();
+  const float* y = before.data<float>();
+  double diff = 0.0, base = 0.0;
+  for (std::int64_t i = 0; i < w.numel(); ++i) {
     const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
-    s += d * d;
+    diff += d * d;
+    base += static_cast<double>(y[i]) * static_cast<double>(y[i]);
   }
-  return std::sqrt(s);
+  return base > 0.0 ? std::sqrt(diff) / std::sqrt(base) : std::numeric_limits<double>::quiet_NaN();
 }
 
 TensorStats stats(const Tensor& t, std::int64_t bins) {
@@ -78,14 +72,21 @@ TensorStats stats(const Tensor& t, std::int64_t bins) {
   return tensor_stats(t, bins);
 }
 
-Json entry(const std::string& layer, const char* kind, const std::string& tensor,
-           const Shape& shape) {
-  Json e;
-  e["layer"] = layer;
-  e["kind"] = kind;
-  e["tensor"] = tensor;
-  e["shape"] = shape.dims();
-  return e;
+// The start of a layers.jsonl entry: {"layer":..,"kind":..,"tensor":..,"shape":[..]
+void begin_entry(std::string& out, const std::string& layer, const char* kind,
+                 const std::string& tensor, const Shape& shape) {
+  out += "{\"layer\":";
+  internal::append_string(out, layer);
+  out += ",\"kind\":\"";
+  out += kind;
+  out += "\",\"tensor\":";
+  internal::append_string(out, tensor);
+  out += ",\"shape\":[";
+  for (std::size_t i = 0; i < shape.rank(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(shape[i]);
+  }
+  out += ']';
 }
 
 }  // namespace
@@ -96,8 +97,9 @@ struct StepSample::Impl {
   TrainStep* train_step = nullptr;
   bool stats = false;
   bool plan_was_complete = false;
-  Json activations = Json::array();
-  std::vector<Json> gradients, weights;  // by parameter
+  // Rendered entries (without the closing brace of weights, which get update_ratio).
+  std::vector<std::pair<std::string, std::string>> activations;  // layer, entry
+  std::vector<std::string> gradients, weights;                   // by parameter
   bool before = false;
 };
 
@@ -386,18 +388,22 @@ void StepSample::before_update() {
   if (m.options.activations)
     for (const internal::ActivationSlot& a : m.observer.slots) {
       if (!a.seen) continue;
-      Json e = entry(a.scope, "activation", a.scope, a.buffer.shape());
-      e["op"] = a.op;
-      internal::add_stats(e, stats(a.buffer, bins));
-      s.activations.push_back(std::move(e));
+      std::string e;
+      begin_entry(e, a.scope, "activation", a.scope, a.buffer.shape());
+      e += ",\"op\":";
+      internal::append_string(e, a.op);
+      internal::append_stats(e, stats(a.buffer, bins));
+      e += '}';
+      s.activations.emplace_back(a.scope, std::move(e));
     }
   const auto grads = s.train_step->gradients();
-  s.gradients.assign(m.param_names.size(), Json());
+  s.gradients.assign(m.param_names.size(), std::string());
   if (m.options.gradients)
     for (std::size_t i = 0; i < grads.size() && i < m.param_names.size(); ++i) {
-      Json e = entry(m.param_layers[i], "gradient", m.param_names[i], grads[i].shape());
-      internal::add_stats(e, stats(grads[i], bins));
-      s.gradients[i] = std::move(e);
+      std::string& e = s.gradients[i];
+      begin_entry(e, m.param_layers[i], "gradient", m.param_names[i], grads[i].shape());
+      internal::append_stats(e, stats(grads[i], bins));
+      e += '}';
     }
   if (m.options.weights) {
     const auto& params = s.train_step->parameter_values();
@@ -420,45 +426,52 @@ void StepSample::after_update() {
   if (!s.stats) return;
   const std::int64_t bins = m.options.histogram_bins;
   const auto& params = s.train_step->parameter_values();
-  s.weights.assign(params.size(), Json());
+  s.weights.assign(params.size(), std::string());
   if (m.options.weights)
     for (std::size_t i = 0; i < params.size(); ++i) {
       const Tensor& w = params[i].graph().tensor(params[i]);
-      Json e = entry(m.param_layers[i], "weight", m.param_names[i], w.shape());
-      const TensorStats st = stats(w, bins);
-      internal::add_stats(e, st);
+      std::string& e = s.weights[i];
+      begin_entry(e, m.param_layers[i], "weight", m.param_names[i], w.shape());
+      internal::append_stats(e, stats(w, bins));
       const Tensor& before = m.weights_before[i];
       double ratio = std::numeric_limits<double>::quiet_NaN();
-      if (before.defined() && w.dtype() == DType::f32 && w.is_contiguous()) {
-        const double before_norm = norm(before);
-        if (before_norm > 0.0) ratio = diff_norm(w, before) / before_norm;
-      }
-      e["update_ratio"] = internal::number(ratio);
-      s.weights[i] = std::move(e);
+      if (before.defined() && w.dtype() == DType::f32 && w.is_contiguous() &&
+          before.numel() == w.numel())
+        ratio = update_ratio(w, before);
+      e += ",\"update_ratio\":";
+      internal::append_number(e, ratio);
+      e += '}';
     }
   // One line: per layer its activation, then each parameter's gradient and weight.
   std::vector<std::string> order;
-  for (const Json& a : s.activations) order.push_back(a["layer"].get<std::string>());
+  for (const auto& a : s.activations) order.push_back(a.first);
   for (const std::string& l : m.param_layers)
     if (std::find(order.begin(), order.end(), l) == order.end()) order.push_back(l);
-  Json layers = Json::array();
+  std::string& line = m.layers_line;
+  line.clear();
+  line += "{\"step\":";
+  line += std::to_string(s.step);
+  line += ",\"epoch\":";
+  line += std::to_string(s.epoch);
+  line += ",\"layers\":[";
+  bool first = true;
+  auto put = [&](const std::string& e) {
+    if (e.empty()) return;
+    if (!first) line += ',';
+    first = false;
+    line += e;
+  };
   for (const std::string& l : order) {
-    for (Json& a : s.activations)
-      if (a["layer"] == l) layers.push_back(std::move(a));
+    for (const auto& a : s.activations)
+      if (a.first == l) put(a.second);
     for (std::size_t i = 0; i < m.param_layers.size(); ++i) {
       if (m.param_layers[i] != l) continue;
-      if (i < s.gradients.size() && !s.gradients[i].is_null())
-        layers.push_back(std::move(s.gradients[i]));
-      if (i < s.weights.size() && !s.weights[i].is_null())
-        layers.push_back(std::move(s.weights[i]));
+      if (i < s.gradients.size()) put(s.gradients[i]);
+      if (i < s.weights.size()) put(s.weights[i]);
     }
   }
-  Json line;
-  line["step"] = s.step;
-  line["epoch"] = s.epoch;
-  line["layers"] = std::move(layers);
-  std::string text = line.dump();
-  m.layers.append(text);
+  line += "]}";
+  m.layers.append(line);
   s.stats = false;  // one line per sample
 }
 

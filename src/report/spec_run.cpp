@@ -1,9 +1,12 @@
 // train_and_record: train_from_spec with a RunRecorder (what `kiln train` does).
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "kiln/core/error.hpp"
+#include "kiln/report/explain.hpp"
 #include "kiln/report/report.hpp"
 #include "kiln/report/spec_run.hpp"
 #include "kiln/train/metrics.hpp"
@@ -49,15 +52,23 @@ Json evaluation_json(const train::Evaluation& ev) {
 }
 
 // ===== explanations.json =================================================================
-// Builds explanations.json from kiln/report/explain.hpp (Explainer::from_file,
-// integrated_gradients, permutation_importance): permutation importance over the test
-// rows and integrated gradients of the first 3 test rows.
-//
-// TODO(issue 11, branch issue11-explain): explain.hpp has no implementation on this branch
-// yet; until it is merged this writes nothing (no explanations.json) and returns false.
-bool write_explanations(RunRecorder& /*recorder*/, const train::SpecTrainResult& /*result*/,
-                        const std::string& /*model_path*/) {
-  return false;
+// explanations.json from kiln/report/explain.hpp: permutation importance over the test rows
+// and integrated gradients of the predicted class of the first 3 test rows, for the model
+// file the run saved. Nothing without test rows. An explanation that fails does not fail
+// the trained run: its message goes into run.json as "explanations_error".
+void write_explanations(RunRecorder& recorder, const train::SpecTrainResult& result,
+                        const std::string& model_path) {
+  if (result.test_data.empty()) return;
+  std::vector<std::int64_t> rows;
+  for (std::int64_t r = 0; r < std::min<std::int64_t>(3, result.test_data.size()); ++r)
+    rows.push_back(r);
+  try {
+    recorder.set_explanations_json(explanations_json(model_path, result.test_data, rows));
+  } catch (const Error& e) {
+    RecorderAccess::Impl& m = RecorderAccess::of(recorder);
+    m.run["explanations_error"] = e.what();
+    m.write_run_json();
+  }
 }
 // =========================================================================================
 

@@ -32,8 +32,6 @@ Tensor run_model(const infer::Model& model, const data::Dataset& data) {
   return out;
 }
 
-namespace {
-
 // [N, 1] probabilities of class 1 -> [N, 2] (p0, p1) and the classes (p1 > 0.5) as i32 [N].
 void binary_outputs(const Tensor& p1, Tensor& probs, Tensor& classes) {
   const std::vector<float> p = p1.contiguous().to(DType::f32).to_vector<float>();
@@ -48,8 +46,6 @@ void binary_outputs(const Tensor& p1, Tensor& probs, Tensor& classes) {
   probs = Tensor::from(two, Shape{n, 2});
   classes = Tensor::from(c, Shape{n});
 }
-
-}  // namespace
 
 Evaluation evaluate_dataset(const infer::Model& model, const data::Dataset& data,
                             const ModelSpec& spec, const std::vector<std::string>& labels) {
@@ -89,12 +85,6 @@ Evaluation evaluate_dataset(const infer::Model& model, const data::Dataset& data
 
 namespace {
 
-struct SpecModel {
-  infer::Model model;
-  ModelSpec spec;
-  data::CsvSchema schema;
-};
-
 std::string section_text(const infer::Model& m, const std::string& name, const std::string& path) {
   if (!m.has_section(name))
     throw FormatError(path + ": the model has no '" + name +
@@ -102,6 +92,10 @@ std::string section_text(const infer::Model& m, const std::string& name, const s
   auto bytes = m.section(name);
   return std::string(bytes.begin(), bytes.end());
 }
+
+}  // namespace
+
+namespace internal {
 
 SpecModel load_spec_model(const std::string& path) {
   infer::Model m = infer::Model::load(path, {.apply_preprocessing = true});
@@ -114,6 +108,10 @@ SpecModel load_spec_model(const std::string& path) {
   data::CsvSchema schema = data::CsvSchema::from_json(section_text(m, "kiln.data", path));
   return {std::move(m), std::move(spec), std::move(schema)};
 }
+
+}  // namespace internal
+
+namespace {
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
@@ -134,15 +132,21 @@ std::string number(double v) {
 
 }  // namespace
 
+data::Dataset read_csv_for_model(const std::string& model_path, const std::string& csv_path,
+                                 data::TargetColumn target) {
+  const internal::SpecModel sm = internal::load_spec_model(model_path);
+  return data::read_csv_with_schema(csv_path, sm.schema, target);
+}
+
 Evaluation evaluate_csv(const std::string& model_path, const std::string& csv_path) {
-  SpecModel sm = load_spec_model(model_path);
+  const internal::SpecModel sm = internal::load_spec_model(model_path);
   const data::Dataset d =
       data::read_csv_with_schema(csv_path, sm.schema, data::TargetColumn::required);
   return internal::evaluate_dataset(sm.model, d, sm.spec, sm.schema.labels);
 }
 
 Predictions predict_csv(const std::string& model_path, const std::string& csv_path) {
-  SpecModel sm = load_spec_model(model_path);
+  const internal::SpecModel sm = internal::load_spec_model(model_path);
   const data::Dataset d =
       data::read_csv_with_schema(csv_path, sm.schema, data::TargetColumn::ignore);
   Predictions p;

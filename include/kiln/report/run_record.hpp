@@ -77,8 +77,9 @@ struct TensorStats {
   double histogram_lo = 0.0, histogram_hi = 0.0;
   std::vector<std::int64_t> histogram;
 };
-/// The statistics of a float tensor over `bins` equal-width histogram bins over [min, max]
-/// (a value equal to max goes into the last bin; min == max: every count in bin 0).
+/// The statistics of a float tensor with `bins` equal-width histogram bins over [min, max]:
+/// a value v goes into bin floor((v - min) * (bins / (max - min))), the last bin for
+/// v == max; min == max: every count in bin 0.
 /// ValueError for a non-float tensor or bins < 1.
 KILN_API TensorStats tensor_stats(const Tensor& t, std::int64_t bins = 30);
 

@@ -28,6 +28,8 @@
 #include <vector>
 
 #include "kiln/core/tensor.hpp"
+#include "kiln/data/csv.hpp"
+#include "kiln/data/dataset.hpp"
 #include "kiln/export.hpp"
 #include "kiln/train/metrics.hpp"
 #include "kiln/train/spec.hpp"
@@ -96,6 +98,15 @@ struct KILN_API SpecTrainResult {
 /// Trainer::fit throws (e.g. for a non-finite loss).
 KILN_API SpecTrainResult train_from_spec(const ModelSpec& spec, const std::string& csv_path,
                                          const SpecTrainOptions& options = {});
+
+/// A CSV file read for a model file written by train_from_spec, exactly as its training file
+/// was (kiln::data::read_csv_with_schema with the file's "kiln.data" schema): raw features
+/// (the model file's preprocessing is not applied) and, as `target` says, the target.
+/// Throws FormatError for a model without the spec and data sections, DataError for a file
+/// that does not fit the model's columns.
+KILN_API data::Dataset read_csv_for_model(
+    const std::string& model_path, const std::string& csv_path,
+    data::TargetColumn target = data::TargetColumn::if_present);
 
 /// Evaluates a model file written by train_from_spec on a CSV with its target column.
 /// Throws FormatError for a model without the spec and data sections, DataError for a
