@@ -316,6 +316,23 @@ TEST_F(BoardTest, ServesJsonAndRefusesNamesThatAreNotRuns) {
     EXPECT_EQ(res->body.find("TOP-SECRET-CONTENT"), std::string::npos) << path;
   }
 
+  // Two runs compared: both are on the page, which polls its own URL.
+  {
+    kiln::report::RunRecorder other({.dir = (runs() / "run b").string(), .sample_every = 0});
+    other.log_epoch(0, 4, {{"loss", 2.5}});
+    other.finish();
+  }
+  res = client.Get("/compare?run=run-a&run=run%20b");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_NE(res->body.find("data-live-url=\"/compare?run=run-a&amp;run=run%20b\""),
+            std::string::npos);
+  EXPECT_NE(res->body.find("data-run=\"run b\""), std::string::npos);
+  EXPECT_NE(res->body.find("data-run=\"run-a\""), std::string::npos);
+  res = client.Get("/compare");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+
   // A request naming another host (DNS rebinding) is refused.
   res = client.Get("/api/runs", {{"Host", "attacker.example:" + std::to_string(port)}});
   ASSERT_TRUE(res);
