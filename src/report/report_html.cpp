@@ -115,7 +115,9 @@ constexpr const char* script = R"JS(
     setInterval(function(){
       if (busy) return;
       busy = true;
-      fetch(live, {cache: 'no-store'}).then(function(r){ return r.ok ? r.text() : ''; }).then(function(text){
+      var since = (live.indexOf('?') < 0 ? '?' : '&') + 'since=' +
+          encodeURIComponent(main.getAttribute('data-version') || '');
+      fetch(live + since, {cache: 'no-store'}).then(function(r){ return r.ok ? r.text() : ''; }).then(function(text){
         busy = false;
         if (!text) return;
         var doc = new DOMParser().parseFromString(text, 'text/html');

@@ -72,7 +72,11 @@ struct ReportOptions {
   /// its own, replaces its <main id="kiln-report"> content with that element's. So
   /// live_url must answer 200 with text/html that contains such an element: the page
   /// render_report (or render_index) gives for the same runs (and options) does. Other
-  /// answers and network errors are ignored (the page keeps polling). Empty: a static page.
+  /// answers and network errors are ignored (the page keeps polling). Each request adds its
+  /// current data-version as the query parameter `since` (live_url + "?since=V", or
+  /// "&since=V" when live_url has a query), so a server can answer 204 No Content while
+  /// nothing changed instead of sending the page again (kiln board does). Empty: a static
+  /// page.
   std::string live_url = {};
   std::int64_t live_poll_ms = 1000;  ///< at least 100
 };
