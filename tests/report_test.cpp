@@ -268,6 +268,17 @@ fs::path make_run(const std::string& name, const LayerShape& shape = {},
                   {"shape", {1, 2, 2}},
                   {"values", {0.0, 1.0, 0.5, 0.25}},
                   {"attributions", {0.5, 1.0, -0.25, 0.25}}}}}};
+  // 16 features named like pixels: also drawn as a 4 x 4 image.
+  json pixels = {
+      {"row", 2},      {"method", "integrated_gradients"}, {"class", "1"}, {"class_index", 1},
+      {"output", 1.5}, {"baseline_output", 0.25},          {"steps", 64},  {"input", "pixels"},
+      {"shape", {16}}};
+  for (int i = 0; i < 16; ++i) {
+    pixels["features"].push_back("p" + std::to_string(i));
+    pixels["values"].push_back(i / 15.0);
+    pixels["attributions"].push_back((i % 5 - 2) / 7.0);
+  }
+  expl["attributions"].push_back(pixels);
   write(dir / "explanations.json", expl.dump());
   return dir;
 }
@@ -451,6 +462,21 @@ TEST(Report, EverySectionIsThereWhenItsFileIs) {
   EXPECT_NE(html.find("data-label=\"petal_length\" data-value=\"0.41\" data-error=\"0.05\""),
             std::string::npos);
   EXPECT_NE(html.find("data-config-key=\"training.lr\""), std::string::npos);
+  // Pixel-like features: the 4 x 4 attribution map holds the attributions in order.
+  ASSERT_TRUE(charts.count("attribution-2-grid"));
+  ASSERT_TRUE(charts.count("attribution-2-grid-input"));
+  {
+    std::size_t at = html.find("data-chart=\"attribution-2-grid\"");
+    std::string svg = html.substr(at, html.find("</svg>", at) - at);
+    auto cells = elements(svg, "rect");
+    ASSERT_EQ(cells.size(), 16u);
+    for (std::size_t i = 0; i < 16; ++i) {
+      EXPECT_EQ(cells[i].at("data-row"), std::to_string(i / 4));
+      EXPECT_EQ(cells[i].at("data-col"), std::to_string(i % 4));
+      EXPECT_TRUE(same_bits(std::strtod(cells[i].at("data-value").c_str(), nullptr),
+                            (static_cast<int>(i) % 5 - 2) / 7.0));
+    }
+  }
   // The per-class table: recall of versicolor exactly.
   EXPECT_NE(html.find("<tr data-class=\"versicolor\">"), std::string::npos);
 

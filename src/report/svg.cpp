@@ -355,6 +355,9 @@ std::string render_heat_map(const HeatMap& map) {
              "</text>";
     }
   }
+  s += "<rect class=\"frame\" x=\"" + fixed(left) + "\" y=\"" + fixed(top) + "\" width=\"" +
+       fixed(cell * static_cast<double>(map.cols)) + "\" height=\"" +
+       fixed(cell * static_cast<double>(map.rows)) + "\"/>";
   if (labels) {
     for (std::size_t r = 0; r < map.row_labels.size(); ++r)
       s += "<text class=\"tick\" x=\"" + fixed(left - 6) + "\" y=\"" +

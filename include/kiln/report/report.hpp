@@ -40,7 +40,9 @@
 // zero_fraction), "layer-L-activation-histogram", "layer-L-gradient-norm",
 // "layer-L-weight-norm", "layer-L-update-ratio" (one series per tensor), "confusion",
 // "model-graph", "class-balance", "permutation-importance", "attribution-I" (and
-// "attribution-I-input" for images). In a comparison every run adds its series (data-run).
+// "attribution-I-input" for images; "attribution-I-grid" and "-grid-input" too for tabular
+// inputs whose k*k features are named like pixels: one prefix, then 0 .. k*k-1). In a comparison
+// every run adds its series (data-run).
 //
 // Rules of thumb (the layers section says when one fires, as <div class="warning"
 // data-warning="RULE" data-layer="L" data-tensor="T">, or <div class="ok"
