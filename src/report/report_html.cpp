@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 #include <span>
+#include <utility>
 
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
@@ -321,6 +322,12 @@ std::string metric_charts(const std::vector<const RunData*>& runs) {
     return false;
   };
 
+  // The learning rate beside the first metric's pair (loss), as the first row of three.
+  LineChart lr{.id = "lr", .title = "learning rate", .x_label = "step", .y_label = "lr"};
+  for (std::size_t r = 0; r < runs.size(); ++r)
+    add(lr, *runs[r], r, has_step_key(*runs[r], "lr") ? "step" : "epoch", "lr", false, 3, false);
+  std::string lr_chart = lr.series.empty() ? std::string() : render_line_chart(lr);
+
   std::string s = "<div class=\"grid\">";
   for (const auto& name : metric_names(runs)) {
     LineChart by_step{.id = "metric-" + name + "-step",
@@ -341,12 +348,9 @@ std::string metric_charts(const std::vector<const RunData*>& runs) {
     }
     if (!by_step.series.empty()) s += render_line_chart(by_step);
     if (!by_epoch.series.empty()) s += render_line_chart(by_epoch);
+    s += std::exchange(lr_chart, std::string());
   }
-  LineChart lr{.id = "lr", .title = "learning rate", .x_label = "step", .y_label = "lr"};
-  for (std::size_t r = 0; r < runs.size(); ++r)
-    add(lr, *runs[r], r, has_step_key(*runs[r], "lr") ? "step" : "epoch", "lr", false, 3, false);
-  if (!lr.series.empty()) s += render_line_chart(lr);
-  return s + "</div>";
+  return s + lr_chart + "</div>";
 }
 
 }  // namespace internal
