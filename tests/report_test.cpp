@@ -565,8 +565,14 @@ TEST(Report, ExplodingGradientsAreNamed) {
 TEST(Report, DeadReluIsNamedOnlyForReluLayers) {
   LayerShape dead;
   dead.zero_fraction = [](int i) { return i < 5 ? 0.5 : 0.95; };
-  auto w = warnings(kiln::report::render_report({make_run("dead", dead).string()}));
+  std::string html = kiln::report::render_report({make_run("dead", dead).string()});
+  auto w = warnings(html);
   ASSERT_EQ(w.size(), 1u);
+  // The header says so too, and the layer is marked.
+  EXPECT_NE(html.find("data-warning-summary=\"1\">\u26a0 1 rule of thumb fired in fc1"),
+            std::string::npos);
+  EXPECT_NE(html.find("<div class=\"layer warned\" data-layer=\"fc1\">"), std::string::npos);
+  EXPECT_NE(html.find("<div class=\"layer\" data-layer=\"fc2\">"), std::string::npos);
   EXPECT_EQ(w[0].at("data-warning"), "dead-relu");
   EXPECT_EQ(w[0].at("data-layer"), "fc1");
 

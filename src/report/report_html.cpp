@@ -35,6 +35,7 @@ section.absent h2{display:inline;margin-right:8px;font-size:16px}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:14px 18px;align-items:start}
 .layer .grid{grid-template-columns:repeat(auto-fill,minmax(290px,1fr))}
 .layer{border-top:1px solid var(--line);padding-top:6px;margin-top:10px}
+.layer.warned{border-left:4px solid #e8590c;padding-left:10px}
 figure.fig{margin:0;min-width:0}
 figcaption{font-weight:600;font-size:13px;margin-bottom:2px}
 svg.chart{width:100%;height:auto;display:block;font-size:10.5px;overflow:visible}
@@ -167,6 +168,16 @@ std::string header_section(const RunData& run) {
        " steps \u00b7 folder <code>" + escape(run.dir) + "</code></p>";
   std::string error = run.text("error");
   if (!error.empty()) s += "<div class=\"error\">" + escape(error) + "</div>";
+  if (auto warnings = layer_warnings(run); !warnings.empty()) {
+    std::set<std::string> layers;
+    for (const auto& w : warnings) layers.insert(w.layer);
+    std::string names;
+    for (const auto& l : layers) names += (names.empty() ? "" : ", ") + l;
+    s += "<div class=\"warning\" data-warning-summary=\"" + std::to_string(warnings.size()) +
+         "\">\u26a0 " + std::to_string(warnings.size()) + " rule" +
+         (warnings.size() == 1 ? "" : "s") + " of thumb fired in " + escape(names) +
+         ": see <a href=\"#layers\">Layers over time</a>.</div>";
+  }
   s += "<nav><a href=\"#curves\">Curves</a><a href=\"#evaluation\">Evaluation</a>"
        "<a href=\"#layers\">Layers</a><a href=\"#graph\">Model</a><a href=\"#data\">Data</a>"
        "<a href=\"#explanations\">Explanations</a><a href=\"#run\">Run details</a></nav>";
