@@ -429,6 +429,33 @@ TEST(Report, ChartNumbersEqualTheJsonLinesBitForBit) {
   EXPECT_TRUE(paths.count("layer-fc1-activation-histogram"));
 }
 
+/// "" when every element is closed in order (void elements and <x/> aside); else the first
+/// mismatch.
+std::string unbalanced_tags(const std::string& html) {
+  const std::set<std::string> void_elements = {"meta", "br", "input", "img", "hr", "link"};
+  std::string body = html;
+  for (const char* raw : {"script", "style"}) {  // their text is not markup
+    std::regex content("<" + std::string(raw) + ">[\\s\\S]*?</" + raw + ">");
+    body = std::regex_replace(body, content, "");
+  }
+  std::regex tag("<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>");
+  std::vector<std::string> stack;
+  for (auto it = std::sregex_iterator(body.begin(), body.end(), tag); it != std::sregex_iterator();
+       ++it) {
+    std::string name = (*it)[2];
+    if (void_elements.count(name) || (*it)[3] == "/") continue;
+    if ((*it)[1] == "") {
+      stack.push_back(name);
+    } else if (stack.empty() || stack.back() != name) {
+      return "</" + name + "> closes <" + (stack.empty() ? std::string("nothing") : stack.back()) +
+             ">";
+    } else {
+      stack.pop_back();
+    }
+  }
+  return stack.empty() ? "" : "<" + stack.back() + "> is not closed";
+}
+
 TEST(Report, IsSelfContained) {
   fs::path dir = make_run("contained");
   std::string html = kiln::report::render_report({dir.string()});
@@ -440,6 +467,12 @@ TEST(Report, IsSelfContained) {
     EXPECT_EQ(lower.find(bad), std::string::npos) << bad;
   EXPECT_NE(html.find("<style>"), std::string::npos);
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  // Well formed: every element closed in order, in the report, a comparison and the index.
+  EXPECT_EQ(unbalanced_tags(html), "");
+  EXPECT_EQ(
+      unbalanced_tags(kiln::report::render_report({dir.string(), make_run("other").string()})), "");
+  EXPECT_EQ(unbalanced_tags(kiln::report::render_index(dir.parent_path().string())), "");
+  EXPECT_NE(unbalanced_tags("<div><span></div></span>"), "");  // the check can fail
 }
 
 TEST(Report, EverySectionIsThereWhenItsFileIs) {
