@@ -37,15 +37,24 @@ std::string read(const fs::path& p) {
   return s.str();
 }
 
+/// This process's scratch folder, removed when the tests end.
+struct ScratchRoot {
+  fs::path path = fs::temp_directory_path() / ("kiln_report_browser_" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+} scratch;
+
 /// Trains the digits spec for a few epochs into a fresh run folder; returns the folder.
-fs::path digits_run() {
-  fs::path dir =
-      fs::temp_directory_path() / ("kiln_report_browser_" + std::to_string(::getpid())) / "digits";
-  fs::remove_all(dir.parent_path());
+fs::path digits_run(const std::string& name = "digits", std::uint64_t seed = 42) {
+  fs::path dir = scratch.path / name;
+  fs::remove_all(dir);
   auto spec = kiln::train::ModelSpec::load(std::string(KILN_DATASETS_DIR) +
                                            "/../examples/specs/digits.json");
   kiln::train::SpecTrainOptions train_options;
   train_options.epochs = 6;
+  train_options.seed = seed;
   train_options.progress = kiln::train::Progress::none;
   kiln::report::RecordedRunOptions options;
   options.record.dir = dir.string();
@@ -167,6 +176,39 @@ TEST(ReportBrowser, DigitsReportDrawsEveryChartFromData) {
     }
   EXPECT_GT(not_background, total / 50) << not_background << " of " << total;
   EXPECT_GT(series_blue, 200u);
+  browser.quit();
+}
+
+TEST(ReportBrowser, ComparisonOverlaysTwoRealRuns) {
+  KILN_REQUIRE_BROWSER();
+  const fs::path a = digits_run("seed-1", 1), b = digits_run("seed-2", 2);
+  const fs::path page = a.parent_path() / "comparison.html";
+  kiln::report::write_report({a.string(), b.string()}, page.string());
+
+  kiln_test::WebDriver browser;
+  browser.navigate("file://" + fs::absolute(page).string());
+  browser.wait_until("return document.readyState === 'complete'", std::chrono::seconds(20));
+  // Every curve chart draws both runs, each from its own numbers.
+  const json charts = browser.execute(R"JS(
+    var out = [];
+    document.querySelectorAll('svg.chart[data-kind="line"]').forEach(function(svg){
+      var runs = {};
+      svg.querySelectorAll('path[data-series]').forEach(function(p){
+        var n = (p.getAttribute('d').match(/[ML]/g) || []).length;
+        if (n > 0 && n === p.getAttribute('data-y').split(' ').length)
+          runs[p.getAttribute('data-run')] = true;
+      });
+      out.push({id: svg.getAttribute('data-chart'), runs: Object.keys(runs).sort()});
+    });
+    return out;
+  )JS");
+  ASSERT_GE(charts.size(), 6u);
+  for (const auto& c : charts) EXPECT_EQ(c["runs"], json::array({"seed-1", "seed-2"})) << c.dump();
+  // The configuration table lists exactly the seed.
+  EXPECT_EQ(browser.execute("return Array.from(document.querySelectorAll('#config "
+                            "tr[data-config-key]')).map(function(t){ return "
+                            "t.getAttribute('data-config-key'); })"),
+            json::array({"training.seed"}));
   browser.quit();
 }
 

@@ -31,9 +31,17 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+/// This process's scratch folder, removed when the tests end.
+struct ScratchRoot {
+  fs::path path = fs::temp_directory_path() / ("kiln_report_test_" + std::to_string(::getpid()));
+  ~ScratchRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+} scratch;
+
 fs::path fresh_dir(const std::string& name) {
-  fs::path p =
-      fs::temp_directory_path() / ("kiln_report_test_" + std::to_string(::getpid())) / name;
+  fs::path p = scratch.path / name;
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -260,6 +268,17 @@ fs::path make_run(const std::string& name, const LayerShape& shape = {},
                   {"shape", {1, 2, 2}},
                   {"values", {0.0, 1.0, 0.5, 0.25}},
                   {"attributions", {0.5, 1.0, -0.25, 0.25}}}}}};
+  // 16 features named like pixels: also drawn as a 4 x 4 image.
+  json pixels = {
+      {"row", 2},      {"method", "integrated_gradients"}, {"class", "1"}, {"class_index", 1},
+      {"output", 1.5}, {"baseline_output", 0.25},          {"steps", 64},  {"input", "pixels"},
+      {"shape", {16}}};
+  for (int i = 0; i < 16; ++i) {
+    pixels["features"].push_back("p" + std::to_string(i));
+    pixels["values"].push_back(i / 15.0);
+    pixels["attributions"].push_back((i % 5 - 2) / 7.0);
+  }
+  expl["attributions"].push_back(pixels);
   write(dir / "explanations.json", expl.dump());
   return dir;
 }
@@ -410,6 +429,33 @@ TEST(Report, ChartNumbersEqualTheJsonLinesBitForBit) {
   EXPECT_TRUE(paths.count("layer-fc1-activation-histogram"));
 }
 
+/// "" when every element is closed in order (void elements and <x/> aside); else the first
+/// mismatch.
+std::string unbalanced_tags(const std::string& html) {
+  const std::set<std::string> void_elements = {"meta", "br", "input", "img", "hr", "link"};
+  std::string body = html;
+  for (const char* raw : {"script", "style"}) {  // their text is not markup
+    std::regex content("<" + std::string(raw) + ">[\\s\\S]*?</" + raw + ">");
+    body = std::regex_replace(body, content, "");
+  }
+  std::regex tag("<(/?)([a-zA-Z][a-zA-Z0-9-]*)[^>]*?(/?)>");
+  std::vector<std::string> stack;
+  for (auto it = std::sregex_iterator(body.begin(), body.end(), tag); it != std::sregex_iterator();
+       ++it) {
+    std::string name = (*it)[2];
+    if (void_elements.count(name) || (*it)[3] == "/") continue;
+    if ((*it)[1] == "") {
+      stack.push_back(name);
+    } else if (stack.empty() || stack.back() != name) {
+      return "</" + name + "> closes <" + (stack.empty() ? std::string("nothing") : stack.back()) +
+             ">";
+    } else {
+      stack.pop_back();
+    }
+  }
+  return stack.empty() ? "" : "<" + stack.back() + "> is not closed";
+}
+
 TEST(Report, IsSelfContained) {
   fs::path dir = make_run("contained");
   std::string html = kiln::report::render_report({dir.string()});
@@ -421,6 +467,12 @@ TEST(Report, IsSelfContained) {
     EXPECT_EQ(lower.find(bad), std::string::npos) << bad;
   EXPECT_NE(html.find("<style>"), std::string::npos);
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
+  // Well formed: every element closed in order, in the report, a comparison and the index.
+  EXPECT_EQ(unbalanced_tags(html), "");
+  EXPECT_EQ(
+      unbalanced_tags(kiln::report::render_report({dir.string(), make_run("other").string()})), "");
+  EXPECT_EQ(unbalanced_tags(kiln::report::render_index(dir.parent_path().string())), "");
+  EXPECT_NE(unbalanced_tags("<div><span></div></span>"), "");  // the check can fail
 }
 
 TEST(Report, EverySectionIsThereWhenItsFileIs) {
@@ -443,6 +495,23 @@ TEST(Report, EverySectionIsThereWhenItsFileIs) {
   EXPECT_NE(html.find("data-label=\"petal_length\" data-value=\"0.41\" data-error=\"0.05\""),
             std::string::npos);
   EXPECT_NE(html.find("data-config-key=\"training.lr\""), std::string::npos);
+  // Pixel-like features: the 4 x 4 attribution map holds the attributions in order.
+  ASSERT_TRUE(charts.count("attribution-2-grid"));
+  ASSERT_TRUE(charts.count("attribution-2-grid-input"));
+  {
+    std::size_t at = html.find("data-chart=\"attribution-2-grid\"");
+    std::string svg = html.substr(at, html.find("</svg>", at) - at);
+    std::vector<Attributes> cells;
+    for (auto& r : elements(svg, "rect"))
+      if (r.count("data-value")) cells.push_back(r);
+    ASSERT_EQ(cells.size(), 16u);
+    for (std::size_t i = 0; i < 16; ++i) {
+      EXPECT_EQ(cells[i].at("data-row"), std::to_string(i / 4));
+      EXPECT_EQ(cells[i].at("data-col"), std::to_string(i % 4));
+      EXPECT_TRUE(same_bits(std::strtod(cells[i].at("data-value").c_str(), nullptr),
+                            (static_cast<int>(i) % 5 - 2) / 7.0));
+    }
+  }
   // The per-class table: recall of versicolor exactly.
   EXPECT_NE(html.find("<tr data-class=\"versicolor\">"), std::string::npos);
 
@@ -529,8 +598,14 @@ TEST(Report, ExplodingGradientsAreNamed) {
 TEST(Report, DeadReluIsNamedOnlyForReluLayers) {
   LayerShape dead;
   dead.zero_fraction = [](int i) { return i < 5 ? 0.5 : 0.95; };
-  auto w = warnings(kiln::report::render_report({make_run("dead", dead).string()}));
+  std::string html = kiln::report::render_report({make_run("dead", dead).string()});
+  auto w = warnings(html);
   ASSERT_EQ(w.size(), 1u);
+  // The header says so too, and the layer is marked.
+  EXPECT_NE(html.find("data-warning-summary=\"1\">\u26a0 1 rule of thumb fired in fc1"),
+            std::string::npos);
+  EXPECT_NE(html.find("<div class=\"layer warned\" data-layer=\"fc1\">"), std::string::npos);
+  EXPECT_NE(html.find("<div class=\"layer\" data-layer=\"fc2\">"), std::string::npos);
   EXPECT_EQ(w[0].at("data-warning"), "dead-relu");
   EXPECT_EQ(w[0].at("data-layer"), "fc1");
 
@@ -707,6 +782,10 @@ TEST(Report, ListRunsAndIndex) {
   EXPECT_EQ(runs[1].epochs, 3);
   EXPECT_EQ(runs[1].steps, 12);
   EXPECT_FALSE(runs[1].version.empty());
+  // The latest epoch line's values, exactly (a null value is NaN).
+  auto last_epoch = read_lines(root / "older" / "metrics.jsonl").back();
+  EXPECT_TRUE(same_bits(runs[1].latest.at("val_loss"), last_epoch["val_loss"].get<double>()));
+  EXPECT_TRUE(same_bits(runs[1].latest.at("accuracy"), last_epoch["accuracy"].get<double>()));
   // A run folder itself lists as one run.
   EXPECT_EQ(kiln::report::list_runs((root / "older").string()).size(), 1u);
 
@@ -717,6 +796,7 @@ TEST(Report, ListRunsAndIndex) {
   EXPECT_NE(index.find("<form method=\"get\" action=\"compare\">"), std::string::npos);
   EXPECT_NE(index.find("name=\"run\" value=\"older\""), std::string::npos);
   EXPECT_EQ(index.find("not-a-run"), std::string::npos);
+  EXPECT_NE(index.find("val_loss <b>"), std::string::npos);
 }
 
 TEST(Report, RealRecordedRunMatchesItsFilesAndIsHealthy) {
@@ -745,6 +825,105 @@ TEST(Report, RealRecordedRunMatchesItsFilesAndIsHealthy) {
     EXPECT_NE(html.find("<section id=\"" + std::string(id) + "\" data-present=\"1\""),
               std::string::npos)
         << id;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Report, MinimalRunningAndFailedRuns) {
+  // Only run.json: every other section says it was not recorded.
+  fs::path dir = fresh_dir("minimal");
+  write(dir / "run.json", R"({"format": "kiln.run/1", "name": "m", "status": "running",
+                              "started": "2026-11-30T09:15:00Z", "config": {}, "final": {}})");
+  std::string html = kiln::report::render_report({dir.string()});
+  for (const char* id : {"curves", "evaluation", "layers", "graph", "data", "explanations"})
+    EXPECT_NE(html.find("<section id=\"" + std::string(id) + "\" class=\"absent\""),
+              std::string::npos)
+        << id;
+  EXPECT_NE(html.find("<span class=\"badge running\">running</span>"), std::string::npos);
+  EXPECT_TRUE(chart_paths(html).empty());
+
+  // An empty metrics file (a run that has just begun) and a failed run's error.
+  write(dir / "metrics.jsonl", "");
+  json run = json::parse(read(dir / "run.json"));
+  run["status"] = "failed";
+  run["error"] = "loss is NaN at step 3 <fc1>";
+  write(dir / "run.json", run.dump());
+  html = kiln::report::render_report({dir.string()});
+  EXPECT_NE(html.find("<section id=\"curves\" data-present=\"1\""), std::string::npos);
+  EXPECT_NE(html.find("<div class=\"error\">loss is NaN at step 3 &lt;fc1&gt;</div>"),
+            std::string::npos);
+  EXPECT_NE(html.find("<span class=\"badge failed\">failed</span>"), std::string::npos);
+
+  // Unknown keys are ignored; names with markup are escaped everywhere.
+  run["name"] = "<b>x</b>";
+  run["future_key"] = {{"a", 1}};
+  write(dir / "run.json", run.dump());
+  write(dir / "metrics.jsonl",
+        R"({"kind": "step", "step": 0, "epoch": 0, "loss": 1, "new": "text"})"
+        "\n");
+  html = kiln::report::render_report({dir.string()});
+  EXPECT_EQ(html.find("<b>x</b>"), std::string::npos);
+  EXPECT_NE(html.find("&lt;b&gt;x&lt;/b&gt;"), std::string::npos);
+  EXPECT_NE(html.find("data-series=\"loss\""), std::string::npos);
+}
+
+TEST(Report, UnreadableRunIsListedNotFatal) {
+  fs::path root = fresh_dir("board-bad");
+  fs::rename(make_run("good"), root / "good");
+  fs::create_directories(root / "broken");
+  write(root / "broken" / "run.json", "{not json");
+  auto runs = kiln::report::list_runs(root.string());
+  ASSERT_EQ(runs.size(), 2u);
+  std::map<std::string, std::string> status;
+  for (const auto& r : runs) status[fs::path(r.dir).filename().string()] = r.status;
+  EXPECT_EQ(status["broken"], "unreadable");
+  EXPECT_EQ(status["good"], "completed");
+  // Listing again after a change sees the change (the per-folder cache follows versions).
+  {
+    std::ofstream out(root / "good" / "metrics.jsonl", std::ios::app);
+    out << R"({"kind": "epoch", "step": 20, "epoch": 3, "loss": 0.1})"
+        << "\n";
+  }
+  for (const auto& r : kiln::report::list_runs(root.string()))
+    if (r.name == "good") {
+      EXPECT_EQ(r.epochs, 4);
+      EXPECT_EQ(r.steps, 20);
+    }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Report, OddlyTypedOptionalFilesStillRender) {
+  // Readers ignore what they do not understand: values of unexpected types in the optional
+  // documents leave gaps, never a crash or a non-kiln exception.
+  fs::path dir = make_run("odd");
+  write(dir / "graph.json", R"({"layers": [{"name": 5, "inputs": 5, "output_shape": "x",
+      "ops": [1], "trainable": "many"}, 7, {"name": "b", "inputs": ["a", 3]}], "outputs": 1})");
+  write(dir / "evaluation.json", R"({"confusion": [[1, "a"], [2], 3], "labels": "x",
+      "per_class": [{"label": 3}, 4], "metrics": {"a": "b"}})");
+  write(dir / "data.json", R"({"columns": [1, {"name": "c", "categories": 5, "counts": 1}],
+      "classes": [{"name": 1}], "rows": "many"})");
+  write(dir / "explanations.json", R"({"permutation_importance": {"features": [{"name": null},
+      3]}, "attributions": [{"shape": ["a", "b", "c"], "attributions": [1, 2]},
+      {"shape": [1, 2, 2], "attributions": [1, "x"]}, 5]})");
+  std::string html;
+  ASSERT_NO_THROW(html = kiln::report::render_report({dir.string()}));
+  for (const char* id : {"evaluation", "graph", "data", "explanations"})
+    EXPECT_NE(html.find("<section id=\"" + std::string(id) + "\" data-present=\"1\""),
+              std::string::npos)
+        << id;
+  // A run.json that is not an object is a FormatError naming it.
+  write(dir / "run.json", "[1, 2]");
+  try {
+    kiln::report::render_report({dir.string()});
+    FAIL() << "no error";
+  } catch (const kiln::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("run.json"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -9,22 +9,26 @@
 //   /compare?run=A&run=B    the comparison of runs A, B, ..., live
 //   /api/runs               JSON: the runs (list_runs)
 //   /api/run/NAME/version   JSON: the run's version, status, epochs and steps
-// NAME is always a folder name that list_runs reported (anything else is 404), so a request
-// reaches no file outside RUNS_DIR. Pages are rendered again only when a run's version
-// changed (a page per run and version is kept).
+// NAME is always the name of a run folder of RUNS_DIR, found as list_runs finds them
+// (anything else is 404), so a request reaches no file outside RUNS_DIR. A page is rendered
+// again only when a file of its runs changed, and a live poll that names the page's
+// current version (?since=V) gets 204 No Content until then.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <httplib.h>
@@ -80,6 +84,45 @@ std::string host_of(const std::string& header) {
   return header.substr(0, header.find(':'));
 }
 
+/// The files of a run folder as "name:size:mtime;..." (stat only, nothing parsed): changes
+/// whenever a file of the run changes, like RunInfo::version, at the cost of a listing.
+std::string stamp_of(const std::string& dir) {
+  std::vector<std::string> parts;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code e2;
+    if (!it->is_regular_file(e2)) continue;
+    const std::string name = it->path().filename().string();
+    if (name == "report.html" || name.find(".tmp.") != std::string::npos) continue;
+    const auto size = it->file_size(e2);
+    const auto time = it->last_write_time(e2).time_since_epoch().count();
+    parts.push_back(name + ":" + std::to_string(size) + ":" + std::to_string(time));
+  }
+  std::sort(parts.begin(), parts.end());
+  std::string stamp;
+  for (const auto& p : parts) stamp += p + ";";
+  return stamp;
+}
+
+/// The data-version of a rendered page (<main id="kiln-report" data-version="...">).
+std::string page_version(const std::string& html) {
+  const std::string key = "data-version=\"";
+  const auto main = html.find("id=\"kiln-report\"");
+  if (main == std::string::npos) return {};
+  const auto at = html.find(key, main);
+  if (at == std::string::npos) return {};
+  const auto end = html.find('"', at + key.size());
+  return end == std::string::npos ? std::string()
+                                  : html.substr(at + key.size(), end - at - key.size());
+}
+
+/// A page and the data-version it carries (shared, not copied: a long run's page is MBs).
+struct Page {
+  std::string html;
+  std::string version;
+};
+using PagePtr = std::shared_ptr<const Page>;
+
 class Board {
  public:
   Board(std::string runs_dir, std::int64_t poll_ms)
@@ -87,60 +130,91 @@ class Board {
 
   /// The runs now in the folder, newest first.
   std::vector<kiln::report::RunInfo> list() const { return kiln::report::list_runs(runs_dir_); }
-  /// The runs now in the folder, by folder name.
-  std::map<std::string, kiln::report::RunInfo> runs() const {
-    std::map<std::string, kiln::report::RunInfo> by_name;
-    for (auto& info : list()) {
-      by_name.emplace(folder_name(info.dir), std::move(info));
-    }
-    return by_name;
-  }
   std::optional<kiln::report::RunInfo> find(const std::string& name) const {
-    auto all = runs();
-    auto it = all.find(name);
-    if (it == all.end()) return std::nullopt;
-    return it->second;
+    for (auto& info : list()) {
+      if (folder_name(info.dir) == name) return info;
+    }
+    return std::nullopt;
   }
 
-  std::string index() const {
-    kiln::report::ReportOptions options;
-    options.live_url = "/";
-    options.live_poll_ms = poll_ms_;
-    return kiln::report::render_index(runs_dir_, options);
+  /// The run folders by folder name, found as list_runs finds them (RUNS_DIR itself if it
+  /// holds a run.json, else its folders that hold one) but without reading any run: what a
+  /// page request checks its names against.
+  std::map<std::string, std::string> run_dirs() const {
+    std::map<std::string, std::string> dirs;
+    std::error_code ec;
+    fs::path root = fs::path(runs_dir_).lexically_normal();
+    if (root.filename().empty()) root = root.parent_path();
+    if (!fs::is_directory(root, ec)) throw kiln::IoError(runs_dir_ + ": no such folder");
+    if (fs::is_regular_file(root / "run.json", ec)) {
+      dirs.emplace(folder_name(root.string()), root.string());
+      return dirs;
+    }
+    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code e2;
+      if (it->is_directory(e2) && fs::is_regular_file(it->path() / "run.json", e2)) {
+        dirs.emplace(it->path().filename().string(), it->path().string());
+      }
+    }
+    if (ec) throw kiln::IoError(runs_dir_ + ": cannot list the folder: " + ec.message());
+    return dirs;
   }
 
-  /// The page of these runs (one: its report; several: their comparison), from the cache
-  /// when none of them changed since it was rendered.
-  std::string page(const std::vector<kiln::report::RunInfo>& chosen, const std::string& url) {
-    std::string key = url, version;
-    std::vector<std::string> dirs;
-    for (const auto& info : chosen) {
-      version += info.version + ";";
-      dirs.push_back(info.dir);
+  /// The index, rendered again only when a run changed.
+  PagePtr index() {
+    std::string stamp;
+    for (const auto& [name, dir] : run_dirs()) {
+      stamp += name;
+      stamp += '{';
+      stamp += stamp_of(dir);
+      stamp += '}';
     }
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = cache_.find(key);
-      if (it != cache_.end() && it->second.version == version) return it->second.html;
+    return cached("/", stamp, [&] {
+      kiln::report::ReportOptions options;
+      options.live_url = "/";
+      options.live_poll_ms = poll_ms_;
+      return kiln::report::render_index(runs_dir_, options);
+    });
+  }
+
+  /// The page of these run folders (one: its report; several: their comparison) at `url`,
+  /// rendered again only when one of them changed.
+  PagePtr page(const std::vector<std::string>& dirs, const std::string& url) {
+    std::string stamp;
+    for (const auto& dir : dirs) {
+      stamp += '{';
+      stamp += stamp_of(dir);
+      stamp += '}';
     }
-    kiln::report::ReportOptions options;
-    options.live_url = url;
-    options.live_poll_ms = poll_ms_;
-    std::string html = kiln::report::render_report(dirs, options);
-    std::lock_guard<std::mutex> lock(mutex_);
-    cache_[key] = {version, html};
-    return html;
+    return cached(url, stamp, [&] {
+      kiln::report::ReportOptions options;
+      options.live_url = url;
+      options.live_poll_ms = poll_ms_;
+      return kiln::report::render_report(dirs, options);
+    });
   }
 
  private:
-  struct Cached {
-    std::string version;
-    std::string html;
-  };
+  template <class Render>
+  PagePtr cached(const std::string& url, const std::string& stamp, Render render) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = cache_.find(url);
+      if (it != cache_.end() && it->second.first == stamp) return it->second.second;
+    }
+    auto page = std::make_shared<Page>();
+    page->html = render();
+    page->version = page_version(page->html);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (cache_.size() > 64) cache_.clear();  // a bound on what many compare URLs keep
+    cache_[url] = {stamp, page};
+    return page;
+  }
+
   std::string runs_dir_;
   std::int64_t poll_ms_;
   std::mutex mutex_;
-  std::map<std::string, Cached> cache_;
+  std::map<std::string, std::pair<std::string, PagePtr>> cache_;
 };
 
 void send_text(httplib::Response& res, int status, const std::string& text) {
@@ -172,26 +246,37 @@ json run_json(const std::string& name, const kiln::report::RunInfo& info) {
           {"steps", info.steps},   {"version", info.version}, {"url", "/run/" + url_encode(name)}};
 }
 
+/// Sends a page, or 204 No Content when the request's `since` (the live poll's current
+/// data-version, see kiln/report/report.hpp) is still the page's version.
+void send_page(const httplib::Request& req, httplib::Response& res, const PagePtr& page) {
+  if (!page->version.empty() && req.has_param("since") &&
+      req.get_param_value("since") == page->version) {
+    res.status = 204;
+    return;
+  }
+  res.set_content(page->html, "text/html; charset=utf-8");
+}
+
 void add_routes(httplib::Server& server, Board& board) {
-  server.Get("/", guarded([&board](const httplib::Request&, httplib::Response& res) {
-               res.set_content(board.index(), "text/html; charset=utf-8");
+  server.Get("/", guarded([&board](const httplib::Request& req, httplib::Response& res) {
+               send_page(req, res, board.index());
              }));
 
   server.Get(R"(/run/([^/]+))",
              guarded([&board](const httplib::Request& req, httplib::Response& res) {
                const std::string name = req.matches[1];
-               const auto info = board.find(name);
-               if (!info) return send_text(res, 404, "no run named \"" + name + "\"");
-               res.set_content(board.page({*info}, "/run/" + url_encode(name)),
-                               "text/html; charset=utf-8");
+               const auto dirs = board.run_dirs();
+               const auto it = dirs.find(name);
+               if (it == dirs.end()) return send_text(res, 404, "no run named \"" + name + "\"");
+               send_page(req, res, board.page({it->second}, "/run/" + url_encode(name)));
              }));
 
   server.Get("/compare", guarded([&board](const httplib::Request& req, httplib::Response& res) {
                const std::size_t n = req.get_param_value_count("run");
                if (n == 0)
                  return send_text(res, 400, "choose runs to compare: /compare?run=A&run=B");
-               const auto all = board.runs();
-               std::vector<kiln::report::RunInfo> chosen;
+               const auto all = board.run_dirs();
+               std::vector<std::string> chosen;
                std::string url = "/compare";
                for (std::size_t i = 0; i < n; ++i) {
                  const std::string name = req.get_param_value("run", i);
@@ -200,7 +285,7 @@ void add_routes(httplib::Server& server, Board& board) {
                  chosen.push_back(it->second);
                  url += (i == 0 ? "?run=" : "&run=") + url_encode(name);
                }
-               res.set_content(board.page(chosen, url), "text/html; charset=utf-8");
+               send_page(req, res, board.page(chosen, url));
              }));
 
   server.Get("/api/runs", guarded([&board](const httplib::Request&, httplib::Response& res) {
@@ -233,7 +318,7 @@ void add_routes(httplib::Server& server, Board& board) {
 int run_board(const BoardArgs& args) {
   if (args.poll_ms < 100) throw kiln::ValueError("--poll-ms must be at least 100");
   Board board(args.runs_dir, args.poll_ms);
-  board.list();  // IoError now, naming the folder, if it cannot be read
+  board.run_dirs();  // IoError now, naming the folder, if it cannot be read
 
   httplib::Server server;
   // A page of this server is only for this machine's browser: with a loopback address,

@@ -66,8 +66,19 @@ std::string render_comparison(const std::vector<RunData>& runs, const ReportOpti
     last.push_back(last_epoch(r));
     fin.push_back(final_values(r));
     for (const auto& [k, v] : last.back()) last_keys.insert(k);
-    for (const auto& [k, v] : fin.back()) final_keys.insert(k);
   }
+  // Final values that only repeat the last epoch's (train_and_record copies them) are left out.
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    for (const auto& [k, v] : fin[i]) {
+      bool repeated = true;
+      for (std::size_t j = 0; j < runs.size() && repeated; ++j) {
+        auto f = fin[j].find(k);
+        auto l = last[j].find(k);
+        repeated = f == fin[j].end() ||
+                   (l != last[j].end() && number_text(l->second) == number_text(f->second));
+      }
+      if (!repeated) final_keys.insert(k);
+    }
   s += "<section id=\"final\" data-present=\"1\"><h2>Final metrics</h2>";
   if (last_keys.empty() && final_keys.empty()) {
     s += "<p class=\"note\">No epoch finished and no final values recorded.</p>";
@@ -83,7 +94,7 @@ std::string render_comparison(const std::vector<RunData>& runs, const ReportOpti
     s += "</tr>";
     for (std::size_t i = 0; i < runs.size(); ++i) {
       s += "<tr data-run=\"" + escape(runs[i].name()) +
-           "\"><td><span class=\"swatch\" "
+           "\"><td class=\"key\"><span class=\"swatch\" "
            "style=\"background:" +
            series_color(i) + "\"></span>" + escape(runs[i].name()) + "</td>";
       auto cell = [&](const std::map<std::string, double>& m, const std::string& k,

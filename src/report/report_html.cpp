@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <set>
 #include <span>
+#include <utility>
 
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
@@ -34,6 +35,7 @@ section.absent h2{display:inline;margin-right:8px;font-size:16px}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:14px 18px;align-items:start}
 .layer .grid{grid-template-columns:repeat(auto-fill,minmax(290px,1fr))}
 .layer{border-top:1px solid var(--line);padding-top:6px;margin-top:10px}
+.layer.warned{border-left:4px solid #e8590c;padding-left:10px}
 figure.fig{margin:0;min-width:0}
 figcaption{font-weight:600;font-size:13px;margin-bottom:2px}
 svg.chart{width:100%;height:auto;display:block;font-size:10.5px;overflow:visible}
@@ -55,7 +57,7 @@ svg .name{font-weight:600;font-size:12px}
 table{border-collapse:collapse;font-size:13px;margin:4px 0}
 td,th{padding:3px 10px;border-bottom:1px solid #eceff4;text-align:left;vertical-align:top}
 th{font-weight:600;color:#3b4355;background:#f8f9fb}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.key{color:var(--muted);white-space:nowrap}
 td.value{overflow-wrap:anywhere;word-break:break-word}
 .kv{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:8px 24px}
@@ -115,7 +117,9 @@ constexpr const char* script = R"JS(
     setInterval(function(){
       if (busy) return;
       busy = true;
-      fetch(live, {cache: 'no-store'}).then(function(r){ return r.ok ? r.text() : ''; }).then(function(text){
+      var since = (live.indexOf('?') < 0 ? '?' : '&') + 'since=' +
+          encodeURIComponent(main.getAttribute('data-version') || '');
+      fetch(live + since, {cache: 'no-store'}).then(function(r){ return r.ok ? r.text() : ''; }).then(function(text){
         busy = false;
         if (!text) return;
         var doc = new DOMParser().parseFromString(text, 'text/html');
@@ -164,6 +168,16 @@ std::string header_section(const RunData& run) {
        " steps \u00b7 folder <code>" + escape(run.dir) + "</code></p>";
   std::string error = run.text("error");
   if (!error.empty()) s += "<div class=\"error\">" + escape(error) + "</div>";
+  if (auto warnings = layer_warnings(run); !warnings.empty()) {
+    std::set<std::string> layers;
+    for (const auto& w : warnings) layers.insert(w.layer);
+    std::string names;
+    for (const auto& l : layers) names += (names.empty() ? "" : ", ") + l;
+    s += "<div class=\"warning\" data-warning-summary=\"" + std::to_string(warnings.size()) +
+         "\">\u26a0 " + std::to_string(warnings.size()) + " rule" +
+         (warnings.size() == 1 ? "" : "s") + " of thumb fired in " + escape(names) +
+         ": see <a href=\"#layers\">Layers over time</a>.</div>";
+  }
   s += "<nav><a href=\"#curves\">Curves</a><a href=\"#evaluation\">Evaluation</a>"
        "<a href=\"#layers\">Layers</a><a href=\"#graph\">Model</a><a href=\"#data\">Data</a>"
        "<a href=\"#explanations\">Explanations</a><a href=\"#run\">Run details</a></nav>";
@@ -319,6 +333,12 @@ std::string metric_charts(const std::vector<const RunData*>& runs) {
     return false;
   };
 
+  // The learning rate beside the first metric's pair (loss), as the first row of three.
+  LineChart lr{.id = "lr", .title = "learning rate", .x_label = "step", .y_label = "lr"};
+  for (std::size_t r = 0; r < runs.size(); ++r)
+    add(lr, *runs[r], r, has_step_key(*runs[r], "lr") ? "step" : "epoch", "lr", false, 3, false);
+  std::string lr_chart = lr.series.empty() ? std::string() : render_line_chart(lr);
+
   std::string s = "<div class=\"grid\">";
   for (const auto& name : metric_names(runs)) {
     LineChart by_step{.id = "metric-" + name + "-step",
@@ -339,19 +359,17 @@ std::string metric_charts(const std::vector<const RunData*>& runs) {
     }
     if (!by_step.series.empty()) s += render_line_chart(by_step);
     if (!by_epoch.series.empty()) s += render_line_chart(by_epoch);
+    s += std::exchange(lr_chart, std::string());
   }
-  LineChart lr{.id = "lr", .title = "learning rate", .x_label = "step", .y_label = "lr"};
-  for (std::size_t r = 0; r < runs.size(); ++r)
-    add(lr, *runs[r], r, has_step_key(*runs[r], "lr") ? "step" : "epoch", "lr", false, 3, false);
-  if (!lr.series.empty()) s += render_line_chart(lr);
-  return s + "</div>";
+  return s + lr_chart + "</div>";
 }
 
 }  // namespace internal
 
-std::string render_report(const std::vector<std::string>& run_dirs, const ReportOptions& options) {
+namespace {
+
+std::string render_runs(const std::vector<std::string>& run_dirs, const ReportOptions& options) {
   using namespace internal;
-  if (run_dirs.empty()) throw ValueError("render_report: no run folders given");
   std::vector<RunData> runs;
   for (const auto& dir : run_dirs) runs.push_back(read_run(dir));
   if (runs.size() > 1) return render_comparison(runs, options);
@@ -370,6 +388,20 @@ std::string render_report(const std::vector<std::string>& run_dirs, const Report
       "in the page (hover a chart, or read the tables).</p>";
   std::string title = options.title.empty() ? run.name() + " \u2014 Kiln report" : options.title;
   return page(title, run.version, body, options);
+}
+
+}  // namespace
+
+std::string render_report(const std::vector<std::string>& run_dirs, const ReportOptions& options) {
+  if (run_dirs.empty()) throw ValueError("render_report: no run folders given");
+  try {
+    return render_runs(run_dirs, options);
+  } catch (const internal::json::exception& e) {
+    // A value of an unexpected type that a section read without checking.
+    std::string dirs;
+    for (const auto& d : run_dirs) dirs += (dirs.empty() ? "" : ", ") + d;
+    throw FormatError(dirs + ": unexpected content: " + e.what());
+  }
 }
 
 std::string write_report(const std::string& run_dir) {

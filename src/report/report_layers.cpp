@@ -195,7 +195,10 @@ std::string layers_section(const RunData& run) {
     std::string op;
     for (const auto& t : tracks)
       if (t.kind == "activation" && !t.op.empty()) op = t.op;
-    s += "<div class=\"layer\" data-layer=\"" + escape(layer) + "\"><h3>" + escape(layer) +
+    const bool warned = std::any_of(warnings.begin(), warnings.end(),
+                                    [&](const LayerWarning& w) { return w.layer == layer; });
+    s += "<div class=\"layer" + std::string(warned ? " warned" : "") + "\" data-layer=\"" +
+         escape(layer) + "\"><h3>" + (warned ? "\u26a0 " : "") + escape(layer) +
          (op.empty() ? "" : " <span class=\"note\">output op: " + escape(op) + "</span>") +
          "</h3><div class=\"grid\">";
     LineChart act{.id = "layer-" + layer + "-activation",

@@ -152,6 +152,45 @@ std::string graph_diagram(const json& layers) {
   return s + "</svg></figure>";
 }
 
+/// The input as a grayscale image beside the attributions as a red-white-blue heat map
+/// ("ID-input" and "ID"), channels averaged / summed; "" when the sizes do not fit.
+std::string image_pair(const std::string& id, const std::string& what, std::int64_t C,
+                       std::int64_t H, std::int64_t W, const std::vector<double>& attr,
+                       const std::vector<double>& vals) {
+  if (C <= 0 || H <= 0 || W <= 0 || static_cast<std::int64_t>(attr.size()) != C * H * W) return {};
+  HeatMap image{.id = id + "-input", .title = what + ": input"};
+  HeatMap heat{.id = id, .title = "attribution (red: against, blue: for the class)"};
+  image.rows = heat.rows = H;
+  image.cols = heat.cols = W;
+  image.grayscale = true;
+  heat.diverging = true;
+  image.cell = heat.cell = static_cast<int>(std::clamp<std::int64_t>(200 / std::max(H, W), 4, 30));
+  for (std::int64_t i = 0; i < H * W; ++i) {
+    double v = 0, t = 0;
+    for (std::int64_t c = 0; c < C; ++c) {
+      auto k = static_cast<std::size_t>(c * H * W + i);
+      t += attr[k];
+      v += k < vals.size() ? vals[k] : 0.0;
+    }
+    image.values.push_back(v / static_cast<double>(C));
+    heat.values.push_back(t);
+  }
+  return "<div class=\"grid2\" style=\"grid-template-columns:1fr 1fr\">" + render_heat_map(image) +
+         render_heat_map(heat) + "</div>";
+}
+
+/// k when the feature names are one prefix followed by 0, 1, ..., k*k - 1 (k >= 4), as
+/// pixel columns are ("p0" ... "p63"); 0 otherwise.
+std::int64_t pixel_grid_side(const std::vector<std::string>& names) {
+  const auto n = static_cast<std::int64_t>(names.size());
+  auto k = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  if (k < 4 || k * k != n || names[0].empty() || names[0].back() != '0') return 0;
+  const std::string prefix = names[0].substr(0, names[0].size() - 1);
+  for (std::int64_t i = 0; i < n; ++i)
+    if (names[static_cast<std::size_t>(i)] != prefix + std::to_string(i)) return 0;
+  return k;
+}
+
 }  // namespace
 
 std::string graph_section(const RunData& run) {
@@ -313,40 +352,22 @@ std::string explanations_section(const RunData& run) {
       double sum = 0;
       for (double v : attr)
         if (std::isfinite(v)) sum += v;
-      std::string what =
-          "Row " + str(a, "row") + ", class " + str(a, "class") + " (" + str(a, "method") + ")";
+      std::string cls = str(a, "class").empty() ? str(a, "class_index") : str(a, "class");
+      std::string what = "Row " + str(a, "row") + ", class " + cls + " (" + str(a, "method") + ")";
       std::string note = "output " + short_number(num(a, "output")) + ", baseline output " +
-                         short_number(num(a, "baseline_output")) + ", attributions sum to " +
-                         short_number(sum);
+                         short_number(num(a, "baseline_output")) + " (difference " +
+                         short_number(num(a, "output") - num(a, "baseline_output")) +
+                         "); the attributions sum to " + short_number(sum);
       auto features = strings(a, "features");
       const json shape = a.contains("shape") ? a["shape"] : json::array();
       s +=
           "<div data-attribution=\"" + escape(id) + "\"><p class=\"note\">" + escape(note) + "</p>";
-      if (features.empty() && shape.is_array() && shape.size() == 3) {
-        auto C = shape[0].get<std::int64_t>(), H = shape[1].get<std::int64_t>(),
-             W = shape[2].get<std::int64_t>();
-        if (C > 0 && H > 0 && W > 0 && static_cast<std::int64_t>(attr.size()) == C * H * W) {
-          HeatMap image{.id = id + "-input", .title = what + ": input"};
-          HeatMap heat{.id = id, .title = "attribution (red: against, blue: for the class)"};
-          image.rows = heat.rows = H;
-          image.cols = heat.cols = W;
-          image.grayscale = true;
-          heat.diverging = true;
-          image.cell = heat.cell =
-              static_cast<int>(std::clamp<std::int64_t>(200 / std::max(H, W), 4, 30));
-          for (std::int64_t i = 0; i < H * W; ++i) {
-            double v = 0, t = 0;
-            for (std::int64_t c = 0; c < C; ++c) {
-              auto k = static_cast<std::size_t>(c * H * W + i);
-              t += attr[k];
-              v += k < vals.size() ? vals[k] : 0.0;
-            }
-            image.values.push_back(v / static_cast<double>(C));
-            heat.values.push_back(t);
-          }
-          s += "<div class=\"grid2\" style=\"grid-template-columns:1fr 1fr\">" +
-               render_heat_map(image) + render_heat_map(heat) + "</div>";
-        }
+      bool is_image = features.empty() && shape.is_array() && shape.size() == 3 &&
+                      std::all_of(shape.begin(), shape.end(),
+                                  [](const json& d) { return d.is_number_integer(); });
+      if (is_image) {
+        s += image_pair(id, what, shape[0].get<std::int64_t>(), shape[1].get<std::int64_t>(),
+                        shape[2].get<std::int64_t>(), attr, vals);
       } else {
         // Tabular: a diverging bar per feature, the largest magnitudes first.
         std::vector<std::size_t> order(attr.size());
@@ -369,6 +390,12 @@ std::string explanations_section(const RunData& run) {
           bars.bars.push_back({name, attr[i]});
         }
         s += render_bar_chart(bars);
+        // Features named like pixels (one prefix, then 0 .. k*k-1): also as a k x k image.
+        if (std::int64_t k = pixel_grid_side(features); k > 0 && vals.size() == attr.size())
+          s += image_pair(
+              id + "-grid",
+              "the " + std::to_string(k) + " x " + std::to_string(k) + " features as an image", 1,
+              k, k, attr, vals);
       }
       s += "</div>";
     }

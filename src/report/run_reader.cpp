@@ -241,7 +241,7 @@ RunSummary read_run_summary(const std::string& dir) {
   if (fs::is_regular_file(p / "metrics.jsonl", ec)) {
     auto lines = read_lines_as<MetricsLine>((p / "metrics.jsonl").string(), metrics_line);
     for (const auto& l : lines) {
-      if (l.kind == "epoch") ++s.epochs;
+      if (l.kind == "epoch") ++s.epochs, s.latest = l.values;
       s.steps = l.step;
     }
   }

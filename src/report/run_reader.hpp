@@ -71,6 +71,7 @@ RunData read_run(const std::string& dir);
 struct RunSummary {
   json run;
   std::int64_t epochs = 0, steps = 0;
+  std::map<std::string, double> latest;  ///< the last epoch line's values
   std::string version;
 };
 RunSummary read_run_summary(const std::string& dir);

@@ -102,10 +102,12 @@ std::string short_number(double v) {
   if (v == 0) return "0";
   char buf[32];
   double a = std::abs(v);
-  if (a >= 1e-3 && a < 1e6)
+  if (a >= 1e4 && a < 1e9)
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else if (a >= 1e-4 && a < 1e4)
     std::snprintf(buf, sizeof buf, "%.4g", v);
   else
-    std::snprintf(buf, sizeof buf, "%.2e", v);
+    std::snprintf(buf, sizeof buf, "%.3g", v);
   return buf;
 }
 
@@ -178,7 +180,7 @@ std::string render_line_chart(const LineChart& chart) {
   }
   std::vector<double> yt;
   if (chart.log_y) {
-    const bool few_decades = std::floor(y1) - std::ceil(y0) < 2;
+    const bool few_decades = y1 - y0 < 1.2;  // under ~1 decade: 1, 2, 5 x 10^k
     for (double e = std::floor(y0); e <= std::ceil(y1); ++e)
       for (double m : {1.0, 2.0, 5.0}) {
         if (m != 1.0 && !few_decades) continue;
@@ -264,7 +266,8 @@ std::string render_bar_chart(const BarChart& chart) {
 
   std::string s = figure_open(chart.id, chart.title);
   s += "<svg class=\"chart\" data-chart=\"" + escape(chart.id) +
-       "\" data-kind=\"bars\" viewBox=\"0 0 " + fixed(W) + " " + fixed(H) + "\" role=\"img\">";
+       "\" data-kind=\"bars\" viewBox=\"0 0 " + fixed(W) + " " + fixed(H) +
+       "\" style=\"max-width:" + fixed(W * 1.15) + "px\" role=\"img\">";
   double zero = sx(0);
   for (std::size_t i = 0; i < chart.bars.size(); ++i) {
     const auto& b = chart.bars[i];
@@ -352,6 +355,9 @@ std::string render_heat_map(const HeatMap& map) {
              "</text>";
     }
   }
+  s += "<rect class=\"frame\" x=\"" + fixed(left) + "\" y=\"" + fixed(top) + "\" width=\"" +
+       fixed(cell * static_cast<double>(map.cols)) + "\" height=\"" +
+       fixed(cell * static_cast<double>(map.rows)) + "\"/>";
   if (labels) {
     for (std::size_t r = 0; r < map.row_labels.size(); ++r)
       s += "<text class=\"tick\" x=\"" + fixed(left - 6) + "\" y=\"" +
@@ -364,8 +370,8 @@ std::string render_heat_map(const HeatMap& map) {
     s += "<text class=\"axis\" x=\"" + fixed(left + cell * static_cast<double>(map.cols) / 2) +
          "\" y=\"" + fixed(H - 6) + "\" text-anchor=\"middle\">" + escape(map.col_title) +
          "</text>";
-    s += "<text class=\"axis\" x=\"4\" y=\"" + fixed(top - 6) + "\">" + escape(map.row_title) +
-         "</text>";
+    s += "<text class=\"axis\" x=\"" + fixed(left - 6) + "\" y=\"" + fixed(top - 6) +
+         "\" text-anchor=\"end\">" + escape(map.row_title) + " \u2193</text>";
   }
   return s + "</svg></figure>";
 }

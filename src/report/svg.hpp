@@ -37,8 +37,8 @@ struct LineChart {
   std::string y_label = {};
   bool log_y = false;
   std::vector<Series> series = {};
-  int width = 520;
-  int height = 230;
+  int width = 430;
+  int height = 220;
 };
 /// A <figure> with the title, the SVG and an HTML legend. Non-finite points (and, on a log
 /// axis, points <= 0) are left out of the path and of data-x / data-y.

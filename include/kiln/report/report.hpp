@@ -26,7 +26,8 @@
 // Charts. Each is an <svg class="chart" data-chart="ID" data-kind="KIND">:
 //   line       curves: <path data-series="NAME" data-x="X1 X2 ..." data-y="Y1 Y2 ...">,
 //              numbers in the shortest text that reads back to the same double (as in the
-//              JSONL files; bit-equal after strtod), non-finite values left out. Paths carry
+//              JSONL files; bit-equal after strtod), non-finite values (and, on the log
+//              axes of gradient norms and update ratios, values <= 0) left out. Paths carry
 //              data-source ("step" or "epoch": which metrics.jsonl lines), data-run (the
 //              run's name), and on layer charts data-tensor and data-stat.
 //   bars       <rect data-label="..." data-value="V"> (data-error: the std whisker)
@@ -39,10 +40,13 @@
 // zero_fraction), "layer-L-activation-histogram", "layer-L-gradient-norm",
 // "layer-L-weight-norm", "layer-L-update-ratio" (one series per tensor), "confusion",
 // "model-graph", "class-balance", "permutation-importance", "attribution-I" (and
-// "attribution-I-input" for images). In a comparison every run adds its series (data-run).
+// "attribution-I-input" for images; "attribution-I-grid" and "-grid-input" too for tabular
+// inputs whose k*k features are named like pixels: one prefix, then 0 .. k*k-1). In a comparison
+// every run adds its series (data-run).
 //
 // Rules of thumb (the layers section says when one fires, as <div class="warning"
-// data-warning="RULE" data-layer="L" data-tensor="T">, and lists them):
+// data-warning="RULE" data-layer="L" data-tensor="T">, or <div class="ok"
+// data-warning="none"> when none fires, and lists them):
 //   vanishing-gradient  over the later half of the samples, the median of gradient norm /
 //                       weight norm of a tensor is below 1e-7, or its median update ratio
 //                       is below 1e-6;
@@ -54,6 +58,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,9 +74,13 @@ struct ReportOptions {
   /// its own, replaces its <main id="kiln-report"> content with that element's. So
   /// live_url must answer 200 with text/html that contains such an element: the page
   /// render_report (or render_index) gives for the same runs (and options) does. Other
-  /// answers and network errors are ignored (the page keeps polling). Empty: a static page.
+  /// answers and network errors are ignored (the page keeps polling). Each request adds its
+  /// current data-version as the query parameter `since` (live_url + "?since=V", or
+  /// "&since=V" when live_url has a query), so a server can answer 204 No Content while
+  /// nothing changed instead of sending the page again (kiln board does). Empty: a static
+  /// page.
   std::string live_url = {};
-  std::int64_t live_poll_ms = 1000;
+  std::int64_t live_poll_ms = 1000;  ///< at least 100
 };
 
 /// The report of one run, or the comparison of several. Throws IoError / FormatError
@@ -95,6 +104,8 @@ struct RunInfo {
   std::int64_t steps = 0;   ///< the latest line's step
   /// Changes whenever a file of the run changes (sizes and modification times).
   std::string version;
+  /// The latest epoch line's values ("loss", "val_accuracy", "lr", ...; NaN for null).
+  std::map<std::string, double> latest = {};
 };
 /// The runs directly inside `runs_dir` (folders with a run.json; `runs_dir` itself if it
 /// is one), newest first. IoError if the folder cannot be read.
