@@ -65,7 +65,7 @@ struct ExplainArgs {
   std::optional<std::int64_t> row;
   std::string target_class;  ///< --class: a class name or output index ("": the predicted)
   std::string method = "integrated-gradients";
-  std::int64_t steps = 64;
+  std::int64_t steps = 256;
   std::string out;
   bool importance = false;
   std::int64_t repeats = 5;

@@ -138,7 +138,8 @@ Example:
                 "The class explained: a name or output index (default: the predicted class)");
   x->add_option("--method", explain.method, "integrated-gradients (default) or saliency")
       ->check(CLI::IsMember({"integrated-gradients", "saliency"}));
-  x->add_option("--steps", explain.steps, "Integration points of integrated gradients (default 64)")
+  x->add_option("--steps", explain.steps,
+                "Integration points of integrated gradients (default 256)")
       ->check(CLI::Range(std::int64_t{2}, std::int64_t{100000}));
   x->add_option("--out", explain.out, "The HTML page of an image input's heat map (required then)");
   CLI::Option* x_imp =
