@@ -6,7 +6,8 @@
 //
 // The fit is recorded (kiln::report::record) into a run folder, by default
 // runs/digits_mlp next to the model: metrics per step and epoch, per-layer statistics every
-// 50 steps, the model graph, the environment and the model file (docs/run-format.md).
+// 50 steps, the model graph, the environment and the model file (docs/run-format.md), and
+// its report.html (kiln::report::write_report; open it in a browser).
 // Each run of the example replaces the folder's previous record.
 //
 // The trained model (input "pixels": 64 raw pixel values; output "probs": softmax of the
@@ -25,6 +26,7 @@
 #include "kiln/nn/layers.hpp"
 #include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
+#include "kiln/report/report.hpp"
 #include "kiln/report/run_record.hpp"
 #include "kiln/train/trainer.hpp"
 
@@ -122,7 +124,8 @@ int main(int argc, char** argv) try {
   std::printf("saved model to %s\n", model_path.c_str());
   run.save_model(kiln::serialize_model(g, save));
   run.finish("completed", {{"test_accuracy", acc}});
-  std::printf("run recorded in %s\n", run.dir().c_str());
+  std::printf("run recorded in %s, report: %s\n", run.dir().c_str(),
+              kiln::report::write_report(run.dir()).c_str());
   std::printf("test_accuracy=%.4f\n", acc);
   return 0;
 } catch (const std::exception& e) {
