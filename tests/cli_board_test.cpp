@@ -34,6 +34,7 @@
 #include "kiln/train/spec.hpp"
 #include "kiln/train/trainer.hpp"
 #include "tests/support/child_process.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "tests/support/webdriver.hpp"
 
 namespace {
@@ -42,17 +43,12 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using std::chrono::seconds;
 
-class BoardTest : public ::testing::Test {
+class BoardTest : public kiln_test::TempDirTest {
  protected:
+  BoardTest() : TempDirTest("kiln_cli_board_test_") {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_cli_board_test_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "runs");
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
+    TempDirTest::SetUp();
+    fs::create_directories(runs());
   }
   fs::path runs() const { return dir_ / "runs"; }
 
@@ -72,7 +68,6 @@ class BoardTest : public ::testing::Test {
     return std::stoi(m[2].str());
   }
 
-  fs::path dir_;
   std::unique_ptr<kiln_test::ChildProcess> board_;
 };
 

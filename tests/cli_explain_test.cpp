@@ -2,7 +2,6 @@
 // the per-feature table and JSON of an iris row, permutation importance, the HTML heat map of
 // a digits image model (digits.csv rows written as 8x8 PNGs), and the errors' exit codes.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
@@ -20,31 +19,16 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
+#include "tests/support/cli_test_support.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
+using kiln_test::CliResult;
+using kiln_test::lines;
+using kiln_test::slurp;
 
 std::size_t count(const std::string& text, const std::string& what) {
   std::size_t n = 0;
@@ -56,47 +40,18 @@ const std::string iris = std::string(KILN_DATASETS_DIR) + "/iris.csv";
 const std::vector<std::string> iris_features{"sepal_length", "sepal_width", "petal_length",
                                              "petal_width"};
 
-class CliExplain : public ::testing::Test {
+class CliExplain : public kiln_test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_cli_explain_test_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  CliExplain() : CliTest("kiln_cli_explain_test_") {}
 
-  Result kiln(const std::string& args) const {
-    const std::string out = path("stdout.txt"), err = path("stderr.txt");
-    // In the test's folder, so that nothing is written elsewhere.
-    const std::string cmd = "cd " + dir_.string() + " && " + std::string(KILN_CLI) + " " + args +
-                            " >" + out + " 2>" + err;
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  json kiln_json(const std::string& args) const {
-    const Result r = kiln(args);
-    EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
-    return json::parse(r.out);
-  }
   std::string train_iris() const {
-    const std::string model = path("iris.kiln");
-    const Result r =
+    const std::string model = path("iris.kiln").string();
+    const CliResult r =
         kiln("train " + std::string(KILN_SOURCE_DIR) + "/examples/specs/iris.json --data " + iris +
              " --out " + model + " --quiet --no-record");
     EXPECT_EQ(r.rc, 0) << r.err;
     return model;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(CliExplain, IrisRowTableAndJson) {
@@ -121,7 +76,7 @@ TEST_F(CliExplain, IrisRowTableAndJson) {
   EXPECT_GT(j["output"].get<double>(), 0.5);  // the predicted class's probability
 
   // The table: every feature once, largest |attribution| first, equal to the JSON's numbers.
-  const Result t = kiln("explain " + model + " --data " + iris + " --row 120 --class 2");
+  const CliResult t = kiln("explain " + model + " --data " + iris + " --row 120 --class 2");
   ASSERT_EQ(t.rc, 0) << t.err;
   const std::vector<std::string> out = lines(t.out);
   ASSERT_EQ(out.size(), 8u) << t.out;
@@ -174,7 +129,8 @@ TEST_F(CliExplain, PermutationImportance) {
   for (std::size_t i = 1; i < 4; ++i)
     EXPECT_LE(j["features"][i]["importance"].get<double>(),
               j["features"][i - 1]["importance"].get<double>());
-  const Result t = kiln("explain " + model + " --data " + iris + " --importance --metric log_loss");
+  const CliResult t =
+      kiln("explain " + model + " --data " + iris + " --importance --metric log_loss");
   ASSERT_EQ(t.rc, 0) << t.err;
   EXPECT_NE(t.out.find("log_loss"), std::string::npos);
   for (const std::string& f : iris_features) EXPECT_EQ(count(t.out, f), 1u) << f;
@@ -211,20 +167,21 @@ TEST_F(CliExplain, DigitsImageHeatMapPage) {
     "preprocessing": {"scaling": "none"},
     "training": {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 30, "batch_size": 16,
                  "seed": 1, "test_split": 0.2}})";
-  const json t = kiln_json("train " + path("spec.json") + " --data " + path("digits.csv") +
-                           " --out " + path("d.kiln") + " --json --quiet --no-record");
+  const json t =
+      kiln_json("train " + path("spec.json").string() + " --data " + path("digits.csv").string() +
+                " --out " + path("d.kiln").string() + " --json --quiet --no-record");
   EXPECT_GE(t["test"]["test_accuracy"].get<double>(), 0.7);
 
   const std::string args =
-      "explain " + path("d.kiln") + " --data " + path("digits.csv") + " --row 5";
-  const Result no_out = kiln(args);  // images need --out
+      "explain " + path("d.kiln").string() + " --data " + path("digits.csv").string() + " --row 5";
+  const CliResult no_out = kiln(args);  // images need --out
   EXPECT_EQ(no_out.rc, 1);
   EXPECT_NE(no_out.err.find("--out"), std::string::npos) << no_out.err;
 
-  const json j = kiln_json(args + " --out " + path("row5.html") + " --json");
+  const json j = kiln_json(args + " --out " + path("row5.html").string() + " --json");
   EXPECT_EQ(j["shape"], json::array({1, 8, 8}));
   EXPECT_FALSE(j.contains("features"));
-  EXPECT_EQ(j["html"], path("row5.html"));
+  EXPECT_EQ(j["html"], path("row5.html").string());
   EXPECT_EQ(j["values"].size(), 64u);
   EXPECT_LT(j["completeness_error"].get<double>(), 0.02);
   const std::string html = slurp(path("row5.html"));
@@ -244,16 +201,16 @@ TEST_F(CliExplain, DigitsImageHeatMapPage) {
   const std::size_t first_rect = html.find("<rect");
   EXPECT_EQ(html.find(fill, first_rect), html.find("fill=", first_rect)) << fill;
 
-  const Result text = kiln(args + " --out " + path("again.html"));
+  const CliResult text = kiln(args + " --out " + path("again.html").string());
   EXPECT_EQ(text.rc, 0) << text.err;
-  EXPECT_NE(text.out.find("wrote " + path("again.html")), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("wrote " + path("again.html").string()), std::string::npos) << text.out;
   EXPECT_TRUE(fs::exists(path("again.html")));
 }
 
 TEST_F(CliExplain, ErrorsAndExitCodes) {
   const std::string model = train_iris();
   // A row past the end: a data error (2) naming the file and the row count.
-  Result r = kiln("explain " + model + " --data " + iris + " --row 150");
+  CliResult r = kiln("explain " + model + " --data " + iris + " --row 150");
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("row 150"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("150 data rows"), std::string::npos) << r.err;
@@ -272,7 +229,7 @@ TEST_F(CliExplain, ErrorsAndExitCodes) {
   EXPECT_EQ(kiln("explain " + model + " --data " + iris + " --row -1").rc, 1);
   // An unknown metric (3), a missing model (4).
   EXPECT_EQ(kiln("explain " + model + " --data " + iris + " --importance --metric fun").rc, 3);
-  EXPECT_EQ(kiln("explain " + path("none.kiln") + " --data " + iris + " --row 0").rc, 4);
+  EXPECT_EQ(kiln("explain " + path("none.kiln").string() + " --data " + iris + " --row 0").rc, 4);
   // The help documents it.
   r = kiln("explain --help");
   EXPECT_EQ(r.rc, 0);

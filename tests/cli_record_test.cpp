@@ -2,30 +2,25 @@
 // under the working folder, or --run-dir; --no-record turns it off; a failed run is
 // recorded as failed. The built binary (KILN_CLI) is run as a user would.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "tests/support/cli_test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using kiln_test::CliResult;
+using kiln_test::slurp;
 
 std::vector<json> jsonl(const fs::path& p) {
   std::ifstream in(p);
@@ -34,43 +29,16 @@ std::vector<json> jsonl(const fs::path& p) {
   return out;
 }
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-class CliRecord : public ::testing::Test {
+class CliRecord : public kiln_test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_cli_record_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  /// Runs `kiln <args>` in the test's folder.
-  Result kiln(const std::string& args) const {
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = "cd " + dir_.string() + " && " + std::string(KILN_CLI) + " " + args +
-                            " >" + out.string() + " 2>" + err.string();
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  fs::path dir_;
+  CliRecord() : CliTest("kiln_cli_record_") {}
 };
 
 const std::string iris = std::string(KILN_SOURCE_DIR) + "/data/iris.csv";
 const std::string iris_spec = std::string(KILN_SOURCE_DIR) + "/examples/specs/iris.json";
 
 TEST_F(CliRecord, RecordsIntoRunsByDefault) {
-  const Result r =
+  const CliResult r =
       kiln("train " + iris_spec + " --data " + iris + " --out m.kiln --epochs 3 --quiet");
   ASSERT_EQ(r.rc, 0) << r.err;
   std::smatch match;
@@ -101,7 +69,7 @@ TEST_F(CliRecord, RecordsIntoRunsByDefault) {
 
 TEST_F(CliRecord, RunDirNoRecordAndAnExistingRun) {
   const std::string common = "train " + iris_spec + " --data " + iris + " --epochs 2 --quiet";
-  Result r = kiln(common + " --out a.kiln --json --run-dir my/run");
+  CliResult r = kiln(common + " --out a.kiln --json --run-dir my/run");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["run"], "my/run");
   EXPECT_EQ(json::parse(slurp(dir_ / "my/run/run.json"))["status"], "completed");
@@ -126,7 +94,7 @@ TEST_F(CliRecord, AFailedTrainingIsRecordedAsFailed) {
       "task": {"type": "regression"}, "preprocessing": {"scaling": "none"},
       "training": {"optimizer": {"name": "sgd", "lr": 1000000}, "epochs": 50,
                    "test_split": 0}})";
-  const Result r =
+  const CliResult r =
       kiln("train spec.json --data " + std::string(KILN_SOURCE_DIR) +
            "/data/diabetes.csv --target progression --out m.kiln --quiet " + "--run-dir failed");
   EXPECT_EQ(r.rc, 5) << r.err;

@@ -3,59 +3,25 @@
 // logged values; two folders -> a comparison page (default comparison.html in the current
 // folder, or --out); a missing folder -> exit code 4 naming it; no folder -> usage error.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
 
 #include "kiln/report/run_record.hpp"
+#include "tests/support/cli_test_support.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
+using kiln_test::CliResult;
+using kiln_test::slurp;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-class ReportCommand : public ::testing::Test {
+class ReportCommand : public kiln_test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_cli_report_command_test_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-
-  /// Runs `kiln <args>` in the test's folder; stdout and stderr captured.
-  Result kiln(const std::string& args) const {
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = "cd '" + dir_.string() + "' && " + std::string(KILN_CLI) + " " + args +
-                            " >'" + out.string() + "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  ReportCommand() : CliTest("kiln_cli_report_command_test_") {}
 
   /// A finished run in dir_/NAME with epoch losses `losses`.
   void record(const std::string& name, const std::vector<double>& losses, double lr) {
@@ -67,8 +33,6 @@ class ReportCommand : public ::testing::Test {
     }
     rec.finish();
   }
-
-  fs::path dir_;
 };
 
 /// The numbers of the data-y attribute of the series `series` of the chart `chart` (the
@@ -91,7 +55,7 @@ std::vector<double> series_y(const std::string& html, const std::string& chart,
 
 TEST_F(ReportCommand, OneRunWritesItsReport) {
   record("run-a", {0.75, 0.5, 0.375}, 0.1);
-  const Result r = kiln("report run-a");
+  const CliResult r = kiln("report run-a");
   ASSERT_EQ(r.rc, 0) << r.err;
   const fs::path report = dir_ / "run-a" / "report.html";
   EXPECT_EQ(r.out, report.lexically_relative(dir_).string() + "\n");
@@ -104,7 +68,7 @@ TEST_F(ReportCommand, OneRunWritesItsReport) {
 TEST_F(ReportCommand, SeveralRunsWriteAComparison) {
   record("run-a", {0.75, 0.5}, 0.1);
   record("run-b", {0.875, 0.25}, 0.01);
-  Result r = kiln("report run-a run-b");
+  CliResult r = kiln("report run-a run-b");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.out, "comparison.html\n");
   const std::string html = slurp(dir_ / "comparison.html");
@@ -118,7 +82,7 @@ TEST_F(ReportCommand, SeveralRunsWriteAComparison) {
 
 TEST_F(ReportCommand, MissingFolderAndNoArguments) {
   record("run-a", {0.75}, 0.1);
-  Result r = kiln("report no-such-run");
+  CliResult r = kiln("report no-such-run");
   EXPECT_EQ(r.rc, 4) << r.err;
   EXPECT_NE(r.err.find("no-such-run"), std::string::npos) << r.err;
   r = kiln("report run-a no-such-run --out c.html");

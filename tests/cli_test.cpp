@@ -6,14 +6,12 @@
 // checks that train's test_accuracy, eval's accuracy and predict's output agree on it. A
 // second case trains on all of iris.csv with the spec's own seeded, stratified 20% split.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
@@ -26,75 +24,25 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
+#include "tests/support/cli_test_support.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct Result {
-  int rc = -1;
-  std::string out;
-  std::string err;
-};
+using kiln_test::CliResult;
+using kiln_test::lines;
+using kiln_test::slurp;
+using kiln_test::write;
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary);
-  out << text;
-}
-
-class Cli : public ::testing::Test {
+class Cli : public kiln_test::CliTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_cli_test_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  fs::path path(const std::string& name) const { return dir_ / name; }
-
-  /// Runs `kiln <args>` in the test's folder (so `kiln train` records its runs into its
-  /// runs/); stdout and stderr captured.
-  Result kiln(const std::string& args) const {
-    const fs::path out = path("stdout.txt"), err = path("stderr.txt");
-    const std::string cmd = "cd " + dir_.string() + " && " + std::string(KILN_CLI) + " " + args +
-                            " >" + out.string() + " 2>" + err.string();
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  json kiln_json(const std::string& args) const {
-    const Result r = kiln(args);
-    EXPECT_EQ(r.rc, 0) << args << "\n" << r.err;
-    return json::parse(r.out);
-  }
-
-  fs::path dir_;
+  Cli() : CliTest("kiln_cli_test_") {}
 };
 
 std::string spec_path(const std::string& name) {
   return std::string(KILN_SOURCE_DIR) + "/examples/specs/" + name;
-}
-
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
 }
 
 // Writes iris_train.csv (4 of 5 rows) and iris_test.csv (every 5th row).
@@ -132,8 +80,8 @@ TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
   EXPECT_EQ(total, 30);
   EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 30.0, acc);
 
-  const Result p = kiln("predict " + model + " --data " + path("test.csv").string() +
-                        " --probabilities --out " + path("pred.csv").string());
+  const CliResult p = kiln("predict " + model + " --data " + path("test.csv").string() +
+                           " --probabilities --out " + path("pred.csv").string());
   ASSERT_EQ(p.rc, 0) << p.err;
   const std::vector<std::string> pred = lines(slurp(path("pred.csv")));
   const std::vector<std::string> truth = lines(slurp(path("test.csv")));
@@ -153,7 +101,7 @@ TEST_F(Cli, IrisTrainEvalAndPredictAgreeOnAHeldOutFile) {
   EXPECT_DOUBLE_EQ(right / 30.0, acc);
 
   // inspect shows the model.
-  const Result text = kiln("inspect " + model);
+  const CliResult text = kiln("inspect " + model);
   ASSERT_EQ(text.rc, 0) << text.err;
   for (const char* want :
        {"features  [batch, 4] f32", "probs  [batch, 3] f32", "fc1 (Dense)", "[batch, 16]",
@@ -215,7 +163,7 @@ TEST_F(Cli, StringTargetAndFeatureTrainAndPredictNames) {
   for (const std::string& l : lines(slurp(path("new.csv"))))
     features += l.substr(0, l.rfind(',')) + "\n";
   write(path("features.csv"), features);
-  const Result p =
+  const CliResult p =
       kiln("predict " + path("m.kiln").string() + " --data " + path("features.csv").string());
   ASSERT_EQ(p.rc, 0) << p.err;
   const std::vector<std::string> pred = lines(p.out), truth = lines(slurp(path("new.csv")));
@@ -229,7 +177,7 @@ TEST_F(Cli, StringTargetAndFeatureTrainAndPredictNames) {
   EXPECT_GE(right, 90);
   // An unknown category is a data error naming the value.
   write(path("odd.csv"), "color,size\npurple,1.0\n");
-  const Result bad =
+  const CliResult bad =
       kiln("predict " + path("m.kiln").string() + " --data " + path("odd.csv").string());
   EXPECT_EQ(bad.rc, 2) << bad.err;
   EXPECT_NE(bad.err.find("purple"), std::string::npos) << bad.err;
@@ -278,7 +226,7 @@ TEST_F(Cli, ImagePathCsvTrains) {
 TEST_F(Cli, ExitCodesAndErrorMessages) {
   const std::string iris = std::string(KILN_DATASETS_DIR) + "/iris.csv";
   // Usage errors: 1.
-  Result r = kiln("");
+  CliResult r = kiln("");
   EXPECT_EQ(r.rc, 1);
   EXPECT_EQ(r.err.rfind("kiln: ", 0), 0u) << r.err;
   EXPECT_EQ(kiln("train " + spec_path("iris.json") + " --data " + iris).rc, 1);  // no --out
@@ -397,7 +345,7 @@ TEST_F(Cli, NonFiniteLossExitsWithFive) {
                                "preprocessing": {"scaling": "none"},
                                "training": {"optimizer": {"name": "sgd", "lr": 1000000},
                                             "epochs": 50, "test_split": 0}})");
-  const Result r =
+  const CliResult r =
       kiln("train " + path("spec.json").string() + " --data " + std::string(KILN_DATASETS_DIR) +
            "/diabetes.csv --target progression --out " + path("m.kiln").string() + " --quiet");
   EXPECT_EQ(r.rc, 5) << r.err;

@@ -23,6 +23,7 @@
 #include "kiln/ops.hpp"
 #include "kiln/report/explain.hpp"
 #include "kiln/train/from_spec.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
@@ -32,25 +33,13 @@ using json = nlohmann::json;
 using kiln::Shape;
 using kiln::Tensor;
 
-class Explain : public ::testing::Test {
+class Explain : public kiln_test::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("kiln_explain_test_" +
-            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  Explain() : TempDirTest("kiln_explain_test_") {}
   std::string write(const std::string& name, const std::string& text) const {
     std::ofstream(path(name), std::ios::binary) << text;
-    return path(name);
+    return path(name).string();
   }
-
-  fs::path dir_;
 };
 
 const std::string iris_csv = std::string(KILN_DATASETS_DIR) + "/iris.csv";

@@ -11,32 +11,12 @@
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/report/explain.hpp"
+#include "report/svg.hpp"
 
 namespace kiln::report {
 namespace {
 
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+using internal::escape;
 
 std::string fmt(const char* format, double v) {
   char buf[64];
@@ -151,7 +131,7 @@ std::string attribution_html(const Attribution& a, const std::string& title) {
 void write_attribution_html(const std::string& path, const Attribution& attribution,
                             const std::string& title) {
   const std::string html = attribution_html(attribution, title);
-  internal::write_file_atomically(
+  kiln::internal::write_file_atomically(
       path, std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(html.data()),
                                           html.size()));
 }

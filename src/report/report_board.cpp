@@ -14,22 +14,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// "%XX" for every byte but unreserved ones, for a folder name inside a link.
-std::string url_component(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 RunInfo read_info(const fs::path& dir) {
   RunInfo info;
   info.dir = dir.string();
@@ -89,6 +73,22 @@ std::string latest_text(const RunInfo& r) {
 
 }  // namespace
 
+std::string url_encode(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
 std::vector<RunInfo> list_runs(const std::string& runs_dir) {
   std::error_code ec;
   if (!fs::is_directory(runs_dir, ec)) throw IoError(runs_dir + ": no such folder");
@@ -135,7 +135,7 @@ std::string render_index(const std::string& runs_dir, const ReportOptions& optio
       std::string folder = fs::path(r.dir).filename().string();
       s += "<tr data-run=\"" + escape(folder) + "\" data-version=\"" + escape(r.version) +
            "\"><td><input type=\"checkbox\" name=\"run\" value=\"" + escape(folder) +
-           "\"></td><td><a href=\"run/" + escape(url_component(folder)) + "\">" + escape(r.name) +
+           "\"></td><td><a href=\"run/" + escape(url_encode(folder)) + "\">" + escape(r.name) +
            "</a></td><td>" + status_badge(r.status) + "</td><td>" + escape(r.started) +
            "</td><td class=\"num\">" + std::to_string(r.epochs) + "</td><td class=\"num\">" +
            std::to_string(r.steps) + "</td><td>" + latest_text(r) + "</td></tr>";

@@ -201,32 +201,21 @@ std::string layers_section(const RunData& run) {
          escape(layer) + "\"><h3>" + (warned ? "\u26a0 " : "") + escape(layer) +
          (op.empty() ? "" : " <span class=\"note\">output op: " + escape(op) + "</span>") +
          "</h3><div class=\"grid\">";
-    LineChart act{.id = "layer-" + layer + "-activation",
-                  .title = "activation mean / std / zero fraction",
-                  .x_label = "step",
-                  .y_label = "value",
-                  .width = 340,
-                  .height = 200};
-    LineChart grad{.id = "layer-" + layer + "-gradient-norm",
-                   .title = "gradient norm",
-                   .x_label = "step",
-                   .y_label = "||grad||",
-                   .log_y = true,
-                   .width = 340,
-                   .height = 200};
-    LineChart weight{.id = "layer-" + layer + "-weight-norm",
-                     .title = "weight norm",
-                     .x_label = "step",
-                     .y_label = "||w||",
-                     .width = 340,
-                     .height = 200};
-    LineChart update{.id = "layer-" + layer + "-update-ratio",
-                     .title = "update / weight ratio",
-                     .x_label = "step",
-                     .y_label = "ratio",
-                     .log_y = true,
-                     .width = 340,
-                     .height = 200};
+    // The layer's small charts, all of one size, against the step.
+    const auto chart = [&](const std::string& what, const std::string& title,
+                           const std::string& y_label, bool log_y) {
+      return LineChart{.id = "layer-" + layer + "-" + what,
+                       .title = title,
+                       .x_label = "step",
+                       .y_label = y_label,
+                       .log_y = log_y,
+                       .width = 340,
+                       .height = 200};
+    };
+    LineChart act = chart("activation", "activation mean / std / zero fraction", "value", false);
+    LineChart grad = chart("gradient-norm", "gradient norm", "||grad||", true);
+    LineChart weight = chart("weight-norm", "weight norm", "||w||", false);
+    LineChart update = chart("update-ratio", "update / weight ratio", "ratio", true);
     const Track* histogram = nullptr;
     std::size_t g = 0, w = 0;
     for (const auto& t : tracks) {

@@ -115,5 +115,9 @@ KILN_API std::vector<RunInfo> list_runs(const std::string& runs_dir);
 /// value="FOLDER") to compare chosen runs. A run folder whose files cannot be read is
 /// listed with status "unreadable".
 KILN_API std::string render_index(const std::string& runs_dir, const ReportOptions& options = {});
+/// `text` percent-encoded for a URL path segment or query value: RFC 3986 unreserved
+/// characters (A-Z a-z 0-9 - _ . ~) kept, every other byte as %XX. render_index's links
+/// are "run/" + url_encode(FOLDER); a board serves its run pages under that name.
+KILN_API std::string url_encode(const std::string& text);
 
 }  // namespace kiln::report
