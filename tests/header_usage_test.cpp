@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -180,3 +181,59 @@ TEST(HeaderUsage, Checkpoint) {
 }
 
 }  // namespace
+
+TEST(HeaderUsage, RunRecordCustomLoop) {
+  kiln::Graph g;
+  auto x = g.input("x", {kiln::batch, 2});
+  auto y = g.input("label", {kiln::batch}, kiln::i32);
+  kiln::Value logits;
+  {
+    auto fc = g.scope("fc");
+    logits = kiln::nn::dense(x, 2);
+  }
+  kiln::TrainStep step(kiln::softmax_cross_entropy(logits, y));
+  kiln::optim::Adam opt(step.named_parameters(), {.lr = 1e-2});
+  const std::vector<kiln::Feeds> batches = two_batches();
+  const auto dir = std::filesystem::temp_directory_path() / "kiln_header_usage_run";
+  std::filesystem::remove_all(dir);
+  kiln::report::RunRecorder rec({.dir = dir.string(), .sample_every = 1, .log_every = 1});
+  const std::int64_t epoch = 0;
+  std::int64_t steps_so_far = 0;
+  double mean_loss = 0.0;
+  const double acc = 1.0;
+  // verbatim: include/kiln/report/run_record.hpp
+  rec.set_model(g, {logits}, &step.executable());  // graph.json
+  for (std::int64_t step_index = 0; step_index < 2; ++step_index) {
+    const kiln::Feeds& feeds = batches[static_cast<std::size_t>(step_index)];
+    kiln::report::StepSample sample = rec.sample(step_index, epoch, step);
+    double loss = step.run(feeds, sample.observer());  // activations (sampled steps only)
+    sample.before_update();                            // gradients, weights before the step
+    opt.step(step.gradients());
+    sample.after_update();  // weights, update ratio; one line
+    rec.log_step(step_index, epoch, {{"loss", loss}, {"lr", opt.lr()}});
+    // (checks)
+    mean_loss += loss / 2.0;
+    ++steps_so_far;
+  }
+  rec.log_epoch(epoch, steps_so_far, {{"loss", mean_loss}, {"val_accuracy", acc}});
+  // end verbatim
+  rec.finish();
+  // Two step lines and an epoch line; a statistics line per step with fc's three kinds.
+  auto lines = [](const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::vector<std::string> out;
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+  };
+  const auto metrics = lines(dir / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 3u);
+  EXPECT_NE(metrics[2].find("\"kind\":\"epoch\""), std::string::npos) << metrics[2];
+  const auto layers = lines(dir / "layers.jsonl");
+  ASSERT_EQ(layers.size(), 2u);
+  for (const char* kind : {"\"activation\"", "\"gradient\"", "\"weight\""})
+    EXPECT_NE(layers[1].find(kind), std::string::npos) << kind;
+  EXPECT_TRUE(std::filesystem::exists(dir / "graph.json"));
+  const std::string html = kiln::report::render_report({dir.string()});
+  EXPECT_NE(html.find("data-chart=\"metric-loss-step\""), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
