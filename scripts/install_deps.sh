@@ -10,10 +10,12 @@ packages=(cmake ninja-build g++ ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-
 # With --test: what the test suite needs beyond the build: clang for the loader fuzzer,
 # the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs),
 # clang-format for the formatting check, and Chromium with its WebDriver for the browser
-# tests (the report and the live board in headless Chromium, with a font for its text).
+# tests (the report and the live board in headless Chromium, with a font for its text;
+# netbase writes the /etc/hosts that makes "localhost" resolve, which chromedriver uses to
+# reach Chromium: a minimal root such as debootstrap's minbase has none).
 if [ "${1:-}" = "--test" ]; then
   packages+=(clang-14 libclang-rt-14-dev g++-aarch64-linux-gnu qemu-user clang-format
-             chromium chromium-driver fonts-dejavu-core)
+             chromium chromium-driver fonts-dejavu-core netbase)
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
