@@ -6,11 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <sstream>
 #include <system_error>
 
+#include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
 
 namespace kiln::report::internal {
@@ -20,17 +20,8 @@ namespace {
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open for reading");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw IoError(path + ": read failed");
-  return s.str();
-}
-
 json read_json_file(const std::string& path) {
-  std::string text = read_text(path);
+  const std::vector<std::uint8_t> text = kiln::internal::read_file(path);
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded()) {
     // Parse again with exceptions for the position of the error.
@@ -131,7 +122,8 @@ LayersLine layers_line(const json& j, const std::string& where) {
 /// Parses each line with `parse`, naming FILE:LINE in its errors.
 template <typename T, typename F>
 std::vector<T> read_lines_as(const std::string& path, F parse) {
-  std::string text = read_text(path);
+  const std::vector<std::uint8_t> bytes = kiln::internal::read_file(path);
+  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   std::vector<std::pair<std::size_t, std::string_view>> lines;
   std::size_t number = 0, begin = 0;
   while (begin < text.size()) {
