@@ -64,6 +64,18 @@ if(NOT KILN_FAST_FLOAT_INCLUDE_DIR OR NOT KILN_STB_INCLUDE_DIR)
   message(FATAL_ERROR "Kiln needs fast_float and stb_image (Debian: libfast-float-dev libstb-dev)")
 endif()
 
+# The model registry keeps its index in SQLite (Debian: libsqlite3-dev), privately. Cross
+# builds (the edge check builds only kiln_run for aarch64) may go without it: libkiln then
+# has no registry and no continuous-training pipeline.
+find_package(SQLite3)
+if(SQLite3_FOUND)
+  set(KILN_WITH_SQLITE ON)
+elseif(CMAKE_CROSSCOMPILING)
+  set(KILN_WITH_SQLITE OFF)
+else()
+  message(FATAL_ERROR "Kiln's model registry needs SQLite (Debian: libsqlite3-dev)")
+endif()
+
 # The live board (`kiln board`) and the browser tests' WebDriver client use cpp-httplib
 # (Debian: libcpp-httplib-dev), privately and only there: never in libkiln or kiln_infer.
 # Debian ships it as a compiled library; its pkg-config Cflags (-DCPPHTTPLIB_OPENSSL_SUPPORT,
