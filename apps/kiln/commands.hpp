@@ -18,6 +18,10 @@ enum Exit : int {
   exit_model = 3,     ///< kiln::FormatError, a bad spec, a model that does not fit the data
   exit_io = 4,        ///< kiln::IoError: a file that cannot be read or written
   exit_training = 5,  ///< training failed (a non-finite loss)
+  exit_drift = 6,     ///< kiln drift: drift detected or the decay alarm raised
+  exit_warnings = 7,  ///< kiln validate: only warnings (errors exit with exit_data)
+  exit_rejected = 10, ///< kiln ct: the candidate was rejected by the gate
+  exit_skipped = 11,  ///< kiln ct: the trigger did not fire, nothing was trained
 };
 
 struct InspectArgs {
