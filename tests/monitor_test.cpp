@@ -129,6 +129,21 @@ TEST(MonitorProfile, BytesRoundTripAndBadBytesAreFormatErrors) {
   bad[count_at + 2] = 0xff;
   bad[count_at + 3] = 0x7f;
   EXPECT_THROW((void)Profile::from_bytes(bad, "bad"), kiln::FormatError);
+  // Every byte changed to 0x00, 0x7f or 0xff: parsed or a FormatError, never anything else
+  // (and never a crash or an allocation beyond the bytes).
+  int refused = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    for (const std::uint8_t v : {std::uint8_t{0x00}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
+      auto changed = bytes;
+      changed[i] = v;
+      try {
+        const Profile q = Profile::from_bytes(changed, "changed");
+        EXPECT_LE(q.features.size(), changed.size());
+      } catch (const kiln::FormatError&) {
+        ++refused;
+      }
+    }
+  EXPECT_GT(refused, 0);
   // Trailing bytes too.
   auto longer = bytes;
   longer.push_back(0);

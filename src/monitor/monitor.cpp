@@ -36,8 +36,30 @@ using namespace detail;
 Monitor::Monitor(Profile profile, MonitorOptions options)
     : impl_(std::make_unique<Impl>(std::move(profile), options)) {}
 
+namespace {
+
+// The model's profile, after checking that it describes one of the model's inputs.
+Profile profile_of(const infer::Model& model) {
+  Profile p = Profile::from_model(model);
+  for (const TensorSpec& spec : model.inputs()) {
+    if (spec.name != p.input) continue;
+    std::int64_t width = 1;
+    const auto& dims = spec.shape.dims();
+    for (std::size_t i = 1; i < dims.size(); ++i) width *= dims[i];
+    if (dims.empty() || width != internal::row_width(p))
+      throw ShapeError("monitor: the profile of model '" + model.metadata().name +
+                       "' has rows of " + std::to_string(internal::row_width(p)) +
+                       " values; input '" + p.input + "' has " + std::to_string(width));
+    return p;
+  }
+  throw NameError("monitor: model '" + model.metadata().name + "' has no input named '" + p.input +
+                  "' (the profile's input)");
+}
+
+}  // namespace
+
 Monitor::Monitor(const infer::Model& model, MonitorOptions options)
-    : impl_(std::make_unique<Impl>(Profile::from_model(model), options)) {
+    : impl_(std::make_unique<Impl>(profile_of(model), options)) {
   const ModelMetadata& meta = model.metadata();
   impl_->model_name = meta.name;
   impl_->model_version = meta.version;
