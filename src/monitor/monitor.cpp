@@ -1,12 +1,7 @@
-// kiln::monitor::Monitor (kiln/monitor/monitor.hpp): live counts per reference bin in fixed
-// memory, observed on the request path, compared with the profile on report().
-//
-// observe() is on the request path. Every numeric feature's bin is found for the whole row
-// at once: the features' edges are stored edge-major as floats (each rounded down, so
-// v > float edge exactly when v > the double edge, for a float v), and bin[k] = the number
-// of edges below v[k] is a run of vectorised compares over the row. Counts accumulate in
-// stripes (one mutex each, threads spread over them by a per-thread index) that report()
-// sums, so concurrent observers rarely meet; nothing is allocated per call.
+// kiln::monitor::Monitor (kiln/monitor/monitor.hpp): set-up, reports, labels, snapshots and
+// merging (compiled for size). The request path, observe(), is in monitor_observe.cpp; the
+// state both share (Monitor::Impl: live counts per reference bin in fixed memory, in
+// stripes that report() sums) is in monitor_impl.hpp.
 #include "kiln/monitor/monitor.hpp"
 
 #include <algorithm>

@@ -1,5 +1,10 @@
-// The drift monitor's request path (kiln/monitor/monitor.hpp): Monitor::observe and the binning
-// of a row, compiled with the release flags (the rest of the monitor is compiled for size).
+// The drift monitor's request path (kiln/monitor/monitor.hpp), compiled with the release flags
+// (the rest of the monitor is compiled for size): Monitor::observe and the binning of a row.
+// Every numeric feature's bin is found for the whole row at once: the features' edges are
+// stored edge-major as floats (each rounded down, so v > float edge exactly when v > the
+// double edge, for a float v), and bin[k] = the number of edges below v[k], counted for 16
+// features at a time held in one vector register while the edges go by. Counts go into the
+// calling thread's stripe (its own mutex); nothing is allocated per call.
 #include <cstring>
 #include <string>
 
