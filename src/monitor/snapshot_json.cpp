@@ -14,10 +14,9 @@ class JsonOut {
 
   void key(const char* k) {
     comma();
-    string(k);
+    quoted(k);
     text += ':';
-    first_ = true;  // the value follows without a comma
-    pending_value_ = true;
+    pending_value_ = true;  // the value follows without a comma
   }
   void open(char c) {
     comma();
@@ -30,6 +29,10 @@ class JsonOut {
   }
   void string(const std::string& s) {
     comma();
+    quoted(s);
+    first_ = false;
+  }
+  void quoted(const std::string& s) {
     text += '"';
     for (const unsigned char ch : s) {
       switch (ch) {
@@ -59,7 +62,6 @@ class JsonOut {
       }
     }
     text += '"';
-    first_ = false;
   }
   void number(double v) {
     comma();
