@@ -81,7 +81,8 @@ class CliDrift : public kiln_test::CliTest {
     monitor_rows(shared->model, shared->inverted.rows(n / 2, n), file("half_b.json"));
   }
   static void TearDownTestSuite() {
-    fs::remove_all(shared->dir);
+    // Kept to look at when a test failed (as TempDirTest keeps its folders).
+    if (!::testing::UnitTest::GetInstance()->Failed()) fs::remove_all(shared->dir);
     delete shared;
     shared = nullptr;
   }
