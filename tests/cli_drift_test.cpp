@@ -45,7 +45,7 @@ Shared* shared = nullptr;
 kiln::monitor::DriftReport monitor_rows(const std::string& model_path, const kiln::Tensor& x,
                                         const std::string& snapshot) {
   const auto model = kiln::infer::Model::load(model_path, {.apply_preprocessing = true});
-  kiln::monitor::Monitor monitor(model);
+  kiln::monitor::Monitor monitor(model, {.sample_every = 1});  // every row: exact counts
   monitor.run(model, {{"pixels", x}});
   monitor.write_snapshot(snapshot);
   return monitor.report();
