@@ -13,15 +13,15 @@ namespace kiln_cli {
 /// Exit codes a pipeline can rely on (documented in --help and docs/cli.md).
 enum Exit : int {
   exit_ok = 0,
-  exit_usage = 1,     ///< bad command line
-  exit_data = 2,      ///< kiln::DataError: bad CSV, image or column
-  exit_model = 3,     ///< kiln::FormatError, a bad spec, a model that does not fit the data
-  exit_io = 4,        ///< kiln::IoError: a file that cannot be read or written
-  exit_training = 5,  ///< training failed (a non-finite loss)
-  exit_drift = 6,     ///< kiln drift: drift detected or the decay alarm raised
-  exit_warnings = 7,  ///< kiln validate: only warnings (errors exit with exit_data)
-  exit_rejected = 10, ///< kiln ct: the candidate was rejected by the gate
-  exit_skipped = 11,  ///< kiln ct: the trigger did not fire, nothing was trained
+  exit_usage = 1,      ///< bad command line
+  exit_data = 2,       ///< kiln::DataError: bad CSV, image or column
+  exit_model = 3,      ///< kiln::FormatError, a bad spec, a model that does not fit the data
+  exit_io = 4,         ///< kiln::IoError: a file that cannot be read or written
+  exit_training = 5,   ///< training failed (a non-finite loss)
+  exit_drift = 6,      ///< kiln drift: drift detected or the decay alarm raised
+  exit_warnings = 7,   ///< kiln validate: only warnings (errors exit with exit_data)
+  exit_rejected = 10,  ///< kiln ct: the candidate was rejected by the gate
+  exit_skipped = 11,   ///< kiln ct: the trigger did not fire, nothing was trained
 };
 
 struct InspectArgs {
@@ -81,8 +81,27 @@ int run_explain(const ExplainArgs& args);
 struct ReportArgs {
   std::vector<std::string> run_dirs;
   std::string out;  ///< empty: RUN_DIR/report.html for one run, comparison.html for several
+  std::vector<std::string> drift;  ///< drift snapshots shown in a single run's report
 };
 int run_report(const ReportArgs& args);
+
+struct ValidateArgs {
+  std::string model;
+  std::string data;
+  std::string target = "if-present";  ///< "required", "ignore" or "if-present"
+  bool json = false;
+};
+/// exit_ok when the file is clean, exit_warnings with warnings only, exit_data with errors.
+int run_validate(const ValidateArgs& args);
+
+struct DriftArgs {
+  std::vector<std::string> snapshots;
+  std::string model;  ///< needed to merge several snapshots; gives the reference histograms
+  bool json = false;
+  std::string html;  ///< also write a self-contained HTML page here
+};
+/// exit_drift when drift or the decay alarm is flagged, exit_ok otherwise.
+int run_drift(const DriftArgs& args);
 
 struct BoardArgs {
   std::string runs_dir;
