@@ -13,15 +13,15 @@ namespace kiln_cli {
 /// Exit codes a pipeline can rely on (documented in --help and docs/cli.md).
 enum Exit : int {
   exit_ok = 0,
-  exit_usage = 1,     ///< bad command line
-  exit_data = 2,      ///< kiln::DataError: bad CSV, image or column
-  exit_model = 3,     ///< kiln::FormatError, a bad spec, a model that does not fit the data
-  exit_io = 4,        ///< kiln::IoError: a file that cannot be read or written
-  exit_training = 5,  ///< training failed (a non-finite loss)
-  exit_drift = 6,     ///< kiln drift: drift detected or the decay alarm raised
-  exit_warnings = 7,  ///< kiln validate: only warnings (errors exit with exit_data)
-  exit_rejected = 10, ///< kiln ct: the candidate was rejected by the gate
-  exit_skipped = 11,  ///< kiln ct: the trigger did not fire, nothing was trained
+  exit_usage = 1,      ///< bad command line
+  exit_data = 2,       ///< kiln::DataError: bad CSV, image or column
+  exit_model = 3,      ///< kiln::FormatError, a bad spec, a model that does not fit the data
+  exit_io = 4,         ///< kiln::IoError: a file that cannot be read or written
+  exit_training = 5,   ///< training failed (a non-finite loss)
+  exit_drift = 6,      ///< kiln drift: drift detected or the decay alarm raised
+  exit_warnings = 7,   ///< kiln validate: only warnings (errors exit with exit_data)
+  exit_rejected = 10,  ///< kiln ct: the candidate was rejected by the gate
+  exit_skipped = 11,   ///< kiln ct: the trigger did not fire, nothing was trained
 };
 
 struct InspectArgs {
@@ -92,5 +92,13 @@ struct BoardArgs {
 };
 /// Serves until SIGINT or SIGTERM (then returns exit_ok).
 int run_board(const BoardArgs& args);
+
+struct CtArgs {
+  std::string pipeline;
+  bool json = false;
+  bool force = false;
+};
+/// Returns the outcome's exit code: 0 promoted, 10 rejected, 11 skipped, 2 invalid data.
+int run_ct(const CtArgs& args);
 
 }  // namespace kiln_cli
