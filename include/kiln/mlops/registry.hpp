@@ -37,28 +37,28 @@ namespace kiln::registry {
 /// Where a version came from. Fields taken from the model file when left empty: the
 /// metrics (ModelMetadata::metrics), the spec ("kiln.spec"), the library version.
 struct Lineage {
-  std::optional<std::int64_t> parent;  ///< the version it was warm-started from / replaces
+  std::optional<std::int64_t> parent = {};  ///< the version it was warm-started from / replaces
   /// Data files it was trained on: path and SHA-256 (hashed on register when empty).
   std::vector<std::pair<std::string, std::string>> data = {};
-  std::string spec = {};                                  ///< JSON
+  std::string spec = {};                                         ///< JSON
   std::vector<std::pair<std::string, std::string>> params = {};  ///< hyper-parameters
   std::vector<std::pair<std::string, double>> metrics = {};
   std::string library_version = {};
-  std::string run_dir = {};    ///< the run folder (kiln train --run-dir)
-  std::string source = {};     ///< who registered it ("kiln ct digits.json", "user")
+  std::string run_dir = {};  ///< the run folder (kiln train --run-dir)
+  std::string source = {};   ///< who registered it ("kiln ct digits.json", "user")
   std::string note = {};
 };
 
 struct Version {
   std::string name;
   std::int64_t version = 0;
-  std::string hash;            ///< content hash
-  std::string created;         ///< registration time, UTC ISO 8601
-  std::string path;            ///< the stored model file
+  std::string hash;     ///< content hash
+  std::string created;  ///< registration time, UTC ISO 8601
+  std::string path;     ///< the stored model file
   std::uint64_t bytes = 0;
   std::vector<std::string> aliases;  ///< aliases pointing at it now
   Lineage lineage;
-  bool registered = true;      ///< register_model: false when the hash was already there
+  bool registered = true;  ///< register_model: false when the hash was already there
 };
 
 /// One entry of the append-only log: register, alias set, alias removed, rollback.
