@@ -43,10 +43,10 @@ namespace kiln::mlops {
 enum class TriggerType : std::uint8_t { always, new_data, drift, decay };
 
 struct GateRule {
-  std::optional<double> min;     ///< absolute minimum of the candidate's metric
-  std::optional<double> max;     ///< absolute maximum (metrics where lower is better)
-  double tolerance = 0;          ///< allowed loss against production (absolute)
-  bool higher_is_better = true;  ///< inferred from the metric name when read from JSON
+  std::optional<double> min = {};  ///< absolute minimum of the candidate's metric
+  std::optional<double> max = {};  ///< absolute maximum (metrics where lower is better)
+  double tolerance = 0;            ///< allowed loss against production (absolute)
+  bool higher_is_better = true;    ///< inferred from the metric name when read from JSON
 };
 
 struct KILN_API PipelineSpec {
