@@ -81,8 +81,27 @@ int run_explain(const ExplainArgs& args);
 struct ReportArgs {
   std::vector<std::string> run_dirs;
   std::string out;  ///< empty: RUN_DIR/report.html for one run, comparison.html for several
+  std::vector<std::string> drift;  ///< drift snapshots shown in a single run's report
 };
 int run_report(const ReportArgs& args);
+
+struct ValidateArgs {
+  std::string model;
+  std::string data;
+  std::string target = "if-present";  ///< "required", "ignore" or "if-present"
+  bool json = false;
+};
+/// exit_ok when the file is clean, exit_warnings with warnings only, exit_data with errors.
+int run_validate(const ValidateArgs& args);
+
+struct DriftArgs {
+  std::vector<std::string> snapshots;
+  std::string model;  ///< needed to merge several snapshots; gives the reference histograms
+  bool json = false;
+  std::string html;  ///< also write a self-contained HTML page here
+};
+/// exit_drift when drift or the decay alarm is flagged, exit_ok otherwise.
+int run_drift(const DriftArgs& args);
 
 struct BoardArgs {
   std::string runs_dir;

@@ -1,5 +1,6 @@
 // kiln inspect: signatures, metadata, metrics, preprocessing, labels, layers, content hash,
 // data schema and spec of a model file (kiln::load_graph, nn::summarize, ModelSpec).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -9,6 +10,7 @@
 #include "commands.hpp"
 #include "kiln/core/dtype.hpp"
 #include "kiln/io/load_graph.hpp"
+#include "kiln/monitor/profile.hpp"
 #include "kiln/nn/summary.hpp"
 #include "kiln/train/spec.hpp"
 
@@ -50,6 +52,37 @@ int run_inspect(const InspectArgs& args) {
   }
   json data = nullptr;
   if (!data_text.empty()) data = json::parse(data_text, nullptr, false);
+  // The reference profile (kiln.profile), summarised; unreadable is reported, not fatal.
+  json profile = nullptr;
+  std::string profile_line;
+  if (auto it = m.sections.find(kiln::monitor::profile_section); it != m.sections.end()) {
+    try {
+      const auto p = kiln::monitor::Profile::from_bytes(it->second, args.model + ": kiln.profile");
+      std::int64_t categorical = 0;
+      std::uint64_t rows = 0;
+      for (const auto& f : p.features) {
+        categorical += f.kind == kiln::monitor::FeatureKind::categorical;
+        rows = std::max(rows, f.count);
+      }
+      const char* predicted = p.predicted == kiln::monitor::PredictionKind::classes  ? "classes"
+                              : p.predicted == kiln::monitor::PredictionKind::values ? "values"
+                                                                                     : "none";
+      profile = {{"input", p.input},           {"features", p.features.size()},
+                 {"categorical", categorical}, {"rows", rows},
+                 {"predicted", predicted},     {"prediction_rows", p.prediction_count},
+                 {"metrics", json::object()}};
+      for (const auto& [k, v] : p.metrics) profile["metrics"][k] = v;
+      profile_line = std::to_string(p.features.size()) + " features of input '" + p.input + "' (" +
+                     std::to_string(categorical) + " categorical) over " + std::to_string(rows) +
+                     " rows; predictions: " + predicted +
+                     (p.predicted == kiln::monitor::PredictionKind::none
+                          ? ""
+                          : " over " + std::to_string(p.prediction_count) + " held-out rows");
+    } catch (const kiln::Error& e) {
+      profile = {{"error", e.what()}};
+      profile_line = std::string("unreadable: ") + e.what();
+    }
+  }
 
   json j;
   j["file"] = args.model;
@@ -92,6 +125,7 @@ int run_inspect(const InspectArgs& args) {
   j["spec"] = spec;
   if (!spec_error.empty()) j["spec_error"] = spec_error;
   j["data"] = data;
+  j["profile"] = profile;
 
   if (args.json) {
     std::cout << j.dump() << "\n";
@@ -145,6 +179,10 @@ int run_inspect(const InspectArgs& args) {
       std::cout << " " << name << " (" << bytes.size() << " B)";
     std::cout << "\n";
   }
+  std::cout << "Reference profile (kiln.profile): "
+            << (profile_line.empty() ? "none (kiln validate checks no ranges, no drift monitor)"
+                                     : profile_line)
+            << "\n";
   if (!data.is_null()) std::cout << "Data columns (kiln.data):\n" << data.dump(2) << "\n";
   if (!spec.is_null()) std::cout << "Spec (kiln.spec):\n" << spec.dump(2) << "\n";
   if (!spec_error.empty()) std::cout << "Spec (kiln.spec): unreadable: " << spec_error << "\n";

@@ -20,6 +20,8 @@ constexpr const char* exit_codes_help = R"(Exit codes:
   3  model error (a bad or corrupt model file, a bad spec, a model that does not fit the data)
   4  I/O error (a file that cannot be read or written)
   5  training failed (a non-finite loss)
+  6  kiln drift: drift detected, or the decay alarm raised
+  7  kiln validate: warnings only (errors exit with 2)
 Errors are printed on stderr, prefixed "kiln: ".)";
 
 constexpr const char* main_footer = R"(
@@ -31,6 +33,8 @@ Examples:
   kiln explain iris.kiln --data data/iris.csv --row 0
   kiln report runs/iris-20261130-091500
   kiln board runs
+  kiln validate iris.kiln --data new_flowers.csv
+  kiln drift drift.json
 Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
 )";
 
@@ -174,15 +178,67 @@ Examples:
   r->add_option("--out", report.out,
                 "Where to write the page (default: RUN_DIR/report.html for one run, "
                 "comparison.html for several)");
+  r->add_option("--drift", report.drift,
+                "A drift snapshot (kiln::monitor::Monitor::write_snapshot) to show in a single "
+                "run's report (repeatable; RUN_DIR/drift/*.json are shown too)");
   r->footer(R"(
 One run folder: (re)builds RUN_DIR/report.html, one self-contained file (no network):
 loss and metric curves, learning rate, per-layer statistics with warnings, confusion
-matrix, model graph, data summary, explanations. Several: their curves overlaid, final
-metrics side by side and the hyper-parameters that differ. Prints the file written.
+matrix, model graph, data summary, explanations, and the drift snapshots of the model
+(RUN_DIR/drift/*.json and --drift). Several: their curves overlaid, final metrics side by
+side and the hyper-parameters that differ. Prints the file written.
 
 Examples:
   kiln report runs/iris-20261130-091500
+  kiln report runs/iris-20261130-091500 --drift device-a.json
   kiln report runs/a runs/b --out a-vs-b.html
+)");
+
+  ValidateArgs validate;
+  CLI::App* v = app.add_subcommand(
+      "validate", "Check a CSV file against a model's data schema and reference profile");
+  v->add_option("model", validate.model, "Model file (.kiln) made by kiln train")->required();
+  v->add_option("--data", validate.data, "The CSV file to check")->required();
+  v->add_option("--target", validate.target,
+                "The target column: required (evaluation data), ignore (prediction data) or "
+                "if-present (default)")
+      ->check(CLI::IsMember({"required", "ignore", "if-present"}));
+  v->add_flag("--json", validate.json, "Print one JSON object on stdout");
+  v->footer(R"(
+Reads the whole file and reports every anomaly with its count and up to five example rows
+(file lines; the header is row 1) and values. Errors: missing or duplicate columns, values
+that are not numbers in numeric columns, missing values, infinities, categories or classes
+the model does not know, ragged rows, bad quoting, unreadable images. Warnings: values
+outside the training range (the profile's min and max), columns the model does not use, a
+missing target with --target if-present. Exit code 0: clean; 7: warnings only; 2: errors.
+
+Examples:
+  kiln validate iris.kiln --data new_flowers.csv
+  kiln validate iris.kiln --data labelled.csv --target required --json
+)");
+
+  DriftArgs drift;
+  CLI::App* d = app.add_subcommand(
+      "drift", "Show a drift snapshot: per-feature tests against the reference profile");
+  d->add_option("snapshots", drift.snapshots,
+                "Snapshot files (kiln::monitor::Monitor::write_snapshot, JSON)")
+      ->required();
+  d->add_option("--model", drift.model,
+                "The model file the snapshots are of: needed to merge several snapshots; "
+                "recomputes the tests and draws reference histograms");
+  d->add_flag("--json", drift.json, "Print the report as one JSON object on stdout");
+  d->add_option("--html", drift.html, "Also write a self-contained HTML page here");
+  d->footer(R"(
+Prints per feature the test (ks or chi2), its statistic and p-value against the
+Bonferroni-corrected alpha, the PSI and its level (moderate >= 0.1, significant >= 0.2),
+flagged features first; then the predictions, the live metrics from labels and the verdict.
+Several snapshots of the same model (e.g. from several devices) are merged: their live
+counts added and every test recomputed against --model's profile.
+Exit code 6 when drift is detected or the decay alarm is raised, 0 otherwise.
+
+Examples:
+  kiln drift drift.json
+  kiln drift device-a.json device-b.json --model digits.kiln --html drift.html
 )");
 
   CtArgs ct;
@@ -248,6 +304,8 @@ Examples:
     if (*i) return run_inspect(inspect);
     if (*x) return run_explain(explain);
     if (*r) return run_report(report);
+    if (*v) return run_validate(validate);
+    if (*d) return run_drift(drift);
     if (*c) return run_ct(ct);
 #if KILN_CLI_BOARD
     if (*b) return run_board(board);

@@ -115,6 +115,20 @@ bool CsvScanner::next(std::vector<std::string_view>& fields) {
   }
 }
 
+void CsvScanner::skip_line() {
+  for (;;) {
+    const void* hit = std::memchr(buffer_.get() + begin_, '\n', end_ - begin_);
+    if (hit) {
+      begin_ = static_cast<std::size_t>(static_cast<const char*>(hit) - buffer_.get()) + 1;
+      break;
+    }
+    begin_ = end_;
+    if (!refill()) break;
+  }
+  row_ = next_row_;
+  ++next_row_;
+}
+
 // Parses the record at begin_. need_more when it runs past the bytes read (and the input
 // goes on): nothing is consumed then, and the caller reads more and parses it again.
 CsvScanner::Parse CsvScanner::parse_record(std::vector<std::string_view>& fields,

@@ -62,6 +62,9 @@ class CsvScanner {
   /// The next non-blank record's fields, as views valid until the next call; false at the end
   /// of the input. Throws CsvSyntaxError for an unclosed quote or text after a closing quote.
   bool next(std::vector<std::string_view>& fields);
+  /// After a CsvSyntaxError: skips the rest of the line where the bad record starts, so
+  /// next() goes on with the following line (validation reports every bad row).
+  void skip_line();
   /// The line on which the last record returned starts (1-based).
   std::int64_t row() const { return row_; }
   /// Bytes of the input consumed so far (to estimate the rows of a file from its size).

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <set>
 #include <span>
+#include <string_view>
 
 #include "io/model_data.hpp"
 #include "io/sha256.hpp"
@@ -521,6 +522,9 @@ Version Registry::register_model(const std::string& name, const std::string& mod
   std::error_code ec;
   fs::create_directories(folder, ec);
   if (ec) throw IoError(folder + ": cannot create the object folder: " + ec.message());
+  // Temp files of writers killed mid-write in this folder go first (write_file_atomically
+  // only removes those of its own target, and every object has a target of its own).
+  internal::remove_stale_temp_files(folder, [](std::string_view) { return true; });
   bool present = false;
   if (fs::exists(object, ec)) {
     try {

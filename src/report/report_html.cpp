@@ -382,6 +382,7 @@ std::string render_runs(const std::vector<std::string>& run_dirs, const ReportOp
   body += graph_section(run);
   body += data_section(run);
   body += explanations_section(run);
+  body += drift_section(run, options.drift_snapshots);
   body += run_details_section(run);
   body +=
       "<p class=\"note\">Kiln training report \u00b7 self-contained: every number drawn is "

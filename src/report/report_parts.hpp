@@ -45,6 +45,9 @@ std::string graph_section(const RunData& run);
 std::string data_section(const RunData& run);
 std::string evaluation_section(const RunData& run);
 std::string explanations_section(const RunData& run);
+/// The drift snapshots of RUN_DIR/drift/*.json and `snapshots` (kiln::mlops::drift_html);
+/// "" when there are none (the section is optional).
+std::string drift_section(const RunData& run, const std::vector<std::string>& snapshots);
 std::string absent_section(const std::string& id, const std::string& title,
                            const std::string& file);
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "kiln/data/scale.hpp"
 #include "kiln/io/load_graph.hpp"
 #include "kiln/io/model_file.hpp"
+#include "kiln/monitor/profile.hpp"
 #include "kiln/nn/layers.hpp"
 #include "kiln/train/callbacks.hpp"
 #include "train/spec_eval.hpp"
@@ -121,6 +123,48 @@ std::vector<std::string> warm_start(Graph& g, const std::string& path) {
     copied.push_back(v.name());
   }
   return copied;
+}
+
+/// The categorical columns of a CSV schema inside its feature row (one-hot groups or index
+/// columns), at their offsets.
+std::vector<monitor::CategoricalColumn> categorical_columns(const data::CsvSchema& schema) {
+  std::vector<monitor::CategoricalColumn> out;
+  const bool one_hot = schema.encoding == data::CategoryEncoding::one_hot;
+  std::int64_t offset = 0;
+  for (const data::CsvColumn& c : schema.features) {
+    if (c.kind != data::ColumnKind::categorical) {
+      offset += 1;
+      continue;
+    }
+    out.push_back(
+        {.name = c.name, .offset = offset, .categories = c.categories, .one_hot = one_hot});
+    offset += one_hot ? static_cast<std::int64_t>(c.categories.size()) : 1;
+  }
+  return out;
+}
+
+/// The reference profile of a trained model (kiln::monitor::build_profile): the raw
+/// training features, the schema's categorical columns and feature names, the model's
+/// outputs on the test rows and its test metrics. None for inputs with more than
+/// max_profile_features elements per row (large images: see docs/mlops.md).
+std::optional<monitor::Profile> reference_profile(
+    const data::Dataset& train, const data::CsvSchema& schema, const std::string& input,
+    const std::string& output, Task task, const std::vector<std::string>& labels,
+    const Tensor& test_outputs, const Evaluation& evaluation) {
+  const Tensor& x = train["features"];
+  if (x.numel() / std::max<std::int64_t>(1, x.dim(0)) > max_profile_features) return std::nullopt;
+  monitor::ProfileInputs in{.input = input, .features = x};
+  in.feature_names = schema.feature_names();
+  in.categorical = categorical_columns(schema);
+  if (test_outputs.numel() > 0) {
+    in.predictions = test_outputs;
+    in.predicted = task == Task::regression ? monitor::PredictionKind::values
+                                            : monitor::PredictionKind::classes;
+    in.output = output;
+    if (task != Task::regression) in.labels = labels;
+    for (const auto& [k, v] : evaluation.metrics) in.metrics.emplace_back(k, v);
+  }
+  return monitor::build_profile(in);
 }
 
 }  // namespace
@@ -235,8 +279,9 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
                                             .progress_file = options.progress_file});
 
   // The model file, then its metrics on the test rows (from the file itself, as
-  // evaluate_csv computes them), stored in it.
+  // evaluate_csv computes them) and the reference profile, stored in it.
   std::vector<std::uint8_t> bytes = serialize_model(*m.graph, save);
+  Tensor test_outputs;
   if (!test.empty()) {
     const infer::Model model =
         infer::Model::load(bytes, "<trained model>", {.apply_preprocessing = true});
@@ -245,9 +290,14 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
       result.test["test_" + k] = v;
       save.metadata.metrics.emplace_back("test_" + k, v);
     }
-    bytes = serialize_model(*m.graph, save);
+    test_outputs = internal::run_model(model, test);
     result.evaluation = std::move(ev);
   }
+  if (std::optional<monitor::Profile> profile = reference_profile(
+          train, all.schema, input, m.output_name, task, labels, test_outputs, result.evaluation))
+    save.sections[monitor::profile_section] = profile->to_bytes();
+  if (!test.empty() || save.sections.count(monitor::profile_section))
+    bytes = serialize_model(*m.graph, save);
   result.model = std::move(bytes);
   result.spec = std::move(spec);
   return result;

@@ -9,10 +9,12 @@
 // and its "kiln.profile" section (each numeric column's training range, each categorical
 // column's categories and frequencies). Anomalies, each with a count of rows and up to
 // five example rows (1-based file lines, the header is row 1):
-//   errors   — missing_column, wrong_type (a value that does not parse as a number in a
-//              numeric column), missing_value (empty, NA, NaN, ...), nonfinite (inf),
-//              unseen_category (a category or class the model does not know), unreadable
-//              (a ragged row, bad quoting, an unreadable image);
+//   errors   — missing_column, duplicate_column (a header naming a column twice: the first
+//              is checked), wrong_type (a value that does not parse as a number in a
+//              numeric column), missing_value (empty, NA, NaN, ...), nonfinite (inf, or
+//              beyond the f32 range), unseen_category (a category or class the model does
+//              not know), unreadable (a ragged row, bad quoting, an unreadable image, an
+//              empty file), wrong_shape (an image of another size than the model's);
 //   warnings — out_of_range (a numeric value outside the training [min, max]),
 //              extra_column (a column the model does not use), missing_target (with
 //              TargetColumn::required only it is an error).
@@ -30,21 +32,25 @@
 namespace kiln::mlops {
 
 enum class Severity : std::uint8_t { warning = 0, error = 1 };
+/// "warning" or "error".
+KILN_API const char* severity_name(Severity severity);
 
 struct Anomaly {
-  std::string kind;    ///< "missing_column", "wrong_type", "out_of_range", ...
+  std::string kind;  ///< "missing_column", "wrong_type", "out_of_range", ...
   Severity severity = Severity::error;
-  std::string column;  ///< "" for file-level anomalies
-  std::uint64_t count = 0;              ///< rows affected
-  std::vector<std::int64_t> rows;       ///< up to five example rows (file lines)
-  std::vector<std::string> examples;    ///< the values at those rows (as in the file)
-  std::string message;                  ///< one line naming the column and what is wrong
+  std::string column;                 ///< "" for file-level anomalies
+  std::uint64_t count = 0;            ///< rows affected
+  std::vector<std::int64_t> rows;     ///< up to five example rows (file lines)
+  std::vector<std::string> examples;  ///< the values at those rows (as in the file)
+  std::string message;                ///< one line naming the column and what is wrong
 };
 
 struct ValidationReport {
   std::string file, model;
-  std::int64_t rows = 0;  ///< data rows read
+  std::int64_t rows = 0;                  ///< data rows read
   std::int64_t errors = 0, warnings = 0;  ///< anomalies of each severity
+  /// The model file has a "kiln.profile" section (without one, no range is checked).
+  bool has_profile = false;
   std::vector<Anomaly> anomalies;
   /// A JSON object with every field above (kiln validate --json).
   KILN_API std::string to_json() const;

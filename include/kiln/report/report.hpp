@@ -22,6 +22,12 @@
 // data-present="1", or data-present="0" and a "not recorded" note when the run folder lacks
 // the file (metrics.jsonl, evaluation.json, layers.jsonl, graph.json, data.json,
 // explanations.json). A comparison has the sections runs, final, config and curves.
+// Optional: <section id="drift" data-present="1" data-snapshots="N">, only when the run
+// folder has drift snapshots (RUN_DIR/drift/*.json, sorted by name; an unreadable one is
+// shown as an error) or ReportOptions::drift_snapshots names some: each drawn by
+// kiln::mlops::drift_html (include/kiln/mlops/drift.hpp: chart "drift-K-psi" with the 0.1
+// and 0.2 levels, "drift-K-hist-FEATURE" reference vs live histograms, with the reference
+// from RUN_DIR/model.kiln's profile when the snapshot's content hash is that model's).
 //
 // Charts. Each is an <svg class="chart" data-chart="ID" data-kind="KIND">:
 //   line       curves: <path data-series="NAME" data-x="X1 X2 ..." data-y="Y1 Y2 ...">,
@@ -81,6 +87,9 @@ struct ReportOptions {
   /// page.
   std::string live_url = {};
   std::int64_t live_poll_ms = 1000;  ///< at least 100
+  /// Drift snapshots (kiln::monitor::Monitor::write_snapshot) shown in a single run's
+  /// report after those in RUN_DIR/drift/*.json; IoError / FormatError if one is unreadable.
+  std::vector<std::string> drift_snapshots = {};
 };
 
 /// The report of one run, or the comparison of several. Throws IoError / FormatError

@@ -17,7 +17,11 @@
 // stopping, and evaluates the model file it made on the test rows. The file records the
 // scaling as its preprocessing, the class names as its labels, the test metrics, the spec
 // ("kiln.spec") and the CSV schema ("kiln.data"), so evaluate_csv and predict_csv read new
-// files exactly as the training file was read.
+// files exactly as the training file was read, and the reference profile
+// ("kiln.profile", kiln::monitor::build_profile): the raw training features (categorical
+// columns as categories), the model's outputs on the test rows and the test metrics, what
+// kiln validate and the drift monitor compare new data with. Inputs with more than
+// max_profile_features elements per row (images above 64x64 grey) get no profile.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +40,9 @@
 #include "kiln/train/trainer.hpp"
 
 namespace kiln::train {
+
+/// The largest feature row train_from_spec profiles (per-element histograms stay small).
+inline constexpr std::int64_t max_profile_features = 4096;
 
 struct SpecTrainOptions {
   /// The target column; "" : the spec's task.target (one of them must name it).

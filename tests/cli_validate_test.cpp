@@ -1,0 +1,113 @@
+// kiln validate, run as a user would (the built binary) on an iris model made by kiln train:
+// exit codes 0 (clean), 7 (warnings only) and 2 (errors), the table, --json and --target; and
+// kiln inspect naming the model's reference profile.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/cli_test_support.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using kiln_test::CliResult;
+using kiln_test::write;
+
+const std::string iris = std::string(KILN_DATASETS_DIR) + "/iris.csv";
+
+class CliValidate : public kiln_test::CliTest {
+ protected:
+  CliValidate() : CliTest("kiln_cli_validate_test_") {}
+
+  void SetUp() override {
+    CliTest::SetUp();
+    const CliResult r =
+        kiln("train " + std::string(KILN_SOURCE_DIR) + "/examples/specs/iris.json --data " + iris +
+             " --out iris.kiln --epochs 2 --quiet --no-record");
+    ASSERT_EQ(r.rc, 0) << r.err;
+  }
+};
+
+TEST_F(CliValidate, TrainingFileIsCleanExceptItsHeldOutRange) {
+  // The training file itself: no error. Its held-out rows may lie outside the range of the
+  // training rows the profile holds, which is a warning at most.
+  const CliResult r = kiln("validate iris.kiln --data " + iris + " --target required");
+  EXPECT_TRUE(r.rc == 0 || r.rc == 7) << r.out << r.err;
+  EXPECT_NE(r.out.find("150 rows: 0 errors"), std::string::npos) << r.out;
+}
+
+TEST_F(CliValidate, CleanWarningsAndErrorsExitCodes) {
+  write(path("clean.csv"),
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        "5.1,3.5,1.4,0.2,setosa\n6.3,3.3,5.0,2.0,virginica\n");
+  const CliResult clean = kiln("validate iris.kiln --data clean.csv");
+  EXPECT_EQ(clean.rc, 0) << clean.out << clean.err;
+  EXPECT_NE(clean.out.find("No anomalies."), std::string::npos) << clean.out;
+
+  // An unused column and a petal 100 cm long: warnings only.
+  write(path("warn.csv"),
+        "id,sepal_length,sepal_width,petal_length,petal_width\n"
+        "1,5.1,3.5,100,0.2\n2,6.3,3.3,5.0,2.0\n");
+  const CliResult warn = kiln("validate iris.kiln --data warn.csv --target ignore");
+  EXPECT_EQ(warn.rc, 7) << warn.out << warn.err;
+  EXPECT_NE(warn.out.find("0 errors, 2 warnings"), std::string::npos) << warn.out;
+  EXPECT_NE(warn.out.find("extra_column"), std::string::npos) << warn.out;
+  EXPECT_NE(warn.out.find("out_of_range"), std::string::npos) << warn.out;
+  EXPECT_NE(warn.out.find("2: '100'"), std::string::npos) << warn.out;
+
+  // A species the model does not know and a missing value: errors.
+  write(path("bad.csv"),
+        "sepal_length,sepal_width,petal_length,petal_width,species\n"
+        "5.1,3.5,1.4,0.2,tulip\n6.3,,5.0,2.0,virginica\n5.0,3.0,1.4,0.2,tulip\n");
+  const CliResult bad = kiln("validate iris.kiln --data bad.csv");
+  EXPECT_EQ(bad.rc, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.out.find("2 errors, 0 warnings"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("2: 'tulip', 4: 'tulip'"), std::string::npos) << bad.out;
+
+  const json j = json::parse(kiln("validate iris.kiln --data bad.csv --json").out);
+  EXPECT_EQ(j["rows"], 3);
+  EXPECT_EQ(j["errors"], 2);
+  ASSERT_EQ(j["anomalies"].size(), 2u);
+  bool unseen = false, missing = false;
+  for (const json& a : j["anomalies"]) {
+    if (a["kind"] == "unseen_category") {
+      unseen = true;
+      EXPECT_EQ(a["column"], "species");
+      EXPECT_EQ(a["count"], 2);
+      EXPECT_EQ(a["rows"], json::array({2, 4}));
+    }
+    if (a["kind"] == "missing_value") {
+      missing = true;
+      EXPECT_EQ(a["column"], "sepal_width");
+      EXPECT_EQ(a["rows"], json::array({3}));
+    }
+  }
+  EXPECT_TRUE(unseen && missing) << j.dump(2);
+}
+
+TEST_F(CliValidate, TargetOption) {
+  write(path("x.csv"), "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n");
+  EXPECT_EQ(kiln("validate iris.kiln --data x.csv --target required").rc, 2);
+  EXPECT_EQ(kiln("validate iris.kiln --data x.csv").rc, 7);  // if-present: a warning
+  EXPECT_EQ(kiln("validate iris.kiln --data x.csv --target ignore").rc, 0);
+  EXPECT_EQ(kiln("validate iris.kiln --data x.csv --target sometimes").rc, 1);
+  EXPECT_EQ(kiln("validate iris.kiln --data absent.csv").rc, 4);
+}
+
+TEST_F(CliValidate, InspectShowsTheProfile) {
+  const CliResult r = kiln("inspect iris.kiln");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.out.find("Reference profile (kiln.profile): 4 features of input 'features'"),
+            std::string::npos)
+      << r.out;
+  const json j = kiln_json("inspect iris.kiln --json");
+  EXPECT_EQ(j["profile"]["features"], 4);
+  EXPECT_EQ(j["profile"]["rows"], 120);  // the spec holds out 20% of 150
+  EXPECT_EQ(j["profile"]["predicted"], "classes");
+  EXPECT_EQ(j["profile"]["prediction_rows"], 30);
+  EXPECT_TRUE(j["profile"]["metrics"].contains("accuracy"));
+}
+
+}  // namespace
