@@ -28,6 +28,7 @@
 //   kiln.provenance  created, library_version: run-dependent, outside the content hash
 //   kiln.spec        optional, UTF-8 JSON: the model spec the model was built from
 //   kiln.data        optional, UTF-8 JSON: the data schema (column encodings) of its CSV
+//   kiln.profile     optional, a portable archive: the drift monitor's reference profile
 // Strings are a u64 length and the bytes. dtype codes: 0 f32, 1 i32, 2 i64, 3 f64.
 // Parameters and constants take their values from the tensor of the same name.
 #pragma once
@@ -67,13 +68,15 @@ inline constexpr const char* section_provenance = "kiln.provenance";
 /// kiln/train/spec.hpp) and the data schema of the CSV reader (JSON, see kiln/data).
 inline constexpr const char* section_spec = "kiln.spec";
 inline constexpr const char* section_data = "kiln.data";
+/// The reference profile of the drift monitor (kiln/monitor/profile.hpp, docs/mlops.md).
+inline constexpr const char* section_profile = "kiln.profile";
 /// Section flag bit: readers that do not know the section must refuse the file.
 inline constexpr std::uint8_t section_required = 1;
 
 /// True for names reserved for Kiln's own sections ("kiln." prefix).
 bool is_reserved_section_name(const std::string& name);
 /// True for the reserved names callers may write through SaveOptions::sections
-/// (section_spec, section_data): optional, kept by readers as bytes.
+/// (section_spec, section_data, section_profile): optional, kept by readers as bytes.
 bool is_passthrough_section_name(const std::string& name);
 
 /// One section of a v2 payload; `bytes` points into the payload.

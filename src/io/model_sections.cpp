@@ -13,7 +13,7 @@ namespace kiln::internal {
 bool is_reserved_section_name(const std::string& name) { return name.rfind("kiln.", 0) == 0; }
 
 bool is_passthrough_section_name(const std::string& name) {
-  return name == section_spec || name == section_data;
+  return name == section_spec || name == section_data || name == section_profile;
 }
 
 std::vector<SectionView> read_sections(std::span<const std::uint8_t> payload,

@@ -154,8 +154,8 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
     if (name.empty()) value_error("a section name is empty");
     if (internal::is_reserved_section_name(name) && !internal::is_passthrough_section_name(name))
       value_error("section name '" + name +
-                  "' is reserved for Kiln (the 'kiln.' prefix; of those only 'kiln.spec' and "
-                  "'kiln.data' may be given)");
+                  "' is reserved for Kiln (the 'kiln.' prefix; of those only 'kiln.spec', "
+                  "'kiln.data' and 'kiln.profile' may be given)");
   }
 
   internal::ArchiveWriter graph_w;

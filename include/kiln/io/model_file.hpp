@@ -9,9 +9,10 @@
 // tagged key/value pairs, each node's scope), kiln.signatures, kiln.metadata, kiln.weights
 // and kiln.provenance (creation time, library version). Any other name is a user section
 // (SaveOptions::sections): opaque bytes that readers keep and never interpret, so a reader
-// skips the sections it does not know. Two optional Kiln sections travel the same way
-// (SaveOptions::sections accepts these two "kiln." names): kiln.spec (the model spec,
-// JSON) and kiln.data (the data schema of the CSV reader, JSON). A section flagged "required" that
+// skips the sections it does not know. Three optional Kiln sections travel the same way
+// (SaveOptions::sections accepts these three "kiln." names): kiln.spec (the model spec,
+// JSON), kiln.data (the data schema of the CSV reader, JSON) and kiln.profile (the drift
+// monitor's reference profile, kiln/monitor/profile.hpp). A section flagged "required" that
 // a reader does not know makes it refuse the file; user sections are never flagged.
 //
 // The content hash (model_content_hash, infer::Model::content_hash) is the SHA-256 of every

@@ -41,10 +41,10 @@ class Model;
 namespace kiln::monitor {
 
 struct MonitorOptions {
-  double alpha = 0.05;               ///< family-wise false-alarm rate (Bonferroni)
+  double alpha = 0.05;  ///< family-wise false-alarm rate (Bonferroni)
   double psi_moderate = 0.1;
   double psi_significant = 0.2;
-  std::uint64_t min_rows = 100;      ///< no feature is flagged before this many live rows
+  std::uint64_t min_rows = 100;  ///< no feature is flagged before this many live rows
   /// Observe one row in `sample_every` (counted over all rows seen, deterministic): the
   /// cost knob for latency-critical paths; predictions are sampled with their rows.
   std::uint32_t sample_every = 1;
@@ -52,7 +52,7 @@ struct MonitorOptions {
   /// without apply_preprocessing): the monitor undoes the recorded normalisation before
   /// comparing with the profile, which is in raw units.
   bool inputs_preprocessed = false;
-  double decay_tolerance = 0.02;     ///< allowed drop of the live metric (absolute)
+  double decay_tolerance = 0.02;  ///< allowed drop of the live metric (absolute)
   double decay_alpha = 0.05;
   std::uint64_t decay_min_labels = 100;
 };
@@ -76,22 +76,26 @@ struct FeatureDrift {
 
 struct LabelMetrics {
   std::uint64_t labelled = 0;
-  std::string metric;        ///< "accuracy" or "mse"
-  double live = 0;           ///< the live metric
-  double reference = 0;      ///< from the profile's metrics (NaN when it has none)
-  bool decayed = false;      ///< the decay alarm
-  double p_value = 1;        ///< one-sided test of live worse than reference - tolerance
+  std::string metric;    ///< "accuracy" or "mse"
+  double live = 0;       ///< the live metric
+  double reference = 0;  ///< from the profile's metrics (NaN when it has none)
+  bool decayed = false;  ///< the decay alarm
+  double p_value = 1;    ///< one-sided test of live worse than reference - tolerance
+  /// The sums behind `live` (kept so snapshots can be merged): accuracy: correct
+  /// predictions (sum) and the same again (sum_sq, 0/1 squared); mse: the squared errors'
+  /// sum and the sum of their squares.
+  double sum = 0, sum_sq = 0;
 };
 
 struct DriftReport {
-  std::string model;         ///< model name, version and content hash, as the file says
+  std::string model;  ///< model name, version and content hash, as the file says
   std::string model_version, model_hash;
-  std::string created;       ///< UTC, ISO 8601
+  std::string created;  ///< UTC, ISO 8601
   std::uint64_t rows_seen = 0, rows_observed = 0;
   double alpha = 0.05, corrected_alpha = 0.05;  ///< alpha / m
   std::vector<FeatureDrift> features;
-  FeatureDrift prediction;   ///< name "prediction"; rows 0 without a prediction profile
-  bool drifted = false;      ///< any feature or the prediction drifted
+  FeatureDrift prediction;  ///< name "prediction"; rows 0 without a prediction profile
+  bool drifted = false;     ///< any feature or the prediction drifted
   std::int64_t features_drifted = 0;
   double max_psi = 0;
   LabelMetrics labels;
@@ -117,7 +121,8 @@ class KILN_API Monitor {
   /// model.run(feeds), observing the inputs and outputs; returns the outputs.
   std::vector<Tensor> run(const infer::Model& model, const Feeds& feeds);
   /// Predictions logged earlier and the labels that arrived for them: class indices, or values.
-  void observe_labels(std::span<const std::int64_t> predicted, std::span<const std::int64_t> labels);
+  void observe_labels(std::span<const std::int64_t> predicted,
+                      std::span<const std::int64_t> labels);
   void observe_labels(std::span<const double> predicted, std::span<const double> labels);
 
   /// The comparison with the profile now.
@@ -126,6 +131,10 @@ class KILN_API Monitor {
   void write_snapshot(const std::string& path) const;
   /// Forgets the live statistics (a new window).
   void reset();
+  /// Adds the live counts of a snapshot of a monitor of the same profile (another device or
+  /// process; read_drift_snapshot in kiln/mlops/drift.hpp reads them from files). Throws
+  /// ValueError naming the first feature whose layout differs.
+  void merge(const DriftReport& snapshot);
 
  private:
   struct Impl;
