@@ -495,9 +495,22 @@ TEST_F(Pipeline, NewDataTriggerFiresOnlyForFilesProductionWasNotTrainedOn) {
   EXPECT_EQ(forced.outcome, Outcome::promoted);
   EXPECT_TRUE(forced.already_registered);
 
-  // A file with other columns cannot be joined to the others.
+  // A file without a column production needs is invalid data.
   write(path("new/day2.csv"), "x0,label\n1,a\n");
-  EXPECT_THROW(kiln::mlops::run_pipeline(spec), kiln::DataError);
+  const PipelineResult invalid = kiln::mlops::run_pipeline(spec);
+  EXPECT_EQ(invalid.outcome, Outcome::invalid_data);
+  ASSERT_FALSE(invalid.reasons.empty());
+  EXPECT_NE(invalid.reasons[0].find("day2.csv"), std::string::npos) << invalid.reasons[0];
+  EXPECT_NE(invalid.reasons[0].find("x1"), std::string::npos) << invalid.reasons[0];
+  // Valid rows with the columns in another order cannot be joined to the others' text.
+  write(path("new/day2.csv"), "x1,x0,label\n1,0,a\n");
+  try {
+    kiln::mlops::run_pipeline(spec);
+    FAIL() << "no error for files with different headers";
+  } catch (const kiln::DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("day2.csv: row 1: its header differs"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST_F(Pipeline, ShuffledLabelsAreRejectedByTheGateAndNotRegistered) {
