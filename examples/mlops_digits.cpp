@@ -10,7 +10,8 @@
 //   4. examples/mlops/shuffled_labels.json trains on the same rows with shuffled labels:
 //      the gate rejects the candidate and says why; production stays v2.
 //
-//   mlops_digits [WORK_DIR]            the whole story (WORK_DIR: ./mlops_digits, emptied)
+//   mlops_digits [WORK_DIR]            the whole story (default WORK_DIR: ./mlops_digits_work;
+//                                      what an earlier run wrote there is removed first)
 //   mlops_digits --prepare WORK_DIR    only write the data files, spec and pipeline files
 //                                      (for running the same story with the kiln command)
 //   mlops_digits --monitor WORK_DIR    only step 2: WORK_DIR/drift.json from the
@@ -175,8 +176,10 @@ int main(int argc, char** argv) try {
     }
     return 0;
   }
-  const fs::path dir = fs::absolute(argc > 1 ? argv[1] : "mlops_digits");
-  fs::remove_all(dir);
+  const fs::path dir = fs::absolute(argc > 1 ? argv[1] : "mlops_digits_work");
+  // A fresh start: what an earlier run wrote there goes (nothing else in the folder).
+  for (const char* old : {"models", "ct", "data", "drift.json", "digits_v1.kiln"})
+    fs::remove_all(dir / old);
   prepare(dir);
 
   // 1. v1: trained on the even rows of digits.csv, registered, promoted.
