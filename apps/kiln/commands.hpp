@@ -8,20 +8,24 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace kiln_cli {
 
 /// Exit codes a pipeline can rely on (documented in --help and docs/cli.md).
 enum Exit : int {
   exit_ok = 0,
-  exit_usage = 1,     ///< bad command line
-  exit_data = 2,      ///< kiln::DataError: bad CSV, image or column
-  exit_model = 3,     ///< kiln::FormatError, a bad spec, a model that does not fit the data
-  exit_io = 4,        ///< kiln::IoError: a file that cannot be read or written
-  exit_training = 5,  ///< training failed (a non-finite loss)
-  exit_drift = 6,     ///< kiln drift: drift detected or the decay alarm raised
-  exit_warnings = 7,  ///< kiln validate: only warnings (errors exit with exit_data)
-  exit_rejected = 10, ///< kiln ct: the candidate was rejected by the gate
-  exit_skipped = 11,  ///< kiln ct: the trigger did not fire, nothing was trained
+  exit_usage = 1,      ///< bad command line
+  exit_data = 2,       ///< kiln::DataError: bad CSV, image or column
+  exit_model = 3,      ///< kiln::FormatError, a bad spec, a model that does not fit the data
+  exit_io = 4,         ///< kiln::IoError: a file that cannot be read or written
+  exit_training = 5,   ///< training failed (a non-finite loss)
+  exit_drift = 6,      ///< kiln drift: drift detected or the decay alarm raised
+  exit_warnings = 7,   ///< kiln validate: only warnings (errors exit with exit_data)
+  exit_rejected = 10,  ///< kiln ct: the candidate was rejected by the gate
+  exit_skipped = 11,   ///< kiln ct: the trigger did not fire, nothing was trained
 };
 
 struct InspectArgs {
@@ -92,5 +96,25 @@ struct BoardArgs {
 };
 /// Serves until SIGINT or SIGTERM (then returns exit_ok).
 int run_board(const BoardArgs& args);
+
+/// kiln registry SUBCOMMAND ... (apps/kiln/registry.cpp).
+struct RegistryArgs {
+  std::string registry;  ///< --registry; empty: $KILN_REGISTRY, else "models"
+  bool json = false;
+  std::string command;  ///< the subcommand parsed: "register", "list", "alias set", ...
+  std::string name;
+  std::string model;
+  std::string reference;
+  std::string reference_b;
+  std::string alias = "production";
+  std::int64_t version = 0;
+  std::optional<std::int64_t> parent;
+  std::vector<std::string> data;
+  std::string run_dir;
+  std::string note;
+};
+/// Adds `kiln registry` and its subcommands to `app`, parsing into `args`.
+CLI::App* add_registry_command(CLI::App& app, RegistryArgs& args);
+int run_registry(const RegistryArgs& args);
 
 }  // namespace kiln_cli

@@ -31,6 +31,7 @@ Examples:
   kiln explain iris.kiln --data data/iris.csv --row 0
   kiln report runs/iris-20261130-091500
   kiln board runs
+  kiln registry register digits digits.kiln && kiln registry promote digits 1
 Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
 )";
 
@@ -210,6 +211,9 @@ Examples:
 )");
 #endif
 
+  RegistryArgs registry;
+  CLI::App* reg = add_registry_command(app, registry);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
@@ -226,6 +230,7 @@ Examples:
     if (*i) return run_inspect(inspect);
     if (*x) return run_explain(explain);
     if (*r) return run_report(report);
+    if (*reg) return run_registry(registry);
 #if KILN_CLI_BOARD
     if (*b) return run_board(board);
 #endif
