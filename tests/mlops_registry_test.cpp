@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "kiln/core/error.hpp"
 #include "kiln/infer/model.hpp"
@@ -414,6 +415,41 @@ TEST_F(Registry, CorruptOrForeignDatabasesAreFormatErrors) {
   // A folder that cannot be created.
   write_text(path("file"), "x");
   EXPECT_THROW(reg::open((path("file") / "models").string()), kiln::IoError);
+}
+
+TEST_F(Registry, ThreadsSharingOneRegistryAndASecondConnection) {
+  // Model files first (saving builds graphs); then four threads register at once, two
+  // through one shared Registry and two through their own connections.
+  constexpr int threads = 4, each = 6;
+  std::vector<std::string> files;
+  for (int i = 0; i < threads * each; ++i) files.push_back(model(100 + i));
+  reg::Registry shared = reg::open(store());
+  std::vector<std::vector<std::int64_t>> got(threads);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      std::optional<reg::Registry> own;
+      if (t >= 2) own.emplace(reg::open(store()));
+      reg::Registry& r = own ? *own : shared;
+      for (int i = 0; i < each; ++i) {
+        got[t].push_back(r.register_model("tiny", files[t * each + i]).version);
+        r.set_alias("tiny", "latest", got[t].back());
+        r.resolve("tiny@latest");
+      }
+    });
+  }
+  for (std::thread& th : pool) th.join();
+  std::set<std::int64_t> all;
+  for (const auto& g : got) all.insert(g.begin(), g.end());
+  ASSERT_EQ(all.size(), static_cast<std::size_t>(threads * each));
+  EXPECT_EQ(*all.begin(), 1);
+  EXPECT_EQ(*all.rbegin(), threads * each);
+  const std::vector<reg::Version> vs = shared.versions("tiny");
+  ASSERT_EQ(vs.size(), static_cast<std::size_t>(threads * each));
+  for (int t = 0; t < threads; ++t)
+    for (int i = 0; i < each; ++i)
+      EXPECT_EQ(vs[got[t][i] - 1].hash, kiln::model_content_hash(files[t * each + i]));
+  EXPECT_TRUE(shared.verify().empty());
 }
 
 }  // namespace

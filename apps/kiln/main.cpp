@@ -35,6 +35,8 @@ Examples:
   kiln board runs
   kiln validate iris.kiln --data new_flowers.csv
   kiln drift drift.json
+  kiln registry register digits digits.kiln && kiln registry promote digits 1
+  kiln ct examples/mlops/retrain_on_drift.json
 Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
 )";
 
@@ -288,6 +290,9 @@ Examples:
 )");
 #endif
 
+  RegistryArgs registry;
+  CLI::App* reg = add_registry_command(app, registry);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
@@ -307,6 +312,7 @@ Examples:
     if (*v) return run_validate(validate);
     if (*d) return run_drift(drift);
     if (*c) return run_ct(ct);
+    if (*reg) return run_registry(registry);
 #if KILN_CLI_BOARD
     if (*b) return run_board(board);
 #endif

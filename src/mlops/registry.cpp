@@ -645,9 +645,9 @@ std::int64_t Registry::rollback(const std::string& name, const std::string& alia
     }
   }
   if (history.size() < 2)
-    throw ValueError("cannot roll back " + name + "@" + alias +
-                     ": it has pointed only at version " + std::to_string(*current) +
-                     " since it was set");
+    throw ValueError("cannot roll back " + name + "@" + alias + ": it points at version " +
+                     std::to_string(*current) +
+                     " and has no earlier target to go back to since it was set");
   history.pop_back();
   const std::int64_t target = history.back();
   impl_->require_version(name, target);
