@@ -8,9 +8,11 @@
 #include <sys/resource.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "kiln/core/rng.hpp"
@@ -195,6 +197,16 @@ class KilnW3 {
   }
   /// Runs the model; returns the first probability (to keep the result observable).
   float run() const { return model_.run(feeds_)[0].data<float>()[0]; }
+  /// The model file's bytes (kiln::nn layers, seeded weights), with extra `sections`.
+  static std::vector<std::uint8_t> model_bytes(
+      std::map<std::string, std::vector<std::uint8_t>> sections = {}) {
+    kiln::Graph g;
+    kiln::Value x = g.input("image", {kiln::batch, w1_features});
+    kiln::Value h = kiln::nn::dense(g, x, w3_hidden, {.activation = kiln::relu, .name = "fc1"});
+    kiln::Value probs = kiln::softmax(kiln::nn::dense(g, h, classes, {.name = "fc2"}), -1, "probs");
+    return kiln::serialize_model(
+        g, {.inputs = {x}, .outputs = {probs}, .sections = std::move(sections)});
+  }
   /// The input image: 784 seeded uniform pixels.
   static std::vector<float> image() {
     kiln::Rng rng(3);
@@ -204,15 +216,7 @@ class KilnW3 {
   }
 
  private:
-  static kiln::infer::Model load() {
-    kiln::Graph g;
-    kiln::Value x = g.input("image", {kiln::batch, w1_features});
-    kiln::Value h = kiln::nn::dense(g, x, w3_hidden, {.activation = kiln::relu, .name = "fc1"});
-    kiln::Value probs = kiln::softmax(kiln::nn::dense(g, h, classes, {.name = "fc2"}), -1, "probs");
-    const std::vector<std::uint8_t> bytes =
-        kiln::serialize_model(g, {.inputs = {x}, .outputs = {probs}});
-    return kiln::infer::Model::load(bytes, "w3");
-  }
+  static kiln::infer::Model load() { return kiln::infer::Model::load(model_bytes(), "w3"); }
 
   kiln::infer::Model model_;
   kiln::Feeds feeds_;

@@ -41,7 +41,7 @@ TEST_F(CliValidate, TrainingFileIsCleanExceptItsHeldOutRange) {
 TEST_F(CliValidate, CleanWarningsAndErrorsExitCodes) {
   write(path("clean.csv"),
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        "5.1,3.5,1.4,0.2,setosa\n6.3,3.3,5.0,2.0,virginica\n");
+        "5.1,3.5,1.4,0.2,0\n6.3,3.3,5.0,2.0,2\n");
   const CliResult clean = kiln("validate iris.kiln --data clean.csv");
   EXPECT_EQ(clean.rc, 0) << clean.out << clean.err;
   EXPECT_NE(clean.out.find("No anomalies."), std::string::npos) << clean.out;
@@ -57,14 +57,14 @@ TEST_F(CliValidate, CleanWarningsAndErrorsExitCodes) {
   EXPECT_NE(warn.out.find("out_of_range"), std::string::npos) << warn.out;
   EXPECT_NE(warn.out.find("2: '100'"), std::string::npos) << warn.out;
 
-  // A species the model does not know and a missing value: errors.
+  // A species (class index) the model does not know and a missing value: errors.
   write(path("bad.csv"),
         "sepal_length,sepal_width,petal_length,petal_width,species\n"
-        "5.1,3.5,1.4,0.2,tulip\n6.3,,5.0,2.0,virginica\n5.0,3.0,1.4,0.2,tulip\n");
+        "5.1,3.5,1.4,0.2,7\n6.3,,5.0,2.0,2\n5.0,3.0,1.4,0.2,7\n");
   const CliResult bad = kiln("validate iris.kiln --data bad.csv");
   EXPECT_EQ(bad.rc, 2) << bad.out << bad.err;
   EXPECT_NE(bad.out.find("2 errors, 0 warnings"), std::string::npos) << bad.out;
-  EXPECT_NE(bad.out.find("2: 'tulip', 4: 'tulip'"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("2: '7', 4: '7'"), std::string::npos) << bad.out;
 
   const json j = json::parse(kiln("validate iris.kiln --data bad.csv --json").out);
   EXPECT_EQ(j["rows"], 3);

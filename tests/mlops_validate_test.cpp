@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -16,14 +18,18 @@
 #include "kiln/monitor/profile.hpp"
 #include "kiln/train/from_spec.hpp"
 #include "kiln/train/spec.hpp"
-#include "tests/support/cli_test_support.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace {
 
 using kiln::mlops::Anomaly;
 using kiln::mlops::Severity;
 using kiln::mlops::ValidationReport;
-using kiln_test::write;
+
+void write(const std::filesystem::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::binary);
+  out << text;
+}
 
 const char* spec_json = R"({
   "name": "tiny",
@@ -144,7 +150,9 @@ TEST_F(Validate, CountsEveryAnomalyWithRowsAndValues) {
     EXPECT_EQ(a->severity, severity) << kind << " " << column;
     EXPECT_EQ(a->count, count) << kind << " " << column;
     EXPECT_EQ(a->rows, rows) << kind << " " << column;
-    if (!values.empty()) EXPECT_EQ(a->examples, values) << kind << " " << column;
+    if (!values.empty()) {
+      EXPECT_EQ(a->examples, values) << kind << " " << column;
+    }
     EXPECT_NE(a->message.find(column), std::string::npos) << a->message;
   };
   expect("wrong_type", "x", Severity::error, 1, {3}, {"abc"});

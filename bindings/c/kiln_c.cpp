@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <span>
 #include <string>
@@ -17,10 +18,18 @@
 #include "kiln/core/error.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/infer/model.hpp"
+#include "kiln/monitor/monitor.hpp"
 #include "kiln/version.hpp"
 
 struct kiln_model {
   kiln::infer::Model model;
+};
+
+struct kiln_monitor {
+  kiln::monitor::Monitor monitor;
+  std::mutex mutex;  // guards report
+  kiln::monitor::DriftReport report;
+  bool has_report = false;
 };
 
 struct kiln_tensor {
@@ -503,6 +512,245 @@ kiln_status kiln_tensor_copy_to(const kiln_tensor* tensor, void* dst, size_t nby
       throw kiln::ShapeError(m);
     }
     if (have > 0) std::memcpy(dst, tensor->tensor.raw(), have);
+    return KILN_OK;
+  });
+}
+
+}  // extern "C"
+
+// ---- Drift monitor ---------------------------------------------------------------------
+
+namespace {
+
+kiln::monitor::MonitorOptions monitor_options(const kiln_monitor_options* o) {
+  kiln::monitor::MonitorOptions m;
+  if (o == nullptr) return m;
+  m.alpha = o->alpha;
+  m.psi_moderate = o->psi_moderate;
+  m.psi_significant = o->psi_significant;
+  m.min_rows = o->min_rows;
+  m.sample_every = o->sample_every;
+  m.inputs_preprocessed = o->inputs_preprocessed != 0;
+  m.decay_tolerance = o->decay_tolerance;
+  m.decay_alpha = o->decay_alpha;
+  m.decay_min_labels = o->decay_min_labels;
+  return m;
+}
+
+// The monitor's last report, made now if there is none; call with the mutex held.
+const kiln::monitor::DriftReport& current_report(kiln_monitor* m) {
+  if (!m->has_report) {
+    m->report = m->monitor.report();
+    m->has_report = true;
+  }
+  return m->report;
+}
+
+void fill_feature(const kiln::monitor::FeatureDrift& f, kiln_feature_drift* out) {
+  out->name = f.name.c_str();
+  out->test = f.test;
+  out->rows = f.rows;
+  out->statistic = f.statistic;
+  out->p_value = f.p_value;
+  out->psi = f.psi;
+  out->psi_level = static_cast<int>(f.psi_level);
+  out->drifted = f.drifted ? 1 : 0;
+  out->nonfinite = f.nonfinite;
+  out->below_min = f.below_min;
+  out->above_max = f.above_max;
+  out->unseen_category = f.unseen_category;
+  out->live_mean = f.live_mean;
+}
+
+}  // namespace
+
+extern "C" {
+
+void kiln_monitor_options_default(kiln_monitor_options* out) {
+  if (out == nullptr) return;
+  const kiln::monitor::MonitorOptions d;
+  out->alpha = d.alpha;
+  out->psi_moderate = d.psi_moderate;
+  out->psi_significant = d.psi_significant;
+  out->min_rows = d.min_rows;
+  out->sample_every = d.sample_every;
+  out->inputs_preprocessed = d.inputs_preprocessed ? 1 : 0;
+  out->decay_tolerance = d.decay_tolerance;
+  out->decay_alpha = d.decay_alpha;
+  out->decay_min_labels = d.decay_min_labels;
+}
+
+kiln_status kiln_monitor_create(const kiln_model* model, const kiln_monitor_options* options,
+                                kiln_monitor** out) {
+  if (out != nullptr) *out = nullptr;
+  return guarded("kiln_monitor_create", [&] {
+    require(model, "model");
+    require(out, "out_monitor");
+    *out = new kiln_monitor{
+        kiln::monitor::Monitor(model->model, monitor_options(options)), {}, {}, false};
+    return KILN_OK;
+  });
+}
+
+void kiln_monitor_free(kiln_monitor* monitor) { delete monitor; }
+
+kiln_status kiln_monitor_run(kiln_monitor* monitor, const kiln_model* model,
+                             const char* const* input_names, const kiln_tensor* const* inputs,
+                             size_t num_inputs, kiln_tensor** outputs, size_t num_outputs) {
+  return guarded("kiln_monitor_run", [&] {
+    require(monitor, "monitor");
+    require(model, "model");
+    if (num_inputs > 0) {
+      require(input_names, "input_names");
+      require(inputs, "inputs");
+    }
+    require(outputs, "outputs");
+    const kiln::infer::Model shared = model->model;
+    const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
+    if (num_outputs != shared.outputs().size())
+      throw ArgumentError(cat("num_outputs is ", std::to_string(num_outputs), " but the model has ",
+                              std::to_string(shared.outputs().size()), " output(s)"));
+    std::vector<kiln::Tensor> results = monitor->monitor.run(shared, feeds);
+    std::vector<kiln_tensor*> handles;
+    handles.reserve(results.size());
+    try {
+      for (auto& r : results) handles.push_back(new kiln_tensor{r.contiguous()});
+    } catch (...) {
+      for (auto* h : handles) delete h;
+      throw;
+    }
+    for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_observe(kiln_monitor* monitor, const char* const* input_names,
+                                 const kiln_tensor* const* inputs, size_t num_inputs,
+                                 const char* const* output_names, const kiln_tensor* const* outputs,
+                                 size_t num_outputs) {
+  return guarded("kiln_monitor_observe", [&] {
+    require(monitor, "monitor");
+    if (num_inputs > 0) {
+      require(input_names, "input_names");
+      require(inputs, "inputs");
+    }
+    if (num_outputs > 0) {
+      require(output_names, "output_names");
+      require(outputs, "outputs");
+    }
+    const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
+    std::vector<kiln::Tensor> outs;
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < num_outputs; ++i) {
+      const std::string index = cat("[", std::to_string(i), "]");
+      require(output_names[i], cat("output_names", index).c_str());
+      require(outputs[i], cat("outputs", index).c_str());
+      names.emplace_back(output_names[i]);
+      outs.push_back(outputs[i]->tensor);
+    }
+    monitor->monitor.observe(feeds, outs, names);
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_observe_labels(kiln_monitor* monitor, const int64_t* predicted,
+                                        const int64_t* labels, size_t count) {
+  return guarded("kiln_monitor_observe_labels", [&] {
+    require(monitor, "monitor");
+    if (count > 0) {
+      require(predicted, "predicted");
+      require(labels, "labels");
+    }
+    monitor->monitor.observe_labels(std::span<const std::int64_t>(predicted, count),
+                                    std::span<const std::int64_t>(labels, count));
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_observe_label_values(kiln_monitor* monitor, const double* predicted,
+                                              const double* labels, size_t count) {
+  return guarded("kiln_monitor_observe_label_values", [&] {
+    require(monitor, "monitor");
+    if (count > 0) {
+      require(predicted, "predicted");
+      require(labels, "labels");
+    }
+    monitor->monitor.observe_labels(std::span<const double>(predicted, count),
+                                    std::span<const double>(labels, count));
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_drifted(kiln_monitor* monitor, int* out_drifted) {
+  return guarded("kiln_monitor_drifted", [&] {
+    require(monitor, "monitor");
+    require(out_drifted, "out_drifted");
+    kiln::monitor::DriftReport r = monitor->monitor.report();
+    std::lock_guard lock(monitor->mutex);
+    monitor->report = std::move(r);
+    monitor->has_report = true;
+    *out_drifted = monitor->report.drifted ? 1 : 0;
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_counts(kiln_monitor* monitor, uint64_t* out_rows_seen,
+                                uint64_t* out_rows_observed, size_t* out_num_features) {
+  return guarded("kiln_monitor_counts", [&] {
+    require(monitor, "monitor");
+    std::lock_guard lock(monitor->mutex);
+    const auto& r = current_report(monitor);
+    if (out_rows_seen != nullptr) *out_rows_seen = r.rows_seen;
+    if (out_rows_observed != nullptr) *out_rows_observed = r.rows_observed;
+    if (out_num_features != nullptr) *out_num_features = r.features.size();
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_feature(kiln_monitor* monitor, size_t index, kiln_feature_drift* out) {
+  return guarded("kiln_monitor_feature", [&] {
+    require(monitor, "monitor");
+    require(out, "out_feature");
+    std::lock_guard lock(monitor->mutex);
+    const auto& r = current_report(monitor);
+    if (index > r.features.size())
+      throw ArgumentError(cat("index ", std::to_string(index), " is out of range: the profile has ",
+                              std::to_string(r.features.size()),
+                              " feature(s) (index == count: the predictions)"));
+    fill_feature(index == r.features.size() ? r.prediction : r.features[index], out);
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_labels(kiln_monitor* monitor, uint64_t* out_labelled, double* out_live,
+                                double* out_reference, int* out_decayed) {
+  return guarded("kiln_monitor_labels", [&] {
+    require(monitor, "monitor");
+    std::lock_guard lock(monitor->mutex);
+    const auto& l = current_report(monitor).labels;
+    if (out_labelled != nullptr) *out_labelled = l.labelled;
+    if (out_live != nullptr) *out_live = l.live;
+    if (out_reference != nullptr) *out_reference = l.reference;
+    if (out_decayed != nullptr) *out_decayed = l.decayed ? 1 : 0;
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_write_snapshot(const kiln_monitor* monitor, const char* path) {
+  return guarded("kiln_monitor_write_snapshot", [&] {
+    require(monitor, "monitor");
+    require(path, "path");
+    monitor->monitor.write_snapshot(path);
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_monitor_reset(kiln_monitor* monitor) {
+  return guarded("kiln_monitor_reset", [&] {
+    require(monitor, "monitor");
+    monitor->monitor.reset();
+    std::lock_guard lock(monitor->mutex);
+    monitor->has_report = false;
     return KILN_OK;
   });
 }

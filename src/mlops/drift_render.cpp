@@ -106,7 +106,11 @@ std::string psi_chart(const std::vector<const FeatureDrift*>& features, const st
   for (std::size_t i = 0; i < n; ++i)
     if (std::isfinite(features[i]->psi)) hi = std::max(hi, features[i]->psi);
   hi *= 1.05;
-  auto sx = [&](double v) { return label_w + std::clamp(v, 0.0, hi) / hi * pw; };
+  // Linear up to a PSI of 1; beyond, log(1 + psi / 0.05), so the 0.1 and 0.2 levels stay
+  // apart when shifted features reach PSI 10 or more.
+  const bool log_scale = hi > 1.0;
+  auto scale = [&](double v) { return log_scale ? std::log1p(v / 0.05) : v; };
+  auto sx = [&](double v) { return label_w + scale(std::clamp(v, 0.0, hi)) / scale(hi) * pw; };
   const double H = top + row * static_cast<double>(n) + 22;
   std::string s = "<figure class=\"fig\" id=\"fig-" + escape(id) +
                   "-psi\"><figcaption>PSI per feature (" + std::to_string(n) + " of " +
@@ -139,11 +143,12 @@ std::string psi_chart(const std::vector<const FeatureDrift*>& features, const st
          "\" y2=\"" + fixed1(H - 20) + "\" stroke=\"" + (k == 0 ? "#f0a30a" : "#c92a2a") +
          "\" stroke-dasharray=\"4 3\" data-level=\"" + names[k] + "\" data-value=\"" +
          number_text(levels[k]) + "\"/>";
-    s += "<text class=\"tick\" x=\"" + fixed1(x + 2) + "\" y=\"" + fixed1(top - 6) + "\">" +
+    s += "<text class=\"tick\" x=\"" + fixed1(k == 0 ? x - 2 : x + 2) + "\" y=\"" +
+         fixed1(top - 6) + "\" text-anchor=\"" + (k == 0 ? "end" : "start") + "\">" +
          number_text(levels[k]) + "</text>";
   }
   s += "<text class=\"axis\" x=\"" + fixed1(label_w + pw / 2) + "\" y=\"" + fixed1(H - 4) +
-       "\" text-anchor=\"middle\">PSI</text>";
+       "\" text-anchor=\"middle\">" + (log_scale ? "PSI (log scale)" : "PSI") + "</text>";
   return s + "</svg></figure>";
 }
 
@@ -339,7 +344,7 @@ std::string drift_html(const DriftReport& r, const monitor::Profile* profile,
        (r.created.empty() ? "" : " \u00b7 " + escape(r.created)) + " \u00b7 rows seen " +
        std::to_string(r.rows_seen) + ", observed " + std::to_string(r.rows_observed) +
        " \u00b7 alpha " + escape(number_text(r.alpha)) + " (Bonferroni " +
-       escape(number_text(r.corrected_alpha)) + " per test)</p>";
+       escape(format("%.3g", r.corrected_alpha)) + " per test)</p>";
   s += std::string("<div class=\"") + (drifted ? "warning" : "ok") + "\" data-verdict=\"" +
        (drifted ? "drift" : "none") + "\">" + escape(verdict(r)) + "</div>";
   s += "<div class=\"grid2\"><div>" + psi_chart(features, id) + "</div><div>";

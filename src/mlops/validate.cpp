@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -42,9 +44,14 @@ std::string shown(std::string_view value) {
   return out;
 }
 
+/// The shortest text of an f32 value (the CSV reader's precision) that reads back to it.
 std::string number(double v) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
+  const auto f = static_cast<float>(v);
+  for (int digits = 6; digits <= 9; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, static_cast<double>(f));
+    if (std::strtof(buf, nullptr) == f) break;
+  }
   return buf;
 }
 

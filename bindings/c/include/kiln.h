@@ -36,9 +36,9 @@
 #include "kiln/export.hpp" /* KILN_API: plain preprocessor, valid C */
 
 /** The C API version this header declares (see "Versions" above). */
-#define KILN_C_API_VERSION 2
+#define KILN_C_API_VERSION 3
 /* Version 2 added kiln_model_load_with_flags, KILN_LOAD_APPLY_PREPROCESSING and
- * kiln_model_content_hash. */
+ * kiln_model_content_hash. Version 3 added the drift monitor (kiln_monitor_*). */
 
 #ifdef __cplusplus
 extern "C" {
@@ -183,6 +183,89 @@ KILN_API kiln_status kiln_tensor_nbytes(const kiln_tensor* tensor, size_t* out_n
 KILN_API kiln_status kiln_tensor_data(const kiln_tensor* tensor, const void** out_data);
 /** Copies the elements into `dst`, whose size `nbytes` must equal kiln_tensor_nbytes. */
 KILN_API kiln_status kiln_tensor_copy_to(const kiln_tensor* tensor, void* dst, size_t nbytes);
+
+/* ---- Drift monitor ---------------------------------------------------------------- */
+/* An opt-in monitor beside a model: it counts the inputs (and predictions) it is shown per
+ * bin of the reference profile stored in the model file (section "kiln.profile"), in fixed
+ * memory, and compares them with the profile (KS for numeric features, chi-squared for
+ * categories and predicted classes, PSI beside each; Bonferroni-corrected alpha). See
+ * docs/mlops.md. kiln_monitor_run / _observe / _observe_labels may be called from many
+ * threads at once; the report calls (kiln_monitor_drifted and the getters reading its
+ * report) are serialised inside the monitor. */
+
+typedef struct kiln_monitor kiln_monitor;
+
+/** What kiln::monitor::MonitorOptions holds; kiln_monitor_options_default fills the
+ *  defaults. */
+typedef struct kiln_monitor_options {
+  double alpha;              /**< family-wise false-alarm rate, 0.05 */
+  double psi_moderate;       /**< 0.1 */
+  double psi_significant;    /**< 0.2 */
+  uint64_t min_rows;         /**< no feature is flagged before this many live rows, 100 */
+  uint32_t sample_every;     /**< observe one row in sample_every (the cost knob) */
+  int inputs_preprocessed;   /**< non-zero: inputs are normalised; the monitor undoes it */
+  double decay_tolerance;    /**< allowed drop of the live metric, 0.02 */
+  double decay_alpha;        /**< 0.05 */
+  uint64_t decay_min_labels; /**< 100 */
+} kiln_monitor_options;
+
+/** One feature's (or the predictions') comparison in the monitor's last report. */
+typedef struct kiln_feature_drift {
+  const char* name; /**< valid until the next kiln_monitor_drifted / _reset / _free */
+  const char* test; /**< "ks" or "chi2" */
+  uint64_t rows;    /**< live values compared */
+  double statistic; /**< KS D or chi-squared */
+  double p_value;
+  double psi;
+  int psi_level; /**< 0 none, 1 moderate, 2 significant */
+  int drifted;   /**< p_value < alpha / m with at least min_rows rows */
+  uint64_t nonfinite, below_min, above_max, unseen_category;
+  double live_mean;
+} kiln_feature_drift;
+
+KILN_API void kiln_monitor_options_default(kiln_monitor_options* out_options);
+/** A monitor of `model` (which must carry a "kiln.profile" section: KILN_ERROR_NAME
+ *  otherwise); options NULL: the defaults. The monitor keeps what it needs of the model. */
+KILN_API kiln_status kiln_monitor_create(const kiln_model* model,
+                                         const kiln_monitor_options* options,
+                                         kiln_monitor** out_monitor);
+KILN_API void kiln_monitor_free(kiln_monitor* monitor);
+/** kiln_model_run, then observes the inputs and the outputs. */
+KILN_API kiln_status kiln_monitor_run(kiln_monitor* monitor, const kiln_model* model,
+                                      const char* const* input_names,
+                                      const kiln_tensor* const* inputs, size_t num_inputs,
+                                      kiln_tensor** outputs, size_t num_outputs);
+/** Observes inputs (the profile's input among them) and, optionally, the model's outputs
+ *  by name (num_outputs 0: inputs only). */
+KILN_API kiln_status kiln_monitor_observe(kiln_monitor* monitor, const char* const* input_names,
+                                          const kiln_tensor* const* inputs, size_t num_inputs,
+                                          const char* const* output_names,
+                                          const kiln_tensor* const* outputs, size_t num_outputs);
+/** Predicted classes logged earlier and the labels that arrived for them. */
+KILN_API kiln_status kiln_monitor_observe_labels(kiln_monitor* monitor, const int64_t* predicted,
+                                                 const int64_t* labels, size_t count);
+/** The same for value predictions. */
+KILN_API kiln_status kiln_monitor_observe_label_values(kiln_monitor* monitor,
+                                                       const double* predicted,
+                                                       const double* labels, size_t count);
+/** Compares the live counts with the profile now (the monitor keeps this report for the
+ *  getters below) and says whether any feature or the predictions drifted. */
+KILN_API kiln_status kiln_monitor_drifted(kiln_monitor* monitor, int* out_drifted);
+/** From the last report (made now if there is none): rows seen, rows observed (sampled),
+ *  and the number of features. */
+KILN_API kiln_status kiln_monitor_counts(kiln_monitor* monitor, uint64_t* out_rows_seen,
+                                         uint64_t* out_rows_observed, size_t* out_num_features);
+/** Feature `index` of the last report; index == the number of features: the predictions. */
+KILN_API kiln_status kiln_monitor_feature(kiln_monitor* monitor, size_t index,
+                                          kiln_feature_drift* out_feature);
+/** Live metric from labels: labelled count, live and reference metric (accuracy or MSE;
+ *  reference NaN when the profile records none), and the decay alarm. */
+KILN_API kiln_status kiln_monitor_labels(kiln_monitor* monitor, uint64_t* out_labelled,
+                                         double* out_live, double* out_reference, int* out_decayed);
+/** Writes a snapshot (JSON, docs/mlops.md) atomically, for `kiln drift` and pipelines. */
+KILN_API kiln_status kiln_monitor_write_snapshot(const kiln_monitor* monitor, const char* path);
+/** Forgets the live statistics (a new window). */
+KILN_API kiln_status kiln_monitor_reset(kiln_monitor* monitor);
 
 #ifdef __cplusplus
 } /* extern "C" */
