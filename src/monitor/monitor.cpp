@@ -218,25 +218,45 @@ struct Monitor::Impl {
         for (std::int64_t k = 0; k < kn; ++k) g[k] = row[element[static_cast<std::size_t>(k)]];
         v = g;
       }
-      bool finite = true;
-      for (std::int64_t k = 0; k < kn; ++k) finite &= is_finite_bits(v[k]);
+      // Non-finite values: any exponent of all ones.
+      std::uint32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+      for (std::int64_t k = 0; k < kn; ++k) {
+        std::uint32_t bits;
+        std::memcpy(&bits, v + k, sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u ? 1u : 0u;
+      }
+      // bin[k] = the number of edges below v[k]: blocks of 16 features held in registers
+      // while the edges go by (+inf padding never counts).
       std::int32_t* b = s.bins.data();
-      std::fill(b, b + kn, 0);
-      for (std::int64_t e = 0; e < max_edges; ++e) {
-        const float* ed = edges.data() + e * padded;
+      const float* ed0 = edges.data();
+      const std::int64_t full = kn / 16 * 16;
+      for (std::int64_t k0 = 0; k0 < full; k0 += 16) {
+        std::int32_t acc[16] = {};
+        for (std::int64_t e = 0; e < max_edges; ++e) {
+          const float* ed = ed0 + e * padded + k0;
 #pragma omp simd
-        for (std::int64_t k = 0; k < kn; ++k) b[k] += v[k] > ed[k] ? 1 : 0;
+          for (int j = 0; j < 16; ++j) acc[j] += v[k0 + j] > ed[j] ? 1 : 0;
+        }
+        for (int j = 0; j < 16; ++j) b[k0 + j] = acc[j];
+      }
+      for (std::int64_t k = full; k < kn; ++k) {
+        std::int32_t acc = 0;
+        for (std::int64_t e = 0; e < max_edges; ++e) acc += v[k] > ed0[e * padded + k] ? 1 : 0;
+        b[k] = acc;
       }
       std::uint64_t* counts = s.counts.data();
       const std::uint32_t* bb = bin_base.data();
       double* sums = s.sums.data();
-      if (finite) {
+      if (bad == 0) {
         for (std::int64_t k = 0; k < kn; ++k) ++counts[bb[k] + static_cast<std::uint32_t>(b[k])];
+        const float* mins = min_value.data();
+        std::uint64_t* below = s.below.data();
 #pragma omp simd
-        for (std::int64_t k = 0; k < kn; ++k) sums[k] += static_cast<double>(v[k]);
-        for (std::int64_t k = 0; k < kn; ++k)
-          if (b[k] == 0 && v[k] < min_value[static_cast<std::size_t>(k)])
-            ++s.below[static_cast<std::size_t>(k)];
+        for (std::int64_t k = 0; k < kn; ++k) {
+          sums[k] += static_cast<double>(v[k]);
+          below[k] += v[k] < mins[k] ? 1u : 0u;
+        }
       } else {
         for (std::int64_t k = 0; k < kn; ++k) {
           if (!is_finite_bits(v[k])) {

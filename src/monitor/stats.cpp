@@ -197,17 +197,17 @@ double smirnov_sf(std::int64_t n, double x) {
   if (x >= 1.0) return 0.0;
   const long double nl = static_cast<long double>(n);
   const auto nn = static_cast<std::int64_t>(std::floor(static_cast<double>(n) * (1.0 - x)));
-  const long double lg_n1 = std::lgamma(nl + 1);
+  long double log_binom = 0;  // log C(n, v), updated term by term
   long double sum = 0;
   bool past_peak = false;
   long double previous = 0;
   for (std::int64_t v = 0; v <= nn; ++v) {
     const long double vl = static_cast<long double>(v);
+    if (v > 0) log_binom += std::log((nl - vl + 1) / vl);
     const long double evn = static_cast<long double>(x) + vl / nl;
     const long double omevn = 1.0L - evn;
     if (omevn <= 0) break;
-    const long double t = lg_n1 - std::lgamma(vl + 1) - std::lgamma(nl - vl + 1) +
-                          (vl - 1) * std::log(evn) + (nl - vl) * std::log(omevn);
+    const long double t = log_binom + (vl - 1) * std::log(evn) + (nl - vl) * std::log(omevn);
     const long double term = std::exp(t);
     sum += term;
     // The terms rise to one peak and then fall; stop once they no longer matter.

@@ -9,7 +9,7 @@ namespace kiln::monitor::internal {
 
 /// Largest cost (columns x window of the lattice recursion) ks_binned spends on an exact
 /// p-value; above it, the asymptotic distribution (as SciPy uses for large samples).
-inline constexpr std::uint64_t ks_exact_max_cost = 4'000'000;
+inline constexpr std::uint64_t ks_exact_max_cost = 200'000;
 
 /// D and its two-sided p-value for samples of n1 and n2 values, as SciPy's ks_2samp
 /// method="auto" (exact when max(n1, n2) <= 10000 and, if max_cost > 0, the exact

@@ -3,7 +3,11 @@
  * one per line, after a header line per output; BACKEND (e.g. eigen) restricts kernels. The edge
  * check runs it on x86 and on aarch64 (under qemu) and compares the two outputs with kiln_run
  * --compare PAIRS_FILE TOLERANCE: each line "x86_value aarch64_value"; exits 1 if any pair differs
- * by more than TOLERANCE relative. */
+ * by more than TOLERANCE relative.
+ * kiln_run --monitor MODEL ROWS: runs a model holding a reference profile ("kiln.profile") through
+ * a drift monitor (kiln_monitor_run, Eigen kernels) on ROWS deterministic rows in batches of 20,
+ * the first 8 features shifted by +0.5, and prints per feature (and the predictions) a header line
+ * and its live rows, statistic, p-value and PSI with %.17g; the edge check compares them too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +91,59 @@ static int compare(const char* path, double tolerance) {
   return n > 0 && bad == 0 ? 0 : 1;
 }
 
+/* The drift monitor on deterministic rows (see the top of the file). */
+static int monitor(const char* path, long rows) {
+  kiln_model* model = NULL;
+  kiln_monitor* mon = NULL;
+  const char* name = NULL;
+  const int64_t* sig = NULL;
+  size_t rank = 0, width, n_out = 0, i, features = 0;
+  long r0;
+  int drifted = 0;
+  uint64_t seen = 0, observed = 0;
+  CHECK(kiln_model_load_with_backend(path, "eigen", &model));
+  CHECK(kiln_monitor_create(model, NULL, &mon));
+  CHECK(kiln_model_input_name(model, 0, &name));
+  CHECK(kiln_model_input_shape(model, 0, &sig, &rank));
+  CHECK(kiln_model_num_outputs(model, &n_out));
+  if (rank != 2 || n_out != 1) {
+    fprintf(stderr, "--monitor needs a model with one [batch, N] input and one output\n");
+    return 1;
+  }
+  width = (size_t)sig[1];
+  for (r0 = 0; r0 < rows; r0 += 20) {
+    const int64_t batch = rows - r0 < 20 ? rows - r0 : 20;
+    const int64_t dims[2] = {batch, (int64_t)width};
+    float* data = malloc((size_t)batch * width * sizeof(float));
+    kiln_tensor* x = NULL;
+    kiln_tensor* out = NULL;
+    if (data == NULL) return 1;
+    for (i = 0; i < (size_t)batch * width; ++i) {
+      const size_t row = (size_t)r0 + i / width, col = i % width;
+      data[i] = (float)pattern(row * width + col) + (col < 8 ? 0.5f : 0.0f);
+    }
+    CHECK(kiln_tensor_create(KILN_F32, dims, 2, data, (size_t)batch * width * sizeof(float), &x));
+    free(data);
+    CHECK(kiln_monitor_run(mon, model, &name, (const kiln_tensor* const*)&x, 1, &out, 1));
+    kiln_tensor_free(out);
+    kiln_tensor_free(x);
+  }
+  CHECK(kiln_monitor_drifted(mon, &drifted));
+  CHECK(kiln_monitor_counts(mon, &seen, &observed, &features));
+  printf("output monitor drifted %d rows %llu %llu features %zu\n", drifted,
+         (unsigned long long)seen, (unsigned long long)observed, features);
+  for (i = 0; i <= features; ++i) {
+    kiln_feature_drift f;
+    CHECK(kiln_monitor_feature(mon, i, &f));
+    printf("output feature %s %s drifted %d rows %llu\n", f.name, f.test, f.drifted,
+           (unsigned long long)f.rows);
+    printf("%.17g\n%.17g\n%.17g\n", f.statistic, f.p_value, f.psi);
+  }
+  kiln_monitor_free(mon);
+  kiln_model_free(model);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   kiln_model* model = NULL;
   size_t n_in = 0, n_out = 0, i, j;
@@ -95,6 +152,7 @@ int main(int argc, char** argv) {
   kiln_tensor** inputs;
   kiln_tensor** outputs;
   if (argc == 4 && strcmp(argv[1], "--compare") == 0) return compare(argv[2], atof(argv[3]));
+  if (argc == 4 && strcmp(argv[1], "--monitor") == 0) return monitor(argv[2], atol(argv[3]));
   if (argc < 2 || argc > 4) {
     fprintf(stderr, "usage: %s MODEL.kiln [BATCH [BACKEND]]\n", argv[0]);
     return 2;

@@ -1,7 +1,8 @@
 // Writes the models the edge check runs on x86 and on aarch64: an MLP (matmul, bias,
 // relu, softmax) and a CNN (conv2d, bias, relu, max pool, batch norm, matmul,
 // log_softmax) with weights from a fixed-seed generator, as <dir>/mlp.kiln and
-// <dir>/cnn.kiln.
+// <dir>/cnn.kiln; and the MLP again with a drift monitor's reference profile (800 rows from
+// the same generator and the MLP's predictions on them) as <dir>/mlp_profile.kiln.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -10,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "kiln/infer/model.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
+#include "kiln/monitor/profile.hpp"
 
 namespace {
 
@@ -30,7 +33,7 @@ kiln::Tensor random_tensor(Lcg& rng, const kiln::Shape& shape, float scale) {
   return kiln::Tensor::from(v, shape);
 }
 
-void save_mlp(const std::string& path) {
+void save_mlp(const std::string& path, bool with_profile = false) {
   Lcg rng{1};
   kiln::Graph g;
   auto x = g.input("pixels", {kiln::batch, 64});
@@ -45,6 +48,19 @@ void save_mlp(const std::string& path) {
   opts.outputs = {p};
   opts.output_names = {"probabilities"};
   opts.metadata.name = "edge-mlp";
+  if (with_profile) {
+    Lcg data{3};
+    const kiln::Tensor rows = random_tensor(data, {800, 64}, 1.0f);
+    const auto model = kiln::infer::Model::load(kiln::serialize_model(g, opts), "edge-mlp");
+    const kiln::Tensor probs = model.run({{"pixels", rows}})[0];
+    const kiln::monitor::Profile profile =
+        kiln::monitor::build_profile({.input = "pixels",
+                                      .features = rows,
+                                      .predictions = probs,
+                                      .predicted = kiln::monitor::PredictionKind::classes,
+                                      .output = "probabilities"});
+    opts.sections[kiln::monitor::profile_section] = profile.to_bytes();
+  }
   kiln::save_model(path, g, opts);
 }
 
@@ -86,7 +102,9 @@ int main(int argc, char** argv) try {
   std::filesystem::create_directories(dir);
   save_mlp(dir + "/mlp.kiln");
   save_cnn(dir + "/cnn.kiln");
-  std::printf("wrote %s/mlp.kiln and %s/cnn.kiln\n", dir.c_str(), dir.c_str());
+  save_mlp(dir + "/mlp_profile.kiln", true);
+  std::printf("wrote %s/mlp.kiln, %s/cnn.kiln and %s/mlp_profile.kiln\n", dir.c_str(), dir.c_str(),
+              dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "error: %s\n", e.what());
