@@ -587,4 +587,39 @@ TEST_F(Pipeline, DriftSnapshotTriggersOnlyWhenItIsOfProductionAndDrifted) {
   EXPECT_EQ(reg.versions("blobs").size(), 2u);
 }
 
+TEST_F(Pipeline, DecayAlarmTriggersRetraining) {
+  ASSERT_EQ(kiln::mlops::run_pipeline(pipeline()).outcome, Outcome::promoted);
+  kiln::registry::Registry reg = registry();
+  const kiln::infer::Model model = reg.load("blobs@production", {.apply_preprocessing = true});
+  // Labels that arrived later: 300 predictions all right, then 300 of which a third are.
+  std::vector<std::int64_t> labels, right, wrong;
+  for (int i = 0; i < 300; ++i) {
+    labels.push_back(i % 3);
+    right.push_back(i % 3);
+    wrong.push_back(0);
+  }
+  kiln::monitor::Monitor good(model), bad(model);
+  good.observe_labels(right, labels);
+  bad.observe_labels(wrong, labels);
+  good.write_snapshot(path("good.json").string());
+  bad.write_snapshot(path("decayed.json").string());
+  ASSERT_FALSE(good.report().labels.decayed);
+  ASSERT_TRUE(bad.report().labels.decayed);
+
+  const PipelineResult quiet = kiln::mlops::run_pipeline(
+      pipeline(R"(, "trigger": {"type": "decay", "snapshot": "good.json"})"));
+  EXPECT_EQ(quiet.outcome, Outcome::skipped);
+  EXPECT_NE(quiet.trigger_reason.find("no decay alarm: live accuracy 1"), std::string::npos)
+      << quiet.trigger_reason;
+
+  write(path("new/day2.csv"), blobs_csv(240, 2));
+  const PipelineResult r = kiln::mlops::run_pipeline(
+      pipeline(R"(, "trigger": {"type": "decay", "snapshot": "decayed.json"})"));
+  EXPECT_EQ(r.outcome, Outcome::promoted) << r.to_json();
+  EXPECT_NE(r.trigger_reason.find("decay alarm: live accuracy 0.3333"), std::string::npos)
+      << r.trigger_reason;
+  EXPECT_EQ(r.version, 2);
+  EXPECT_EQ(reg.resolve("blobs@production").version, 2);
+}
+
 }  // namespace
