@@ -4,6 +4,7 @@
 // blobs made here, seeded) and a small spec keep every run well under a second.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -431,6 +432,10 @@ TEST_F(Pipeline, RerunRegistersNothingTwiceAndDoesNotRepromote) {
   EXPECT_TRUE(again.already_promoted);
   kiln::registry::Registry reg = registry();
   EXPECT_EQ(reg.versions("blobs").size(), 1u);
+  // history.jsonl has one line per run.
+  const std::string history = slurp(path("ct/history.jsonl"));
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 2) << history;
+  EXPECT_NE(history.find("\"already_registered\":true"), std::string::npos) << history;
   int alias_moves = 0;
   for (const kiln::registry::Event& e : reg.events("blobs"))
     if (!e.alias.empty()) ++alias_moves;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <string>
@@ -209,6 +210,15 @@ void finish(const PipelineSpec& spec, PipelineResult& r, const Trigger& trigger,
   r.result_path = (fs::path(spec.work_dir) / "result.json").string();
   r.report_path = (fs::path(spec.work_dir) / "report.html").string();
   write_text(r.result_path, r.to_json());
+  // One line per run, appended (result.json and report.html are the last run's).
+  nlohmann::json line = nlohmann::json::parse(r.to_json());
+  line["time"] = utc_stamp();
+  std::ofstream history(fs::path(spec.work_dir) / "history.jsonl",
+                        std::ios::app | std::ios::binary);
+  history << line.dump() << "\n";
+  history.flush();
+  if (!history)
+    throw IoError((fs::path(spec.work_dir) / "history.jsonl").string() + ": cannot append");
   write_text(r.report_path, internal::pipeline_report_html(
                                 spec, r, trigger.snapshot ? &*trigger.snapshot : nullptr));
   if (options.on_step) options.on_step("report", r.report_path);
