@@ -541,12 +541,15 @@ TEST_F(Pipeline, ShuffledLabelsAreRejectedByTheGateAndNotRegistered) {
 
 TEST_F(Pipeline, DataThatDoesNotFitProductionIsInvalid) {
   ASSERT_EQ(kiln::mlops::run_pipeline(pipeline()).outcome, Outcome::promoted);
-  write(path("new/day2.csv"), "x0,x1,label\n1,2,a\n3,oops,b\n");
+  // A value that is not a number (nor UTF-8: the reasons quote it, result.json still writes).
+  write(path("new/day2.csv"), "x0,x1,label\n1,2,a\n3,oops\xff,b\n");
   const PipelineResult r = kiln::mlops::run_pipeline(pipeline());
+  EXPECT_NE(slurp(path("ct/result.json")).find("\"outcome\": \"invalid_data\""), std::string::npos);
   EXPECT_EQ(r.outcome, Outcome::invalid_data);
   ASSERT_FALSE(r.reasons.empty());
   EXPECT_NE(r.reasons[0].find("day2.csv"), std::string::npos) << r.reasons[0];
   EXPECT_NE(r.reasons[0].find("x1"), std::string::npos) << r.reasons[0];
+  EXPECT_NE(r.reasons[0].find("oops\xff"), std::string::npos) << r.reasons[0];
   EXPECT_EQ(registry().versions("blobs").size(), 1u);
 }
 

@@ -107,6 +107,15 @@ void concatenate(const std::vector<std::string>& files, const std::string& out) 
 
 std::string base_name(const std::string& p) { return fs::path(p).filename().string(); }
 
+/// " (row 3: 'oops', row 7: '')": up to three of an anomaly's example rows and values.
+std::string examples_of(const Anomaly& a) {
+  std::string s;
+  for (std::size_t i = 0; i < a.rows.size() && i < 3; ++i)
+    s += (s.empty() ? " (" : ", ") + std::string("row ") + std::to_string(a.rows[i]) +
+         (i < a.examples.size() ? ": '" + a.examples[i] + "'" : "");
+  return s.empty() ? s : s + ")";
+}
+
 struct Trigger {
   bool fired = false;
   std::string reason;
@@ -215,7 +224,7 @@ void finish(const PipelineSpec& spec, PipelineResult& r, const Trigger& trigger,
   line["time"] = utc_stamp();
   std::ofstream history(fs::path(spec.work_dir) / "history.jsonl",
                         std::ios::app | std::ios::binary);
-  history << line.dump() << "\n";
+  history << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   history.flush();
   if (!history)
     throw IoError((fs::path(spec.work_dir) / "history.jsonl").string() + ": cannot append");
@@ -279,7 +288,8 @@ PipelineResult run_pipeline(const PipelineSpec& spec, const PipelineOptions& opt
       rows += v.rows;
       warnings += v.warnings;
       for (const Anomaly& a : v.anomalies)
-        if (a.severity == Severity::error) r.reasons.push_back(base_name(f) + ": " + a.message);
+        if (a.severity == Severity::error)
+          r.reasons.push_back(base_name(f) + ": " + a.message + examples_of(a));
     }
     if (!r.reasons.empty()) {
       r.outcome = Outcome::invalid_data;

@@ -20,7 +20,7 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 std::string describe(const json& j) {
-  std::string s = j.dump();
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return s;
 }
@@ -232,7 +232,7 @@ std::string PipelineSpec::to_json() const {
   j["gate"] = {{"metrics", metrics}};
   if (seed) j["seed"] = *seed;
   if (epochs) j["epochs"] = *epochs;
-  return j.dump(2);
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 const char* outcome_name(Outcome outcome) {
@@ -341,7 +341,7 @@ std::string PipelineResult::to_json() const {
   j["result_path"] = result_path;
   j["already_registered"] = already_registered;
   j["already_promoted"] = already_promoted;
-  return j.dump(2);
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace kiln::mlops
