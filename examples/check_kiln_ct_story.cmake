@@ -6,6 +6,7 @@
 #   kiln ct WORK/retrain_on_drift.json     v2 promoted                              (exit 0)
 #   kiln ct WORK/shuffled_labels.json      rejected by the gate                     (exit 10)
 #   kiln ct WORK/retrain_on_drift.json     skipped: the snapshot was of v1          (exit 11)
+#   kiln registry --registry WORK/models list digits    two versions, v2 in production
 #   cmake -DKILN=<kiln> -DEXAMPLE=<mlops_digits> -DWORK=<dir> -P check_kiln_ct_story.cmake
 file(REMOVE_RECURSE "${WORK}")
 function(step expected_rc expected_output)
@@ -26,3 +27,4 @@ step(6 "" ${KILN} drift ${WORK}/drift.json)
 step(0 "promote: +digits@production -> v2 \\(was v1\\)" ${KILN} ct ${WORK}/retrain_on_drift.json)
 step(10 "reason: accuracy [0-9.]+ < minimum 0.9" ${KILN} ct ${WORK}/shuffled_labels.json)
 step(11 "already replaced" ${KILN} ct ${WORK}/retrain_on_drift.json)
+step(0 "digits:2 [^\n]*\\[production\\]" ${KILN} registry --registry ${WORK}/models list digits)
