@@ -1,16 +1,20 @@
 // Continuous training: `kiln ct PIPELINE.json` as a library call. One run of a pipeline
-//   1. checks its trigger (new data files in a folder, a drift snapshot over its threshold,
-//      a decay alarm, or none: always run) and stops with `skipped` when it has not fired;
-//   2. validates the new data against the production model's schema (kiln::mlops::
-//      validate_csv); errors reject the run;
-//   3. trains a candidate from the pipeline's spec on the training data (from scratch, or
-//      warm-started from production's weights);
-//   4. evaluates the candidate and production on the same holdout file;
-//   5. applies the gate: every gated metric of the candidate at least its minimum, and no
-//      worse than production's by more than its tolerance;
-//   6. registers the candidate (lineage: parent = production, data hashes, spec, metrics,
-//      run folder) and moves the promotion alias to it, or rejects it with the reasons;
-//   7. writes a report (report.html and result.json in the pipeline's work folder).
+//   1. checks its trigger (new data files in a folder that production's line was not
+//      trained on, a drift snapshot of production that drifted, its decay alarm, or none:
+//      always run) and stops with `skipped` when it has not fired;
+//   2. validates the new data and the holdout against the production model's schema
+//      (kiln::mlops::validate_csv); errors end the run with `invalid_data`;
+//   3. trains a candidate from the pipeline's spec on the training data (recorded as a run
+//      folder; from scratch, or warm-started from production's weights:
+//      train::SpecTrainOptions::initial_model);
+//   4. evaluates the candidate and production on the same holdout file (evaluate_csv);
+//   5. applies the gate (apply_gate): every gated metric of the candidate within its
+//      min / max, and no worse than production's by more than its tolerance;
+//   6. registers the candidate (lineage: parent = production, data hashes, spec, params,
+//      metrics, run folder) and moves the promotion alias to it, or rejects it with the
+//      reasons; a rejected candidate is NOT registered (work_dir/candidate.kiln keeps it);
+//   7. writes result.json, report.html (the last run's) and a line of history.jsonl in the
+//      pipeline's work folder.
 // A run that is interrupted can be run again: training is seeded (the same inputs give the
 // same model file, hence the same content hash) and the registry returns the version it
 // already has, so nothing is registered twice; a promotion already done is not redone.
@@ -18,14 +22,16 @@
 //   auto spec = kiln::mlops::PipelineSpec::load("pipeline.json");
 //   kiln::mlops::PipelineResult r = kiln::mlops::run_pipeline(spec);
 //   if (r.outcome == kiln::mlops::Outcome::promoted) ... r.version ...
+//   return kiln::mlops::outcome_exit_code(r.outcome);    // 0, 10, 11 or 2, as kiln ct does
 //
 // The JSON file (docs/mlops.md; relative paths are relative to the file's folder):
 //   {"name": "digits", "registry": "models", "spec": "digits.json",
 //    "data": {"train": "data/new", "holdout": "data/holdout.csv", "target": "label"},
 //    "trigger": {"type": "new_data" | "drift" | "decay" | "always",
 //                "snapshot": "drift.json"},
-//    "warm_start": false, "alias": "production", "work_dir": "ct",
-//    "gate": {"metrics": {"accuracy": {"min": 0.9, "tolerance": 0.01}}}}
+//    "warm_start": false, "alias": "production", "work_dir": "ct", "seed": 1, "epochs": 20,
+//    "gate": {"metrics": {"accuracy": {"min": 0.9, "tolerance": 0.01},
+//                         "log_loss": {"max": 0.5}}}}
 #pragma once
 
 #include <cstdint>
