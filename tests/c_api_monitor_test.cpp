@@ -47,7 +47,11 @@ class CApiMonitor : public kiln_test::TempDirTest {
 
 TEST_F(CApiMonitor, RunMatchesTheCxxMonitor) {
   kiln_monitor* mon = nullptr;
-  ASSERT_EQ(kiln_monitor_create(model_, nullptr, &mon), KILN_OK) << kiln_last_error_message();
+  kiln_monitor_options o;
+  kiln_monitor_options_default(&o);
+  EXPECT_EQ(o.sample_every, 32u);
+  o.sample_every = 1;
+  ASSERT_EQ(kiln_monitor_create(model_, &o, &mon), KILN_OK) << kiln_last_error_message();
   kiln_tensor* x = tensor(holdout_);
   const char* names[1] = {"pixels"};
   kiln_tensor* out[1] = {nullptr};
@@ -65,7 +69,9 @@ TEST_F(CApiMonitor, RunMatchesTheCxxMonitor) {
 
   // The C++ monitor on the same rows.
   const auto cxx_model = kiln::infer::Model::load(model_path_);
-  kiln::monitor::Monitor cxx(cxx_model);
+  kiln::monitor::MonitorOptions every;
+  every.sample_every = 1;
+  kiln::monitor::Monitor cxx(cxx_model, every);
   cxx.run(cxx_model, {{"pixels", kiln::Tensor::from(holdout_, {rows_, 64})}});
   const auto r = cxx.report();
   for (size_t i = 0; i <= features; ++i) {

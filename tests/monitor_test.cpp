@@ -35,6 +35,13 @@ class MonitorFiles : public kiln_test::TempDirTest {
   MonitorFiles() : TempDirTest("kiln_monitor_test_") {}
 };
 
+// Every row observed (the default samples one in 32).
+MonitorOptions every_row() {
+  MonitorOptions o;
+  o.sample_every = 1;
+  return o;
+}
+
 Tensor rows_of(const std::vector<std::vector<float>>& rows) {
   std::vector<float> flat;
   for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
@@ -130,7 +137,7 @@ TEST(MonitorProfile, BytesRoundTripAndBadBytesAreFormatErrors) {
 
 TEST(Monitor, StatisticsEqualThePlainFunctions) {
   const Profile p = mixed_profile();
-  MonitorOptions o;
+  MonitorOptions o = every_row();
   o.min_rows = 10;
   Monitor m(p, o);
   const Tensor live = mixed_rows(2, 400, 0.4f);
@@ -175,7 +182,7 @@ TEST(Monitor, StatisticsEqualThePlainFunctions) {
 }
 
 TEST(Monitor, AnomaliesAreCounted) {
-  Monitor m(mixed_profile());
+  Monitor m(mixed_profile(), every_row());
   const float nan = std::nanf("");
   m.observe({{"x", rows_of({{nan, 1, 1, 0, 0}, {-100, 9, 0, 0, 0}, {100, 2, 0, 1, 1}})}});
   const DriftReport r = m.report();
@@ -191,7 +198,7 @@ TEST(Monitor, AnomaliesAreCounted) {
 
 TEST(Monitor, ThreadsGiveTheSameCountsAsOneThread) {
   const Profile p = mixed_profile();
-  Monitor one(p), many(p);
+  Monitor one(p, every_row()), many(p, every_row());
   const Tensor live = mixed_rows(5, 4000, 0.1f);
   const auto v = live.to_vector<float>();
   one.observe({{"x", live}});
@@ -214,6 +221,7 @@ TEST(Monitor, ThreadsGiveTheSameCountsAsOneThread) {
 }
 
 TEST(Monitor, SamplesOneRowInSampleEvery) {
+  EXPECT_EQ(MonitorOptions{}.sample_every, 32u);
   MonitorOptions o;
   o.sample_every = 7;
   Monitor m(mixed_profile(), o);
@@ -241,7 +249,7 @@ TEST(MonitorDigits, InvertedPixelsAreFlaggedAndTheHeldOutSplitIsNot) {
   const Profile p = kiln::monitor::build_profile({.input = "pixels",
                                                   .features = train["features"],
                                                   .feature_names = train.info().feature_names});
-  Monitor same(p), inverted(p);
+  Monitor same(p, every_row()), inverted(p, every_row());
   same.observe({{"pixels", holdout["features"]}});
   std::vector<float> v = holdout["features"].to_vector<float>();
   for (float& x : v) x = 16 - x;
@@ -261,7 +269,7 @@ double false_alarm_rate(const kiln::data::Dataset& data, std::uint64_t min_rows,
         data, {.test_fraction = 0.2, .seed = static_cast<std::uint64_t>(seed) + 1000});
     const Profile p = kiln::monitor::build_profile(
         {.input = "x", .features = train["features"], .feature_names = train.info().feature_names});
-    MonitorOptions o;
+    MonitorOptions o = every_row();
     o.min_rows = min_rows;
     Monitor m(p, o);
     m.observe({{"x", holdout["features"]}});
@@ -291,7 +299,7 @@ TEST_F(MonitorFiles, ModelProfileRunLabelsSnapshotAndMerge) {
   const Profile saved = kiln_test::save_digits_model_with_profile(path, 0.9);
   const auto model = kiln::infer::Model::load(path);
   EXPECT_EQ(Profile::from_model(model), saved);
-  Monitor m(model);
+  Monitor m(model, every_row());
   auto [train, holdout] = kiln_test::digits_split();
   const Tensor x = holdout["features"];
   const auto out = m.run(model, {{"pixels", x}});
@@ -318,7 +326,7 @@ TEST_F(MonitorFiles, ModelProfileRunLabelsSnapshotAndMerge) {
   EXPECT_DOUBLE_EQ(r.labels.live, 0.4);
   EXPECT_DOUBLE_EQ(r.labels.reference, 0.9);
   EXPECT_TRUE(r.labels.decayed);
-  Monitor good(model);
+  Monitor good(model, every_row());
   for (int i = 0; i < 200; ++i) truth[static_cast<std::size_t>(i)] = i % 10 == 0 ? 1 : i % 10;
   good.observe_labels(pred, truth);
   EXPECT_DOUBLE_EQ(good.report().labels.live, 0.9);
@@ -347,14 +355,14 @@ TEST_F(MonitorFiles, ModelProfileRunLabelsSnapshotAndMerge) {
       Tensor::from(std::vector<float>(xv.begin(), xv.begin() + half * 64), {half, 64});
   const Tensor second =
       Tensor::from(std::vector<float>(xv.begin() + half * 64, xv.end()), {x.dim(0) - half, 64});
-  Monitor a(model), b(model);
+  Monitor a(model, every_row()), b(model, every_row());
   a.run(model, {{"pixels", first}});
   b.run(model, {{"pixels", second}});
   a.write_snapshot(this->path("a.json").string());
   b.write_snapshot(this->path("b.json").string());
   const DriftReport merged = kiln::mlops::merge_drift_snapshots(
       path, {this->path("a.json").string(), this->path("b.json").string()});
-  Monitor whole(model);
+  Monitor whole(model, every_row());
   whole.run(model, {{"pixels", x}});
   const DriftReport w = whole.report();
   EXPECT_EQ(merged.rows_observed, w.rows_observed);
@@ -379,9 +387,9 @@ TEST_F(MonitorFiles, PreprocessedInputsAreUndone) {
   m.save.sections[kiln::monitor::profile_section] = p.to_bytes();
   kiln::save_model(path, m.graph, m.save);
   const auto model = kiln::infer::Model::load(path);
-  MonitorOptions pre;
+  MonitorOptions pre = every_row();
   pre.inputs_preprocessed = true;
-  Monitor raw(model), scaled(model, pre);
+  Monitor raw(model, every_row()), scaled(model, pre);
   raw.observe({{"pixels", holdout["features"]}});
   scaled.observe({{"pixels", kiln::apply_normalization(holdout["features"], n)}});
   const DriftReport a = raw.report(), b = scaled.report();

@@ -101,8 +101,11 @@ static int monitor(const char* path, long rows) {
   long r0;
   int drifted = 0;
   uint64_t seen = 0, observed = 0;
+  kiln_monitor_options options;
+  kiln_monitor_options_default(&options);
+  options.sample_every = 1;
   CHECK(kiln_model_load_with_backend(path, "eigen", &model));
-  CHECK(kiln_monitor_create(model, NULL, &mon));
+  CHECK(kiln_monitor_create(model, &options, &mon));
   CHECK(kiln_model_input_name(model, 0, &name));
   CHECK(kiln_model_input_shape(model, 0, &sig, &rank));
   CHECK(kiln_model_num_outputs(model, &n_out));
