@@ -45,7 +45,7 @@ Shared* shared = nullptr;
 kiln::monitor::DriftReport monitor_rows(const std::string& model_path, const kiln::Tensor& x,
                                         const std::string& snapshot) {
   const auto model = kiln::infer::Model::load(model_path, {.apply_preprocessing = true});
-  kiln::monitor::Monitor monitor(model);
+  kiln::monitor::Monitor monitor(model, {.sample_every = 1});  // every row: exact counts
   monitor.run(model, {{"pixels", x}});
   monitor.write_snapshot(snapshot);
   return monitor.report();
@@ -75,6 +75,20 @@ class CliDrift : public kiln_test::CliTest {
     shared->inverted = invert(shared->holdout);
     shared->clean_report = monitor_rows(shared->model, shared->holdout, file("clean.json"));
     shared->inverted_report = monitor_rows(shared->model, shared->inverted, file("inverted.json"));
+    // The clean rows with labels that arrive later and are all wrong: the decay alarm.
+    {
+      const auto model = kiln::infer::Model::load(shared->model, {.apply_preprocessing = true});
+      kiln::monitor::Monitor monitor(model, {.sample_every = 1});
+      const kiln::Tensor probs = monitor.run(model, {{"pixels", shared->holdout}}).at(0);
+      const kiln::Tensor predicted = probs.argmax(1);
+      std::vector<std::int64_t> classes = predicted.to_vector<std::int64_t>();
+      // Half of the predictions get labels, each one the model got wrong.
+      classes.resize(classes.size() / 2);
+      std::vector<std::int64_t> labels(classes.size());
+      for (std::size_t i = 0; i < classes.size(); ++i) labels[i] = (classes[i] + 1) % 10;
+      monitor.observe_labels(classes, labels);
+      monitor.write_snapshot(file("decayed.json"));
+    }
     // The inverted rows in two halves, as two devices would see them.
     const std::int64_t n = shared->inverted.dim(0);
     monitor_rows(shared->model, shared->inverted.rows(0, n / 2), file("half_a.json"));
@@ -95,6 +109,21 @@ TEST_F(CliDrift, CleanHoldoutIsNotFlagged) {
   EXPECT_NE(r.out.find("verdict: no drift"), std::string::npos) << r.out;
   EXPECT_FALSE(shared->clean_report.drifted);
   EXPECT_EQ(shared->clean_report.rows_observed, static_cast<std::uint64_t>(shared->holdout.dim(0)));
+}
+
+TEST_F(CliDrift, DecayAlarmWithoutDrift) {
+  const CliResult r = kiln("drift " + file("decayed.json"));
+  EXPECT_EQ(r.rc, 6) << r.out << r.err;
+  EXPECT_NE(r.out.find("verdict: no drift"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("DECAY ALARM: live accuracy 0 vs reference"), std::string::npos) << r.out;
+  const std::int64_t half = shared->holdout.dim(0) / 2;
+  EXPECT_NE(r.out.find("labels: " + std::to_string(half) + " labelled; live accuracy 0"),
+            std::string::npos)
+      << r.out;
+  const json j = json::parse(kiln("drift " + file("decayed.json") + " --json").out);
+  EXPECT_EQ(j["labels"]["decayed"], true);
+  EXPECT_EQ(j["labels"]["labelled"], half);
+  EXPECT_EQ(j["labels"]["live"], 0.0);
 }
 
 TEST_F(CliDrift, InvertedPixelsAreFlaggedFirstInTheTable) {

@@ -1,11 +1,20 @@
 // kiln validate, run as a user would (the built binary) on an iris model made by kiln train:
-// exit codes 0 (clean), 7 (warnings only) and 2 (errors), the table, --json and --target; and
-// kiln inspect naming the model's reference profile.
+// exit codes 0 (clean), 7 (warnings only) and 2 (errors), the table, --json and --target;
+// kiln inspect naming the model's reference profile; an image model (digits rows as 8x8
+// PNGs): its per-pixel profile and unreadable / wrong-size / missing images.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
 
 #include "tests/support/cli_test_support.hpp"
 
@@ -13,6 +22,8 @@ namespace {
 
 using json = nlohmann::json;
 using kiln_test::CliResult;
+using kiln_test::lines;
+using kiln_test::slurp;
 using kiln_test::write;
 
 const std::string iris = std::string(KILN_DATASETS_DIR) + "/iris.csv";
@@ -108,6 +119,85 @@ TEST_F(CliValidate, InspectShowsTheProfile) {
   EXPECT_EQ(j["profile"]["predicted"], "classes");
   EXPECT_EQ(j["profile"]["prediction_rows"], 30);
   EXPECT_TRUE(j["profile"]["metrics"].contains("accuracy"));
+}
+
+TEST_F(CliValidate, ImageModelProfileAndImageAnomalies) {
+  const std::vector<std::string> rows =
+      lines(slurp(std::string(KILN_DATASETS_DIR) + "/digits.csv"));
+  std::filesystem::create_directories(path("img"));
+  std::string csv = "image,digit\n";
+  for (std::size_t r = 1; r <= 60; ++r) {
+    std::istringstream in(rows[r]);
+    std::vector<unsigned char> px;
+    std::string cell;
+    for (int i = 0; i < 64 && std::getline(in, cell, ','); ++i)
+      px.push_back(static_cast<unsigned char>(std::stoi(cell) * 255 / 16));
+    std::getline(in, cell, ',');
+    const std::string name = "img/" + std::to_string(r) + ".png";
+    ASSERT_NE(stbi_write_png(path(name).c_str(), 8, 8, 1, px.data(), 8), 0);
+    csv += name + "," + cell + "\n";
+  }
+  write(path("images.csv"), csv);
+  write(path("spec.json"), R"({
+    "inputs": [{"name": "image", "shape": ["auto", "auto", "auto"]}],
+    "layers": [{"type": "flatten"}, {"type": "dense", "units": "auto"}],
+    "task": {"target": "digit"},
+    "preprocessing": {"scaling": "none"},
+    "training": {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 1, "batch_size": 16,
+                 "seed": 1, "test_split": 0.2}})");
+  const CliResult t = kiln("train spec.json --data images.csv --out img.kiln --quiet --no-record");
+  ASSERT_EQ(t.rc, 0) << t.err;
+  // One feature per pixel ([1, 8, 8] -> 64), over the 48 training images.
+  const json j = kiln_json("inspect img.kiln --json");
+  EXPECT_EQ(j["profile"]["features"], 64);
+  EXPECT_EQ(j["profile"]["rows"], 48);
+
+  const std::vector<unsigned char> small(16, 0);
+  ASSERT_NE(stbi_write_png(path("img/small.png").c_str(), 4, 4, 1, small.data(), 4), 0);
+  write(path("img/broken.png"), "not a png");
+  write(path("new.csv"),
+        "image,digit\nimg/1.png,0\nimg/broken.png,1\nimg/small.png,2\n,3\nimg/absent.png,4\n");
+  const json v = json::parse(kiln("validate img.kiln --data new.csv --json").out);
+  EXPECT_EQ(v["rows"], 5);
+  EXPECT_EQ(v["errors"], 3) << v.dump(2);
+  auto rows_of = [&](const char* kind) {
+    for (const json& a : v["anomalies"])
+      if (a["kind"] == kind && a["column"] == "image") return a["rows"];
+    return json();
+  };
+  EXPECT_EQ(rows_of("unreadable"), json::array({3, 6})) << v.dump(2);
+  EXPECT_EQ(rows_of("wrong_shape"), json::array({4})) << v.dump(2);
+  EXPECT_EQ(rows_of("missing_value"), json::array({5})) << v.dump(2);
+  EXPECT_EQ(kiln("validate img.kiln --data new.csv").rc, 2);
+}
+
+// Inputs above kiln::train::max_profile_features (4096) elements get no profile: 65x65 grey.
+TEST_F(CliValidate, LargeImagesGetNoProfile) {
+  std::filesystem::create_directories(path("big"));
+  std::string csv = "image,label\n";
+  std::vector<unsigned char> px(65 * 65);
+  for (int r = 0; r < 10; ++r) {
+    for (std::size_t i = 0; i < px.size(); ++i)
+      px[i] = static_cast<unsigned char>((i * 7 + static_cast<std::size_t>(r) * 31) % 256);
+    const std::string name = "big/" + std::to_string(r) + ".png";
+    ASSERT_NE(stbi_write_png(path(name).c_str(), 65, 65, 1, px.data(), 65), 0);
+    csv += name + "," + std::to_string(r % 2) + "\n";
+  }
+  write(path("big.csv"), csv);
+  write(path("spec.json"), R"({
+    "inputs": [{"name": "image", "shape": ["auto", "auto", "auto"]}],
+    "layers": [{"type": "flatten"}, {"type": "dense", "units": "auto"}],
+    "task": {"target": "label"},
+    "preprocessing": {"scaling": "none"},
+    "training": {"optimizer": {"name": "adam", "lr": 0.01}, "epochs": 1, "batch_size": 4,
+                 "seed": 1, "test_split": 0.2}})");
+  const CliResult t = kiln("train spec.json --data big.csv --out big.kiln --quiet --no-record");
+  ASSERT_EQ(t.rc, 0) << t.err;
+  const json j = kiln_json("inspect big.kiln --json");
+  EXPECT_TRUE(j["profile"].is_null()) << j["profile"].dump();
+  const CliResult v = kiln("validate big.kiln --data big.csv");
+  EXPECT_EQ(v.rc, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("no reference profile"), std::string::npos) << v.out;
 }
 
 }  // namespace
