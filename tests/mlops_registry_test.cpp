@@ -474,6 +474,7 @@ TEST_F(Registry, WhatAKilledRegistrationLeavesIsReusedOrRemoved) {
   EXPECT_EQ(v.path, (folder / (hash + ".kiln")).string());
   EXPECT_EQ(object_count(), 1u);
   EXPECT_EQ(bytes_of(v.path), bytes_of(leftover));  // reused, not written again
+  EXPECT_EQ(v.bytes, fs::file_size(leftover));
   EXPECT_FALSE(fs::exists(stale));
   EXPECT_FALSE(fs::exists(other_stale));
   EXPECT_TRUE(r.verify().empty());
