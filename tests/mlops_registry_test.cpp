@@ -113,7 +113,9 @@ TEST_F(Registry, RegistersVersionsStoredByContentHash) {
   EXPECT_EQ(v1.lineage.params, params);
 
   // Read back from a fresh connection: the same.
-  reg::Registry again = reg::open(store());
+  reg::Registry again = reg::open(store() + "/");
+  EXPECT_EQ(again.dir(), store());
+  EXPECT_EQ(again.resolve("tiny:1").path, v1.path);
   const std::vector<reg::Version> vs = again.versions("tiny");
   ASSERT_EQ(vs.size(), 2u);
   EXPECT_EQ(vs[0].version, 1);

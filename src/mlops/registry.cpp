@@ -466,8 +466,10 @@ Registry& Registry::operator=(Registry&&) noexcept = default;
 
 const std::string& Registry::dir() const { return impl_->dir; }
 
-Registry open(const std::string& dir) {
-  if (dir.empty()) throw ValueError("registry folder: the path is empty");
+Registry open(const std::string& folder) {
+  if (folder.empty()) throw ValueError("registry folder: the path is empty");
+  std::string dir = folder;  // "models/" -> "models" (file paths read models/objects/...)
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   std::error_code ec;
   fs::create_directories(dir + "/objects", ec);
   if (ec) throw IoError(dir + ": cannot create the registry folder: " + ec.message());
