@@ -158,6 +158,10 @@ TEST_F(CliRegistry, VerifyFindsATamperedFile) {
   EXPECT_TRUE(j["problems"].empty());
 
   const std::string stored = kiln_json("registry show tiny:1 --json")["path"];
+  kiln_test::CliResult p = kiln("registry path tiny:1");
+  EXPECT_EQ(p.rc, 0) << p.err;
+  EXPECT_EQ(p.out, stored + "\n");
+  EXPECT_EQ(kiln_json("registry path tiny --json")["version"], 2);
   fs::copy_file(path(model(3)), dir_ / stored, fs::copy_options::overwrite_existing);
   kiln_test::CliResult r = kiln("registry verify --json");
   EXPECT_EQ(r.rc, 3) << r.err;
@@ -165,6 +169,10 @@ TEST_F(CliRegistry, VerifyFindsATamperedFile) {
   EXPECT_EQ(j["ok"], false);
   ASSERT_EQ(j["problems"].size(), 1u);
   EXPECT_NE(j["problems"][0].get<std::string>().find(stored), std::string::npos) << j.dump();
+  r = kiln("registry path tiny:1");
+  EXPECT_EQ(r.rc, 3);
+  EXPECT_NE(r.err.find("tampered"), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
   r = kiln("registry verify");
   EXPECT_EQ(r.rc, 3);
   EXPECT_NE(r.out.find("1 problem"), std::string::npos) << r.out;

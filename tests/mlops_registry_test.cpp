@@ -113,7 +113,9 @@ TEST_F(Registry, RegistersVersionsStoredByContentHash) {
   EXPECT_EQ(v1.lineage.params, params);
 
   // Read back from a fresh connection: the same.
-  reg::Registry again = reg::open(store());
+  reg::Registry again = reg::open(store() + "/");
+  EXPECT_EQ(again.dir(), store());
+  EXPECT_EQ(again.resolve("tiny:1").path, v1.path);
   const std::vector<reg::Version> vs = again.versions("tiny");
   ASSERT_EQ(vs.size(), 2u);
   EXPECT_EQ(vs[0].version, 1);
@@ -450,6 +452,34 @@ TEST_F(Registry, ThreadsSharingOneRegistryAndASecondConnection) {
     for (int i = 0; i < each; ++i)
       EXPECT_EQ(vs[got[t][i] - 1].hash, kiln::model_content_hash(files[t * each + i]));
   EXPECT_TRUE(shared.verify().empty());
+}
+
+TEST_F(Registry, WhatAKilledRegistrationLeavesIsReusedOrRemoved) {
+  // A kill between the object write and the commit leaves the object unreferenced; a kill
+  // during the write leaves a temp file of a dead process (pid 2147483000 does not exist).
+  const std::string a = model(1);
+  const std::string hash = kiln::model_content_hash(a);
+  const fs::path folder = path("models") / "objects" / hash.substr(0, 2);
+  fs::create_directories(folder);
+  // The leftover: the same model saved at another time (same content hash, other bytes).
+  const std::string leftover = model(1, {}, "2027-05-05T10:00:00Z");
+  ASSERT_EQ(kiln::model_content_hash(leftover), hash);
+  fs::copy_file(leftover, folder / (hash + ".kiln"));
+  const fs::path stale = folder / (hash + ".kiln.tmp.2147483000.0");
+  write_text(stale, "half a model");
+  const fs::path other_stale = folder / "0123.kiln.tmp.2147483000.7";
+  write_text(other_stale, "half of another");
+
+  reg::Registry r = reg::open(store());
+  const reg::Version v = r.register_model("tiny", a);
+  EXPECT_TRUE(v.registered);  // the leftover object is not a version
+  EXPECT_EQ(v.path, (folder / (hash + ".kiln")).string());
+  EXPECT_EQ(object_count(), 1u);
+  EXPECT_EQ(bytes_of(v.path), bytes_of(leftover));  // reused, not written again
+  EXPECT_EQ(v.bytes, fs::file_size(leftover));
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_FALSE(fs::exists(other_stale));
+  EXPECT_TRUE(r.verify().empty());
 }
 
 }  // namespace

@@ -258,6 +258,21 @@ int run_diff(const reg::Registry& r, const RegistryArgs& a) {
   return exit_ok;
 }
 
+int run_path(const reg::Registry& r, const RegistryArgs& a) {
+  const reg::Version v = r.resolve(a.reference);
+  const std::string path = r.verified_path(v.name + ":" + std::to_string(v.version));
+  if (a.json) {
+    print_json({{"reference", a.reference},
+                {"name", v.name},
+                {"version", v.version},
+                {"hash", v.hash},
+                {"path", path}});
+  } else {
+    std::cout << path << "\n";
+  }
+  return exit_ok;
+}
+
 int run_log(const reg::Registry& r, const RegistryArgs& a) {
   const std::vector<reg::Event> events = r.events(a.name);
   if (a.json) {
@@ -305,7 +320,7 @@ CLI::App* add_registry_command(CLI::App& app, RegistryArgs& args) {
   CLI::App* r = app.add_subcommand("registry", "Versions of models: register, promote, roll back");
   r->require_subcommand(1);
   r->fallthrough();  // --registry and --json may follow the subcommand
-  r->footer(R"(
+  r->footer(R"text(
 References: NAME (the newest version), NAME:VERSION, NAME@ALIAS. The folder holds
 registry.db (SQLite) and objects/ (model files named by content hash); docs/mlops.md.
 Exit codes: 0 success, 3 unknown name/version/alias, nothing to roll back to, a corrupt
@@ -316,9 +331,10 @@ Examples:
   kiln registry promote digits 2
   kiln registry list digits --json
   kiln registry diff digits:1 digits@production
+  kiln eval "$(kiln registry path digits@production)" --data data/digits.csv
   kiln registry rollback digits
   kiln registry verify --registry /srv/models
-)");
+)text");
   r->add_option("--registry", args.registry,
                 "Registry folder (default: $KILN_REGISTRY, else ./models; created if missing)");
   r->add_flag("--json", args.json, "Print one JSON object on stdout");
@@ -342,6 +358,9 @@ Examples:
 
   CLI::App* show = sub("show", "Show a version: hash, file, aliases, lineage, metrics");
   show->add_option("reference", args.reference, "NAME, NAME:VERSION or NAME@ALIAS")->required();
+
+  CLI::App* path = sub("path", "Print a version's stored file after checking its hash");
+  path->add_option("reference", args.reference, "NAME, NAME:VERSION or NAME@ALIAS")->required();
 
   CLI::App* promote = sub("promote", "Point an alias (default production) at a version");
   promote->add_option("name", args.name, "Model name")->required();
@@ -393,6 +412,7 @@ int run_registry(const RegistryArgs& args) {
   if (c == "list") return run_list(r, args);
   if (c == "show") return run_show(r, args);
   if (c == "diff") return run_diff(r, args);
+  if (c == "path") return run_path(r, args);
   if (c == "log") return run_log(r, args);
   if (c == "verify") return run_verify(r, args);
   if (c == "promote" || c == "alias set") {

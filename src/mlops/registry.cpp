@@ -466,8 +466,10 @@ Registry& Registry::operator=(Registry&&) noexcept = default;
 
 const std::string& Registry::dir() const { return impl_->dir; }
 
-Registry open(const std::string& dir) {
-  if (dir.empty()) throw ValueError("registry folder: the path is empty");
+Registry open(const std::string& folder) {
+  if (folder.empty()) throw ValueError("registry folder: the path is empty");
+  std::string dir = folder;  // "models/" -> "models" (file paths read models/objects/...)
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   std::error_code ec;
   fs::create_directories(dir + "/objects", ec);
   if (ec) throw IoError(dir + ": cannot create the registry folder: " + ec.message());
@@ -534,6 +536,8 @@ Version Registry::register_model(const std::string& name, const std::string& mod
     }
   }
   if (!present) internal::write_file_atomically(object, bytes);
+  // The stored file's size (a reused file may differ from this one in its provenance bytes).
+  const std::uint64_t stored_bytes = present ? fs::file_size(object, ec) : bytes.size();
 
   SqliteWriteTransaction tx(db);
   {
@@ -557,7 +561,7 @@ Version Registry::register_model(const std::string& name, const std::string& mod
     SqliteStatement s(db, std::string("INSERT INTO versions (") + version_columns +
                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, name).bind(2, version).bind(3, hash).bind(4, created);
-    s.bind(5, static_cast<std::int64_t>(bytes.size())).bind(6, lineage.parent);
+    s.bind(5, static_cast<std::int64_t>(stored_bytes)).bind(6, lineage.parent);
     s.bind(7, pairs_json(lineage.data).dump()).bind(8, lineage.spec);
     s.bind(9, pairs_json(lineage.params).dump()).bind(10, metrics_json(lineage.metrics).dump());
     s.bind(11, lineage.library_version).bind(12, lineage.run_dir).bind(13, lineage.source);
@@ -572,7 +576,7 @@ Version Registry::register_model(const std::string& name, const std::string& mod
   v.hash = hash;
   v.created = created;
   v.path = object;
-  v.bytes = bytes.size();
+  v.bytes = stored_bytes;
   v.lineage = std::move(lineage);
   v.registered = true;
   return v;
