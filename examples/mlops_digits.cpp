@@ -129,7 +129,8 @@ void prepare(const fs::path& dir) {
 kiln::monitor::DriftReport monitor_rows(kiln::registry::Registry& reg, const fs::path& csv,
                                         const std::string& snapshot) {
   const kiln::infer::Model model = reg.load("digits@production", {.apply_preprocessing = true});
-  kiln::monitor::Monitor monitor(model);
+  // Every row observed (the default samples one in 32, the cost budget of a hot path).
+  kiln::monitor::Monitor monitor(model, {.sample_every = 1});
   const kiln::data::Dataset rows = kiln::train::read_csv_for_model(
       reg.verified_path("digits@production"), csv.string(), kiln::data::TargetColumn::ignore);
   monitor.run(model, {{"pixels", rows["features"]}});

@@ -560,7 +560,7 @@ TEST_F(Pipeline, DriftSnapshotTriggersOnlyWhenItIsOfProductionAndDrifted) {
 
   // Snapshots of the production model on data like its own, and on data moved by +3.
   auto snapshot = [&](const std::string& csv, const std::string& out) {
-    kiln::monitor::Monitor monitor(model);
+    kiln::monitor::Monitor monitor(model, {.sample_every = 1});  // every row
     kiln::data::Dataset d = kiln::train::read_csv_for_model(reg.verified_path("blobs@production"),
                                                             csv, kiln::data::TargetColumn::ignore);
     monitor.run(model, {{"x", d["features"]}});
