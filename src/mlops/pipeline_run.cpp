@@ -298,8 +298,8 @@ PipelineResult run_pipeline(const PipelineSpec& spec, const PipelineOptions& opt
       return r;
     }
     note("validate", std::to_string(checked.size()) + " file(s), " + std::to_string(rows) +
-                         " rows valid against v" + std::to_string(production->version) + " (" +
-                         std::to_string(warnings) + " warning(s))");
+                         " rows: no errors against v" + std::to_string(production->version) +
+                         "'s schema (" + std::to_string(warnings) + " warning(s))");
   } else {
     note("validate", "no " + reference + " yet: nothing to validate against");
   }
