@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <span>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "io/sha256.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/infer/model.hpp"
 #include "kiln/io/load_graph.hpp"
@@ -403,7 +405,17 @@ TEST_F(Pipeline, FirstRunPromotesAndWritesResultAndReport) {
   ASSERT_EQ(v.lineage.data.size(), 1u);
   EXPECT_EQ(v.lineage.data[0].first,
             fs::absolute(path("new/day1.csv")).lexically_normal().string());
-  EXPECT_EQ(v.lineage.data[0].second.size(), 64u);
+  // The data file's SHA-256, as the whole-buffer hash (tested on FIPS 180-4 vectors) gives it.
+  const std::string day1 = slurp(path("new/day1.csv"));
+  const kiln::internal::Sha256Digest digest = kiln::internal::sha256(std::span<const std::uint8_t>(
+      reinterpret_cast<const std::uint8_t*>(day1.data()), day1.size()));
+  std::string hex;
+  for (std::uint8_t b : digest) {
+    char two[3];
+    std::snprintf(two, sizeof two, "%02x", b);
+    hex += two;
+  }
+  EXPECT_EQ(v.lineage.data[0].second, hex);
   EXPECT_EQ(v.lineage.run_dir, r.run_dir);
   EXPECT_EQ(v.lineage.source, "kiln ct " + path("pipeline.json").string());
   EXPECT_TRUE(fs::exists(fs::path(r.run_dir) / "run.json"));

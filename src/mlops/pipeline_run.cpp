@@ -39,8 +39,19 @@ std::string hex(const kiln::internal::Sha256Digest& d) {
   return s;
 }
 
+/// SHA-256 of a file, read in 1 MiB pieces (data files may be large); IoError naming it.
 std::string file_sha256(const std::string& path) {
-  return hex(kiln::internal::sha256(kiln::internal::read_file(path)));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path + ": cannot open the data file");
+  kiln::internal::Sha256 h;
+  std::vector<char> buf(std::size_t{1} << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    h.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(buf.data()), n));
+  }
+  if (in.bad()) throw IoError(path + ": cannot read the data file");
+  return hex(h.finish());
 }
 
 std::string fmt(double d) {
