@@ -158,7 +158,7 @@ Trigger check_trigger(const PipelineSpec& spec, const registry::Registry& reg,
   switch (spec.trigger) {
     case TriggerType::always:
       t.fired = true;
-      t.reason = "trigger always";
+      t.reason = "always runs (trigger \"always\")";
       return t;
     case TriggerType::new_data: {
       const std::set<std::string> seen = seen_data(reg, spec.name, production);
