@@ -73,10 +73,12 @@ void BM_W3Monitored(benchmark::State& state) {
   if (!std::isfinite(first) || report.rows_observed == 0) state.SkipWithError("nothing observed");
 }
 
-// Monitor::observe alone on one W3 request (input row and output), every row observed.
+// Monitor::observe alone on one W3 request (input row and output); range(0): sample_every.
 void BM_MonitorObserveW3Row(benchmark::State& state) {
   const auto model = w3_with_profile();
-  kiln::monitor::Monitor monitor(model);
+  kiln::monitor::MonitorOptions options;
+  options.sample_every = static_cast<std::uint32_t>(state.range(0));
+  kiln::monitor::Monitor monitor(model, options);
   const kiln::Feeds feeds = w3_feeds();
   const std::vector<kiln::Tensor> out = model.run(feeds);
   for (auto _ : state) monitor.observe(feeds, out);
@@ -106,7 +108,12 @@ BENCHMARK(BM_W3Monitored)
     ->Arg(0)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
-BENCHMARK(BM_MonitorObserveW3Row)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_MonitorObserveW3Row)
+    ->ArgName("sample_every")
+    ->Arg(1)
+    ->Arg(32)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 BENCHMARK(BM_MonitorReportW3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();
