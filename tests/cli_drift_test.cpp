@@ -18,6 +18,7 @@
 #include "kiln/mlops/drift.hpp"
 #include "kiln/monitor/monitor.hpp"
 #include "kiln/monitor/profile.hpp"
+#include "kiln/report/report.hpp"
 #include "kiln/train/from_spec.hpp"
 #include "kiln/train/spec.hpp"
 #include "tests/support/cli_test_support.hpp"
@@ -242,8 +243,11 @@ TEST_F(CliDrift, ReportShowsTheRunsSnapshots) {
   ASSERT_EQ(t.rc, 0) << t.err;
   // A snapshot of the run's own model in run/drift/, and one of another model via --drift.
   fs::create_directories(path("run/drift"));
+  const std::string before = kiln::report::list_runs(path("run").string()).at(0).version;
   monitor_rows(path("run/model.kiln").string(), shared->inverted,
                path("run/drift/inverted.json").string());
+  // A new snapshot changes the run's version: kiln board redraws the page.
+  EXPECT_NE(kiln::report::list_runs(path("run").string()).at(0).version, before);
   const CliResult r = kiln("report run --drift " + file("clean.json"));
   ASSERT_EQ(r.rc, 0) << r.err;
   const std::string html = slurp(path("run/report.html"));

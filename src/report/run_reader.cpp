@@ -181,14 +181,19 @@ std::string run_version(const std::string& dir) {
   std::ostringstream s;
   std::error_code ec;
   std::vector<std::string> parts;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    std::error_code e2;
-    if (!entry.is_regular_file(e2)) continue;
-    std::string name = entry.path().filename().string();
-    if (name == "report.html" || name.find(".tmp.") != std::string::npos) continue;
-    auto size = entry.file_size(e2);
-    auto time = entry.last_write_time(e2).time_since_epoch().count();
-    parts.push_back(name + ":" + std::to_string(size) + ":" + std::to_string(time));
+  // The run's files and its drift snapshots (drift/), which the report shows too.
+  for (const char* sub : {"", "drift"}) {
+    const fs::path folder = *sub ? fs::path(dir) / sub : fs::path(dir);
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+      std::error_code e2;
+      if (!entry.is_regular_file(e2)) continue;
+      std::string name = entry.path().filename().string();
+      if (name == "report.html" || name.find(".tmp.") != std::string::npos) continue;
+      auto size = entry.file_size(e2);
+      auto time = entry.last_write_time(e2).time_since_epoch().count();
+      parts.push_back((*sub ? std::string(sub) + "/" : std::string()) + name + ":" +
+                      std::to_string(size) + ":" + std::to_string(time));
+    }
   }
   std::sort(parts.begin(), parts.end());
   // FNV-1a over the listing: short and stable.

@@ -111,7 +111,8 @@ struct RunInfo {
   std::string started;
   std::int64_t epochs = 0;  ///< epoch lines so far
   std::int64_t steps = 0;   ///< the latest line's step
-  /// Changes whenever a file of the run changes (sizes and modification times).
+  /// Changes whenever a file of the run (or a drift snapshot in its drift/) changes (sizes and
+  /// modification times).
   std::string version;
   /// The latest epoch line's values ("loss", "val_accuracy", "lr", ...; NaN for null).
   std::map<std::string, double> latest = {};
