@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/sha256.hpp"
@@ -640,6 +641,28 @@ TEST_F(Pipeline, DecayAlarmTriggersRetraining) {
       << r.trigger_reason;
   EXPECT_EQ(r.version, 2);
   EXPECT_EQ(reg.resolve("blobs@production").version, 2);
+}
+
+TEST_F(Pipeline, TwoRunsAtOnceTakeTurns) {
+  // A scheduler starting the pipeline again while it runs: the second run waits for the
+  // first (a lock in the work folder), then finds its candidate registered and promoted.
+  const PipelineSpec spec = pipeline();
+  PipelineResult a, b;
+  std::thread other([&] { b = kiln::mlops::run_pipeline(spec); });
+  a = kiln::mlops::run_pipeline(spec);
+  other.join();
+  EXPECT_EQ(a.outcome, Outcome::promoted);
+  EXPECT_EQ(b.outcome, Outcome::promoted);
+  EXPECT_EQ(a.version, 1);
+  EXPECT_EQ(b.version, 1);
+  EXPECT_NE(a.already_registered, b.already_registered);  // exactly one registered it
+  EXPECT_NE(a.already_promoted, b.already_promoted);      // exactly one promoted it
+  kiln::registry::Registry reg = registry();
+  EXPECT_EQ(reg.versions("blobs").size(), 1u);
+  int alias_moves = 0;
+  for (const kiln::registry::Event& e : reg.events("blobs"))
+    if (!e.alias.empty()) ++alias_moves;
+  EXPECT_EQ(alias_moves, 1);
 }
 
 }  // namespace

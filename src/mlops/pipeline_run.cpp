@@ -1,6 +1,11 @@
 // run_pipeline: trigger -> validate -> train -> evaluate -> gate -> register and promote (or
 // reject) -> result.json and report.html (see kiln/mlops/pipeline.hpp).
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -126,6 +131,29 @@ std::string examples_of(const Anomaly& a) {
          (i < a.examples.size() ? ": '" + a.examples[i] + "'" : "");
   return s.empty() ? s : s + ")";
 }
+
+/// Holds an exclusive flock on work_dir/.lock while a run uses the folder: runs of the same
+/// pipeline (a scheduler firing again before the last run ended) take turns.
+class WorkDirLock {
+ public:
+  explicit WorkDirLock(const std::string& dir) {
+    const std::string path = (fs::path(dir) / ".lock").string();
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw IoError(path + ": cannot open the pipeline's lock file");
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        ::close(fd_);
+        throw IoError(path + ": cannot lock the pipeline's work folder");
+      }
+    }
+  }
+  ~WorkDirLock() { ::close(fd_); }
+  WorkDirLock(const WorkDirLock&) = delete;
+  WorkDirLock& operator=(const WorkDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 struct Trigger {
   bool fired = false;
@@ -260,6 +288,7 @@ PipelineResult run_pipeline(const PipelineSpec& spec, const PipelineOptions& opt
   if (ec)
     throw IoError(spec.work_dir + ": cannot create the pipeline's work folder (" + ec.message() +
                   ")");
+  const WorkDirLock lock(spec.work_dir);
   registry::Registry reg = registry::open(spec.registry);
   const std::string reference = spec.name + "@" + spec.alias;
   std::optional<registry::Version> production;
