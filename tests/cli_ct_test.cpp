@@ -142,6 +142,19 @@ TEST_F(CliCt, InvalidDataExitsWith2) {
   EXPECT_NE(r.out.find("reason: day2.csv: "), std::string::npos) << r.out;
 }
 
+TEST_F(CliCt, DivergingTrainingExitsWith5) {
+  // A learning rate that makes the loss non-finite: as kiln train, exit 5, nothing registered.
+  std::string diverging = spec;
+  const std::string adam = R"("name": "adam", "lr": 0.05)";
+  diverging.replace(diverging.find(adam), adam.size(), R"("name": "sgd", "lr": 1000000)");
+  kiln_test::write(path("spec.json"), diverging);
+  pipeline("p.json", "always", "new");
+  const CliResult r = kiln("ct p.json");
+  EXPECT_EQ(r.rc, 5) << r.out << r.err;
+  EXPECT_NE(r.err.find("kiln: training failed: "), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("register:"), std::string::npos) << r.out;
+}
+
 TEST_F(CliCt, BadOrMissingPipelineFiles) {
   kiln_test::write(path("bad.json"), R"({"name": "blobs", "registry": "models",
     "spec": "spec.json", "data": {"train": "new", "holdout": "holdout.csv"},

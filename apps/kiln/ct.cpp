@@ -5,6 +5,7 @@
 #include <string>
 
 #include "commands.hpp"
+#include "kiln/core/error.hpp"
 #include "kiln/mlops/pipeline.hpp"
 
 namespace kiln_cli {
@@ -23,7 +24,14 @@ int run_ct(const CtArgs& args) {
     std::fprintf(steps, "  %-9s %s\n", (step + ":").c_str(), summary.c_str());
     std::fflush(steps);
   };
-  const kiln::mlops::PipelineResult r = kiln::mlops::run_pipeline(spec, options);
+  kiln::mlops::PipelineResult r;
+  try {
+    r = kiln::mlops::run_pipeline(spec, options);
+  } catch (const kiln::NonFiniteError& e) {
+    // As kiln train: a candidate whose loss diverged; nothing was registered.
+    std::fprintf(stderr, "kiln: training failed: %s\n", e.what());
+    return exit_training;
+  }
   const int code = kiln::mlops::outcome_exit_code(r.outcome);
   if (args.json) {
     std::cout << r.to_json() << "\n";
