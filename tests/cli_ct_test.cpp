@@ -1,6 +1,6 @@
 // kiln ct: the steps it prints, its exit codes (0 promoted, 10 rejected, 11 skipped, 2 invalid
-// data, 3 a bad pipeline file, 4 a missing one) and --json (the result object on stdout,
-// the steps on stderr), on a small three-class data set made here.
+// data, 3 a bad pipeline file, 4 a missing one, 5 a diverging candidate) and --json (the result
+// object on stdout, the steps on stderr), on a small three-class data set made here.
 #include <gtest/gtest.h>
 
 #include <cmath>
