@@ -129,6 +129,21 @@ TEST(MonitorProfile, BytesRoundTripAndBadBytesAreFormatErrors) {
   bad[count_at + 2] = 0xff;
   bad[count_at + 3] = 0x7f;
   EXPECT_THROW((void)Profile::from_bytes(bad, "bad"), kiln::FormatError);
+  // Every byte changed to 0x00, 0x7f or 0xff: parsed or a FormatError, never anything else
+  // (and never a crash or an allocation beyond the bytes).
+  int refused = 0;
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    for (const std::uint8_t v : {std::uint8_t{0x00}, std::uint8_t{0x7f}, std::uint8_t{0xff}}) {
+      auto changed = bytes;
+      changed[i] = v;
+      try {
+        const Profile q = Profile::from_bytes(changed, "changed");
+        EXPECT_LE(q.features.size(), changed.size());
+      } catch (const kiln::FormatError&) {
+        ++refused;
+      }
+    }
+  EXPECT_GT(refused, 0);
   // Trailing bytes too.
   auto longer = bytes;
   longer.push_back(0);
@@ -194,6 +209,56 @@ TEST(Monitor, AnomaliesAreCounted) {
   EXPECT_EQ(r.features[2].unseen_category, 2u);
   EXPECT_EQ(r.features[2].rows, 1u);
   EXPECT_FALSE(r.drifted);  // below min_rows
+}
+
+TEST(Monitor, ValuePredictionsAndMseDecay) {
+  // A regression profile: predictions [M, 1] get a quantile histogram and a KS test.
+  std::vector<float> preds(500);
+  for (std::size_t i = 0; i < preds.size(); ++i) preds[i] = static_cast<float>(i % 50) / 10.0f;
+  const Profile p = kiln::monitor::build_profile(
+      {.input = "x",
+       .features = mixed_rows(1, 1000),
+       .categorical = {{.name = "colour", .offset = 2, .categories = {"r", "g", "b"}}},
+       .predictions = Tensor::from(preds, {500, 1}),
+       .predicted = kiln::monitor::PredictionKind::values,
+       .output = "y",
+       .metrics = {{"val_mse", 0.25}}});
+  EXPECT_EQ(p.prediction_histogram.edges.size(), 20u);
+  MonitorOptions o = every_row();
+  o.min_rows = 10;
+  Monitor m(p, o);
+  std::vector<float> shifted(200);
+  for (std::size_t i = 0; i < shifted.size(); ++i)
+    shifted[i] = static_cast<float>(i % 50) / 10.0f + 2;
+  const std::vector<Tensor> outs = {Tensor::from(shifted, {200, 1})};
+  const std::vector<std::string> names = {"y"};
+  m.observe({{"x", mixed_rows(3, 200)}}, outs, names);
+  DriftReport r = m.report();
+  EXPECT_STREQ(r.prediction.test, "ks");
+  EXPECT_EQ(r.prediction.rows, 200u);
+  EXPECT_TRUE(r.prediction.drifted);
+  EXPECT_NEAR(r.prediction.live_mean, 4.45, 1e-5);  // mean of 2.0 .. 6.9
+  std::vector<std::uint64_t> counts(p.prediction_histogram.counts.size(), 0);
+  for (float v : shifted) ++counts[p.prediction_histogram.bin(v)];
+  EXPECT_EQ(r.prediction.live_counts, counts);
+  EXPECT_EQ(r.prediction.p_value,
+            kiln::monitor::ks_binned(p.prediction_histogram.counts, counts).p_value);
+  // MSE from labels: errors of 1 against a recorded 0.25 is a decay; 0.5 (MSE 0.25) is not.
+  std::vector<double> yhat(150, 1.0), y(150, 0.0);
+  m.observe_labels(yhat, y);
+  r = m.report();
+  EXPECT_EQ(r.labels.metric, "mse");
+  EXPECT_DOUBLE_EQ(r.labels.reference, 0.25);
+  EXPECT_DOUBLE_EQ(r.labels.live, 1.0);
+  EXPECT_TRUE(r.labels.decayed);
+  Monitor fine(p, o);
+  for (std::size_t i = 0; i < y.size(); ++i) yhat[i] = i % 2 == 0 ? 0.5 : -0.5;
+  fine.observe_labels(yhat, y);
+  EXPECT_DOUBLE_EQ(fine.report().labels.live, 0.25);
+  EXPECT_FALSE(fine.report().labels.decayed);
+  // Class indices for a value model are refused.
+  const std::vector<std::int64_t> ci = {1};
+  EXPECT_THROW(m.observe_labels(ci, ci), kiln::ValueError);
 }
 
 TEST(Monitor, ThreadsGiveTheSameCountsAsOneThread) {

@@ -1,12 +1,7 @@
-// kiln::monitor::Monitor (kiln/monitor/monitor.hpp): live counts per reference bin in fixed
-// memory, observed on the request path, compared with the profile on report().
-//
-// observe() is on the request path. Every numeric feature's bin is found for the whole row
-// at once: the features' edges are stored edge-major as floats (each rounded down, so
-// v > float edge exactly when v > the double edge, for a float v), and bin[k] = the number
-// of edges below v[k] is a run of vectorised compares over the row. Counts accumulate in
-// stripes (one mutex each, threads spread over them by a per-thread index) that report()
-// sums, so concurrent observers rarely meet; nothing is allocated per call.
+// kiln::monitor::Monitor (kiln/monitor/monitor.hpp): set-up, reports, labels, snapshots and
+// merging (compiled for size). The request path, observe(), is in monitor_observe.cpp; the
+// state both share (Monitor::Impl: live counts per reference bin in fixed memory, in
+// stripes that report() sums) is in monitor_impl.hpp.
 #include "kiln/monitor/monitor.hpp"
 
 #include <algorithm>
@@ -36,8 +31,30 @@ using namespace detail;
 Monitor::Monitor(Profile profile, MonitorOptions options)
     : impl_(std::make_unique<Impl>(std::move(profile), options)) {}
 
+namespace {
+
+// The model's profile, after checking that it describes one of the model's inputs.
+Profile profile_of(const infer::Model& model) {
+  Profile p = Profile::from_model(model);
+  for (const TensorSpec& spec : model.inputs()) {
+    if (spec.name != p.input) continue;
+    std::int64_t width = 1;
+    const auto& dims = spec.shape.dims();
+    for (std::size_t i = 1; i < dims.size(); ++i) width *= dims[i];
+    if (dims.empty() || width != internal::row_width(p))
+      throw ShapeError("monitor: the profile of model '" + model.metadata().name +
+                       "' has rows of " + std::to_string(internal::row_width(p)) +
+                       " values; input '" + p.input + "' has " + std::to_string(width));
+    return p;
+  }
+  throw NameError("monitor: model '" + model.metadata().name + "' has no input named '" + p.input +
+                  "' (the profile's input)");
+}
+
+}  // namespace
+
 Monitor::Monitor(const infer::Model& model, MonitorOptions options)
-    : impl_(std::make_unique<Impl>(Profile::from_model(model), options)) {
+    : impl_(std::make_unique<Impl>(profile_of(model), options)) {
   const ModelMetadata& meta = model.metadata();
   impl_->model_name = meta.name;
   impl_->model_version = meta.version;

@@ -1,5 +1,10 @@
-// The drift monitor's request path (kiln/monitor/monitor.hpp): Monitor::observe and the binning
-// of a row, compiled with the release flags (the rest of the monitor is compiled for size).
+// The drift monitor's request path (kiln/monitor/monitor.hpp), compiled with the release flags
+// (the rest of the monitor is compiled for size): Monitor::observe and the binning of a row.
+// Every numeric feature's bin is found for the whole row at once: the features' edges are
+// stored edge-major as floats (each rounded down, so v > float edge exactly when v > the
+// double edge, for a float v), and bin[k] = the number of edges below v[k], counted for 16
+// features at a time held in one vector register while the edges go by. Counts go into the
+// calling thread's stripe (its own mutex); nothing is allocated per call.
 #include <cstring>
 #include <string>
 
@@ -56,7 +61,7 @@ void Monitor::Impl::observe_row(Stripe& s, const float* row) {
       for (std::int64_t e = 0; e < max_edges; ++e) acc += v[k] > ed0[e * padded + k] ? 1 : 0;
       b[k] = acc;
     }
-    std::uint64_t* counts = s.counts.data();
+    std::uint32_t* counts = s.recent.data();
     const std::uint32_t* bb = bin_base.data();
     double* sums = s.sums.data();
     if (bad == 0) {
@@ -86,14 +91,14 @@ void Monitor::Impl::observe_row(Stripe& s, const float* row) {
     if (k < 0)
       ++s.unseen[c];
     else
-      ++s.counts[category_base[c] + static_cast<std::uint32_t>(k)];
+      ++s.recent[category_base[c] + static_cast<std::uint32_t>(k)];
   }
 }
 
 void Monitor::Impl::observe_prediction(Stripe& s, const float* y, std::int64_t cols) {
   if (profile.predicted == PredictionKind::classes) {
     ++s.prediction_rows;
-    ++s.counts[prediction_base + static_cast<std::uint32_t>(internal::predicted_class(y, cols))];
+    ++s.recent[prediction_base + static_cast<std::uint32_t>(internal::predicted_class(y, cols))];
   } else {
     const float v = y[0];
     if (!is_finite_bits(v)) {
@@ -102,7 +107,7 @@ void Monitor::Impl::observe_prediction(Stripe& s, const float* y, std::int64_t c
     }
     ++s.prediction_rows;
     s.prediction_sum += v;
-    ++s.counts[prediction_base + static_cast<std::uint32_t>(profile.prediction_histogram.bin(v))];
+    ++s.recent[prediction_base + static_cast<std::uint32_t>(profile.prediction_histogram.bin(v))];
   }
 }
 
@@ -173,6 +178,7 @@ void Monitor::observe(const Feeds& feeds, std::span<const Tensor> outputs,
   Impl::Stripe& s = m.my_stripe();
   std::lock_guard lock(s.mutex);
   for (std::uint64_t r = first; r < static_cast<std::uint64_t>(n); r += every) {
+    Impl::make_room(s);
     m.observe_row(s, xd + static_cast<std::int64_t>(r) * m.width);
     if (yd != nullptr) m.observe_prediction(s, yd + static_cast<std::int64_t>(r) * cols, cols);
   }

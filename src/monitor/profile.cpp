@@ -324,10 +324,11 @@ Profile Profile::from_bytes(std::span<const std::uint8_t> bytes, const std::stri
     f.kind = static_cast<FeatureKind>(kind);
     f.offset = r.i64("feature offset");
     f.width = r.i64("feature width");
-    if (f.offset < end || f.width < 1 || f.width > std::int64_t{1} << 31 ||
-        f.offset > (std::int64_t{1} << 40))
+    // Features cover the row without gaps, so the row's width is bounded by the bytes.
+    if (f.offset != end || f.width < 1 || f.width > std::int64_t{1} << 31)
       r.fail(what + ": offset " + std::to_string(f.offset) + " and width " +
-             std::to_string(f.width) + " do not follow the previous feature");
+             std::to_string(f.width) + " do not follow the previous feature (ending at " +
+             std::to_string(end) + ")");
     end = f.offset + f.width;
     f.one_hot = r.boolean("feature one_hot");
     f.count = r.u64("feature count");
