@@ -70,6 +70,18 @@ endif()
 find_package(SQLite3)
 if(SQLite3_FOUND)
   set(KILN_WITH_SQLITE ON)
+  # libkiln links SQLite through this private name. An installed static Kiln names it in its
+  # link interface, and KilnConfig.cmake defines it from the shared library alone
+  # (KILN_SQLITE_SONAME in KILN_SQLITE_LIBDIR), so consumers need only libsqlite3-0.
+  add_library(KilnPrivate::sqlite3 INTERFACE IMPORTED)
+  target_link_libraries(KilnPrivate::sqlite3 INTERFACE SQLite::SQLite3)
+  file(REAL_PATH "${SQLite3_LIBRARY}" _kiln_sqlite_real)
+  get_filename_component(KILN_SQLITE_LIBDIR "${SQLite3_LIBRARY}" DIRECTORY)
+  get_filename_component(KILN_SQLITE_SONAME "${_kiln_sqlite_real}" NAME)
+  # libsqlite3.so.0.8.6 -> libsqlite3.so.0 (the name the loader looks for)
+  if(KILN_SQLITE_SONAME MATCHES "^(lib[^.]+\\.so\\.[0-9]+)")
+    set(KILN_SQLITE_SONAME "${CMAKE_MATCH_1}")
+  endif()
 elseif(CMAKE_CROSSCOMPILING)
   set(KILN_WITH_SQLITE OFF)
 else()

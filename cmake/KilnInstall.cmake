@@ -38,6 +38,7 @@ else()
   set(KILN_STATIC OFF)
 endif()
 set(KILN_CONFIG_WITH_ONEDNN ${KILN_ONEDNN})
+set(KILN_CONFIG_WITH_SQLITE ${KILN_WITH_SQLITE})
 
 configure_package_config_file(
   "${CMAKE_CURRENT_LIST_DIR}/KilnConfig.cmake.in"

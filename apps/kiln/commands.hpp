@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}  // namespace CLI
+
 namespace kiln_cli {
 
 /// Exit codes a pipeline can rely on (documented in --help and docs/cli.md).
@@ -111,5 +115,33 @@ struct BoardArgs {
 };
 /// Serves until SIGINT or SIGTERM (then returns exit_ok).
 int run_board(const BoardArgs& args);
+
+struct CtArgs {
+  std::string pipeline;
+  bool json = false;
+  bool force = false;
+};
+/// Returns the outcome's exit code: 0 promoted, 10 rejected, 11 skipped, 2 invalid data.
+int run_ct(const CtArgs& args);
+
+/// kiln registry SUBCOMMAND ... (apps/kiln/registry.cpp).
+struct RegistryArgs {
+  std::string registry;  ///< --registry; empty: $KILN_REGISTRY, else "models"
+  bool json = false;
+  std::string command;  ///< the subcommand parsed: "register", "list", "alias set", ...
+  std::string name;
+  std::string model;
+  std::string reference;
+  std::string reference_b;
+  std::string alias = "production";
+  std::int64_t version = 0;
+  std::optional<std::int64_t> parent;
+  std::vector<std::string> data;
+  std::string run_dir;
+  std::string note;
+};
+/// Adds `kiln registry` and its subcommands to `app`, parsing into `args`.
+CLI::App* add_registry_command(CLI::App& app, RegistryArgs& args);
+int run_registry(const RegistryArgs& args);
 
 }  // namespace kiln_cli

@@ -35,6 +35,8 @@ Examples:
   kiln board runs
   kiln validate iris.kiln --data new_flowers.csv
   kiln drift drift.json
+  kiln registry register digits digits.kiln && kiln registry promote digits 1
+  kiln ct examples/mlops/retrain_on_drift.json
 Run "kiln <command> --help" for a command's options; docs/cli.md describes spec files.
 )";
 
@@ -241,6 +243,28 @@ Examples:
   kiln drift device-a.json device-b.json --model digits.kiln --html drift.html
 )");
 
+  CtArgs ct;
+  CLI::App* c = app.add_subcommand(
+      "ct", "Run a continuous-training pipeline: validate, train, gate, register, promote");
+  c->add_option("pipeline", ct.pipeline, "Pipeline file (JSON; see docs/mlops.md)")->required();
+  c->add_flag("--json", ct.json, "Print the result as one JSON object on stdout (steps on stderr)");
+  c->add_flag("--force", ct.force, "Run even when the trigger has not fired");
+  c->footer(R"(
+Checks the trigger (always, new data files, a drift snapshot, a decay alarm), validates the
+new data against the production model, trains a candidate (warm-started from production
+with "warm_start": true), evaluates candidate and production on the holdout, applies the
+gate and registers and promotes the candidate, or rejects it with the reasons. Writes
+result.json and report.html into the pipeline's work_dir. Running it again after an
+interruption registers nothing twice.
+
+Exit codes: 0 promoted, 10 rejected by the gate, 11 skipped (the trigger did not fire),
+2 invalid data (the new data does not fit the production model).
+
+Examples:
+  kiln ct examples/mlops/retrain_on_drift.json
+  kiln ct pipeline.json --json --force
+)");
+
 #if KILN_CLI_BOARD
   BoardArgs board;
   CLI::App* b = app.add_subcommand("board", "Serve a folder of runs as live reports (a web page)");
@@ -266,6 +290,9 @@ Examples:
 )");
 #endif
 
+  RegistryArgs registry;
+  CLI::App* reg = add_registry_command(app, registry);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& err) {
@@ -284,6 +311,8 @@ Examples:
     if (*r) return run_report(report);
     if (*v) return run_validate(validate);
     if (*d) return run_drift(drift);
+    if (*c) return run_ct(ct);
+    if (*reg) return run_registry(registry);
 #if KILN_CLI_BOARD
     if (*b) return run_board(board);
 #endif

@@ -11,6 +11,7 @@
 #include "kiln/core/error.hpp"
 #include "kiln/data/csv.hpp"
 #include "kiln/data/scale.hpp"
+#include "kiln/io/load_graph.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/monitor/profile.hpp"
 #include "kiln/nn/layers.hpp"
@@ -104,6 +105,24 @@ data::Dataset training_view(const data::Dataset& d, const std::string& input, Ta
   info.features = input;
   info.target = task == Task::binary ? "target_class" : "target";
   return data::Dataset(std::move(b), std::move(info));
+}
+
+/// Copies the parameters (and buffers) of the model file `path` into `g` by name where the
+/// shape and dtype agree; returns the names copied.
+std::vector<std::string> warm_start(Graph& g, const std::string& path) {
+  LoadedGraph from = load_graph(path);
+  std::vector<std::string> copied;
+  std::vector<Value> mine = g.parameters();
+  for (const Value& v : g.buffers()) mine.push_back(v);
+  for (const Value& v : mine) {
+    if (!from.graph->contains(v.name())) continue;
+    const Value src = from.graph->find(v.name());
+    const Node& n = src.node();
+    if (n.op != Op::parameter || n.shape != v.shape() || n.dtype != v.dtype()) continue;
+    g.tensor(v).copy_from(from.graph->tensor(src));
+    copied.push_back(v.name());
+  }
+  return copied;
 }
 
 /// The categorical columns of a CSV schema inside its feature row (one-hot groups or index
@@ -218,6 +237,8 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
                                     .classes = static_cast<std::int64_t>(labels.size()),
                                     .target = "target",
                                     .source = spec.name.empty() ? "spec" : spec.name});
+  if (!options.initial_model.empty())
+    result.warm_started = warm_start(*m.graph, options.initial_model);
   std::unique_ptr<optim::Optimizer> opt = make_optimizer(t.optimizer, *m.graph);
 
   SaveOptions save;

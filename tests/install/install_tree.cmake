@@ -27,7 +27,7 @@ endforeach()
 # Public headers must not need Kiln's private dependencies or private headers.
 file(GLOB_RECURSE headers "${PREFIX}/include/kiln/*")
 foreach(h ${headers})
-  file(STRINGS "${h}" bad REGEX "#[ \t]*include[ \t]*[<\"](Eigen|unsupported/Eigen|dnnl|oneapi|cereal|internal/)")
+  file(STRINGS "${h}" bad REGEX "#[ \t]*include[ \t]*[<\"](Eigen|unsupported/Eigen|dnnl|oneapi|cereal|sqlite3|internal/)")
   if(bad)
     message(FATAL_ERROR "installed header ${h} includes a private dependency: ${bad}")
   endif()

@@ -63,6 +63,11 @@ struct SpecTrainOptions {
   std::string creation_time = {};
   /// Further fit callbacks, called after the spec's own (e.g. kiln::report::record).
   std::vector<std::shared_ptr<Callback>> callbacks = {};
+  /// Warm start: a model file (e.g. the production version) whose parameter values
+  /// initialise the new model's, matched by parameter name ("fc1.weight", ...) where the
+  /// shapes and dtypes agree; the others keep their seeded initialisation. "" : from scratch.
+  /// SpecTrainResult::warm_started lists the parameters copied.
+  std::string initial_model = {};
 };
 
 /// A model file's metrics on a labelled CSV file.
@@ -96,6 +101,8 @@ struct KILN_API SpecTrainResult {
   /// The model file's evaluation on the test rows (metrics without the "test_" prefix,
   /// the confusion matrix of classifiers); rows 0 without test rows.
   Evaluation evaluation;
+  /// The parameters initialised from SpecTrainOptions::initial_model (empty without it).
+  std::vector<std::string> warm_started;
   /// Writes `model` to `path` atomically; IoError naming the file.
   void save(const std::string& path) const;
 };
