@@ -58,9 +58,9 @@ struct FeatureProfile {
   /// categorical features take 1 element, a one-hot categorical one per category.
   std::int64_t offset = 0;
   std::int64_t width = 1;
-  bool one_hot = false;  ///< categorical: one-hot (width == categories) or an index
-  std::uint64_t count = 0;          ///< reference rows
-  std::uint64_t nonfinite = 0;      ///< reference NaN/Inf values (numeric)
+  bool one_hot = false;         ///< categorical: one-hot (width == categories) or an index
+  std::uint64_t count = 0;      ///< reference rows
+  std::uint64_t nonfinite = 0;  ///< reference NaN/Inf values (numeric)
   double min = 0, max = 0, mean = 0, std = 0;  ///< over the finite reference values
   Histogram histogram;                         ///< numeric
   std::vector<std::string> categories;         ///< categorical
@@ -72,11 +72,11 @@ struct Profile {
   std::string input;  ///< the model input the features describe
   std::vector<FeatureProfile> features;
   PredictionKind predicted = PredictionKind::none;
-  std::string output;  ///< the model output the predictions are read from
-  std::vector<std::string> labels;              ///< classes: names by class index
-  std::vector<std::uint64_t> class_counts;      ///< classes: reference count per class
-  Histogram prediction_histogram;               ///< values
-  std::uint64_t prediction_count = 0;           ///< rows the prediction profile was built on
+  std::string output;                       ///< the model output the predictions are read from
+  std::vector<std::string> labels;          ///< classes: names by class index
+  std::vector<std::uint64_t> class_counts;  ///< classes: reference count per class
+  Histogram prediction_histogram;           ///< values
+  std::uint64_t prediction_count = 0;       ///< rows the prediction profile was built on
   /// The model's recorded metrics on the held-out data, e.g. {"accuracy", 0.97}: what the
   /// decay alarm compares live metrics with.
   std::vector<std::pair<std::string, double>> metrics;
