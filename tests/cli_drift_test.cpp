@@ -4,6 +4,7 @@
 // from the model's profile (PSI and the KS statistic on the reference bins), merging, the
 // HTML page, and the drift section of a run's report.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -64,7 +65,10 @@ class CliDrift : public kiln_test::CliTest {
 
   static void SetUpTestSuite() {
     shared = new Shared;
-    shared->dir = fs::temp_directory_path() / "kiln_cli_drift_test_shared";
+    // One folder per process: ctest runs every test of this program as its own process,
+    // in parallel, and each builds the shared model.
+    shared->dir =
+        fs::temp_directory_path() / ("kiln_cli_drift_test_shared_" + std::to_string(::getpid()));
     fs::remove_all(shared->dir);
     fs::create_directories(shared->dir);
     const auto spec = kiln::train::ModelSpec::load(digits_spec);
