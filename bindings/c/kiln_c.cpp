@@ -562,6 +562,23 @@ void fill_feature(const kiln::monitor::FeatureDrift& f, kiln_feature_drift* out)
   out->live_mean = f.live_mean;
 }
 
+// kiln_monitor_observe_labels (T = int64_t, class indices) and
+// kiln_monitor_observe_label_values (T = double, regression targets).
+template <class T>
+kiln_status observe_labels(const char* function, kiln_monitor* monitor, const T* predicted,
+                           const T* labels, size_t count) {
+  return guarded(function, [&] {
+    require(monitor, "monitor");
+    if (count > 0) {
+      require(predicted, "predicted");
+      require(labels, "labels");
+    }
+    monitor->monitor.observe_labels(std::span<const T>(predicted, count),
+                                    std::span<const T>(labels, count));
+    return KILN_OK;
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -655,30 +672,12 @@ kiln_status kiln_monitor_observe(kiln_monitor* monitor, const char* const* input
 
 kiln_status kiln_monitor_observe_labels(kiln_monitor* monitor, const int64_t* predicted,
                                         const int64_t* labels, size_t count) {
-  return guarded("kiln_monitor_observe_labels", [&] {
-    require(monitor, "monitor");
-    if (count > 0) {
-      require(predicted, "predicted");
-      require(labels, "labels");
-    }
-    monitor->monitor.observe_labels(std::span<const std::int64_t>(predicted, count),
-                                    std::span<const std::int64_t>(labels, count));
-    return KILN_OK;
-  });
+  return observe_labels("kiln_monitor_observe_labels", monitor, predicted, labels, count);
 }
 
 kiln_status kiln_monitor_observe_label_values(kiln_monitor* monitor, const double* predicted,
                                               const double* labels, size_t count) {
-  return guarded("kiln_monitor_observe_label_values", [&] {
-    require(monitor, "monitor");
-    if (count > 0) {
-      require(predicted, "predicted");
-      require(labels, "labels");
-    }
-    monitor->monitor.observe_labels(std::span<const double>(predicted, count),
-                                    std::span<const double>(labels, count));
-    return KILN_OK;
-  });
+  return observe_labels("kiln_monitor_observe_label_values", monitor, predicted, labels, count);
 }
 
 kiln_status kiln_monitor_drifted(kiln_monitor* monitor, int* out_drifted) {
