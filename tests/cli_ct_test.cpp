@@ -3,12 +3,10 @@
 // object on stdout, the steps on stderr), on a small three-class data set made here.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
+#include "tests/support/blobs_csv.hpp"
 #include "tests/support/cli_test_support.hpp"
 
 namespace {
@@ -25,30 +23,7 @@ const char* spec = R"({
                "seed": 1, "test_split": 0.2}
 })";
 
-/// Three blobs (classes a, b, c at (0,0), (4,0), (0,4), unit noise); random labels with
-/// `shuffle_labels`.
-std::string blobs_csv(int rows, std::uint64_t seed, bool shuffle_labels = false) {
-  std::uint64_t s = seed * 2654435761u + 12345;
-  auto uniform = [&] {
-    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (static_cast<double>(s >> 11) + 0.5) / 9007199254740992.0;
-  };
-  auto normal = [&] {
-    return std::sqrt(-2 * std::log(uniform())) * std::cos(6.283185307179586 * uniform());
-  };
-  const double cx[3] = {0, 4, 0}, cy[3] = {0, 0, 4};
-  const char* names[3] = {"a", "b", "c"};
-  std::string csv = "x0,x1,label\n";
-  for (int i = 0; i < rows; ++i) {
-    const int c = i % 3;
-    const int label = shuffle_labels ? static_cast<int>(uniform() * 3) % 3 : c;
-    char line[96];
-    std::snprintf(line, sizeof line, "%.4f,%.4f,%s\n", cx[c] + normal(), cy[c] + normal(),
-                  names[label]);
-    csv += line;
-  }
-  return csv;
-}
+using kiln_test::blobs_csv;
 
 class CliCt : public kiln_test::CliTest {
  protected:
@@ -117,7 +92,7 @@ TEST_F(CliCt, RejectedCandidateExitsWith10AndSaysWhy) {
   pipeline("p.json", "always", "new");
   ASSERT_EQ(kiln("ct p.json").rc, 0);
   std::filesystem::remove(path("new/day1.csv"));
-  kiln_test::write(path("new/shuffled.csv"), blobs_csv(240, 3, true));
+  kiln_test::write(path("new/shuffled.csv"), blobs_csv(240, 3, 0, true));
   CliResult r = kiln("ct p.json");
   EXPECT_EQ(r.rc, 10) << r.out << r.err;
   EXPECT_NE(r.out.find("outcome: rejected"), std::string::npos) << r.out;

@@ -4,58 +4,14 @@
 // reading 2 of 20 columns with the file size and with reading all 20.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <random>
 
 #include "data_test_util.hpp"
 #include "kiln/data/csv.hpp"
-
-namespace {
-
-std::atomic<std::size_t> live_bytes{0};
-std::atomic<std::size_t> peak_bytes{0};
-constexpr std::size_t header = 16;  // keeps the size, and malloc's alignment
-
-void* counted_new(std::size_t n) {
-  void* p = std::malloc(n + header);
-  if (!p) throw std::bad_alloc();
-  *static_cast<std::size_t*>(p) = n;
-  const std::size_t now = live_bytes.fetch_add(n) + n;
-  std::size_t peak = peak_bytes.load();
-  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
-  }
-  return static_cast<char*>(p) + header;
-}
-
-void counted_delete(void* p) noexcept {
-  if (!p) return;
-  void* base = static_cast<char*>(p) - header;
-  live_bytes.fetch_sub(*static_cast<std::size_t*>(base));
-  std::free(base);
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void operator delete(void* p) noexcept { counted_delete(p); }
-void operator delete[](void* p) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_delete(p); }
+#include "tests/support/counting_new.hpp"
 
 namespace kiln::data {
 namespace {
-
-// Bytes allocated at the peak of `f`, above what was live before it.
-template <class F>
-std::size_t peak_of(F&& f) {
-  const std::size_t before = live_bytes.load();
-  peak_bytes.store(before);
-  f();
-  return peak_bytes.load() - before;
-}
 
 TEST(CsvMemoryTest, PeakFollowsTheColumnsKept) {
   testing::TempDir dir;
@@ -73,12 +29,12 @@ TEST(CsvMemoryTest, PeakFollowsTheColumnsKept) {
   const std::size_t file = csv.size();
   csv = std::string();
 
-  const std::size_t two = peak_of([&] {
+  const std::size_t two = kiln_test::peak_of([&] {
     const auto d =
         read_csv(path, {.target = "c19", .features = {"c3"}, .task = CsvTask::regression});
     EXPECT_EQ(d.dataset.size(), rows);
   });
-  const std::size_t all = peak_of([&] {
+  const std::size_t all = kiln_test::peak_of([&] {
     const auto d = read_csv(path, {.target = "c19", .task = CsvTask::regression});
     EXPECT_EQ(d.dataset["features"].shape(), Shape({rows, 19}));
   });

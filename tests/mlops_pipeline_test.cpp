@@ -25,6 +25,7 @@
 #include "kiln/mlops/registry.hpp"
 #include "kiln/monitor/monitor.hpp"
 #include "kiln/train/from_spec.hpp"
+#include "tests/support/blobs_csv.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
@@ -62,30 +63,7 @@ std::string slurp(const fs::path& p) {
   return s.str();
 }
 
-/// Three blobs (classes a, b, c at (0,0), (4,0), (0,4), unit noise), `rows` rows; `shift`
-/// is added to both features; `shuffle_labels` draws the labels at random instead.
-std::string blobs_csv(int rows, std::uint64_t seed, double shift = 0, bool shuffle_labels = false) {
-  std::uint64_t s = seed * 2654435761u + 12345;
-  auto uniform = [&] {
-    s = s * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (static_cast<double>(s >> 11) + 0.5) / 9007199254740992.0;
-  };
-  auto normal = [&] {
-    return std::sqrt(-2 * std::log(uniform())) * std::cos(6.283185307179586 * uniform());
-  };
-  const double cx[3] = {0, 4, 0}, cy[3] = {0, 0, 4};
-  const char* names[3] = {"a", "b", "c"};
-  std::string csv = "x0,x1,label\n";
-  for (int i = 0; i < rows; ++i) {
-    const int c = i % 3;
-    const int label = shuffle_labels ? static_cast<int>(uniform() * 3) % 3 : c;
-    char line[96];
-    std::snprintf(line, sizeof line, "%.4f,%.4f,%s\n", cx[c] + normal() + shift,
-                  cy[c] + normal() + shift, names[label]);
-    csv += line;
-  }
-  return csv;
-}
+using kiln_test::blobs_csv;
 
 // ===== pipeline files =====================================================================
 

@@ -3,60 +3,17 @@
 // 800k rows in which every row has anomalies (counted, a few kept as examples).
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <new>
 #include <string>
 
 #include "kiln/mlops/validate.hpp"
 #include "kiln/train/from_spec.hpp"
 #include "kiln/train/spec.hpp"
+#include "tests/support/counting_new.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace {
-
-std::atomic<std::size_t> live_bytes{0};
-std::atomic<std::size_t> peak_bytes{0};
-constexpr std::size_t header = 16;  // keeps the size, and malloc's alignment
-
-void* counted_new(std::size_t n) {
-  void* p = std::malloc(n + header);
-  if (!p) throw std::bad_alloc();
-  *static_cast<std::size_t*>(p) = n;
-  const std::size_t now = live_bytes.fetch_add(n) + n;
-  std::size_t peak = peak_bytes.load();
-  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
-  }
-  return static_cast<char*>(p) + header;
-}
-
-void counted_delete(void* p) noexcept {
-  if (!p) return;
-  void* base = static_cast<char*>(p) - header;
-  live_bytes.fetch_sub(*static_cast<std::size_t*>(base));
-  std::free(base);
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_new(n); }
-void* operator new[](std::size_t n) { return counted_new(n); }
-void operator delete(void* p) noexcept { counted_delete(p); }
-void operator delete[](void* p) noexcept { counted_delete(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_delete(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_delete(p); }
-
-namespace {
-
-template <class F>
-std::size_t peak_of(F&& f) {
-  const std::size_t before = live_bytes.load();
-  peak_bytes.store(before);
-  f();
-  return peak_bytes.load() - before;
-}
 
 class ValidateMemory : public kiln_test::TempDirTest {
  protected:
@@ -86,10 +43,10 @@ TEST_F(ValidateMemory, PeakDoesNotGrowWithTheRows) {
   write_rows(path("large.csv"), 800000);
 
   kiln::mlops::ValidationReport small, large;
-  const std::size_t small_peak =
-      peak_of([&] { small = kiln::mlops::validate_csv(model, path("small.csv").string()); });
-  const std::size_t large_peak =
-      peak_of([&] { large = kiln::mlops::validate_csv(model, path("large.csv").string()); });
+  const std::size_t small_peak = kiln_test::peak_of(
+      [&] { small = kiln::mlops::validate_csv(model, path("small.csv").string()); });
+  const std::size_t large_peak = kiln_test::peak_of(
+      [&] { large = kiln::mlops::validate_csv(model, path("large.csv").string()); });
   // Every anomaly on every fourth row, counted in full.
   ASSERT_EQ(large.rows, 800000);
   ASSERT_EQ(large.anomalies.size(), 6u);

@@ -183,6 +183,27 @@ kiln::Feeds make_feeds(const char* const* input_names, const kiln_tensor* const*
   return feeds;
 }
 
+// A run's num_outputs must be the model's output count.
+void check_num_outputs(const kiln::infer::Model& model, std::size_t num_outputs) {
+  if (num_outputs != model.outputs().size())
+    throw ArgumentError(cat("num_outputs is ", std::to_string(num_outputs), " but the model has ",
+                            std::to_string(model.outputs().size()), " output(s)"));
+}
+
+// Hands a run's results out as new tensor handles in outputs[0..]: all of them, or none
+// when one cannot be made.
+void hand_out(std::vector<kiln::Tensor>& results, kiln_tensor** outputs) {
+  std::vector<kiln_tensor*> handles;
+  handles.reserve(results.size());
+  try {
+    for (auto& r : results) handles.push_back(new kiln_tensor{r.contiguous()});
+  } catch (...) {
+    for (auto* h : handles) delete h;
+    throw;
+  }
+  for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
+}
+
 kiln_status load(const char* fn, const char* path, const char* backend, kiln_model** out,
                  uint32_t flags = 0) {
   if (out != nullptr) *out = nullptr;
@@ -387,24 +408,9 @@ kiln_status kiln_model_run(const kiln_model* model, const char* const* input_nam
     // this run its model.
     const kiln::infer::Model shared = model->model;
     const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
-    const std::size_t expected = shared.outputs().size();
-    if (num_outputs != expected) {
-      std::string m = cat("num_outputs is ", std::to_string(num_outputs));
-      m += " but the model has ";
-      m += std::to_string(expected);
-      m += " output(s)";
-      throw ArgumentError(m);
-    }
+    check_num_outputs(shared, num_outputs);
     std::vector<kiln::Tensor> results = shared.run(feeds);
-    std::vector<kiln_tensor*> handles;
-    handles.reserve(results.size());
-    try {
-      for (auto& r : results) handles.push_back(new kiln_tensor{r.contiguous()});
-    } catch (...) {
-      for (auto* h : handles) delete h;
-      throw;
-    }
-    for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
+    hand_out(results, outputs);
     return KILN_OK;
   });
 }
@@ -562,6 +568,23 @@ void fill_feature(const kiln::monitor::FeatureDrift& f, kiln_feature_drift* out)
   out->live_mean = f.live_mean;
 }
 
+// kiln_monitor_observe_labels (T = int64_t, class indices) and
+// kiln_monitor_observe_label_values (T = double, regression targets).
+template <class T>
+kiln_status observe_labels(const char* function, kiln_monitor* monitor, const T* predicted,
+                           const T* labels, size_t count) {
+  return guarded(function, [&] {
+    require(monitor, "monitor");
+    if (count > 0) {
+      require(predicted, "predicted");
+      require(labels, "labels");
+    }
+    monitor->monitor.observe_labels(std::span<const T>(predicted, count),
+                                    std::span<const T>(labels, count));
+    return KILN_OK;
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -607,19 +630,9 @@ kiln_status kiln_monitor_run(kiln_monitor* monitor, const kiln_model* model,
     require(outputs, "outputs");
     const kiln::infer::Model shared = model->model;
     const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
-    if (num_outputs != shared.outputs().size())
-      throw ArgumentError(cat("num_outputs is ", std::to_string(num_outputs), " but the model has ",
-                              std::to_string(shared.outputs().size()), " output(s)"));
+    check_num_outputs(shared, num_outputs);
     std::vector<kiln::Tensor> results = monitor->monitor.run(shared, feeds);
-    std::vector<kiln_tensor*> handles;
-    handles.reserve(results.size());
-    try {
-      for (auto& r : results) handles.push_back(new kiln_tensor{r.contiguous()});
-    } catch (...) {
-      for (auto* h : handles) delete h;
-      throw;
-    }
-    for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
+    hand_out(results, outputs);
     return KILN_OK;
   });
 }
@@ -655,30 +668,12 @@ kiln_status kiln_monitor_observe(kiln_monitor* monitor, const char* const* input
 
 kiln_status kiln_monitor_observe_labels(kiln_monitor* monitor, const int64_t* predicted,
                                         const int64_t* labels, size_t count) {
-  return guarded("kiln_monitor_observe_labels", [&] {
-    require(monitor, "monitor");
-    if (count > 0) {
-      require(predicted, "predicted");
-      require(labels, "labels");
-    }
-    monitor->monitor.observe_labels(std::span<const std::int64_t>(predicted, count),
-                                    std::span<const std::int64_t>(labels, count));
-    return KILN_OK;
-  });
+  return observe_labels("kiln_monitor_observe_labels", monitor, predicted, labels, count);
 }
 
 kiln_status kiln_monitor_observe_label_values(kiln_monitor* monitor, const double* predicted,
                                               const double* labels, size_t count) {
-  return guarded("kiln_monitor_observe_label_values", [&] {
-    require(monitor, "monitor");
-    if (count > 0) {
-      require(predicted, "predicted");
-      require(labels, "labels");
-    }
-    monitor->monitor.observe_labels(std::span<const double>(predicted, count),
-                                    std::span<const double>(labels, count));
-    return KILN_OK;
-  });
+  return observe_labels("kiln_monitor_observe_label_values", monitor, predicted, labels, count);
 }
 
 kiln_status kiln_monitor_drifted(kiln_monitor* monitor, int* out_drifted) {

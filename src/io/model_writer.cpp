@@ -1,14 +1,13 @@
 // serialize_model / save_model: the live part of a graph, renumbered, with its tensors, as
 // the sections of a format v2 file (see io/model_format.hpp).
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <ctime>
 #include <string>
 #include <unordered_set>
 
 #include "internal/nonfinite.hpp"
 #include "internal/op_info.hpp"
+#include "internal/utc_time.hpp"
 #include "io/archive.hpp"
 #include "io/model_data.hpp"
 #include "io/model_format.hpp"
@@ -24,15 +23,6 @@ bool is_training_only(Op op) { return op_info(op).has(op_training_only); }
 }  // namespace internal
 
 namespace {
-
-std::string utc_now_iso8601() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 [[noreturn]] void value_error(const std::string& what) {
   std::string msg = "save_model: ";
@@ -207,7 +197,7 @@ std::vector<std::uint8_t> serialize_model(const Graph& graph, const SaveOptions&
   }
 
   internal::ArchiveWriter prov_w;
-  prov_w.string(options.creation_time.empty() ? utc_now_iso8601() : options.creation_time);
+  prov_w.string(options.creation_time.empty() ? internal::utc_now() : options.creation_time);
   prov_w.string(version_string);
 
   const std::vector<std::uint8_t> graph_b = graph_w.finish(), sig_b = sig_w.finish(),

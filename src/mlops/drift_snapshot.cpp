@@ -2,8 +2,10 @@
 // the snapshots of many devices, and the report as JSON (the writer kiln_infer's monitor
 // uses, monitor/snapshot_json.hpp, so the layout is written in one place).
 #include <cmath>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/model_data.hpp"
@@ -38,11 +40,14 @@ double number(const json& obj, const char* key, const std::string& path, const s
   return v.get<double>();
 }
 
+bool is_count(const json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
+}
+
 std::uint64_t count(const json& obj, const char* key, const std::string& path,
                     const std::string& where) {
   const json& v = field(obj, key, path, where);
-  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<std::int64_t>() >= 0))
-    bad(path, where + ": \"" + key + "\" is not a count");
+  if (!is_count(v)) bad(path, where + ": \"" + key + "\" is not a count");
   return v.get<std::uint64_t>();
 }
 
@@ -59,36 +64,31 @@ bool flag(const json& obj, const char* key, const std::string& path, const std::
   return v.get<bool>();
 }
 
+/// The value paired with the text at `key` in `names`; "unknown <key>" otherwise.
+template <class T>
+T one_of(const json& obj, const char* key, const std::string& path, const std::string& where,
+         std::initializer_list<std::pair<const char*, T>> names) {
+  const std::string s = text(obj, key, path, where);
+  for (const auto& [name, value] : names)
+    if (s == name) return value;
+  bad(path, where + ": unknown " + key + " \"" + s + "\"");
+}
+
 FeatureDrift read_feature(const json& j, const std::string& path, const std::string& where) {
   FeatureDrift f;
   f.name = text(j, "name", path, where);
-  const std::string kind = text(j, "kind", path, where);
-  if (kind == "numeric")
-    f.kind = monitor::FeatureKind::numeric;
-  else if (kind == "categorical")
-    f.kind = monitor::FeatureKind::categorical;
-  else
-    bad(path, where + ": unknown kind \"" + kind + "\"");
-  const std::string test = text(j, "test", path, where);
-  if (test == "ks")
-    f.test = "ks";
-  else if (test == "chi2")
-    f.test = "chi2";
-  else
-    bad(path, where + ": unknown test \"" + test + "\"");
+  f.kind = one_of<monitor::FeatureKind>(j, "kind", path, where,
+                                        {{"numeric", monitor::FeatureKind::numeric},
+                                         {"categorical", monitor::FeatureKind::categorical}});
+  f.test = one_of<const char*>(j, "test", path, where, {{"ks", "ks"}, {"chi2", "chi2"}});
   f.rows = count(j, "rows", path, where);
   f.statistic = number(j, "statistic", path, where);
   f.p_value = number(j, "p_value", path, where);
   f.psi = number(j, "psi", path, where);
-  const std::string level = text(j, "psi_level", path, where);
-  if (level == "none")
-    f.psi_level = monitor::PsiLevel::none;
-  else if (level == "moderate")
-    f.psi_level = monitor::PsiLevel::moderate;
-  else if (level == "significant")
-    f.psi_level = monitor::PsiLevel::significant;
-  else
-    bad(path, where + ": unknown psi_level \"" + level + "\"");
+  f.psi_level = one_of<monitor::PsiLevel>(j, "psi_level", path, where,
+                                          {{"none", monitor::PsiLevel::none},
+                                           {"moderate", monitor::PsiLevel::moderate},
+                                           {"significant", monitor::PsiLevel::significant}});
   f.drifted = flag(j, "drifted", path, where);
   f.nonfinite = count(j, "nonfinite", path, where);
   f.below_min = count(j, "below_min", path, where);
@@ -100,8 +100,7 @@ FeatureDrift read_feature(const json& j, const std::string& path, const std::str
     if (!it->is_array()) bad(path, where + ": \"live_counts\" is not an array");
     f.live_counts.reserve(it->size());
     for (const json& c : *it) {
-      if (!c.is_number_unsigned() && !(c.is_number_integer() && c.get<std::int64_t>() >= 0))
-        bad(path, where + ": a live count is not a count");
+      if (!is_count(c)) bad(path, where + ": a live count is not a count");
       f.live_counts.push_back(c.get<std::uint64_t>());
     }
   }

@@ -6,9 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -18,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "internal/utc_time.hpp"
 #include "io/model_data.hpp"
 #include "io/sha256.hpp"
 #include "kiln/core/error.hpp"
@@ -65,14 +64,7 @@ std::string fmt(double d) {
   return buf;
 }
 
-std::string utc_stamp() {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
+std::string utc_stamp() { return kiln::internal::utc_now("%Y%m%d-%H%M%S"); }
 
 void write_text(const std::string& path, const std::string& text) {
   kiln::internal::write_file_atomically(

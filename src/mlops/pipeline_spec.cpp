@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "internal/json_reader.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/mlops/pipeline.hpp"
 
@@ -19,45 +20,19 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string describe(const json& j) {
-  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 40) s = s.substr(0, 37) + "...";
-  return s;
-}
+using kiln::internal::describe;
 
-/// A JSON object being read: every key it reads is marked, and finish() rejects the rest.
-class Reader {
+/// A pipeline JSON object being read (errors are FormatErrors).
+class Reader : public kiln::internal::JsonReader<FormatError> {
  public:
-  Reader(const json& j, std::string path, const std::string& source)
-      : j_(j), path_(std::move(path)), source_(source) {
-    if (!j_.is_object()) fail(path_, "expected an object, got " + describe(j_));
-  }
-  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw FormatError(source_ + ": " + (path.empty() ? "" : path + ": ") + what);
-  }
-  std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  const json* get(const std::string& key) {
-    seen_.insert(key);
-    auto it = j_.find(key);
-    return it == j_.end() ? nullptr : &*it;
-  }
-  const json& required(const std::string& key) {
-    const json* v = get(key);
-    if (!v) fail(path_, "missing \"" + key + "\"");
-    return *v;
-  }
+  using JsonReader::JsonReader;
+
   std::string string(const std::string& key, bool needed, const std::string& fallback = {}) {
     const json* v = needed ? &required(key) : get(key);
     if (!v) return fallback;
     if (!v->is_string() || v->get<std::string>().empty())
       fail(at(key), "expected a non-empty string, got " + describe(*v));
     return v->get<std::string>();
-  }
-  void boolean(const std::string& key, bool& out) {
-    if (const json* v = get(key)) {
-      if (!v->is_boolean()) fail(at(key), "expected true or false, got " + describe(*v));
-      out = v->get<bool>();
-    }
   }
   std::optional<double> number(const std::string& key) {
     const json* v = get(key);
@@ -81,18 +56,6 @@ class Reader {
       fail(at(key), "expected a non-negative integer, got " + describe(*v));
     return v->get<std::uint64_t>();
   }
-  void finish() const {
-    std::string known;
-    for (const auto& k : seen_) known += (known.empty() ? "" : ", ") + k;
-    for (auto it = j_.begin(); it != j_.end(); ++it)
-      if (!seen_.count(it.key())) fail(at(it.key()), "unknown key (known here: " + known + ")");
-  }
-
- private:
-  const json& j_;
-  std::string path_;
-  const std::string& source_;
-  std::set<std::string> seen_;
 };
 
 const char* trigger_name(TriggerType t) {

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include <span>
 #include <string_view>
 
+#include "internal/utc_time.hpp"
 #include "io/model_data.hpp"
 #include "io/sha256.hpp"
 #include "kiln/core/error.hpp"
@@ -95,14 +95,7 @@ constexpr const char* version_columns =
     "name, version, hash, created, bytes, parent, data, spec, params, metrics, library_version, "
     "run_dir, source, note";
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+using kiln::internal::utc_now;
 
 std::string hex(std::span<const std::uint8_t> bytes) {
   static constexpr char digits[] = "0123456789abcdef";

@@ -8,7 +8,6 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
-#include <ctime>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "internal/utc_time.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/monitor/monitor.hpp"
@@ -27,15 +27,6 @@ namespace detail {
 
 constexpr const char* test_ks = "ks";
 constexpr const char* test_chi2 = "chi2";
-
-inline std::string now_utc() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // The largest float <= e.
 inline float float_floor(double e) {
@@ -273,7 +264,7 @@ struct Monitor::Impl {
     r.model = model_name;
     r.model_version = model_version;
     r.model_hash = model_hash;
-    r.created = detail::now_utc();
+    r.created = kiln::internal::utc_now();
     r.rows_seen = rows_seen.load(std::memory_order_relaxed);
     r.rows_observed = t.rows;
     r.alpha = options.alpha;

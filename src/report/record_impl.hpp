@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "internal/utc_time.hpp"
 #include "kiln/report/run_record.hpp"
 
 namespace kiln::report::internal {
@@ -24,7 +25,7 @@ void append_number(std::string& out, double v);
 /// Appends `s` as a JSON string (quoted, escaped).
 void append_string(std::string& out, std::string_view s);
 /// The current UTC time as "YYYY-MM-DDTHH:MM:SSZ".
-std::string utc_now();
+using kiln::internal::utc_now;
 /// Writes `j` (indented) to `path` atomically; IoError naming the file.
 void write_json_file(const std::string& path, const Json& j);
 /// Parses a JSON file; IoError / FormatError naming it.

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "internal/json_reader.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/train/spec.hpp"
 
@@ -34,30 +35,12 @@ std::string join(const std::vector<std::string>& v) {
   return s;
 }
 
-std::string describe(const json& j) {
-  std::string s = j.dump();
-  if (s.size() > 40) s = s.substr(0, 37) + "...";
-  return s;
-}
+using kiln::internal::describe;
 
-/// A JSON object being read: every key it reads is marked, and finish() rejects the rest.
-class Reader {
+/// A spec JSON object being read (errors are ValueErrors).
+class Reader : public kiln::internal::JsonReader<ValueError> {
  public:
-  Reader(const json& j, std::string path, const std::string& source)
-      : j_(j), path_(std::move(path)), source_(source) {
-    if (!j_.is_object()) fail(path_, "expected an object, got " + describe(j_));
-  }
-
-  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw ValueError(source_ + ": " + (path.empty() ? "" : path + ": ") + what);
-  }
-  std::string at(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  const json* get(const std::string& key) {
-    seen_.insert(key);
-    auto it = j_.find(key);
-    return it == j_.end() ? nullptr : &*it;
-  }
-  bool has(const std::string& key) const { return j_.contains(key); }
+  using JsonReader::JsonReader;
 
   void string(const std::string& key, std::string& out) {
     if (const json* v = get(key)) {
@@ -71,12 +54,6 @@ class Reader {
           std::find(allowed.begin(), allowed.end(), v->get<std::string>()) == allowed.end())
         fail(at(key), "expected one of " + join(allowed) + ", got " + describe(*v));
       out = v->get<std::string>();
-    }
-  }
-  void boolean(const std::string& key, bool& out) {
-    if (const json* v = get(key)) {
-      if (!v->is_boolean()) fail(at(key), "expected true or false, got " + describe(*v));
-      out = v->get<bool>();
     }
   }
   /// A number in [lo, hi] (lo excluded when open_lo, hi excluded when open_hi).
@@ -146,27 +123,11 @@ class Reader {
       out.push_back(e.get<std::string>());
     }
   }
-  /// Rejects keys that were not read.
-  void finish() const {
-    std::vector<std::string> known(seen_.begin(), seen_.end());
-    for (auto it = j_.begin(); it != j_.end(); ++it)
-      if (!seen_.count(it.key()))
-        fail(at(it.key()), "unknown key (known here: " + join(known) + ")");
-  }
-  const std::string& path() const { return path_; }
-  const std::string& source() const { return source_; }
-
   static std::string fmt(double d) {
     std::ostringstream os;
     os << d;
     return os.str();
   }
-
- private:
-  const json& j_;
-  std::string path_;
-  const std::string& source_;
-  std::set<std::string> seen_;
 };
 
 DType dtype_from(const std::string& s) {
