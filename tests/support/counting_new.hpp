@@ -58,3 +58,26 @@ void operator delete(void* p) noexcept { kiln_test::counting_new::deallocate(p);
 void operator delete[](void* p) noexcept { kiln_test::counting_new::deallocate(p); }
 void operator delete(void* p, std::size_t) noexcept { kiln_test::counting_new::deallocate(p); }
 void operator delete[](void* p, std::size_t) noexcept { kiln_test::counting_new::deallocate(p); }
+// The nothrow forms too (std::stable_sort's temporary buffer uses them): every form a
+// program's new and delete pair can take must agree on the header, also under
+// AddressSanitizer, whose own forms would otherwise allocate without it.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return kiln_test::counting_new::allocate(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return kiln_test::counting_new::allocate(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept {
+  kiln_test::counting_new::deallocate(p);
+}
+void operator delete[](void* p, const std::nothrow_t&) noexcept {
+  kiln_test::counting_new::deallocate(p);
+}
