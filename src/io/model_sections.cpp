@@ -70,13 +70,7 @@ std::string content_hash_of(std::span<const SectionView> sections) {
     le(s->bytes.size());
     h.update(s->bytes);
   }
-  static const char* digits = "0123456789abcdef";
-  std::string hex;
-  for (auto b : h.finish()) {
-    hex += digits[b >> 4];
-    hex += digits[b & 15];
-  }
-  return hex;
+  return to_hex(h.finish());
 }
 
 bool op_from_name(const std::string& name, Op& out) {

@@ -1,7 +1,12 @@
 #include "io/sha256.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <vector>
+
+#include "kiln/core/error.hpp"
 
 namespace kiln::internal {
 namespace {
@@ -105,6 +110,33 @@ Sha256Digest sha256(std::span<const std::uint8_t> bytes) {
   Sha256 s;
   s.update(bytes);
   return s.finish();
+}
+
+std::string to_hex(const Sha256Digest& digest) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(digest.size() * 2);
+  for (const std::uint8_t b : digest) {
+    out += digits[b >> 4];
+    out += digits[b & 15];
+  }
+  return out;
+}
+
+std::string sha256_file_hex(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) throw IoError(path + ": cannot open for hashing: " + std::strerror(errno));
+  Sha256 h;
+  std::vector<std::uint8_t> chunk(std::size_t{1} << 20);
+  for (;;) {
+    const std::size_t n = std::fread(chunk.data(), 1, chunk.size(), f);
+    if (n > 0) h.update(std::span<const std::uint8_t>(chunk.data(), n));
+    if (n < chunk.size()) break;
+  }
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) throw IoError(path + ": read failed while hashing");
+  return to_hex(h.finish());
 }
 
 }  // namespace kiln::internal

@@ -1,10 +1,12 @@
-// Internal: SHA-256 (FIPS 180-4), small and dependency-free, for the file envelope.
+// Internal: SHA-256 (FIPS 180-4), small and dependency-free: the file envelope, content
+// hashes, and the hashes of data and model files that run records and the registry keep.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 
 namespace kiln::internal {
 
@@ -28,5 +30,12 @@ class Sha256 {
 
 /// SHA-256 of a whole buffer.
 Sha256Digest sha256(std::span<const std::uint8_t> bytes);
+
+/// A digest as 64 lowercase hex digits.
+std::string to_hex(const Sha256Digest& digest);
+
+/// The lowercase hex SHA-256 of a file, read in 1 MiB pieces (data files may be large);
+/// IoError naming the file when it cannot be opened or read.
+std::string sha256_file_hex(const std::string& path);
 
 }  // namespace kiln::internal

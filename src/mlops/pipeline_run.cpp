@@ -33,30 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string hex(const kiln::internal::Sha256Digest& d) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (std::uint8_t b : d) {
-    s += digits[b >> 4];
-    s += digits[b & 15];
-  }
-  return s;
-}
-
-/// SHA-256 of a file, read in 1 MiB pieces (data files may be large); IoError naming it.
-std::string file_sha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open the data file");
-  kiln::internal::Sha256 h;
-  std::vector<char> buf(std::size_t{1} << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto n = static_cast<std::size_t>(in.gcount());
-    h.update(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(buf.data()), n));
-  }
-  if (in.bad()) throw IoError(path + ": cannot read the data file");
-  return hex(h.finish());
-}
+using kiln::internal::sha256_file_hex;
 
 std::string fmt(double d) {
   char buf[48];
@@ -296,7 +273,7 @@ PipelineResult run_pipeline(const PipelineSpec& spec, const PipelineOptions& opt
 
   const std::vector<std::string> files = training_files(spec.train_data);
   std::vector<std::pair<std::string, std::string>> data;
-  for (const std::string& f : files) data.emplace_back(f, file_sha256(f));
+  for (const std::string& f : files) data.emplace_back(f, sha256_file_hex(f));
 
   // 1. Trigger.
   Trigger trigger = check_trigger(spec, reg, production, data);
@@ -409,7 +386,7 @@ PipelineResult run_pipeline(const PipelineSpec& spec, const PipelineOptions& opt
       {"warm_start",
        to.initial_model.empty() ? std::string("no") : "v" + std::to_string(production->version)},
       {"holdout", spec.holdout},
-      {"holdout_sha256", file_sha256(spec.holdout)},
+      {"holdout_sha256", sha256_file_hex(spec.holdout)},
       {"trigger", r.trigger_reason}};
   for (const auto& [k, v] : run.result.test) lineage.metrics.emplace_back(k, v);
   for (const auto& [k, v] : r.candidate_metrics) lineage.metrics.emplace_back("holdout_" + k, v);

@@ -97,16 +97,7 @@ constexpr const char* version_columns =
 
 using kiln::internal::utc_now;
 
-std::string hex(std::span<const std::uint8_t> bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (std::uint8_t b : bytes) {
-    out += digits[b >> 4];
-    out += digits[b & 15];
-  }
-  return out;
-}
+using kiln::internal::to_hex;
 
 bool is_hash(const std::string& s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -114,29 +105,11 @@ bool is_hash(const std::string& s) {
          });
 }
 
-// SHA-256 of a file, read in chunks (data files may be large).
-std::string sha256_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) throw IoError(path + ": cannot open for hashing: " + std::strerror(errno));
-  internal::Sha256 h;
-  std::vector<std::uint8_t> chunk(std::size_t{1} << 20);
-  for (;;) {
-    const std::size_t n = std::fread(chunk.data(), 1, chunk.size(), f);
-    if (n > 0) h.update(std::span<const std::uint8_t>(chunk.data(), n));
-    if (n < chunk.size()) break;
-  }
-  const bool bad = std::ferror(f) != 0;
-  std::fclose(f);
-  if (bad) throw IoError(path + ": read failed while hashing");
-  const internal::Sha256Digest d = h.finish();
-  return hex(d);
-}
-
 // The hash a stored model file is named by: its content hash (format v2), or for a version 1
 // file (which has none) the SHA-256 of the whole file. FormatError naming `source`.
 std::string object_hash(std::span<const std::uint8_t> bytes, const std::string& source) {
   std::string h = model_content_hash(bytes, source);
-  if (h.empty()) h = hex(internal::sha256(bytes));
+  if (h.empty()) h = to_hex(internal::sha256(bytes));
   return h;
 }
 
@@ -488,7 +461,7 @@ Version Registry::register_model(const std::string& name, const std::string& mod
   const std::vector<std::uint8_t> bytes = internal::read_file(model_path);
   const infer::Model model = infer::Model::load(bytes, model_path);  // it must load
   std::string hash = model.content_hash();
-  if (hash.empty()) hash = hex(internal::sha256(bytes));
+  if (hash.empty()) hash = to_hex(internal::sha256(bytes));
 
   // Lineage fields the caller left empty come from the file.
   if (lineage.metrics.empty()) lineage.metrics = model.metadata().metrics;
@@ -503,7 +476,7 @@ Version Registry::register_model(const std::string& name, const std::string& mod
       flatten(spec["training"], "", lineage.params);
   }
   for (auto& [path, sha] : lineage.data)
-    if (sha.empty()) sha = sha256_file(path);
+    if (sha.empty()) sha = internal::sha256_file_hex(path);
   if (lineage.source.empty()) lineage.source = "user";
 
   std::lock_guard lock(impl_->mutex);

@@ -42,16 +42,6 @@ std::string compiler_description() {
 #endif
 }
 
-std::string hex(const kiln::internal::Sha256Digest& d) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  for (const std::uint8_t b : d) {
-    s += digits[b >> 4];
-    s += digits[b & 15];
-  }
-  return s;
-}
-
 // ||w - before|| / ||before|| in double over two float tensors of the same size (NaN when
 // ||before|| is 0).
 double update_ratio(const Tensor& w, const Tensor& before) {
@@ -242,7 +232,9 @@ void RunRecorder::set_seed(std::uint64_t seed) {
 
 void RunRecorder::add_data_file(const std::string& path) {
   const std::vector<std::uint8_t> bytes = kiln::internal::read_file(path);
-  Json f{{"path", path}, {"bytes", bytes.size()}, {"sha256", hex(kiln::internal::sha256(bytes))}};
+  Json f{{"path", path},
+         {"bytes", bytes.size()},
+         {"sha256", kiln::internal::to_hex(kiln::internal::sha256(bytes))}};
   Json& files = impl_->run["environment"]["data_files"];
   for (Json& existing : files)
     if (existing["path"] == path) {
