@@ -204,6 +204,27 @@ void hand_out(std::vector<kiln::Tensor>& results, kiln_tensor** outputs) {
   for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
 }
 
+// What kiln_model_run and kiln_monitor_run share: checks the arguments, runs the C inputs
+// through `run` (Model::run, or Monitor::run) and hands the outputs out.
+template <class Run>
+void run_model(const kiln_model* model, const char* const* input_names,
+               const kiln_tensor* const* inputs, size_t num_inputs, kiln_tensor** outputs,
+               size_t num_outputs, Run&& run) {
+  require(model, "model");
+  if (num_inputs > 0) {
+    require(input_names, "input_names");
+    require(inputs, "inputs");
+  }
+  require(outputs, "outputs");
+  // A share of the model first: kiln_model_free on another thread from here on leaves
+  // this run its model.
+  const kiln::infer::Model shared = model->model;
+  const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
+  check_num_outputs(shared, num_outputs);
+  std::vector<kiln::Tensor> results = run(shared, feeds);
+  hand_out(results, outputs);
+}
+
 kiln_status load(const char* fn, const char* path, const char* backend, kiln_model** out,
                  uint32_t flags = 0) {
   if (out != nullptr) *out = nullptr;
@@ -398,19 +419,8 @@ kiln_status kiln_model_run(const kiln_model* model, const char* const* input_nam
                            const kiln_tensor* const* inputs, size_t num_inputs,
                            kiln_tensor** outputs, size_t num_outputs) {
   return guarded("kiln_model_run", [&] {
-    require(model, "model");
-    if (num_inputs > 0) {
-      require(input_names, "input_names");
-      require(inputs, "inputs");
-    }
-    require(outputs, "outputs");
-    // A share of the model first: kiln_model_free on another thread from here on leaves
-    // this run its model.
-    const kiln::infer::Model shared = model->model;
-    const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
-    check_num_outputs(shared, num_outputs);
-    std::vector<kiln::Tensor> results = shared.run(feeds);
-    hand_out(results, outputs);
+    run_model(model, input_names, inputs, num_inputs, outputs, num_outputs,
+              [](const kiln::infer::Model& m, const kiln::Feeds& feeds) { return m.run(feeds); });
     return KILN_OK;
   });
 }
@@ -622,17 +632,10 @@ kiln_status kiln_monitor_run(kiln_monitor* monitor, const kiln_model* model,
                              size_t num_inputs, kiln_tensor** outputs, size_t num_outputs) {
   return guarded("kiln_monitor_run", [&] {
     require(monitor, "monitor");
-    require(model, "model");
-    if (num_inputs > 0) {
-      require(input_names, "input_names");
-      require(inputs, "inputs");
-    }
-    require(outputs, "outputs");
-    const kiln::infer::Model shared = model->model;
-    const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
-    check_num_outputs(shared, num_outputs);
-    std::vector<kiln::Tensor> results = monitor->monitor.run(shared, feeds);
-    hand_out(results, outputs);
+    run_model(model, input_names, inputs, num_inputs, outputs, num_outputs,
+              [&](const kiln::infer::Model& m, const kiln::Feeds& feeds) {
+                return monitor->monitor.run(m, feeds);
+              });
     return KILN_OK;
   });
 }
