@@ -5,9 +5,9 @@
 // double edge, for a float v), and bin[k] = the number of edges below v[k], counted for 16
 // features at a time held in one vector register while the edges go by. Counts go into the
 // calling thread's stripe (its own mutex); nothing is allocated per call.
-#include <cstring>
 #include <string>
 
+#include "internal/nonfinite.hpp"
 #include "kiln/core/error.hpp"
 #include "monitor/monitor_impl.hpp"
 
@@ -34,14 +34,9 @@ void Monitor::Impl::observe_row(Stripe& s, const float* row) {
       for (std::int64_t k = 0; k < kn; ++k) g[k] = row[element[static_cast<std::size_t>(k)]];
       v = g;
     }
-    // Non-finite values: any exponent of all ones.
-    std::uint32_t bad = 0;
-#pragma omp simd reduction(| : bad)
-    for (std::int64_t k = 0; k < kn; ++k) {
-      std::uint32_t bits;
-      std::memcpy(&bits, v + k, sizeof bits);
-      bad |= (bits & 0x7f800000u) == 0x7f800000u ? 1u : 0u;
-    }
+    // Non-finite values: the branch-free pass over exponent bits TrainStep's check uses.
+    double first_bad = 0;
+    const bool bad = kiln::internal::first_nonfinite_of(v, kn, first_bad) >= 0;
     // bin[k] = the number of edges below v[k]: blocks of 16 features held in registers
     // while the edges go by (+inf padding never counts).
     std::int32_t* b = s.bins.data();
@@ -64,7 +59,7 @@ void Monitor::Impl::observe_row(Stripe& s, const float* row) {
     std::uint32_t* counts = s.recent.data();
     const std::uint32_t* bb = bin_base.data();
     double* sums = s.sums.data();
-    if (bad == 0) {
+    if (!bad) {
       for (std::int64_t k = 0; k < kn; ++k) ++counts[bb[k] + static_cast<std::uint32_t>(b[k])];
       const float* mins = min_value.data();
       std::uint64_t* below = s.below.data();
