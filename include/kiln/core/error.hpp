@@ -72,4 +72,11 @@ class KILN_API NonFiniteError : public ValueError {
   using ValueError::ValueError;
 };
 
+/// A distributed (multi-rank) operation failed: a collective call, ranks whose parameters
+/// differ, another rank's error. The message names the operation and the rank(s).
+class KILN_API DistributedError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace kiln

@@ -35,6 +35,15 @@ struct LoaderOptions {
   /// background thread when prefetching; given the epoch and the batch index so seeded
   /// augmentation is reproducible and resumable. What it throws is rethrown by next().
   std::function<void(Batch& batch, std::int64_t epoch, std::int64_t index)> transform = {};
+  /// Distributed sampling: this loader reads shard `shard_index` of `shard_count` (a rank
+  /// and the number of ranks). The epoch's order (the same on every rank: seeded by seed
+  /// and the epoch) is padded to a multiple of shard_count by repeating its first rows, and
+  /// shard i takes positions i, i + count, i + 2 count, ...: shards are disjoint (but for
+  /// the padding), equal in size, and the k-th batches of all shards together are the rows
+  /// of the k-th batch of batch_size * shard_count of the unsharded order. ValueError for
+  /// shard_count < 1 or shard_index outside [0, shard_count).
+  std::int64_t shard_index = 0;
+  std::int64_t shard_count = 1;
 };
 
 class KILN_API Loader {

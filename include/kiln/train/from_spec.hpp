@@ -68,6 +68,10 @@ struct SpecTrainOptions {
   /// shapes and dtypes agree; the others keep their seeded initialisation. "" : from scratch.
   /// SpecTrainResult::warm_started lists the parameters copied.
   std::string initial_model = {};
+  /// Train data-parallel over these ranks (TrainerOptions::communicator): every rank
+  /// reads the data file and splits it alike, trains on its shard; the result (model,
+  /// history, test metrics) is the same on every rank, and only rank 0 writes checkpoints.
+  dist::Communicator* communicator = nullptr;
 };
 
 /// A model file's metrics on a labelled CSV file.

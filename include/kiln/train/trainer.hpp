@@ -31,10 +31,26 @@
 // of it, and the next fit() with the same datasets and FitOptions continues where the
 // saved one stopped: the result is bitwise what a fit that never stopped gives.
 //
+// Data-parallel training. With TrainerOptions::communicator (e.g. kiln::dist::init's, from
+// Kiln::kiln_mpi), every rank runs the same program: fit() broadcasts rank 0's parameters
+// and buffers (verified by checksum), each rank reads its shard of every epoch
+// (LoaderOptions::shard_index/shard_count; FitOptions::batch_size is per rank), gradients
+// are averaged over the ranks (kiln::dist::DataParallel: buckets, overlapping backward)
+// before callbacks' on_gradients and the optimizer step, batch norm's running statistics
+// are averaged after every step, and the epoch's loss and metrics are those of all ranks'
+// rows (validation runs on every rank over the whole validation set). Logs, history and
+// callback decisions are the same on every rank. save_checkpoint and save_model are
+// collective: every rank calls them, rank 0 writes, and an error writing is thrown on
+// every rank. resume(path) is collective too: rank 0 reads the files and sends them, so
+// other ranks need no shared file system; a checkpoint saved by another number of ranks
+// continues at the first global batch not fully trained (rows of a partly trained one are
+// seen again). Only rank 0 shows progress.
+//
 // A non-finite loss (or gradient) stops fit() with kiln::NonFiniteError by default; the
 // weights are those before the bad step, and no checkpoint or model with them is written.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <iosfwd>
@@ -52,6 +68,10 @@
 #include "kiln/io/model_file.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/train/train_step.hpp"
+
+namespace kiln::dist {
+class Communicator;
+}  // namespace kiln::dist
 
 namespace kiln::train {
 
@@ -129,6 +149,11 @@ struct TrainerOptions {
   /// inputs the predictions need), outputs (default: the predictions), metadata and
   /// sections. The creation time can be fixed here for byte-identical files.
   SaveOptions model = {};
+  /// Train data-parallel over these ranks (not owned; see "Data-parallel training" above);
+  /// null: this process alone.
+  dist::Communicator* communicator = nullptr;
+  /// Gradient bucket size for data-parallel training (DataParallelOptions::bucket_bytes).
+  std::size_t bucket_bytes = std::size_t{4} << 20;
 };
 
 enum class Progress { automatic, bar, lines, none };
