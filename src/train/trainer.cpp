@@ -332,7 +332,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                      std::to_string(m.batches) + " batches per epoch");
   if (comm) {
     // Every rank must run this same fit: a difference would leave ranks waiting for each
-    // other, so it is an error on every rank now.
+    // other, so it is an error on every rank now. (Callbacks may differ: rank 0 alone may
+    // record the run.)
     double split = fo.validation_split;
     std::int64_t split_bits = 0;
     std::memcpy(&split_bits, &split, sizeof split);
@@ -343,7 +344,6 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                       {"seed", static_cast<std::int64_t>(fo.seed)},
                       {"shuffle", fo.shuffle ? 1 : 0},
                       {"validation_split bits", split_bits},
-                      {"callbacks", static_cast<std::int64_t>(fo.callbacks.size())},
                       {"metrics", static_cast<std::int64_t>(m.options.metrics.size())},
                       {"resumed", m.resumed ? 1 : 0},
                       {"epoch", m.position.epoch},
