@@ -95,6 +95,7 @@ struct DataParallel::Impl {
   std::vector<Tensor> own;  // gradients of no step of the run, held here
   std::vector<Tensor> out;  // what gradients() shows
   std::int64_t global_rows = 0;
+  bool has_run = false;  // a run succeeded: gradients() has values
   DataParallelStats stats;
 
   Impl(TrainStep& s, Communicator& c, DataParallelOptions o)
@@ -280,6 +281,7 @@ struct DataParallel::Impl {
     unpack(local);
     if (options.average_buffers) dist::average_buffers(comm, graph);
 
+    has_run = true;
     ++stats.runs;
     stats.buckets = buckets.size();
     stats.bytes_per_run = gradient_bytes;
@@ -346,7 +348,7 @@ double DataParallel::run(const Feeds& local_batch, RunObserver* observer) {
 }
 
 std::span<const Tensor> DataParallel::gradients() const {
-  return impl_->stats.runs == 0 ? std::span<const Tensor>() : std::span<const Tensor>(impl_->out);
+  return !impl_->has_run ? std::span<const Tensor>() : std::span<const Tensor>(impl_->out);
 }
 
 std::int64_t DataParallel::global_rows() const { return impl_->global_rows; }
