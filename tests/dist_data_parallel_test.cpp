@@ -320,6 +320,40 @@ TEST(DataParallel, UnequalBatchesAreWeightedByRows) {
   });
 }
 
+// d loss / d c is a constant (0.1, whatever the data) and d loss / d unused is zero: the
+// averages are exact, and the plan still computes each rank's own gradients afterwards.
+TEST(DataParallel, ConstantGradientsAreAveragedWithoutTouchingThePlan) {
+  kiln_test::run_ranks(3, [](Communicator& comm) {
+    Graph g;
+    auto x = g.input("x", {batch, 3});
+    auto t = g.input("t", {batch, 1});
+    auto w = g.parameter("w", Tensor::full({3, 1}, 0.25));
+    auto c = g.parameter("c", Tensor::zeros({1}));
+    g.parameter("unused", Tensor::zeros({2}));  // its gradient: zeros, whatever the rows
+    TrainStep step(add(mse(matmul(x, w), t), sum(mul(c, 0.1))));
+    ASSERT_EQ(step.parameters().size(), 3u);
+    DataParallel dp(step, comm, {.bucket_bytes = 8});
+    const std::int64_t rows = std::int64_t{1} << comm.rank();  // 1, 2 and 4 rows
+    const Feeds feeds{{"x", Tensor::full({rows, 3}, 1.0 + comm.rank())},
+                      {"t", Tensor::full({rows, 1}, 0.5)}};
+    for (int i = 0; i < 3; ++i) {
+      dp.run(feeds);
+      EXPECT_EQ(dp.global_rows(), 7);
+      EXPECT_NEAR(dp.gradients()[1].item(), 0.1, 1e-7);
+      // (rows-weighted) mean over ranks of d mse / d w = 2 (x w - t) x, per rank: x = r + 1.
+      double expected = 0;
+      for (int r = 0; r < 3; ++r)
+        expected += double(1 << r) * 2 * (3 * 0.25 * (r + 1) - 0.5) * (r + 1);
+      EXPECT_NEAR(dp.gradients()[0].at(0), expected / 7, 1e-5);
+      EXPECT_EQ(dp.gradients()[2].to_vector<float>(), std::vector<float>(2, 0.0f));
+      EXPECT_EQ(dp.gradients()[0].raw(), step.gradients()[0].raw());  // in place
+    }
+    // The plan still computes this rank's own gradient, exactly.
+    step.run(feeds);
+    EXPECT_EQ(step.gradients()[1].to_vector<float>()[0], 0.1f);
+  });
+}
+
 std::string message_of(const std::exception_ptr& e) {
   try {
     std::rethrow_exception(e);
