@@ -421,6 +421,22 @@ TEST(DataParallel, AModelOfAnotherShapeIsRefusedOnEveryRank) {
   }
 }
 
+TEST(DataParallel, RunRefusesRanksWithOtherBucketsInsteadOfHanging) {
+  const data::Dataset d = blobs(8);
+  const auto errors = kiln_test::run_ranks_collect(2, [&](Communicator& comm) {
+    Graph g;
+    TrainStep step(mlp(g, comm.rank() == 1 ? 13 : 12));
+    DataParallel dp(step, comm, {.bucket_bytes = 256});
+    dp.run(d.tensors());
+  });
+  for (const auto& e : errors) {
+    ASSERT_TRUE(e);
+    const std::string m = message_of(e);
+    EXPECT_NE(m.find("buckets (floats per bucket) differ"), std::string::npos) << m;
+    EXPECT_NE(m.find("rank 1: "), std::string::npos) << m;
+  }
+}
+
 TEST(DataParallel, BatchNormBuffersAreAveraged) {
   // x -> dense -> batch_norm -> dense; each rank sees other rows, so its own running
   // statistics differ; averaged, every rank holds their mean.

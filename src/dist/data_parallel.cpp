@@ -96,6 +96,7 @@ struct DataParallel::Impl {
   std::vector<Tensor> out;  // what gradients() shows
   std::int64_t global_rows = 0;
   bool has_run = false;  // a run succeeded: gradients() has values
+  bool layout_checked = false;
   DataParallelStats stats;
 
   Impl(TrainStep& s, Communicator& c, DataParallelOptions o)
@@ -230,7 +231,29 @@ struct DataParallel::Impl {
     std::fill(doubles.begin(), doubles.end(), 0.0);
   }
 
+  // Once, before the first reduction: every rank must have the same buckets, or the sums
+  // would mismatch (an MPI library may hang on that rather than fail).
+  void check_layout() {
+    std::string mine;
+    for (const Bucket& b : buckets) mine += std::to_string(b.buffer.size()) + " ";
+    mine += "+ " + std::to_string(doubles.size()) + " f64";
+    const auto all = comm.all_gather(std::span<const std::uint8_t>(
+        reinterpret_cast<const std::uint8_t*>(mine.data()), mine.size()));
+    std::string differing;
+    for (std::size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0])
+        differing +=
+            "; rank " + std::to_string(r) + ": " + std::string(all[r].begin(), all[r].end());
+    if (!differing.empty())
+      throw DistributedError(
+          "DataParallel: the gradient buckets (floats per bucket) differ between "
+          "ranks (every rank must build the same model): rank 0: " +
+          std::string(all[0].begin(), all[0].end()) + differing);
+    layout_checked = true;
+  }
+
   double run(const Feeds& feeds, RunObserver* user) {
+    if (!layout_checked) check_layout();
     const auto t0 = Clock::now();
     std::optional<std::int64_t> local_rows;
     std::string error;       // this rank's failure, if any
