@@ -263,6 +263,14 @@ TEST(DataParallel, BucketsStartWhileBackwardRunsWithOverlapOnly) {
       dp.run(d.gather(std::vector<std::int64_t>{comm.rank(), comm.rank() + 2}), &seen);
       EXPECT_GT(seen.steps, 0);  // the caller's observer saw the steps
       EXPECT_EQ(counting.started, 6);
+      EXPECT_EQ(dp.stats().runs, 1);
+      EXPECT_EQ(dp.stats().buckets, 6u);
+      EXPECT_GT(dp.stats().compute_seconds, 0.0);
+      EXPECT_GT(dp.stats().communication_seconds, 0.0);
+      dp.reset_stats();
+      EXPECT_EQ(dp.stats().runs, 0);
+      EXPECT_EQ(dp.stats().compute_seconds, 0.0);
+      EXPECT_EQ(dp.gradients().size(), 6u);  // still the last run's
       if (overlap) {
         // All but the last bucket (it carries the loss) started during the run; pending ones
         // were tested by later steps.
