@@ -433,7 +433,9 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                                std::to_string(m.position.batch) +
                                "; the weights are those before it): " + e.what());
         }
-        auto grads = m.step->gradients();
+        // Data-parallel: the gradients averaged over the ranks.
+        const std::span<const Tensor> grads =
+            comm ? m.data_parallel->gradients() : m.step->gradients();
         for (const auto& cb : m.callbacks) cb->on_gradients(*this, grads);
         opt.step(grads);
         m.sums.loss_sum += loss * static_cast<double>(rows);
