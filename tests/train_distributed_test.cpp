@@ -118,6 +118,39 @@ TEST(TrainDistributed, TwoRanksWithHalfBatchesEqualOneProcessWithTheWholeBatch) 
   EXPECT_EQ(results[0].history.epochs, results[1].history.epochs);
 }
 
+// Callbacks' on_gradients see the averaged gradients: norm clipping (active at every step
+// with max_norm 0.05) clips what one process clips.
+TEST(TrainDistributed, GradientClippingSeesTheAveragedGradients) {
+  const auto train = blobs(rows, 3);
+  kiln::set_num_threads(1);
+  Model ref;
+  tr::Trainer ref_trainer(ref.g, ref.options());
+  ref_trainer.fit(train, fit_options(5, global_batch, nullptr, {tr::clip_grad_norm(0.05)}));
+  std::vector<Weights> results(2);
+  std::vector<double> norms(2, 0.0);
+  kiln_test::run_ranks(2, [&](kiln::dist::Communicator& comm) {
+    Model m;
+    auto o = m.options();
+    o.communicator = &comm;
+    tr::Trainer t(m.g, o);
+    // The norm of the first step's gradients, as the clipping callback gets them.
+    auto first =
+        tr::lambda_callback({.on_gradients = [&](tr::Trainer& tt, std::span<const kiln::Tensor> g) {
+          if (tt.global_step() != 0) return;
+          double sum = 0;
+          for (const kiln::Tensor& x : g)
+            for (float v : x.to_vector<float>()) sum += static_cast<double>(v) * v;
+          norms[static_cast<std::size_t>(comm.rank())] = std::sqrt(sum);
+        }});
+    t.fit(train, fit_options(5, global_batch / 2, nullptr, {first, tr::clip_grad_norm(0.05)}));
+    results[static_cast<std::size_t>(comm.rank())] = weights_of(m.g);
+  });
+  EXPECT_EQ(norms[0], norms[1]);
+  EXPECT_GT(norms[0], 0.05);
+  EXPECT_EQ(results[0], results[1]);
+  expect_close(results[0], weights_of(ref.g), 1e-5);
+}
+
 // Without training (lr 0) the predictions are exact, and every metric of the epoch is
 // that of one process over the same rows, padding included: 7 rows over 3 ranks of
 // batch 2 (global batches of 6, the epoch's order padded to 9 rows by repeating its
