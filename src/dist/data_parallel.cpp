@@ -17,9 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <exception>
-#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -255,27 +253,32 @@ struct DataParallel::Impl {
   double run(const Feeds& feeds, RunObserver* user) {
     if (!layout_checked) check_layout();
     const auto t0 = Clock::now();
-    std::optional<std::int64_t> local_rows;
-    std::string error;       // this rank's failure, if any
+    bool failed = false;     // this rank's run threw
+    std::string error;       // ... its message
     bool nonfinite = false;  // ... and whether it was a NonFiniteError
     double loss = 0;
     begin_run(0);
     try {
-      local_rows = rows_of(feeds, graph);
-      begin_run(*local_rows);
+      begin_run(rows_of(feeds, graph));
       Observer observer(*this, user);
       loss = step.run(feeds, &observer);
     } catch (const NonFiniteError& e) {
+      failed = nonfinite = true;
       error = e.what();
-      nonfinite = true;
     } catch (const std::exception& e) {
       if (comm_error) std::rethrow_exception(comm_error);  // the transport itself failed
+      failed = true;
       error = e.what();
+    } catch (...) {
+      if (comm_error) std::rethrow_exception(comm_error);
+      failed = true;
+      error = "an exception that is not a std::exception";
     }
+    if (failed && error.empty()) error = "an error without a message";
     const auto t1 = Clock::now();
     run_finished = true;
     const std::span<const Tensor> local = step.gradients();
-    if (!error.empty()) {
+    if (failed) {
       zero_gradients();
     } else {
       for (std::size_t k = 0; k < seen.size(); ++k)
@@ -286,9 +289,9 @@ struct DataParallel::Impl {
     }
     std::vector<float>& last = buckets.back().buffer;
     float* x = last.data() + last.size() - extras;
-    x[loss_times_rows] = error.empty() ? static_cast<float>(loss) * rows : 0.0f;
-    x[rows_sum] = error.empty() ? rows : 0.0f;
-    x[failed_ranks] = error.empty() ? 0.0f : 1.0f;
+    x[loss_times_rows] = failed ? 0.0f : static_cast<float>(loss) * rows;
+    x[rows_sum] = failed ? 0.0f : rows;
+    x[failed_ranks] = failed ? 1.0f : 0.0f;
     x[nonfinite_ranks] = nonfinite ? 1.0f : 0.0f;
     for (std::size_t b = next_start; b < buckets.size(); ++b) buckets[b].remaining = 0;
     start_ready();
@@ -297,8 +300,8 @@ struct DataParallel::Impl {
       if (!buckets[b].done) comm.wait(buckets[b].request);
     if (!doubles.empty()) comm.all_reduce_sum(std::span<double>(doubles));
 
-    const float failed = x[failed_ranks];
-    if (failed > 0) throw_for_failures(error, x[nonfinite_ranks] == failed);
+    if (const float failures = x[failed_ranks]; failures > 0)
+      throw_for_failures(error, x[nonfinite_ranks] == failures);
     global_rows = static_cast<std::int64_t>(x[rows_sum]);
     if (global_rows <= 0) throw ValueError("DataParallel::run: the global batch has no rows");
     unpack(local);
