@@ -355,6 +355,51 @@ TEST(TrainDistributed, ResumesATwoRankCheckpointWithOneAndWithThreeRanks) {
   EXPECT_FALSE(fs::exists(root + "/missing"));
 }
 
+// A checkpoint of one process written before "trainer.epoch_rows" and "dist.world_size"
+// existed (the entries taken out) still loads, alone and with 2 ranks, and continues at its
+// batch index.
+TEST(TrainDistributed, ACheckpointWithoutTheNewEntriesContinuesAtItsBatch) {
+  const auto train = blobs(rows, 3);
+  const std::string dir = kiln_test::fresh_dir("dist_old_ckpt");
+  tr::CheckpointPair pair;
+  {
+    Model m;
+    tr::Trainer t(m.g, m.options());
+    auto save = tr::lambda_callback(
+        {.on_step_end = [&](tr::Trainer& tt, std::int64_t step, const tr::Logs&) {
+          if (step == 8) pair = tt.save_checkpoint(dir);  // epoch 1, batch 3 (of 6)
+        }});
+    t.fit(train, fit_options(2, global_batch, nullptr, {save}));
+    kiln::CheckpointInfo info = kiln::load_checkpoint(
+        pair.checkpoint, m.g, {.optimizer = m.opt.get(), .train_step = &t.step()});
+    std::erase_if(info.extra, [](const auto& e) {
+      return e.first == "trainer.epoch_rows" || e.first == "dist.world_size";
+    });
+    ASSERT_EQ(info.extra.size(), 9u);  // position (3), stop, sums (2), hash, epoch 0 (2)
+    kiln::save_checkpoint(pair.checkpoint, m.g,
+                          {.optimizer = m.opt.get(),
+                           .step = info.step,
+                           .train_step = &t.step(),
+                           .extra = info.extra});
+  }
+  std::vector<std::int64_t> first(2, -1);
+  kiln_test::run_ranks(2, [&](kiln::dist::Communicator& comm) {
+    Model m;
+    auto o = m.options();
+    o.communicator = &comm;
+    tr::Trainer t(m.g, o);
+    EXPECT_EQ(t.resume(dir).batch, 3);
+    auto watch = tr::lambda_callback({.on_step_begin = [&](tr::Trainer& tt, std::int64_t) {
+      if (first[static_cast<std::size_t>(comm.rank())] < 0)
+        first[static_cast<std::size_t>(comm.rank())] = tt.position().batch;
+    }});
+    t.fit(train, fit_options(2, global_batch / 2, nullptr, {watch}));
+    EXPECT_EQ(t.global_step(), 12);
+  });
+  EXPECT_EQ(first[0], 3);
+  EXPECT_EQ(first[1], 3);
+}
+
 // A folder rank 0 cannot create: save_checkpoint and save_model throw rank 0's IoError
 // (naming the folder) on both ranks, in and outside fit.
 TEST(TrainDistributed, AnIoErrorOfRankZeroIsThrownOnEveryRank) {

@@ -308,12 +308,11 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
     m.history = {};
     m.sums.clear();
     m.epoch_rows = 0;
-  } else if (m.saved_world != world) {
+  } else if (m.saved_world != world && m.epoch_rows >= 0) {
     // A checkpoint of another number of ranks: continue at the first global batch of this
     // fit that was not fully trained (its rows before the checkpoint's position are seen
     // again). The epoch's order is the same for any number of ranks.
-    const std::int64_t consumed =
-        m.epoch_rows >= 0 ? m.epoch_rows : m.position.batch * fo.batch_size * m.saved_world;
+    const std::int64_t consumed = m.epoch_rows;
     const std::int64_t global_batch = fo.batch_size * world;
     // Rows this fit trains per epoch (every row, or whole global batches only).
     const std::int64_t epoch_total = fo.drop_last ? m.batches * global_batch : fit_set->size();
@@ -325,6 +324,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
       m.epoch_rows = m.position.batch * global_batch;
     }
   }
+  // A checkpoint written before epoch_rows was saved continues at its batch index.
   if (m.epoch_rows < 0) m.epoch_rows = m.position.batch * fo.batch_size * world;
   if (m.position.batch > m.batches)
     throw ValueError("Trainer.fit: the checkpoint continues at batch " +
