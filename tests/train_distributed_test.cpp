@@ -263,7 +263,7 @@ TEST(TrainDistributed, OnlyRankZeroWritesCheckpointsAndModels) {
 // Positions: 2 ranks x batch 8 save at step 9 (epoch 1, batch 3: 48 rows of the epoch).
 // One process with batch 16 continues at batch 48 / 16 = 3 and computes what the 2 ranks
 // compute uninterrupted; 3 ranks x batch 5 (global 15) continue at batch 48 / 15 = 3 (rows
-// 45..47 seen again), and only rank 0 has the files.
+// 45..47 seen again), and only rank 0 has the files; 2 ranks again continue bitwise.
 TEST(TrainDistributed, ResumesATwoRankCheckpointWithOneAndWithThreeRanks) {
   const auto train = blobs(rows, 3), val = blobs(30, 4);
   const std::string root = kiln_test::fresh_dir("dist_resume");
@@ -353,6 +353,27 @@ TEST(TrainDistributed, ResumesATwoRankCheckpointWithOneAndWithThreeRanks) {
     EXPECT_EQ(r.history.epochs, results[0].history.epochs);
   }
   EXPECT_FALSE(fs::exists(root + "/missing"));
+
+  // Two ranks again, batch 8: bitwise the run that never stopped (weights, and every
+  // epoch's loss, accuracy from the gathered predictions, validation and lr).
+  std::vector<RankResult> again(2);
+  kiln_test::run_ranks(2, [&](kiln::dist::Communicator& comm) {
+    Model m(false, true, 0.01);
+    auto o = m.options({"accuracy"});
+    o.communicator = &comm;
+    tr::Trainer t(m.g, o);
+    EXPECT_EQ(t.resume(comm.rank() == 0 ? ckpt : root + "/missing").batch, 3);
+    RankResult& r = again[static_cast<std::size_t>(comm.rank())];
+    r.history = t.fit(train, fit_options(4, 8, &val));
+    r.weights = weights_of(m.g);
+  });
+  for (const RankResult& r : again) {
+    EXPECT_EQ(r.weights, uninterrupted[0]);
+    ASSERT_EQ(r.history.epochs.size(), 4u);
+    for (std::size_t e = 0; e < 4; ++e)
+      for (const auto& [k, v] : uninterrupted_history.epochs[e])
+        EXPECT_TRUE(kiln_test::same_bits(r.history.epochs[e].at(k), v)) << e << " " << k;
+  }
 }
 
 // A checkpoint of one process written before "trainer.epoch_rows" and "dist.world_size"
