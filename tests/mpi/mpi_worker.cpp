@@ -124,13 +124,11 @@ int collectives(Communicator& world) {
                  std::to_string(all[r].size()) + " bytes");
   }
 
-#if KILN_MPI_TEST_DATA_PARALLEL
   // The libkiln helper over this communicator: a vector of any size from rank 1.
   std::vector<std::uint8_t> message;
   if (rank == 1) message = {'k', 'i', 'l', 'n'};
   kiln::dist::broadcast_bytes(world, message, 1);
   c.expect(message == std::vector<std::uint8_t>{'k', 'i', 'l', 'n'}, "broadcast_bytes from rank 1");
-#endif
 
   world.barrier();
   std::printf("rank %d of %d: collectives %s\n", rank, size, c.failed ? "FAILED" : "OK");
@@ -147,7 +145,6 @@ int throw_on_rank_1(Communicator& world) {
   return 0;
 }
 
-#if KILN_MPI_TEST_DATA_PARALLEL
 // The digits model of the equivalence and kill modes: 64-32-10 MLP, softmax cross-entropy.
 struct DigitsModel {
   kiln::Graph graph;
@@ -198,6 +195,7 @@ void train(const kiln::data::Dataset& data, std::int64_t batch, int steps, int s
   }
 }
 
+#if KILN_MPI_TEST_DATA_PARALLEL
 std::vector<std::vector<float>> values(const kiln::TrainStep& step) {
   std::vector<std::vector<float>> out;
   for (const kiln::Tensor& t : step.parameters()) out.push_back(t.to_vector<float>());
@@ -283,15 +281,31 @@ int equivalence(Communicator& world, const std::string& csv, std::int64_t batch,
   return failed;
 }
 
+#endif
+
+// Data-parallel training over the communicator (each gradient summed with a non-blocking
+// all-reduce, then scaled by 1 / ranks) until rank 1 kills itself at kill_step.
 int kill_at_step(Communicator& world, const std::string& csv, int kill_step) {
   const kiln::data::Dataset data = read_digits(csv);
   DigitsModel model;
   kiln::TrainStep step(model.loss);
-  kiln::dist::DataParallel dp(step, world);
-  dp.broadcast_parameters();
+  std::vector<std::vector<float>> grads;
   train(
       data, 16, 1000000, world.rank(), world.size(), step,
-      [&](const kiln::data::Batch& b) { return (dp.run(b), dp.gradients()); },
+      [&](const kiln::data::Batch& b) {
+        step.run(b);
+        std::vector<kiln::Tensor> averaged;
+        std::vector<kiln::dist::RequestId> requests;
+        grads.clear();
+        for (const kiln::Tensor& g : step.gradients()) grads.push_back(g.to_vector<float>());
+        for (std::vector<float>& g : grads) requests.push_back(world.start_all_reduce_sum(g));
+        for (std::size_t i = 0; i < grads.size(); ++i) {
+          world.wait(requests[i]);
+          for (float& v : grads[i]) v /= static_cast<float>(world.size());
+          averaged.push_back(kiln::Tensor::from(grads[i], step.gradients()[i].shape()));
+        }
+        return averaged;
+      },
       [&](int k) {
         if (world.rank() == 1 && k == kill_step) {
           std::printf("rank 1 raises SIGKILL at step %d, steady_ns %lld\n", k, steady_ns());
@@ -301,8 +315,6 @@ int kill_at_step(Communicator& world, const std::string& csv, int kill_step) {
       });
   return 0;
 }
-
-#endif
 
 int stuck(Communicator& world) {
   if (world.rank() == 1) {
@@ -329,8 +341,8 @@ int main(int argc, char** argv) {
     if (mode == "equivalence" && argc == 5) {
       return equivalence(world, argv[2], std::atoll(argv[3]), std::atoi(argv[4]));
     }
-    if (mode == "kill" && argc == 4) return kill_at_step(world, argv[2], std::atoi(argv[3]));
 #endif
+    if (mode == "kill" && argc == 4) return kill_at_step(world, argv[2], std::atoi(argv[3]));
     if (mode == "stuck") return stuck(world);
     std::fprintf(stderr,
                  "usage: mpi_worker collectives|equivalence CSV B STEPS|throw|kill CSV "
