@@ -97,7 +97,6 @@ TEST(MpiCommunicator, CollectivesOnThreeRanks) {
 // within 1e-5 relative after 100 steps of SGD with momentum on digits.csv (the worker
 // compares on rank 0 and fails otherwise).
 TEST(MpiDataParallel, TwoRanksHalfBatchGiveOneProcessFullBatchWeights) {
-  if (!KILN_MPI_TEST_DATA_PARALLEL) GTEST_SKIP() << "DataParallel is not in this tree yet";
   const MpiRun run = run_mpi(2, {"equivalence", digits, "64", "100"});
   ASSERT_FALSE(run.timed_out);
   EXPECT_EQ(run.status, 0);
@@ -121,7 +120,7 @@ TEST(MpiFailure, DataErrorOnOneRankAbortsTheJob) {
   EXPECT_EQ(run.output.find("completed without rank 1"), std::string::npos);
 }
 
-// Acceptance 2: rank 1 dies (SIGKILL at step 20 of data-parallel training over the communicator);
+// Acceptance 2: rank 1 dies (SIGKILL at step 20 of data-parallel training);
 // the job ends on the other rank within 30 s and the launcher's message names the rank.
 TEST(MpiFailure, KilledRankEndsTheJob) {
   const MpiRun run = run_mpi(2, {"kill", digits, "20"}, std::chrono::seconds(90));

@@ -195,7 +195,6 @@ void train(const kiln::data::Dataset& data, std::int64_t batch, int steps, int s
   }
 }
 
-#if KILN_MPI_TEST_DATA_PARALLEL
 std::vector<std::vector<float>> values(const kiln::TrainStep& step) {
   std::vector<std::vector<float>> out;
   for (const kiln::Tensor& t : step.parameters()) out.push_back(t.to_vector<float>());
@@ -281,31 +280,17 @@ int equivalence(Communicator& world, const std::string& csv, std::int64_t batch,
   return failed;
 }
 
-#endif
-
-// Data-parallel training over the communicator (each gradient summed with a non-blocking
-// all-reduce, then scaled by 1 / ranks) until rank 1 kills itself at kill_step.
+// Data-parallel training (DataParallel, sharded Loader) until rank 1 kills itself at
+// kill_step.
 int kill_at_step(Communicator& world, const std::string& csv, int kill_step) {
   const kiln::data::Dataset data = read_digits(csv);
   DigitsModel model;
   kiln::TrainStep step(model.loss);
-  std::vector<std::vector<float>> grads;
+  kiln::dist::DataParallel dp(step, world);
+  dp.broadcast_parameters();
   train(
       data, 16, 1000000, world.rank(), world.size(), step,
-      [&](const kiln::data::Batch& b) {
-        step.run(b);
-        std::vector<kiln::Tensor> averaged;
-        std::vector<kiln::dist::RequestId> requests;
-        grads.clear();
-        for (const kiln::Tensor& g : step.gradients()) grads.push_back(g.to_vector<float>());
-        for (std::vector<float>& g : grads) requests.push_back(world.start_all_reduce_sum(g));
-        for (std::size_t i = 0; i < grads.size(); ++i) {
-          world.wait(requests[i]);
-          for (float& v : grads[i]) v /= static_cast<float>(world.size());
-          averaged.push_back(kiln::Tensor::from(grads[i], step.gradients()[i].shape()));
-        }
-        return averaged;
-      },
+      [&](const kiln::data::Batch& b) { return (dp.run(b), dp.gradients()); },
       [&](int k) {
         if (world.rank() == 1 && k == kill_step) {
           std::printf("rank 1 raises SIGKILL at step %d, steady_ns %lld\n", k, steady_ns());
@@ -337,11 +322,9 @@ int main(int argc, char** argv) {
   return kiln::dist::run_or_abort(world, [&] {
     if (mode == "collectives") return collectives(world);
     if (mode == "throw") return throw_on_rank_1(world);
-#if KILN_MPI_TEST_DATA_PARALLEL
     if (mode == "equivalence" && argc == 5) {
       return equivalence(world, argv[2], std::atoll(argv[3]), std::atoi(argv[4]));
     }
-#endif
     if (mode == "kill" && argc == 4) return kill_at_step(world, argv[2], std::atoi(argv[3]));
     if (mode == "stuck") return stuck(world);
     std::fprintf(stderr,
