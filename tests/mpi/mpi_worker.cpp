@@ -124,14 +124,15 @@ int collectives(Communicator& world) {
                  std::to_string(all[r].size()) + " bytes");
   }
 
-  // The libkiln helper over this communicator: a vector of any size from rank 1.
+  // The libkiln helper over this communicator: a vector of any size from the last rank.
   std::vector<std::uint8_t> message;
-  if (rank == 1) message = {'k', 'i', 'l', 'n'};
-  kiln::dist::broadcast_bytes(world, message, 1);
-  c.expect(message == std::vector<std::uint8_t>{'k', 'i', 'l', 'n'}, "broadcast_bytes from rank 1");
+  if (rank == size - 1) message = {'k', 'i', 'l', 'n'};
+  kiln::dist::broadcast_bytes(world, message, size - 1);
+  c.expect(message == std::vector<std::uint8_t>{'k', 'i', 'l', 'n'}, "broadcast_bytes");
 
   world.barrier();
-  std::printf("rank %d of %d: collectives %s\n", rank, size, c.failed ? "FAILED" : "OK");
+  std::printf("rank %d of %d (launched_by_mpi %d): collectives %s\n", rank, size,
+              kiln::dist::launched_by_mpi() ? 1 : 0, c.failed ? "FAILED" : "OK");
   return c.failed ? 1 : 0;
 }
 
