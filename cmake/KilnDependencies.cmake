@@ -22,6 +22,7 @@ function(kiln_auto_option name doc out)
 endfunction()
 
 include(KilnFindOneDNN)
+include(KilnFindMPI)
 
 # Warnings for Kiln's own targets.
 function(kiln_set_warnings target)

@@ -17,6 +17,23 @@ install(TARGETS kiln_infer kiln
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT Kiln_Runtime
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
+# Kiln::kiln_mpi has an export set of its own, loaded by KilnConfig.cmake only when the
+# "mpi" component is asked for: a consumer of Kiln::kiln never needs MPI.
+if(KILN_WITH_MPI)
+  install(TARGETS kiln_mpi
+    EXPORT KilnMpiTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT Kiln_Development
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT Kiln_Runtime
+            NAMELINK_COMPONENT Kiln_Development
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT Kiln_Runtime
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  install(EXPORT KilnMpiTargets
+    NAMESPACE Kiln::
+    FILE KilnMpiTargets.cmake
+    DESTINATION ${KILN_INSTALL_CMAKEDIR}
+    COMPONENT Kiln_Development)
+endif()
+
 # Public headers only: include/ holds nothing else (private headers live in src/).
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/kiln"
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
@@ -39,6 +56,7 @@ else()
 endif()
 set(KILN_CONFIG_WITH_ONEDNN ${KILN_ONEDNN})
 set(KILN_CONFIG_WITH_SQLITE ${KILN_WITH_SQLITE})
+set(KILN_CONFIG_WITH_MPI ${KILN_WITH_MPI})
 
 configure_package_config_file(
   "${CMAKE_CURRENT_LIST_DIR}/KilnConfig.cmake.in"

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(cmake ninja-build g++ ccache libeigen3-dev libdnnl-dev ocl-icd-opencl-dev libcereal-dev
           libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev libcli11-dev libfast-float-dev
-          libstb-dev pkgconf libcpp-httplib-dev libsqlite3-dev)
+          libstb-dev pkgconf libcpp-httplib-dev libsqlite3-dev libopenmpi-dev openmpi-bin)
 # With --test: what the test suite needs beyond the build: clang for the loader fuzzer,
 # the aarch64 cross compiler and qemu for the edge check (aarch64 vs x86 outputs),
 # clang-format for the formatting check, and Chromium with its WebDriver for the browser

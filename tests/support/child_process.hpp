@@ -119,6 +119,28 @@ class ChildProcess {
     }
   }
 
+  /// Everything the child writes to stdout until it closes it (exits), appended to `out`.
+  /// Returns false when the timeout passes first (the child is still running then).
+  bool read_all(std::string& out, std::chrono::milliseconds timeout) {
+    if (out_fd_ < 0) throw std::runtime_error("ChildProcess: stdout is not captured");
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    out += buffer_;
+    buffer_.clear();
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{out_fd_, POLLIN, 0};
+      const int n = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (n <= 0) continue;
+      char chunk[4096];
+      const ssize_t got = ::read(out_fd_, chunk, sizeof chunk);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return true;
+      out.append(chunk, static_cast<std::size_t>(got));
+    }
+  }
+
   /// Sends `sig`, waits up to `grace` for the child to exit, then kills it. Returns its
   /// exit code, or minus the signal that ended it (-1 when already stopped and reaped
   /// before without a status).
