@@ -119,19 +119,23 @@ int train_distributed(const TrainArgs& args) {
     std::fprintf(stderr,
                  "kiln: --distributed: not started by mpirun or srun; training as 1 rank\n");
   return kiln::dist::run_or_abort(world, [&]() -> int {
+    int code = exit_model;
+    std::string message;
     try {
       const int rc = train(args, &world);
       std::fflush(stdout);
       return rc;
     } catch (const kiln::DataError& e) {
-      world.abort(e.what(), exit_data);
+      code = exit_data, message = e.what();
     } catch (const kiln::IoError& e) {
-      world.abort(e.what(), exit_io);
+      code = exit_io, message = e.what();
     } catch (const kiln::DistributedError& e) {
-      world.abort(e.what(), exit_distributed);
+      code = exit_distributed, message = e.what();
     } catch (const kiln::Error& e) {
-      world.abort(e.what(), exit_model);
+      message = e.what();
     }
+    world.abort(message, code);
+    return code;  // not reached
   });
 }
 #endif
