@@ -179,10 +179,11 @@ TEST_F(CliDistributed, TwoRanksTrainAndRankZeroAloneWrites) {
   // One rank printed: one summary, one "saved" line, one run folder (a second writer
   // would have made runs/spec-<time>-2).
   const std::vector<std::string> lines = kiln_test::lines(job.out);
-  ASSERT_EQ(lines.size(), 3u) << job.out;
+  ASSERT_EQ(lines.size(), 4u) << job.out;
   EXPECT_EQ(lines[0].rfind("trained 6 epochs on ", 0), 0u) << job.out;
   EXPECT_EQ(lines[1].rfind("test (", 0), 0u) << job.out;
-  EXPECT_EQ(lines[2].rfind("saved m.kiln", 0), 0u) << job.out;
+  EXPECT_EQ(lines[2], "saved m.kiln") << job.out;
+  EXPECT_EQ(lines[3].rfind("run recorded in runs/spec-", 0), 0u) << job.out;
   std::vector<fs::path> runs;
   for (const auto& e : fs::directory_iterator(path("runs"))) runs.push_back(e.path());
   ASSERT_EQ(runs.size(), 1u);
@@ -199,26 +200,39 @@ TEST_F(CliDistributed, TwoRanksTrainAndRankZeroAloneWrites) {
 }
 
 TEST_F(CliDistributed, DataErrorEndsEveryRankNamingIt) {
+  // Row 6 (the header is row 1) loses its last field: a data error on every rank.
   std::string csv = kiln_test::slurp(digits_csv);
-  const std::size_t line5 = [&] {
-    std::size_t at = 0;
-    for (int i = 0; i < 5; ++i) at = csv.find('\n', at) + 1;
-    return at;
-  }();
-  csv.replace(line5, csv.find(',', line5) - line5, "oops");
+  std::size_t at = 0;
+  for (int i = 0; i < 5; ++i) at = csv.find('\n', at) + 1;
+  const std::size_t end = csv.find('\n', at);
+  csv.erase(csv.rfind(',', end), end - csv.rfind(',', end));
   kiln_test::write(path("bad.csv"), csv);
   const Job job = run(2, "train spec.json --data bad.csv --out m.kiln --distributed --quiet", 60s);
   ASSERT_FALSE(job.timed_out) << job.err;
-  EXPECT_NE(job.rc, 0);
+  EXPECT_EQ(job.rc, 2) << job.err;  // the data error's exit code, as in one process
+  EXPECT_NE(job.err.find(" of 2: bad.csv: row 6 has 64 fields"), std::string::npos) << job.err;
   EXPECT_NE(job.err.find("kiln: rank "), std::string::npos) << job.err;
-  EXPECT_NE(job.err.find(" of 2: "), std::string::npos) << job.err;
-  EXPECT_NE(job.err.find("bad.csv"), std::string::npos) << job.err;
-  EXPECT_NE(job.err.find("oops"), std::string::npos) << job.err;
+  EXPECT_FALSE(fs::exists(path("m.kiln")));
+}
+
+TEST_F(CliDistributed, ErrorOnRankZeroAloneEndsTheOthers) {
+  // Only rank 0 records: a run folder that already holds a run stops it before training
+  // while rank 1 waits for rank 0's parameters; the job still ends, with rank 0 named.
+  fs::create_directories(path("taken"));
+  kiln_test::write(path("taken/run.json"), "{}");
+  const Job job = run(2,
+                      "train spec.json --data " + digits_csv +
+                          " --out m.kiln --distributed --quiet --run-dir taken",
+                      60s);
+  ASSERT_FALSE(job.timed_out) << job.err;
+  EXPECT_EQ(job.rc, 4) << job.err;  // an I/O error
+  EXPECT_NE(job.err.find("kiln: rank 0 of 2: "), std::string::npos) << job.err;
+  EXPECT_NE(job.err.find("taken"), std::string::npos) << job.err;
   EXPECT_FALSE(fs::exists(path("m.kiln")));
 }
 
 TEST_F(CliDistributed, KilledRankEndsTheJobAndOneRankResumes) {
-  kiln_test::write(path("spec.json"), digits_spec(40));
+  kiln_test::write(path("spec.json"), digits_spec(100));
   const std::string train = "train spec.json --data " + digits_csv +
                             " --out m.kiln --distributed --quiet --checkpoint-dir ck";
   const auto started = Clock::now();
@@ -248,7 +262,7 @@ TEST_F(CliDistributed, KilledRankEndsTheJobAndOneRankResumes) {
   ASSERT_FALSE(resumed.timed_out) << resumed.err;
   ASSERT_EQ(resumed.rc, 0) << resumed.err;
   const nlohmann::json j = nlohmann::json::parse(resumed.out);
-  EXPECT_EQ(j.at("epochs").get<int>(), 40);
+  EXPECT_EQ(j.at("epochs").get<int>(), 100);
   EXPECT_GT(newest_checkpoint(path("ck")), resumed_from);
   // It continued: the recorded run's first optimizer step is the checkpoint's, not 0.
   std::ifstream metrics(path("resumed/metrics.jsonl"));
