@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
       if (world.rank() == 0 && (epoch + 1) % 5 == 0) {
         std::printf("epoch %lld: loss %.4f (%d ranks, global batch %lld)\n",
                     static_cast<long long>(epoch + 1), loss_sum / static_cast<double>(batches),
-                    world.size(), static_cast<long long>(dp.global_rows()));
+                    world.size(), static_cast<long long>(batch_per_rank * world.size()));
       }
     }
     const kiln::dist::DataParallelStats& stats = dp.stats();

@@ -61,13 +61,22 @@ struct Loader::Impl {
     }
   }
 
-  std::int64_t batches() const {
+  // Rows this loader reads per epoch: the dataset's, or one shard's (the order padded to
+  // a multiple of shard_count, divided by it).
+  std::int64_t shard_rows() const {
     const std::int64_t n = dataset.size();
+    const std::int64_t count = options.shard_count;
+    return (n + count - 1) / count;
+  }
+
+  std::int64_t batches() const {
+    const std::int64_t n = shard_rows();
     const std::int64_t b = options.batch_size;
     return options.drop_last ? n / b : (n + b - 1) / b;
   }
 
-  std::vector<std::int64_t> make_order(std::int64_t e) const {
+  // The epoch's order of the whole dataset: the same on every shard.
+  std::vector<std::int64_t> full_order(std::int64_t e) const {
     if (!options.shuffle) {
       std::vector<std::int64_t> identity(static_cast<std::size_t>(dataset.size()));
       std::iota(identity.begin(), identity.end(), std::int64_t{0});
@@ -77,9 +86,23 @@ struct Loader::Impl {
     return seeded_permutation(dataset.size(), rng);
   }
 
+  // This loader's order: the full order, or positions shard_index, shard_index + count, ...
+  // of it padded by repeating its first rows.
+  std::vector<std::int64_t> make_order(std::int64_t e) const {
+    std::vector<std::int64_t> all = full_order(e);
+    const std::int64_t count = options.shard_count;
+    if (count == 1 || all.empty()) return all;
+    const auto n = static_cast<std::int64_t>(all.size());
+    std::vector<std::int64_t> shard(static_cast<std::size_t>(shard_rows()));
+    for (std::int64_t k = 0; k < shard_rows(); ++k)
+      shard[static_cast<std::size_t>(k)] =
+          all[static_cast<std::size_t>((options.shard_index + k * count) % n)];
+    return shard;
+  }
+
   Batch assemble(const std::vector<std::int64_t>& rows, BatchKey key) const {
     const std::int64_t begin = key.index * options.batch_size;
-    const std::int64_t end = std::min(begin + options.batch_size, dataset.size());
+    const std::int64_t end = std::min(begin + options.batch_size, shard_rows());
     Batch batch = dataset.gather(std::span<const std::int64_t>(rows).subspan(
         static_cast<std::size_t>(begin), static_cast<std::size_t>(end - begin)));
     if (options.transform) options.transform(batch, key.epoch, key.index);
@@ -155,6 +178,12 @@ struct Loader::Impl {
 Loader::Loader(const Dataset& dataset, LoaderOptions options) {
   if (options.batch_size < 1)
     throw ValueError("Loader: batch_size " + std::to_string(options.batch_size) + " must be >= 1");
+  if (options.shard_count < 1)
+    throw ValueError("Loader: shard_count " + std::to_string(options.shard_count) +
+                     " must be >= 1");
+  if (options.shard_index < 0 || options.shard_index >= options.shard_count)
+    throw ValueError("Loader: shard_index " + std::to_string(options.shard_index) +
+                     " outside [0, " + std::to_string(options.shard_count) + ")");
   impl_ = std::make_unique<Impl>(dataset, std::move(options));
 }
 

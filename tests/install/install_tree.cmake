@@ -1,5 +1,6 @@
 # Installs the Kiln build tree BUILD_DIR into a fresh PREFIX and checks what got there:
-# both libraries, the package files, and public headers free of Eigen, oneDNN and cereal.
+# both libraries, the package files, and public headers free of Eigen, oneDNN, cereal,
+# SQLite and MPI.
 #   cmake -DBUILD_DIR=<dir> -DPREFIX=<dir> -DCONFIG=<cfg> -P install_tree.cmake
 file(REMOVE_RECURSE "${PREFIX}")
 execute_process(
@@ -27,7 +28,7 @@ endforeach()
 # Public headers must not need Kiln's private dependencies or private headers.
 file(GLOB_RECURSE headers "${PREFIX}/include/kiln/*")
 foreach(h ${headers})
-  file(STRINGS "${h}" bad REGEX "#[ \t]*include[ \t]*[<\"](Eigen|unsupported/Eigen|dnnl|oneapi|cereal|sqlite3|internal/)")
+  file(STRINGS "${h}" bad REGEX "#[ \t]*include[ \t]*[<\"](Eigen|unsupported/Eigen|dnnl|oneapi|cereal|sqlite3|mpi\\.h[\">]|internal/)")
   if(bad)
     message(FATAL_ERROR "installed header ${h} includes a private dependency: ${bad}")
   endif()

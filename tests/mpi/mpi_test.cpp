@@ -77,11 +77,21 @@ int count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// Started without a launcher, a program is a world of one rank (MPI is not started).
+TEST(MpiCommunicator, WithoutALauncherIsOneRank) {
+  kiln_test::ChildProcess alone({KILN_MPI_WORKER, "collectives"});
+  std::string output;
+  ASSERT_TRUE(alone.read_all(output, std::chrono::seconds(60)));
+  EXPECT_EQ(alone.stop(), 0);
+  EXPECT_NE(output.find("rank 0 of 1 (launched_by_mpi 0): collectives OK"), std::string::npos)
+      << output;
+}
+
 TEST(MpiCommunicator, CollectivesOnTwoRanks) {
   const MpiRun run = run_mpi(2, {"collectives"});
   ASSERT_FALSE(run.timed_out);
   EXPECT_EQ(run.status, 0);
-  EXPECT_EQ(count(run.output, "collectives OK"), 2) << run.output;
+  EXPECT_EQ(count(run.output, "(launched_by_mpi 1): collectives OK"), 2) << run.output;
   EXPECT_EQ(count(run.output, "FAILED"), 0);
 }
 
@@ -89,7 +99,7 @@ TEST(MpiCommunicator, CollectivesOnThreeRanks) {
   const MpiRun run = run_mpi(3, {"collectives"});
   ASSERT_FALSE(run.timed_out);
   EXPECT_EQ(run.status, 0);
-  EXPECT_EQ(count(run.output, "collectives OK"), 3) << run.output;
+  EXPECT_EQ(count(run.output, "(launched_by_mpi 1): collectives OK"), 3) << run.output;
   EXPECT_EQ(count(run.output, "FAILED"), 0);
 }
 
@@ -120,8 +130,8 @@ TEST(MpiFailure, DataErrorOnOneRankAbortsTheJob) {
   EXPECT_EQ(run.output.find("completed without rank 1"), std::string::npos);
 }
 
-// Acceptance 2: rank 1 dies (SIGKILL at step 20 of data-parallel training); the job ends on
-// the other rank within 30 s and the launcher's message names the rank.
+// Acceptance 2: rank 1 dies (SIGKILL at step 20 of data-parallel training);
+// the job ends on the other rank within 30 s and the launcher's message names the rank.
 TEST(MpiFailure, KilledRankEndsTheJob) {
   const MpiRun run = run_mpi(2, {"kill", digits, "20"}, std::chrono::seconds(90));
   ASSERT_FALSE(run.timed_out);

@@ -124,15 +124,26 @@ int collectives(Communicator& world) {
                  std::to_string(all[r].size()) + " bytes");
   }
 
-  // The libkiln helper over this communicator: a vector of any size from rank 1.
+  // The libkiln helper over this communicator: a vector of any size from the last rank.
   std::vector<std::uint8_t> message;
-  if (rank == 1) message = {'k', 'i', 'l', 'n'};
-  kiln::dist::broadcast_bytes(world, message, 1);
-  c.expect(message == std::vector<std::uint8_t>{'k', 'i', 'l', 'n'}, "broadcast_bytes from rank 1");
+  if (rank == size - 1) message = {'k', 'i', 'l', 'n'};
+  kiln::dist::broadcast_bytes(world, message, size - 1);
+  c.expect(message == std::vector<std::uint8_t>{'k', 'i', 'l', 'n'}, "broadcast_bytes");
 
   world.barrier();
-  std::printf("rank %d of %d: collectives %s\n", rank, size, c.failed ? "FAILED" : "OK");
+  std::printf("rank %d of %d (launched_by_mpi %d): collectives %s\n", rank, size,
+              kiln::dist::launched_by_mpi() ? 1 : 0, c.failed ? "FAILED" : "OK");
   return c.failed ? 1 : 0;
+}
+
+int throw_on_rank_1(Communicator& world) {
+  if (world.rank() == 1) {
+    throw kiln::DataError("digits.csv: row 7, column \"p3\": \"x\" is not a number");
+  }
+  std::vector<float> g(10, 1.0f);
+  world.all_reduce_sum(std::span<float>(g));  // waits for rank 1, which never comes
+  std::printf("rank %d: the all-reduce completed without rank 1\n", world.rank());
+  return 0;
 }
 
 // The digits model of the equivalence and kill modes: 64-32-10 MLP, softmax cross-entropy.
@@ -270,16 +281,8 @@ int equivalence(Communicator& world, const std::string& csv, std::int64_t batch,
   return failed;
 }
 
-int throw_on_rank_1(Communicator& world) {
-  if (world.rank() == 1) {
-    throw kiln::DataError("digits.csv: row 7, column \"p3\": \"x\" is not a number");
-  }
-  std::vector<float> g(10, 1.0f);
-  world.all_reduce_sum(std::span<float>(g));  // waits for rank 1, which never comes
-  std::printf("rank %d: the all-reduce completed without rank 1\n", world.rank());
-  return 0;
-}
-
+// Data-parallel training (DataParallel, sharded Loader) until rank 1 kills itself at
+// kill_step.
 int kill_at_step(Communicator& world, const std::string& csv, int kill_step) {
   const kiln::data::Dataset data = read_digits(csv);
   DigitsModel model;
@@ -319,10 +322,10 @@ int main(int argc, char** argv) {
   Communicator& world = kiln::dist::init(&argc, &argv, options);
   return kiln::dist::run_or_abort(world, [&] {
     if (mode == "collectives") return collectives(world);
+    if (mode == "throw") return throw_on_rank_1(world);
     if (mode == "equivalence" && argc == 5) {
       return equivalence(world, argv[2], std::atoll(argv[3]), std::atoi(argv[4]));
     }
-    if (mode == "throw") return throw_on_rank_1(world);
     if (mode == "kill" && argc == 4) return kill_at_step(world, argv[2], std::atoi(argv[3]));
     if (mode == "stuck") return stuck(world);
     std::fprintf(stderr,
