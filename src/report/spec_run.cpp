@@ -1,16 +1,19 @@
 // train_and_record: train_from_spec with a RunRecorder (what `kiln train` does).
 #include <algorithm>
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "kiln/core/error.hpp"
+#include "kiln/dist/communicator.hpp"
 #include "kiln/report/explain.hpp"
 #include "kiln/report/report.hpp"
 #include "kiln/report/spec_run.hpp"
 #include "kiln/train/metrics.hpp"
 #include "report/record_impl.hpp"
+#include "train/collective.hpp"
 
 namespace kiln::report {
 using internal::Json;
@@ -79,7 +82,18 @@ RecordedRun train_and_record(const train::ModelSpec& spec, const std::string& cs
                              const RecordedRunOptions& options) {
   if (options.record.dir.empty())
     throw ValueError("train_and_record: RecordedRunOptions::record.dir (the run folder) is empty");
-  RunRecorder rec(options.record);
+  // Data-parallel (SpecTrainOptions::communicator), rank 0 records the run and the other
+  // ranks only train; a recorder that cannot be made stops every rank.
+  dist::Communicator* const comm = train_options.communicator;
+  std::unique_ptr<RunRecorder> recorder;
+  train::run_collectively(comm, true,
+                          [&] { recorder = std::make_unique<RunRecorder>(options.record); });
+  if (!recorder) {
+    RecordedRun other;
+    other.result = train::train_from_spec(spec, csv_path, train_options);
+    return other;
+  }
+  RunRecorder& rec = *recorder;
   RecordedRun run;
   run.dir = rec.dir();
   try {

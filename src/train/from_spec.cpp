@@ -7,10 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "internal/utc_time.hpp"
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/data/csv.hpp"
 #include "kiln/data/scale.hpp"
+#include "kiln/dist/communicator.hpp"
 #include "kiln/io/load_graph.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/monitor/profile.hpp"
@@ -257,19 +259,32 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   save.sections["kiln.spec"] = std::vector<std::uint8_t>(spec_json.begin(), spec_json.end());
   save.sections["kiln.data"] = std::vector<std::uint8_t>(schema_json.begin(), schema_json.end());
   save.creation_time = options.creation_time;
+  dist::Communicator* const comm = options.communicator;
+  if (comm && save.creation_time.empty()) {
+    // One creation time for every rank, so that every rank's model file is the same bytes.
+    const std::string now = comm->rank() == 0 ? kiln::internal::utc_now() : std::string();
+    std::vector<std::uint8_t> bytes(now.begin(), now.end());
+    dist::broadcast_bytes(*comm, bytes, 0);
+    save.creation_time.assign(bytes.begin(), bytes.end());
+  }
 
   Trainer trainer(*m.graph, {.loss = m.loss,
                              .predictions = m.predictions,
                              .optimizer = opt.get(),
                              .metrics = spec.metric_names(),
                              .target = task == Task::binary ? "target_class" : "target",
-                             .model = save});
+                             .model = save,
+                             .communicator = comm});
   std::vector<std::shared_ptr<Callback>> callbacks =
       make_callbacks(t, *opt, options.checkpoint_dir);
   callbacks.insert(callbacks.end(), options.callbacks.begin(), options.callbacks.end());
-  if (options.resume && !options.checkpoint_dir.empty() &&
-      latest_checkpoint(options.checkpoint_dir))
-    trainer.resume(options.checkpoint_dir);
+  if (options.resume && !options.checkpoint_dir.empty()) {
+    // Data-parallel, rank 0 (which reads and writes the checkpoints) decides for all.
+    std::vector<std::uint8_t> found{0};
+    if (!comm || comm->rank() == 0) found[0] = latest_checkpoint(options.checkpoint_dir) ? 1 : 0;
+    if (comm) comm->broadcast(found, 0);
+    if (found[0]) trainer.resume(options.checkpoint_dir);
+  }
   result.history = trainer.fit(train_view, {.epochs = t.epochs,
                                             .batch_size = t.batch_size,
                                             .seed = t.seed,

@@ -10,6 +10,8 @@
 #include "internal/text.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/data/loader.hpp"
+#include "kiln/dist/communicator.hpp"
+#include "kiln/dist/data_parallel.hpp"
 #include "kiln/train/metrics.hpp"
 #include "train/progress.hpp"
 #include "train/trainer_impl.hpp"
@@ -156,6 +158,8 @@ Trainer::Trainer(Graph& graph, TrainerOptions options) : impl_(std::make_unique<
   so.check_finite = m.options.check_finite || m.options.detect_anomaly;
   so.detect_anomaly = m.options.detect_anomaly;
   m.step = std::make_unique<TrainStep>(m.options.loss, so);
+  if (m.options.communicator && m.options.bucket_bytes == 0)
+    throw ValueError("Trainer: bucket_bytes must be at least 1");
   m.loss_inputs = needed_inputs(graph, {m.options.loss});
   m.prediction_inputs = needed_inputs(graph, {m.options.predictions});
 }
@@ -286,10 +290,16 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
     val_set = &val_part;
   }
 
+  // Data-parallel: this rank's shard of every epoch; a global batch is the k-th batch of
+  // every shard.
+  dist::Communicator* const comm = m.comm();
+  const std::int64_t world = m.world();
   data::Loader loader(*fit_set, {.batch_size = fo.batch_size,
                                  .shuffle = fo.shuffle,
                                  .seed = fo.seed,
-                                 .drop_last = fo.drop_last});
+                                 .drop_last = fo.drop_last,
+                                 .shard_index = m.rank(),
+                                 .shard_count = world});
   m.batches = loader.batches();
   if (!m.resumed) {
     m.position.epoch = 0;
@@ -297,14 +307,58 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
     m.stop = false;
     m.history = {};
     m.sums.clear();
+    m.epoch_rows = 0;
+  } else if (m.saved_world != world) {
+    // A checkpoint of another number of ranks: continue at the first global batch of this
+    // fit that was not fully trained (its rows before the checkpoint's position are seen
+    // again). The epoch's order is the same for any number of ranks.
+    const std::int64_t consumed =
+        m.epoch_rows >= 0 ? m.epoch_rows : m.position.batch * fo.batch_size * m.saved_world;
+    const std::int64_t global_batch = fo.batch_size * world;
+    // Rows this fit trains per epoch (every row, or whole global batches only).
+    const std::int64_t epoch_total = fo.drop_last ? m.batches * global_batch : fit_set->size();
+    if (consumed >= epoch_total) {
+      m.position.batch = m.batches;
+      m.epoch_rows = consumed;
+    } else {
+      m.position.batch = consumed / global_batch;
+      m.epoch_rows = m.position.batch * global_batch;
+    }
   }
+  if (m.epoch_rows < 0) m.epoch_rows = m.position.batch * fo.batch_size * world;
   if (m.position.batch > m.batches)
     throw ValueError("Trainer.fit: the checkpoint continues at batch " +
                      std::to_string(m.position.batch) + " of an epoch, but this dataset has " +
                      std::to_string(m.batches) + " batches per epoch");
+  if (comm) {
+    // Every rank must run this same fit: a difference would leave ranks waiting for each
+    // other, so it is an error on every rank now.
+    double split = fo.validation_split;
+    std::int64_t split_bits = 0;
+    std::memcpy(&split_bits, &split, sizeof split);
+    m.check_same_fit({{"training rows", fit_set->size()},
+                      {"validation rows", val_set ? val_set->size() : -1},
+                      {"batches per epoch", m.batches},
+                      {"epochs", fo.epochs},
+                      {"seed", static_cast<std::int64_t>(fo.seed)},
+                      {"shuffle", fo.shuffle ? 1 : 0},
+                      {"validation_split bits", split_bits},
+                      {"callbacks", static_cast<std::int64_t>(fo.callbacks.size())},
+                      {"metrics", static_cast<std::int64_t>(m.options.metrics.size())},
+                      {"resumed", m.resumed ? 1 : 0},
+                      {"epoch", m.position.epoch},
+                      {"batch", m.position.batch},
+                      {"step", m.position.step}});
+    if (!m.data_parallel)
+      m.data_parallel = std::make_unique<dist::DataParallel>(
+          *m.step, *comm, dist::DataParallelOptions{.bucket_bytes = m.options.bucket_bytes});
+    m.data_parallel->broadcast_parameters();
+  }
   m.callbacks = fo.callbacks;
   m.fitting = true;
-  ProgressReporter progress(fo);
+  FitOptions shown = fo;
+  if (m.rank() != 0) shown.progress = Progress::none;
+  ProgressReporter progress(shown);
   optim::Optimizer& opt = *m.options.optimizer;
   std::vector<Tensor> buffer_backup;
   std::vector<Value> buffers = m.graph->buffers();
@@ -341,6 +395,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
       const std::int64_t epoch = m.position.epoch;
       if (m.position.batch == 0) {
         m.sums.clear();
+        m.epoch_rows = 0;
         for (const auto& cb : m.callbacks) cb->on_epoch_begin(*this, epoch);
       }
       loader.set_epoch(epoch, m.position.batch);
@@ -357,10 +412,18 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
           for (const Value& b : buffers) buffer_backup.push_back(m.graph->tensor(b).clone());
         }
         double loss = 0.0;
+        std::int64_t rows = batch->front().second.dim(0);
+        RunObserver* const observer = observers.size() == 1 ? observers.front()
+                                      : observers.empty()   ? nullptr
+                                                            : &fan_out;
         try {
-          loss = m.step->run(feeds, observers.size() == 1 ? observers.front()
-                                    : observers.empty()   ? nullptr
-                                                          : &fan_out);
+          if (m.data_parallel && comm) {
+            // The global mean loss; the gradients are averaged over the ranks.
+            loss = m.data_parallel->run(feeds, observer);
+            rows = m.data_parallel->global_rows();
+          } else {
+            loss = m.step->run(feeds, observer);
+          }
         } catch (const NonFiniteError& e) {
           // Batch norm's running statistics changed in the forward pass: put them back too.
           for (std::size_t i = 0; i < buffer_backup.size(); ++i)
@@ -373,13 +436,16 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
         auto grads = m.step->gradients();
         for (const auto& cb : m.callbacks) cb->on_gradients(*this, grads);
         opt.step(grads);
-        const std::int64_t rows = batch->front().second.dim(0);
         m.sums.loss_sum += loss * static_cast<double>(rows);
         m.sums.rows += rows;
+        m.epoch_rows += rows;
         if (with_metrics) {
-          m.sums.predictions.push_back(m.step->outputs()[0].clone());
+          // Data-parallel, this rank's rows wait for the next gather.
+          auto& predictions = comm ? m.sums.local_predictions : m.sums.predictions;
+          auto& targets = comm ? m.sums.local_targets : m.sums.targets;
+          predictions.push_back(m.step->outputs()[0].clone());
           for (const auto& [name, t] : *batch)
-            if (name == target) m.sums.targets.push_back(t);
+            if (name == target) targets.push_back(t);
         }
         ++m.position.step;
         ++m.position.batch;
@@ -388,6 +454,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
         for (const auto& cb : m.callbacks) cb->on_step_end(*this, step, step_logs);
         for (const auto& cb : m.callbacks) cb->on_step_complete(*this, step);
       }
+      m.gather_epoch_outputs();
       Logs logs;
       logs["loss"] = m.sums.rows > 0 ? m.sums.loss_sum / static_cast<double>(m.sums.rows)
                                      : std::numeric_limits<double>::quiet_NaN();
@@ -399,13 +466,16 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
           logs["val_" + k] = v;
       }
       logs["lr"] = opt.lr();
+      m.agree_on_logs(logs);  // validation ran on each rank alone
       for (const auto& cb : m.callbacks) cb->on_epoch_end(*this, epoch, logs);
       m.history.epochs.push_back(logs);
       progress.epoch_end(epoch, fo.epochs, logs);
       m.position.epoch = epoch + 1;
       m.position.batch = 0;
+      m.epoch_rows = 0;
       m.sums.clear();
       for (const auto& cb : m.callbacks) cb->on_epoch_complete(*this, epoch);
+      m.stop = m.agree_on_stop(m.stop);  // one decision for every rank
     }
   } catch (...) {
     end_fit(true);

@@ -5,6 +5,10 @@
 // file's SHA-256 ("pair.model_sha256"): the checkpoint is the commit point. A crash
 // before its rename leaves the previous pair intact (and at most an orphan model file,
 // removed by the next save); after it, the new pair is complete.
+//
+// Data-parallel (TrainerOptions::communicator), saving and resuming are collective: rank 0
+// writes (and reads) the files, every rank throws what rank 0's write threw, and resume
+// sends the checkpoint's bytes to the other ranks, which restore the same state.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -14,6 +18,7 @@
 #include "io/model_data.hpp"
 #include "io/sha256.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/dist/communicator.hpp"
 #include "kiln/train/checkpoint.hpp"
 #include "kiln/train/trainer.hpp"
 #include "train/trainer_impl.hpp"
@@ -119,6 +124,9 @@ NamedTensors Trainer::Impl::trainer_state() const {
   out.emplace_back("trainer.stop", i64_tensor(stop ? 1 : 0));
   out.emplace_back("trainer.loss_sum", f64_tensor(sums.loss_sum));
   out.emplace_back("trainer.rows", i64_tensor(sums.rows));
+  // Where a fit with another number of ranks continues (see Trainer::fit).
+  out.emplace_back("trainer.epoch_rows", i64_tensor(epoch_rows));
+  out.emplace_back("dist.world_size", i64_tensor(world()));
   if (!sums.predictions.empty()) {
     out.emplace_back("trainer.epoch_predictions", concat_rows(sums.predictions));
     out.emplace_back("trainer.epoch_targets", concat_rows(sums.targets));
@@ -142,6 +150,8 @@ void Trainer::Impl::load_trainer_state(const NamedTensors& state, const std::str
   TrainerPosition pos;
   bool stop_flag = false;
   EpochSums s;
+  std::int64_t rows_done = -1;  // unknown in checkpoints written before it was saved
+  std::int64_t world_size = 1;
   History h;
   std::map<std::string, CallbackState> cbs;
   bool has_position = false;
@@ -159,6 +169,15 @@ void Trainer::Impl::load_trainer_state(const NamedTensors& state, const std::str
       s.loss_sum = f64_of(t, name, source);
     } else if (name == "trainer.rows") {
       s.rows = i64_of(t, name, source);
+    } else if (name == "trainer.epoch_rows") {
+      rows_done = i64_of(t, name, source);
+      if (rows_done < 0)
+        throw ValueError(source + ": trainer state 'trainer.epoch_rows' is negative");
+    } else if (name == "dist.world_size") {
+      world_size = i64_of(t, name, source);
+      if (world_size < 1)
+        throw ValueError(source + ": trainer state 'dist.world_size' must be at least 1, got " +
+                         std::to_string(world_size));
     } else if (name == "trainer.epoch_predictions") {
       s.predictions = {t};
     } else if (name == "trainer.epoch_targets") {
@@ -186,6 +205,8 @@ void Trainer::Impl::load_trainer_state(const NamedTensors& state, const std::str
   position = pos;
   stop = stop_flag;
   sums = std::move(s);
+  epoch_rows = rows_done;
+  saved_world = world_size;
   history = std::move(h);
   callback_states = std::move(cbs);
 }
@@ -199,29 +220,34 @@ std::vector<std::uint8_t> Trainer::Impl::model_bytes() const {
 }
 
 void Trainer::save_model(const std::string& path) {
-  internal::write_file_atomically(path, impl_->model_bytes());
+  const Impl& m = *impl_;
+  run_collectively(m.comm(), true, [&] { internal::write_file_atomically(path, m.model_bytes()); });
 }
 
 CheckpointPair Trainer::save_checkpoint(const std::string& dir,
                                         const CheckpointPairOptions& options) {
   Impl& m = *impl_;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw IoError(dir + ": cannot create the checkpoint folder: " + ec.message());
   CheckpointPair pair;
   pair.step = m.position.step;
   pair.model = join(dir, model_file_name(pair.step));
   pair.checkpoint = join(dir, checkpoint_file_name(pair.step));
-  const std::vector<std::uint8_t> model = m.model_bytes();
-  internal::write_file_atomically(pair.model, model);
-  CheckpointSave what;
-  what.optimizer = m.options.optimizer;
-  what.step = pair.step;
-  what.train_step = m.step.get();
-  what.extra = m.trainer_state();
-  what.extra.emplace_back(sha_key, digest_tensor(internal::sha256(model)));
-  kiln::save_checkpoint(pair.checkpoint, *m.graph, what);
-  prune(dir, pair.step, options.keep_last);
+  // Every rank's predictions of the epoch so far, for the metrics of a resumed fit.
+  m.gather_epoch_outputs();
+  run_collectively(m.comm(), true, [&] {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw IoError(dir + ": cannot create the checkpoint folder: " + ec.message());
+    const std::vector<std::uint8_t> model = m.model_bytes();
+    internal::write_file_atomically(pair.model, model);
+    CheckpointSave what;
+    what.optimizer = m.options.optimizer;
+    what.step = pair.step;
+    what.train_step = m.step.get();
+    what.extra = m.trainer_state();
+    what.extra.emplace_back(sha_key, digest_tensor(internal::sha256(model)));
+    kiln::save_checkpoint(pair.checkpoint, *m.graph, what);
+    prune(dir, pair.step, options.keep_last);
+  });
   return pair;
 }
 
@@ -241,9 +267,16 @@ std::optional<CheckpointPair> latest_checkpoint(const std::string& dir) {
   return std::nullopt;
 }
 
-TrainerPosition Trainer::resume(const std::string& path) {
-  Impl& m = *impl_;
-  if (m.fitting) throw ValueError("Trainer.resume: called during fit");
+void Trainer::Impl::finish_restore(const CheckpointInfo& info, const std::string& source) {
+  load_trainer_state(info.extra, source);
+  if (position.step != info.step)
+    throw ValueError(source + ": trainer step " + std::to_string(position.step) +
+                     " differs from the checkpoint's step " + std::to_string(info.step));
+  resumed = true;
+}
+
+std::string Trainer::Impl::restore_pair(const std::string& path,
+                                        std::vector<std::uint8_t>* checkpoint_bytes) {
   std::vector<CheckpointPair> candidates;
   const bool folder = fs::is_directory(path);
   if (folder) {
@@ -260,9 +293,10 @@ TrainerPosition Trainer::resume(const std::string& path) {
   std::string failures;
   for (const CheckpointPair& pair : candidates) {
     try {
+      std::vector<std::uint8_t> bytes = internal::read_file(pair.checkpoint);
       const CheckpointInfo info =
-          load_checkpoint(pair.checkpoint, *m.graph,
-                          {.optimizer = m.options.optimizer, .train_step = m.step.get()});
+          restore_checkpoint(bytes, pair.checkpoint, *graph,
+                             {.optimizer = options.optimizer, .train_step = step.get()});
       const Tensor* sha = nullptr;
       for (const auto& [name, t] : info.extra)
         if (name == sha_key) sha = &t;
@@ -277,18 +311,41 @@ TrainerPosition Trainer::resume(const std::string& path) {
           throw ValueError(pair.checkpoint + ": model file '" + pair.model +
                            "' is not the one saved with it (SHA-256 differs)");
       }
-      m.load_trainer_state(info.extra, pair.checkpoint);
-      if (m.position.step != info.step)
-        throw ValueError(pair.checkpoint + ": trainer step " + std::to_string(m.position.step) +
-                         " differs from the checkpoint's step " + std::to_string(info.step));
-      m.resumed = true;
-      return m.position;
+      finish_restore(info, pair.checkpoint);
+      if (checkpoint_bytes) *checkpoint_bytes = std::move(bytes);
+      return pair.checkpoint;
     } catch (const Error& e) {
       if (!folder) throw;
       failures += std::string("\n  ") + e.what();
     }
   }
   throw ValueError("Trainer.resume: no checkpoint in '" + path + "' loads:" + failures);
+}
+
+TrainerPosition Trainer::resume(const std::string& path) {
+  Impl& m = *impl_;
+  if (m.fitting) throw ValueError("Trainer.resume: called during fit");
+  dist::Communicator* comm = m.comm();
+  if (!comm) {
+    (void)m.restore_pair(path, nullptr);
+    return m.position;
+  }
+  // Rank 0 finds, checks and restores the pair, then sends the checkpoint's bytes (the
+  // other ranks need no access to the files); every rank restores them alike.
+  std::vector<std::uint8_t> bytes;
+  std::string source;
+  run_collectively(comm, true, [&] { source = m.restore_pair(path, &bytes); });
+  dist::broadcast_bytes(*comm, bytes, 0);
+  std::vector<std::uint8_t> name(source.begin(), source.end());
+  dist::broadcast_bytes(*comm, name, 0);
+  source.assign(name.begin(), name.end());
+  run_collectively(comm, false, [&] {
+    if (comm->rank() == 0) return;
+    const CheckpointInfo info = restore_checkpoint(
+        bytes, source, *m.graph, {.optimizer = m.options.optimizer, .train_step = m.step.get()});
+    m.finish_restore(info, source);
+  });
+  return m.position;
 }
 
 }  // namespace kiln::train

@@ -34,6 +34,11 @@ struct RecordedRun {
 /// summary, per-layer statistics, test evaluation (confusion matrix), explanations, the
 /// model file and the report. On an error the run is marked failed (its report still
 /// written) and the error rethrown.
+///
+/// Data-parallel (train_options.communicator), every rank calls it: rank 0 records the
+/// run into options.record.dir, the other ranks train alongside it and write nothing
+/// (their RecordedRun has the same result, an empty dir and no report). An error making
+/// rank 0's recorder is thrown on every rank.
 KILN_API RecordedRun train_and_record(const train::ModelSpec& spec, const std::string& csv_path,
                                       const train::SpecTrainOptions& train_options,
                                       const RecordedRunOptions& options);
