@@ -52,10 +52,9 @@ int train(const TrainArgs& args, kiln::dist::Communicator* comm) {
   options.progress =
       args.quiet || !root ? kiln::train::Progress::none : kiln::train::Progress::automatic;
   options.progress_file = stderr;
-  // The run is rank 0's: its recorder callback sees the averaged gradients and the logs
-  // of all ranks' rows (the record callback keeps no checkpoint state, so the ranks'
-  // callback lists differ only by it).
-  const bool record = !args.no_record && root;
+  // train_and_record is collective: rank 0 records the run (the other ranks' run_dir is
+  // not used), the others train alongside it.
+  const bool record = !args.no_record;
   const std::string run_dir = !record                ? std::string()
                               : args.run_dir.empty() ? default_run_dir(args.spec)
                                                      : args.run_dir;
