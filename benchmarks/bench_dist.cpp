@@ -2,8 +2,8 @@
 // thread per rank. Run it under mpirun with 1 and 2 ranks (benchmarks/run_dist.sh does,
 // and prints the efficiency table):
 //
-//   mpirun -np 2 --bind-to none build/default/benchmarks/bench_dist \
-//       --benchmark_filter=DataParallel --benchmark_format=json --benchmark_out=np2.json
+//   mpirun -np 2 --bind-to none build/default/benchmarks/bench_dist
+//       --benchmark_filter=DataParallel --benchmark_out=np2.json   (one line)
 //
 // BM_W1DataParallel / BM_W2DataParallel: one training step per iteration (DataParallel::run
 // on this rank's batch, then the optimizer step), args scaling:0 = strong (the global batch
