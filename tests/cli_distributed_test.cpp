@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -252,6 +253,8 @@ TEST_F(CliDistributed, KilledRankEndsTheJobAndOneRankResumes) {
   const double seconds_to_end = std::chrono::duration<double>(Clock::now() - killed).count();
   ASSERT_FALSE(job.timed_out) << job.err;
   EXPECT_LT(seconds_to_end, 30.0);
+  std::printf("rank 1 killed at checkpoint step %ld; the job ended %.2f s later\n", before_kill,
+              seconds_to_end);
   EXPECT_NE(job.rc, 0);
   EXPECT_NE(job.err.find("rank 1"), std::string::npos) << job.err;
   EXPECT_FALSE(fs::exists(path("m.kiln"))) << "the job finished before the kill";
