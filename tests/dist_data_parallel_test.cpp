@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -105,8 +106,10 @@ Weights train_alone(Optimizer which) {
 }
 
 // p ranks, batch B/p each, 100 steps; every rank's final weights.
+// With reduce = false each rank steps on its own gradient (no DataParallel): the control
+// that shows the tolerance tells averaging from not averaging.
 std::vector<Weights> train_parallel(int ranks, Optimizer which, DataParallelOptions options,
-                                    kiln_test::ThreadGroupOptions group = {}) {
+                                    kiln_test::ThreadGroupOptions group = {}, bool reduce = true) {
   const data::Dataset d = blobs();
   std::vector<Weights> out(static_cast<std::size_t>(ranks));
   kiln_test::run_ranks(
@@ -129,13 +132,18 @@ std::vector<Weights> train_parallel(int ranks, Optimizer which, DataParallelOpti
           loader.set_epoch(epoch);
           for (const data::Batch& b : loader) {
             if (done++ == steps) break;
+            if (!reduce) {
+              step.run(b);
+              opt->step(step.gradients());
+              continue;
+            }
             const double loss = dp.run(b);
             EXPECT_TRUE(std::isfinite(loss));
             EXPECT_EQ(dp.global_rows(), global_batch);
             opt->step(dp.gradients());
           }
         }
-        EXPECT_EQ(dp.stats().runs, steps);
+        EXPECT_EQ(dp.stats().runs, reduce ? steps : 0);
         out[static_cast<std::size_t>(comm.rank())] = weights_of(step);
       },
       group);
@@ -164,6 +172,16 @@ TEST(DataParallel, TwoRanksOfHalfTheBatchTrainWhatOneProcessTrains) {
   }
 }
 
+TEST(DataParallel, WithoutAveragingTheRanksDivergeBeyondTheTolerance) {
+  const Weights alone = train_alone(Optimizer::sgd_momentum);
+  const auto local = train_parallel(2, Optimizer::sgd_momentum, {}, {}, false);
+  double worst = 0;
+  for (std::size_t i = 0; i < alone.size(); ++i)
+    worst = std::max(worst, relative_difference(local[0][i], alone[i]));
+  EXPECT_GT(worst, 1e-3);
+  EXPECT_NE(local[0], local[1]);
+}
+
 TEST(DataParallel, ThreeRanks) {
   const Weights alone = train_alone(Optimizer::sgd_momentum);
   const auto parallel = train_parallel(3, Optimizer::sgd_momentum, {});
@@ -182,6 +200,87 @@ TEST(DataParallel, BucketSizeAndOverlapDoNotChangeTheBits) {
   EXPECT_EQ(small[0], reference[0]);
   EXPECT_EQ(no_overlap[0], reference[0]);
   EXPECT_EQ(blocking[0], reference[0]);
+}
+
+// A Communicator that counts the sums started, around a thread communicator.
+class CountingCommunicator final : public Communicator {
+ public:
+  explicit CountingCommunicator(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  void all_reduce_sum(std::span<float> d) override { inner_.all_reduce_sum(d); }
+  void all_reduce_sum(std::span<double> d) override { inner_.all_reduce_sum(d); }
+  dist::RequestId start_all_reduce_sum(std::span<float> d) override {
+    ++started;
+    return inner_.start_all_reduce_sum(d);
+  }
+  bool test(dist::RequestId id) override {
+    ++tests;
+    return inner_.test(id);
+  }
+  void wait(dist::RequestId id) override { inner_.wait(id); }
+  void broadcast(std::span<std::uint8_t> d, int root) override { inner_.broadcast(d, root); }
+  std::vector<std::vector<std::uint8_t>> all_gather(std::span<const std::uint8_t> m) override {
+    return inner_.all_gather(m);
+  }
+  void barrier() override { inner_.barrier(); }
+  [[noreturn]] void abort(const std::string& m, int code) override {
+    inner_.abort(m, code);
+    std::terminate();  // not reached: inner_.abort never returns
+  }
+  int started = 0;
+  int tests = 0;
+
+ private:
+  Communicator& inner_;
+};
+
+// Records how many sums had started when the run's last step ran.
+class StartedAtLastStep : public RunObserver {
+ public:
+  explicit StartedAtLastStep(const CountingCommunicator& c) : comm_(c) {}
+  void on_step(const ObservedStep& s) override {
+    ++steps;
+    if (s.index + 1 == s.count) started = comm_.started;
+  }
+  int started = -1;
+  int steps = 0;
+
+ private:
+  const CountingCommunicator& comm_;
+};
+
+TEST(DataParallel, BucketsStartWhileBackwardRunsWithOverlapOnly) {
+  const data::Dataset d = blobs(16);
+  for (const bool overlap : {true, false}) {
+    kiln_test::run_ranks(2, [&](Communicator& comm) {
+      CountingCommunicator counting(comm);
+      Graph g;
+      TrainStep step(mlp(g));
+      DataParallel dp(step, counting, {.bucket_bytes = 64, .overlap = overlap});
+      ASSERT_EQ(dp.buckets().size(), 6u);  // one per gradient: none is under 64 B but out.bias
+      StartedAtLastStep seen(counting);
+      dp.run(d.gather(std::vector<std::int64_t>{comm.rank(), comm.rank() + 2}), &seen);
+      EXPECT_GT(seen.steps, 0);  // the caller's observer saw the steps
+      EXPECT_EQ(counting.started, 6);
+      EXPECT_EQ(dp.stats().runs, 1);
+      EXPECT_EQ(dp.stats().buckets, 6u);
+      EXPECT_GT(dp.stats().compute_seconds, 0.0);
+      EXPECT_GT(dp.stats().communication_seconds, 0.0);
+      dp.reset_stats();
+      EXPECT_EQ(dp.stats().runs, 0);
+      EXPECT_EQ(dp.stats().compute_seconds, 0.0);
+      EXPECT_EQ(dp.gradients().size(), 6u);  // still the last run's
+      if (overlap) {
+        // All but the last bucket (it carries the loss) started during the run; pending ones
+        // were tested by later steps.
+        EXPECT_EQ(seen.started, 5);
+        EXPECT_GT(counting.tests, 0);
+      } else {
+        EXPECT_EQ(seen.started, 0);
+      }
+    });
+  }
 }
 
 TEST(DataParallel, BucketsPackGradientsInReverseOrder) {
@@ -226,6 +325,40 @@ TEST(DataParallel, UnequalBatchesAreWeightedByRows) {
     // Not the local gradient: the unweighted mean of the two halves' gradients differs.
     EXPECT_EQ(dp.stats().buckets, dp.buckets().size());
     EXPECT_EQ(dp.stats().bytes_per_run, std::size_t{(8 * 16 + 16 + 16 * 12 + 12 + 12 * 4 + 4) * 4});
+  });
+}
+
+// d loss / d c is a constant (0.1, whatever the data) and d loss / d unused is zero: the
+// averages are exact, and the plan still computes each rank's own gradients afterwards.
+TEST(DataParallel, ConstantGradientsAreAveragedWithoutTouchingThePlan) {
+  kiln_test::run_ranks(3, [](Communicator& comm) {
+    Graph g;
+    auto x = g.input("x", {batch, 3});
+    auto t = g.input("t", {batch, 1});
+    auto w = g.parameter("w", Tensor::full({3, 1}, 0.25));
+    auto c = g.parameter("c", Tensor::zeros({1}));
+    g.parameter("unused", Tensor::zeros({2}));  // its gradient: zeros, whatever the rows
+    TrainStep step(add(mse(matmul(x, w), t), sum(mul(c, 0.1))));
+    ASSERT_EQ(step.parameters().size(), 3u);
+    DataParallel dp(step, comm, {.bucket_bytes = 8});
+    const std::int64_t rows = std::int64_t{1} << comm.rank();  // 1, 2 and 4 rows
+    const Feeds feeds{{"x", Tensor::full({rows, 3}, 1.0 + comm.rank())},
+                      {"t", Tensor::full({rows, 1}, 0.5)}};
+    for (int i = 0; i < 3; ++i) {
+      dp.run(feeds);
+      EXPECT_EQ(dp.global_rows(), 7);
+      EXPECT_NEAR(dp.gradients()[1].item(), 0.1, 1e-7);
+      // (rows-weighted) mean over ranks of d mse / d w = 2 (x w - t) x, per rank: x = r + 1.
+      double expected = 0;
+      for (int r = 0; r < 3; ++r)
+        expected += double(1 << r) * 2 * (3 * 0.25 * (r + 1) - 0.5) * (r + 1);
+      EXPECT_NEAR(dp.gradients()[0].at(0), expected / 7, 1e-5);
+      EXPECT_EQ(dp.gradients()[2].to_vector<float>(), std::vector<float>(2, 0.0f));
+      EXPECT_EQ(dp.gradients()[0].raw(), step.gradients()[0].raw());  // in place
+    }
+    // The plan still computes this rank's own gradient, exactly.
+    step.run(feeds);
+    EXPECT_EQ(step.gradients()[1].to_vector<float>()[0], 0.1f);
   });
 }
 
@@ -293,6 +426,22 @@ TEST(DataParallel, AModelOfAnotherShapeIsRefusedOnEveryRank) {
         << m;
     EXPECT_EQ(m.find("rank 1:"), std::string::npos) << m;
     EXPECT_THROW(std::rethrow_exception(e), DistributedError);
+  }
+}
+
+TEST(DataParallel, RunRefusesRanksWithOtherBucketsInsteadOfHanging) {
+  const data::Dataset d = blobs(8);
+  const auto errors = kiln_test::run_ranks_collect(2, [&](Communicator& comm) {
+    Graph g;
+    TrainStep step(mlp(g, comm.rank() == 1 ? 13 : 12));
+    DataParallel dp(step, comm, {.bucket_bytes = 256});
+    dp.run(d.tensors());
+  });
+  for (const auto& e : errors) {
+    ASSERT_TRUE(e);
+    const std::string m = message_of(e);
+    EXPECT_NE(m.find("buckets (floats per bucket) differ"), std::string::npos) << m;
+    EXPECT_NE(m.find("rank 1: "), std::string::npos) << m;
   }
 }
 

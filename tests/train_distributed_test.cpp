@@ -118,6 +118,39 @@ TEST(TrainDistributed, TwoRanksWithHalfBatchesEqualOneProcessWithTheWholeBatch) 
   EXPECT_EQ(results[0].history.epochs, results[1].history.epochs);
 }
 
+// Callbacks' on_gradients see the averaged gradients: norm clipping (active at every step
+// with max_norm 0.05) clips what one process clips.
+TEST(TrainDistributed, GradientClippingSeesTheAveragedGradients) {
+  const auto train = blobs(rows, 3);
+  kiln::set_num_threads(1);
+  Model ref;
+  tr::Trainer ref_trainer(ref.g, ref.options());
+  ref_trainer.fit(train, fit_options(5, global_batch, nullptr, {tr::clip_grad_norm(0.05)}));
+  std::vector<Weights> results(2);
+  std::vector<double> norms(2, 0.0);
+  kiln_test::run_ranks(2, [&](kiln::dist::Communicator& comm) {
+    Model m;
+    auto o = m.options();
+    o.communicator = &comm;
+    tr::Trainer t(m.g, o);
+    // The norm of the first step's gradients, as the clipping callback gets them.
+    auto first =
+        tr::lambda_callback({.on_gradients = [&](tr::Trainer& tt, std::span<const kiln::Tensor> g) {
+          if (tt.global_step() != 0) return;
+          double sum = 0;
+          for (const kiln::Tensor& x : g)
+            for (float v : x.to_vector<float>()) sum += static_cast<double>(v) * v;
+          norms[static_cast<std::size_t>(comm.rank())] = std::sqrt(sum);
+        }});
+    t.fit(train, fit_options(5, global_batch / 2, nullptr, {first, tr::clip_grad_norm(0.05)}));
+    results[static_cast<std::size_t>(comm.rank())] = weights_of(m.g);
+  });
+  EXPECT_EQ(norms[0], norms[1]);
+  EXPECT_GT(norms[0], 0.05);
+  EXPECT_EQ(results[0], results[1]);
+  expect_close(results[0], weights_of(ref.g), 1e-5);
+}
+
 // Without training (lr 0) the predictions are exact, and every metric of the epoch is
 // that of one process over the same rows, padding included: 7 rows over 3 ranks of
 // batch 2 (global batches of 6, the epoch's order padded to 9 rows by repeating its
@@ -230,7 +263,7 @@ TEST(TrainDistributed, OnlyRankZeroWritesCheckpointsAndModels) {
 // Positions: 2 ranks x batch 8 save at step 9 (epoch 1, batch 3: 48 rows of the epoch).
 // One process with batch 16 continues at batch 48 / 16 = 3 and computes what the 2 ranks
 // compute uninterrupted; 3 ranks x batch 5 (global 15) continue at batch 48 / 15 = 3 (rows
-// 45..47 seen again), and only rank 0 has the files.
+// 45..47 seen again), and only rank 0 has the files; 2 ranks again continue bitwise.
 TEST(TrainDistributed, ResumesATwoRankCheckpointWithOneAndWithThreeRanks) {
   const auto train = blobs(rows, 3), val = blobs(30, 4);
   const std::string root = kiln_test::fresh_dir("dist_resume");
@@ -320,6 +353,72 @@ TEST(TrainDistributed, ResumesATwoRankCheckpointWithOneAndWithThreeRanks) {
     EXPECT_EQ(r.history.epochs, results[0].history.epochs);
   }
   EXPECT_FALSE(fs::exists(root + "/missing"));
+
+  // Two ranks again, batch 8: bitwise the run that never stopped (weights, and every
+  // epoch's loss, accuracy from the gathered predictions, validation and lr).
+  std::vector<RankResult> again(2);
+  kiln_test::run_ranks(2, [&](kiln::dist::Communicator& comm) {
+    Model m(false, true, 0.01);
+    auto o = m.options({"accuracy"});
+    o.communicator = &comm;
+    tr::Trainer t(m.g, o);
+    EXPECT_EQ(t.resume(comm.rank() == 0 ? ckpt : root + "/missing").batch, 3);
+    RankResult& r = again[static_cast<std::size_t>(comm.rank())];
+    r.history = t.fit(train, fit_options(4, 8, &val));
+    r.weights = weights_of(m.g);
+  });
+  for (const RankResult& r : again) {
+    EXPECT_EQ(r.weights, uninterrupted[0]);
+    ASSERT_EQ(r.history.epochs.size(), 4u);
+    for (std::size_t e = 0; e < 4; ++e)
+      for (const auto& [k, v] : uninterrupted_history.epochs[e])
+        EXPECT_TRUE(kiln_test::same_bits(r.history.epochs[e].at(k), v)) << e << " " << k;
+  }
+}
+
+// A checkpoint of one process written before "trainer.epoch_rows" and "dist.world_size"
+// existed (the entries taken out) still loads, alone and with 2 ranks, and continues at its
+// batch index.
+TEST(TrainDistributed, ACheckpointWithoutTheNewEntriesContinuesAtItsBatch) {
+  const auto train = blobs(rows, 3);
+  const std::string dir = kiln_test::fresh_dir("dist_old_ckpt");
+  tr::CheckpointPair pair;
+  {
+    Model m;
+    tr::Trainer t(m.g, m.options());
+    auto save = tr::lambda_callback(
+        {.on_step_end = [&](tr::Trainer& tt, std::int64_t step, const tr::Logs&) {
+          if (step == 8) pair = tt.save_checkpoint(dir);  // epoch 1, batch 3 (of 6)
+        }});
+    t.fit(train, fit_options(2, global_batch, nullptr, {save}));
+    kiln::CheckpointInfo info = kiln::load_checkpoint(
+        pair.checkpoint, m.g, {.optimizer = m.opt.get(), .train_step = &t.step()});
+    std::erase_if(info.extra, [](const auto& e) {
+      return e.first == "trainer.epoch_rows" || e.first == "dist.world_size";
+    });
+    ASSERT_EQ(info.extra.size(), 9u);  // position (3), stop, sums (2), hash, epoch 0 (2)
+    kiln::save_checkpoint(pair.checkpoint, m.g,
+                          {.optimizer = m.opt.get(),
+                           .step = info.step,
+                           .train_step = &t.step(),
+                           .extra = info.extra});
+  }
+  std::vector<std::int64_t> first(2, -1);
+  kiln_test::run_ranks(2, [&](kiln::dist::Communicator& comm) {
+    Model m;
+    auto o = m.options();
+    o.communicator = &comm;
+    tr::Trainer t(m.g, o);
+    EXPECT_EQ(t.resume(dir).batch, 3);
+    auto watch = tr::lambda_callback({.on_step_begin = [&](tr::Trainer& tt, std::int64_t) {
+      if (first[static_cast<std::size_t>(comm.rank())] < 0)
+        first[static_cast<std::size_t>(comm.rank())] = tt.position().batch;
+    }});
+    t.fit(train, fit_options(2, global_batch / 2, nullptr, {watch}));
+    EXPECT_EQ(t.global_step(), 12);
+  });
+  EXPECT_EQ(first[0], 3);
+  EXPECT_EQ(first[1], 3);
 }
 
 // A folder rank 0 cannot create: save_checkpoint and save_model throw rank 0's IoError

@@ -17,9 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <exception>
-#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -95,6 +93,8 @@ struct DataParallel::Impl {
   std::vector<Tensor> own;  // gradients of no step of the run, held here
   std::vector<Tensor> out;  // what gradients() shows
   std::int64_t global_rows = 0;
+  bool has_run = false;  // a run succeeded: gradients() has values
+  bool layout_checked = false;
   DataParallelStats stats;
 
   Impl(TrainStep& s, Communicator& c, DataParallelOptions o)
@@ -229,29 +229,56 @@ struct DataParallel::Impl {
     std::fill(doubles.begin(), doubles.end(), 0.0);
   }
 
+  // Once, before the first reduction: every rank must have the same buckets, or the sums
+  // would mismatch (an MPI library may hang on that rather than fail).
+  void check_layout() {
+    std::string mine;
+    for (const Bucket& b : buckets) mine += std::to_string(b.buffer.size()) + " ";
+    mine += "+ " + std::to_string(doubles.size()) + " f64";
+    const auto all = comm.all_gather(std::span<const std::uint8_t>(
+        reinterpret_cast<const std::uint8_t*>(mine.data()), mine.size()));
+    std::string differing;
+    for (std::size_t r = 1; r < all.size(); ++r)
+      if (all[r] != all[0])
+        differing +=
+            "; rank " + std::to_string(r) + ": " + std::string(all[r].begin(), all[r].end());
+    if (!differing.empty())
+      throw DistributedError(
+          "DataParallel: the gradient buckets (floats per bucket) differ between "
+          "ranks (every rank must build the same model): rank 0: " +
+          std::string(all[0].begin(), all[0].end()) + differing);
+    layout_checked = true;
+  }
+
   double run(const Feeds& feeds, RunObserver* user) {
+    if (!layout_checked) check_layout();
     const auto t0 = Clock::now();
-    std::optional<std::int64_t> local_rows;
-    std::string error;       // this rank's failure, if any
+    bool failed = false;     // this rank's run threw
+    std::string error;       // ... its message
     bool nonfinite = false;  // ... and whether it was a NonFiniteError
     double loss = 0;
     begin_run(0);
     try {
-      local_rows = rows_of(feeds, graph);
-      begin_run(*local_rows);
+      begin_run(rows_of(feeds, graph));
       Observer observer(*this, user);
       loss = step.run(feeds, &observer);
     } catch (const NonFiniteError& e) {
+      failed = nonfinite = true;
       error = e.what();
-      nonfinite = true;
     } catch (const std::exception& e) {
       if (comm_error) std::rethrow_exception(comm_error);  // the transport itself failed
+      failed = true;
       error = e.what();
+    } catch (...) {
+      if (comm_error) std::rethrow_exception(comm_error);
+      failed = true;
+      error = "an exception that is not a std::exception";
     }
+    if (failed && error.empty()) error = "an error without a message";
     const auto t1 = Clock::now();
     run_finished = true;
     const std::span<const Tensor> local = step.gradients();
-    if (!error.empty()) {
+    if (failed) {
       zero_gradients();
     } else {
       for (std::size_t k = 0; k < seen.size(); ++k)
@@ -262,9 +289,9 @@ struct DataParallel::Impl {
     }
     std::vector<float>& last = buckets.back().buffer;
     float* x = last.data() + last.size() - extras;
-    x[loss_times_rows] = error.empty() ? static_cast<float>(loss) * rows : 0.0f;
-    x[rows_sum] = error.empty() ? rows : 0.0f;
-    x[failed_ranks] = error.empty() ? 0.0f : 1.0f;
+    x[loss_times_rows] = failed ? 0.0f : static_cast<float>(loss) * rows;
+    x[rows_sum] = failed ? 0.0f : rows;
+    x[failed_ranks] = failed ? 1.0f : 0.0f;
     x[nonfinite_ranks] = nonfinite ? 1.0f : 0.0f;
     for (std::size_t b = next_start; b < buckets.size(); ++b) buckets[b].remaining = 0;
     start_ready();
@@ -273,13 +300,14 @@ struct DataParallel::Impl {
       if (!buckets[b].done) comm.wait(buckets[b].request);
     if (!doubles.empty()) comm.all_reduce_sum(std::span<double>(doubles));
 
-    const float failed = x[failed_ranks];
-    if (failed > 0) throw_for_failures(error, x[nonfinite_ranks] == failed);
+    if (const float failures = x[failed_ranks]; failures > 0)
+      throw_for_failures(error, x[nonfinite_ranks] == failures);
     global_rows = static_cast<std::int64_t>(x[rows_sum]);
     if (global_rows <= 0) throw ValueError("DataParallel::run: the global batch has no rows");
     unpack(local);
     if (options.average_buffers) dist::average_buffers(comm, graph);
 
+    has_run = true;
     ++stats.runs;
     stats.buckets = buckets.size();
     stats.bytes_per_run = gradient_bytes;
@@ -346,7 +374,7 @@ double DataParallel::run(const Feeds& local_batch, RunObserver* observer) {
 }
 
 std::span<const Tensor> DataParallel::gradients() const {
-  return impl_->stats.runs == 0 ? std::span<const Tensor>() : std::span<const Tensor>(impl_->out);
+  return !impl_->has_run ? std::span<const Tensor>() : std::span<const Tensor>(impl_->out);
 }
 
 std::int64_t DataParallel::global_rows() const { return impl_->global_rows; }

@@ -308,12 +308,11 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
     m.history = {};
     m.sums.clear();
     m.epoch_rows = 0;
-  } else if (m.saved_world != world) {
+  } else if (m.saved_world != world && m.epoch_rows >= 0) {
     // A checkpoint of another number of ranks: continue at the first global batch of this
     // fit that was not fully trained (its rows before the checkpoint's position are seen
     // again). The epoch's order is the same for any number of ranks.
-    const std::int64_t consumed =
-        m.epoch_rows >= 0 ? m.epoch_rows : m.position.batch * fo.batch_size * m.saved_world;
+    const std::int64_t consumed = m.epoch_rows;
     const std::int64_t global_batch = fo.batch_size * world;
     // Rows this fit trains per epoch (every row, or whole global batches only).
     const std::int64_t epoch_total = fo.drop_last ? m.batches * global_batch : fit_set->size();
@@ -325,6 +324,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
       m.epoch_rows = m.position.batch * global_batch;
     }
   }
+  // A checkpoint written before epoch_rows was saved continues at its batch index.
   if (m.epoch_rows < 0) m.epoch_rows = m.position.batch * fo.batch_size * world;
   if (m.position.batch > m.batches)
     throw ValueError("Trainer.fit: the checkpoint continues at batch " +
@@ -332,7 +332,8 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                      std::to_string(m.batches) + " batches per epoch");
   if (comm) {
     // Every rank must run this same fit: a difference would leave ranks waiting for each
-    // other, so it is an error on every rank now.
+    // other, so it is an error on every rank now. (Callbacks may differ: rank 0 alone may
+    // record the run.)
     double split = fo.validation_split;
     std::int64_t split_bits = 0;
     std::memcpy(&split_bits, &split, sizeof split);
@@ -343,7 +344,6 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                       {"seed", static_cast<std::int64_t>(fo.seed)},
                       {"shuffle", fo.shuffle ? 1 : 0},
                       {"validation_split bits", split_bits},
-                      {"callbacks", static_cast<std::int64_t>(fo.callbacks.size())},
                       {"metrics", static_cast<std::int64_t>(m.options.metrics.size())},
                       {"resumed", m.resumed ? 1 : 0},
                       {"epoch", m.position.epoch},
@@ -433,7 +433,9 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                                std::to_string(m.position.batch) +
                                "; the weights are those before it): " + e.what());
         }
-        auto grads = m.step->gradients();
+        // Data-parallel: the gradients averaged over the ranks.
+        const std::span<const Tensor> grads =
+            comm ? m.data_parallel->gradients() : m.step->gradients();
         for (const auto& cb : m.callbacks) cb->on_gradients(*this, grads);
         opt.step(grads);
         m.sums.loss_sum += loss * static_cast<double>(rows);

@@ -258,8 +258,8 @@ void Trainer::Impl::check_same_fit(
   }
   if (!diffs.empty())
     throw DistributedError(
-        "Trainer.fit: every rank must fit the same way (the same datasets, options, "
-        "callbacks and checkpoint)" +
+        "Trainer.fit: every rank must fit the same way (the same datasets, options "
+        "and checkpoint)" +
         diffs);
 }
 

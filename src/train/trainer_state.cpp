@@ -125,7 +125,7 @@ NamedTensors Trainer::Impl::trainer_state() const {
   out.emplace_back("trainer.loss_sum", f64_tensor(sums.loss_sum));
   out.emplace_back("trainer.rows", i64_tensor(sums.rows));
   // Where a fit with another number of ranks continues (see Trainer::fit).
-  out.emplace_back("trainer.epoch_rows", i64_tensor(epoch_rows));
+  if (epoch_rows >= 0) out.emplace_back("trainer.epoch_rows", i64_tensor(epoch_rows));
   out.emplace_back("dist.world_size", i64_tensor(world()));
   if (!sums.predictions.empty()) {
     out.emplace_back("trainer.epoch_predictions", concat_rows(sums.predictions));

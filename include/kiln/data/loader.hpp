@@ -55,13 +55,16 @@ class KILN_API Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  /// Batches per epoch.
+  /// Batches per epoch (of this loader's shard when sharded).
   std::int64_t batches() const;
   /// Selects the epoch whose order the next pass uses (0 at construction), and the batch
   /// to start from (to resume inside an epoch).
   void set_epoch(std::int64_t epoch, std::int64_t first_batch = 0);
   std::int64_t epoch() const;
-  /// The row order of an epoch (for tests and distributed samplers).
+  /// The rows this loader reads in an epoch, in order (for tests and distributed
+  /// samplers): with shard_count > 1, this shard's rows only (positions shard_index,
+  /// shard_index + shard_count, ... of the padded whole order, which a loader with the same
+  /// seed and shard_count 1 returns).
   std::vector<std::int64_t> order(std::int64_t epoch) const;
 
   /// Starts (or restarts) a pass over the selected epoch and returns its next batch, or

@@ -67,7 +67,8 @@ struct DataParallelStats {
 class KILN_API DataParallel {
  public:
   /// Keeps references to `step` and `comm` (they must outlive this). Throws ValueError for
-  /// bucket_bytes 0.
+  /// bucket_bytes 0, DTypeError for a parameter that is not f32 or f64 (f64 gradients are
+  /// summed in one blocking call after the f32 buckets).
   DataParallel(TrainStep& step, Communicator& comm, DataParallelOptions options = {});
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
@@ -79,10 +80,18 @@ class KILN_API DataParallel {
 
   /// Runs forward and backward on this rank's batch, averages the gradients over the
   /// ranks and returns the global mean loss (rows-weighted). The observer sees this rank's
-  /// steps (as in TrainStep::run).
+  /// steps (as in TrainStep::run). The batch's rows are the first dimension of the feeds of
+  /// inputs declared with the dynamic batch dimension (else of the first feed with one).
+  /// When the run fails on any rank, every rank throws the same error (see the top of this
+  /// file) and the gradients are not updated; a failure of the communicator itself is
+  /// rethrown as it is.
   double run(const Feeds& local_batch, RunObserver* observer = nullptr);
-  /// The averaged gradients, in TrainStep::parameters() order (the TrainStep's own
-  /// gradient tensors, overwritten in place); valid until the next run.
+  /// The averaged gradients, in TrainStep::parameters() order, for the optimizer; valid
+  /// until the next run (empty before the first successful one). They are the TrainStep's
+  /// own gradient tensors, overwritten in place, except for a gradient that no step of the
+  /// plan computes (a constant, or an alias of another value), which is held here instead
+  /// so the plan's constant is never written: give the optimizer this list, not
+  /// TrainStep::gradients().
   std::span<const Tensor> gradients() const;
   /// The rows of the last run's global batch (sum over ranks).
   std::int64_t global_rows() const;

@@ -43,8 +43,12 @@
 // collective: every rank calls them, rank 0 writes, and an error writing is thrown on
 // every rank. resume(path) is collective too: rank 0 reads the files and sends them, so
 // other ranks need no shared file system; a checkpoint saved by another number of ranks
-// continues at the first global batch not fully trained (rows of a partly trained one are
-// seen again). Only rank 0 shows progress.
+// continues at the first global batch not fully trained, floor(rows of the epoch trained /
+// (batch_size x ranks)) (rows of a partly trained one are trained again and count twice in
+// that epoch's loss and metrics). A stop() on any rank stops every rank after the epoch.
+// evaluate() and predict() are not collective (this rank alone). Only rank 0 shows
+// progress. Files other callbacks write are the caller's: add a run recorder
+// (kiln::report::record) on rank 0 only (see docs/distributed.md).
 //
 // A non-finite loss (or gradient) stops fit() with kiln::NonFiniteError by default; the
 // weights are those before the bad step, and no checkpoint or model with them is written.
