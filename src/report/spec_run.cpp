@@ -75,12 +75,6 @@ void write_explanations(RunRecorder& recorder, const train::SpecTrainResult& res
 }
 // =========================================================================================
 
-// The other ranks' stand-in for rank 0's record callback (the same kind, no state).
-class NotRecording : public train::Callback {
- public:
-  std::string kind() const override { return "record"; }
-};
-
 }  // namespace
 
 RecordedRun train_and_record(const train::ModelSpec& spec, const std::string& csv_path,
@@ -95,12 +89,8 @@ RecordedRun train_and_record(const train::ModelSpec& spec, const std::string& cs
   train::run_collectively(comm, true,
                           [&] { recorder = std::make_unique<RunRecorder>(options.record); });
   if (!recorder) {
-    // In place of rank 0's record callback, one that does nothing: Trainer.fit checks that
-    // every rank fits with as many callbacks.
-    train::SpecTrainOptions o = train_options;
-    o.callbacks.push_back(std::make_shared<NotRecording>());
     RecordedRun other;
-    other.result = train::train_from_spec(spec, csv_path, o);
+    other.result = train::train_from_spec(spec, csv_path, train_options);
     return other;
   }
   RunRecorder& rec = *recorder;
