@@ -115,6 +115,16 @@ TEST(MpiDataParallel, TwoRanksHalfBatchGiveOneProcessFullBatchWeights) {
   EXPECT_EQ(count(run.output, "FAILED"), 0);
 }
 
+// The same with 3 ranks of 21 rows against one process with 63.
+TEST(MpiDataParallel, ThreeRanksGiveOneProcessWeights) {
+  const MpiRun run = run_mpi(3, {"equivalence", digits, "63", "100"});
+  ASSERT_FALSE(run.timed_out);
+  EXPECT_EQ(run.status, 0);
+  EXPECT_NE(run.output.find("np 3 x batch 21 vs 1 x batch 63 after 100 steps"), std::string::npos);
+  EXPECT_EQ(count(run.output, "global batch 63"), 3);
+  EXPECT_EQ(count(run.output, "FAILED"), 0);
+}
+
 // A DataError on rank 1 inside run_or_abort ends the job: non-zero exit, within 30 s,
 // with the message naming the rank (rank 0 was waiting in an all-reduce).
 TEST(MpiFailure, DataErrorOnOneRankAbortsTheJob) {
