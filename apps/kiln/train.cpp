@@ -12,11 +12,11 @@
 
 #include "commands.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/dist/communicator.hpp"
 #include "kiln/report/spec_run.hpp"
 #include "kiln/train/from_spec.hpp"
 
 #if KILN_CLI_MPI
-#include "kiln/dist/communicator.hpp"
 #include "kiln/dist/mpi.hpp"
 #endif
 
