@@ -354,3 +354,25 @@ TEST_F(Cli, NonFiniteLossExitsWithFive) {
 }
 
 }  // namespace
+
+// --distributed started without mpirun: a kiln with MPI trains as one rank and says so
+// (tests/cli_distributed_test.cpp runs it under mpiexec); a kiln without MPI refuses the
+// flag with a usage error that says why.
+TEST_F(Cli, DistributedWithoutMpirun) {
+  const std::string iris = std::string(KILN_DATASETS_DIR) + "/iris.csv";
+  const CliResult r = kiln("train " + spec_path("iris.json") + " --data " + iris +
+                           " --target species --out m.kiln --epochs 1 --no-record --distributed");
+#if KILN_CLI_HAS_MPI
+  EXPECT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("kiln: --distributed: not started by mpirun or srun; training as 1 rank"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(fs::exists(path("m.kiln")));
+#else
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("kiln: --distributed: this kiln command was built without MPI"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(path("m.kiln")));
+#endif
+}

@@ -17,15 +17,16 @@ namespace kiln_cli {
 /// Exit codes a pipeline can rely on (documented in --help and docs/cli.md).
 enum Exit : int {
   exit_ok = 0,
-  exit_usage = 1,      ///< bad command line
-  exit_data = 2,       ///< kiln::DataError: bad CSV, image or column
-  exit_model = 3,      ///< kiln::FormatError, a bad spec, a model that does not fit the data
-  exit_io = 4,         ///< kiln::IoError: a file that cannot be read or written
-  exit_training = 5,   ///< training failed (a non-finite loss)
-  exit_drift = 6,      ///< kiln drift: drift detected or the decay alarm raised
-  exit_warnings = 7,   ///< kiln validate: only warnings (errors exit with exit_data)
-  exit_rejected = 10,  ///< kiln ct: the candidate was rejected by the gate
-  exit_skipped = 11,   ///< kiln ct: the trigger did not fire, nothing was trained
+  exit_usage = 1,        ///< bad command line
+  exit_data = 2,         ///< kiln::DataError: bad CSV, image or column
+  exit_model = 3,        ///< kiln::FormatError, a bad spec, a model that does not fit the data
+  exit_io = 4,           ///< kiln::IoError: a file that cannot be read or written
+  exit_training = 5,     ///< training failed (a non-finite loss)
+  exit_drift = 6,        ///< kiln drift: drift detected or the decay alarm raised
+  exit_warnings = 7,     ///< kiln validate: only warnings (errors exit with exit_data)
+  exit_distributed = 8,  ///< kiln train --distributed: the ranks failed to work together
+  exit_rejected = 10,    ///< kiln ct: the candidate was rejected by the gate
+  exit_skipped = 11,     ///< kiln ct: the trigger did not fire, nothing was trained
 };
 
 struct InspectArgs {
@@ -49,6 +50,9 @@ struct TrainArgs {
   /// The run folder (kiln::report::train_and_record); empty: runs/<spec stem>-<UTC time>.
   std::string run_dir;
   bool no_record = false;
+  /// Train data-parallel over the ranks mpirun/srun started (kiln::dist::init); rank 0
+  /// prints, records the run and writes --out.
+  bool distributed = false;
 };
 int run_train(const TrainArgs& args);
 

@@ -22,6 +22,7 @@ constexpr const char* exit_codes_help = R"(Exit codes:
   5  training failed (a non-finite loss)
   6  kiln drift: drift detected, or the decay alarm raised
   7  kiln validate: warnings only (errors exit with 2)
+  8  kiln train --distributed: the ranks failed to work together (see the message)
 Errors are printed on stderr, prefixed "kiln: ".)";
 
 constexpr const char* main_footer = R"(
@@ -73,6 +74,8 @@ int main(int argc, char** argv) {
       t->add_option("--run-dir", train.run_dir,
                     "Record the run into this folder (default: runs/<spec name>-<UTC time>)");
   t->add_flag("--no-record", train.no_record, "Do not record the run")->excludes(t_run);
+  t->add_flag("--distributed", train.distributed,
+              "Train data-parallel over the ranks started by mpirun or srun (docs/distributed.md)");
   t->footer(R"(
 The spec's training.test_split (default 0.2, seeded, stratified for classifiers) is held
 out and reported as test_<metric>; --test-data replaces it with a file.
@@ -86,6 +89,12 @@ Examples:
   kiln train examples/specs/iris.json --data data/iris.csv --target species --out iris.kiln
   kiln train spec.json --data train.csv --test-data test.csv --target price --out m.kiln --json
   kiln train spec.json --data d.csv --target y --out m.kiln --checkpoint-dir run/ --resume
+  mpirun -np 4 kiln train spec.json --data d.csv --out m.kiln --distributed
+
+With --distributed every rank reads --data, trains on its shard of each epoch (the spec's
+batch_size is per rank) and gradients are averaged over the ranks; rank 0 alone prints,
+records the run, writes the checkpoints and --out. --resume may use another rank count.
+Started without mpirun/srun, --distributed trains as one rank (and says so).
 )");
 
   EvalArgs eval;

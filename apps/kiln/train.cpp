@@ -1,5 +1,7 @@
 // kiln train: ModelSpec::load + train_from_spec (recorded into a run folder by default with
-// kiln::report::train_and_record), then the model file.
+// kiln::report::train_and_record), then the model file. With --distributed (a kiln built
+// with Kiln::kiln_mpi), the same on every rank of the MPI job, data-parallel
+// (SpecTrainOptions::communicator); rank 0 alone prints, records and writes --out.
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -10,8 +12,13 @@
 
 #include "commands.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/dist/communicator.hpp"
 #include "kiln/report/spec_run.hpp"
 #include "kiln/train/from_spec.hpp"
+
+#if KILN_CLI_MPI
+#include "kiln/dist/mpi.hpp"
+#endif
 
 namespace kiln_cli {
 namespace {
@@ -29,19 +36,24 @@ std::string default_run_dir(const std::string& spec_path) {
   return dir;
 }
 
-}  // namespace
-
-int run_train(const TrainArgs& args) {
+// kiln train on this process; with `comm`, as one rank of a data-parallel job (only rank 0
+// prints, records the run and writes --out; the others train and return).
+int train(const TrainArgs& args, kiln::dist::Communicator* comm) {
+  const bool root = comm == nullptr || comm->rank() == 0;
   const kiln::train::ModelSpec spec = kiln::train::ModelSpec::load(args.spec);
   kiln::train::SpecTrainOptions options;
+  options.communicator = comm;
   options.target = args.target;
   options.test_data = args.test_data;
   options.seed = args.seed;
   options.epochs = args.epochs;
   options.checkpoint_dir = args.checkpoint_dir;
   options.resume = args.resume;
-  options.progress = args.quiet ? kiln::train::Progress::none : kiln::train::Progress::automatic;
+  options.progress =
+      args.quiet || !root ? kiln::train::Progress::none : kiln::train::Progress::automatic;
   options.progress_file = stderr;
+  // train_and_record is collective: rank 0 records the run (the other ranks' run_dir is
+  // not used), the others train alongside it.
   const bool record = !args.no_record;
   const std::string run_dir = !record                ? std::string()
                               : args.run_dir.empty() ? default_run_dir(args.spec)
@@ -55,10 +67,13 @@ int run_train(const TrainArgs& args) {
     else
       result = kiln::train::train_from_spec(spec, args.data, options);
   } catch (const kiln::NonFiniteError& e) {
+    // Every rank throws it (DataParallel reduces the check); rank 0 says it.
+    if (!root) return exit_training;
     std::fprintf(stderr, "kiln: training failed: %s\n", e.what());
     if (record) std::fprintf(stderr, "kiln: run recorded in %s\n", run_dir.c_str());
     return exit_training;
   }
+  if (!root) return exit_ok;
   result.save(args.out);
 
   const auto& epochs = result.history.epochs;
@@ -90,6 +105,52 @@ int run_train(const TrainArgs& args) {
   std::printf("saved %s\n", args.out.c_str());
   if (record) std::printf("run recorded in %s\n", run_dir.c_str());
   return exit_ok;
+}
+
+#if KILN_CLI_MPI
+// The whole command on every rank under run_or_abort: an error on any rank ends the job on
+// all of them ("kiln: rank R of N: <message>") with the exit code the error has in a
+// single process, instead of leaving the other ranks waiting in a collective.
+int train_distributed(const TrainArgs& args) {
+  const bool launched = kiln::dist::launched_by_mpi();
+  kiln::dist::Communicator& world = kiln::dist::init(nullptr, nullptr);
+  if (!launched && !args.quiet)
+    std::fprintf(stderr,
+                 "kiln: --distributed: not started by mpirun or srun; training as 1 rank\n");
+  return kiln::dist::run_or_abort(world, [&]() -> int {
+    int code = exit_model;
+    std::string message;
+    try {
+      const int rc = train(args, &world);
+      std::fflush(stdout);
+      return rc;
+    } catch (const kiln::DataError& e) {
+      code = exit_data, message = e.what();
+    } catch (const kiln::IoError& e) {
+      code = exit_io, message = e.what();
+    } catch (const kiln::DistributedError& e) {
+      code = exit_distributed, message = e.what();
+    } catch (const kiln::Error& e) {
+      message = e.what();
+    }
+    world.abort(message, code);
+    return code;  // not reached
+  });
+}
+#endif
+
+}  // namespace
+
+int run_train(const TrainArgs& args) {
+  if (!args.distributed) return train(args, nullptr);
+#if KILN_CLI_MPI
+  return train_distributed(args);
+#else
+  std::fprintf(stderr,
+               "kiln: --distributed: this kiln command was built without MPI (configure with "
+               "-DKILN_WITH_MPI=ON where Open MPI is installed; see docs/distributed.md)\n");
+  return exit_usage;
+#endif
 }
 
 }  // namespace kiln_cli
