@@ -53,6 +53,36 @@ std::int64_t rows_of(const Feeds& feeds, Graph& graph) {
   return first->dim(0);
 }
 
+// Sees each step of the backward pass and hands finished gradients to their buckets (a
+// template so it lives in this file's anonymous namespace, outside the exported class).
+template <class Impl>
+class Observer : public RunObserver {
+ public:
+  Observer(Impl& impl, RunObserver* next) : impl_(impl), next_(next) {}
+  void on_step(const ObservedStep& s) override {
+    if (next_) next_->on_step(s);
+    if (impl_.comm_error) return;
+    try {
+      impl_.progress();
+      const auto it = impl_.grads_of_node.find(s.id);
+      if (it == impl_.grads_of_node.end()) return;
+      for (const std::size_t k : it->second) {
+        if (impl_.seen[k]) continue;
+        impl_.copy_in(k, s.value);
+        impl_.seen_at[k] = s.value.raw();
+        impl_.arrived(k);
+      }
+    } catch (const DistributedError&) {
+      impl_.comm_error = std::current_exception();
+      throw;
+    }
+  }
+
+ private:
+  Impl& impl_;
+  RunObserver* next_;
+};
+
 }  // namespace
 
 struct DataParallel::Impl {
@@ -182,33 +212,6 @@ struct DataParallel::Impl {
     if (--b.remaining == 0) start_ready();
   }
 
-  class Observer : public RunObserver {
-   public:
-    Observer(Impl& impl, RunObserver* next) : impl_(impl), next_(next) {}
-    void on_step(const ObservedStep& s) override {
-      if (next_) next_->on_step(s);
-      if (impl_.comm_error) return;
-      try {
-        impl_.progress();
-        const auto it = impl_.grads_of_node.find(s.id);
-        if (it == impl_.grads_of_node.end()) return;
-        for (const std::size_t k : it->second) {
-          if (impl_.seen[k]) continue;
-          impl_.copy_in(k, s.value);
-          impl_.seen_at[k] = s.value.raw();
-          impl_.arrived(k);
-        }
-      } catch (const DistributedError&) {
-        impl_.comm_error = std::current_exception();
-        throw;
-      }
-    }
-
-   private:
-    Impl& impl_;
-    RunObserver* next_;
-  };
-
   void begin_run(std::int64_t local_rows) {
     rows = static_cast<float>(local_rows);
     std::fill(seen.begin(), seen.end(), false);
@@ -260,7 +263,7 @@ struct DataParallel::Impl {
     begin_run(0);
     try {
       begin_run(rows_of(feeds, graph));
-      Observer observer(*this, user);
+      Observer<Impl> observer(*this, user);
       loss = step.run(feeds, &observer);
     } catch (const NonFiniteError& e) {
       failed = nonfinite = true;
