@@ -3,12 +3,15 @@
 // rank holds the same model, averaging buffers.
 #include "kiln/dist/communicator.hpp"
 
+#include <array>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "dist/collective_text.hpp"
+#include "internal/fnv1a.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/graph/graph.hpp"
 
@@ -24,30 +27,19 @@ std::vector<std::int32_t> parameter_ids(const Graph& graph) {
   return ids;
 }
 
-// FNV-1a, 64 bits.
-class Fnv1a {
- public:
-  void add(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) {
-      hash_ ^= p[i];
-      hash_ *= 0x100000001b3ULL;
-    }
-  }
-  void add_u64(std::uint64_t v) {
-    unsigned char b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(v >> (8 * i));
-    add(b, 8);
-  }
-  void add_string(const std::string& s) {
-    add_u64(s.size());
-    add(s.data(), s.size());
-  }
-  std::uint64_t value() const { return hash_; }
+// The 8 bytes of `v`, least significant first, and back: sizes and checksums travel in
+// the same byte order whatever the ranks' machines.
+std::array<std::uint8_t, 8> le_bytes(std::uint64_t v) {
+  std::array<std::uint8_t, 8> b{};
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<std::uint8_t>(v >> (8 * i));
+  return b;
+}
 
- private:
-  std::uint64_t hash_ = 0xcbf29ce484222325ULL;
-};
+std::uint64_t from_le_bytes(std::span<const std::uint8_t> b) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) v |= std::uint64_t{b[i]} << (8 * i);
+  return v;
+}
 
 // "'fc1/w' (trainable f32 [4, 8])".
 std::string describe(const Node& n) {
@@ -62,25 +54,18 @@ std::vector<std::string> layout(const Graph& graph) {
   return lines;
 }
 
-std::vector<std::uint8_t> join(const std::vector<std::string>& lines) {
-  std::vector<std::uint8_t> bytes;
-  for (const std::string& l : lines) {
-    bytes.insert(bytes.end(), l.begin(), l.end());
-    bytes.push_back('\n');
-  }
-  return bytes;
+std::string join(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& l : lines) text += l + "\n";
+  return text;
 }
 
-std::vector<std::string> split(const std::vector<std::uint8_t>& bytes) {
+std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> lines;
-  std::string cur;
-  for (const std::uint8_t b : bytes) {
-    if (b == '\n') {
-      lines.push_back(cur);
-      cur.clear();
-    } else {
-      cur.push_back(static_cast<char>(b));
-    }
+  std::string::size_type begin = 0, end = 0;
+  while ((end = text.find('\n', begin)) != std::string::npos) {
+    lines.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
   }
   return lines;
 }
@@ -105,14 +90,6 @@ std::string hex(std::uint64_t v) {
   return buf;
 }
 
-std::string text_of(const std::vector<std::uint8_t>& bytes) {
-  return std::string(bytes.begin(), bytes.end());
-}
-
-std::span<const std::uint8_t> bytes_of(const std::string& s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
 }  // namespace
 
 Communicator::~Communicator() = default;
@@ -127,21 +104,33 @@ bool Communicator::test(RequestId) { return true; }
 void Communicator::wait(RequestId) {}
 
 void broadcast_bytes(Communicator& comm, std::vector<std::uint8_t>& bytes, int root) {
-  std::uint8_t size[8];
-  const std::uint64_t n = bytes.size();
-  for (int i = 0; i < 8; ++i) size[i] = static_cast<std::uint8_t>(n >> (8 * i));
+  std::array<std::uint8_t, 8> size = le_bytes(bytes.size());
   comm.broadcast(size, root);
-  std::uint64_t got = 0;
-  for (int i = 0; i < 8; ++i) got |= std::uint64_t{size[i]} << (8 * i);
-  if (comm.rank() != root) bytes.resize(static_cast<std::size_t>(got));
+  if (comm.rank() != root) bytes.resize(static_cast<std::size_t>(from_le_bytes(size)));
   comm.broadcast(bytes, root);
 }
 
+std::string broadcast_text(Communicator& comm, std::string_view text, int root) {
+  std::vector<std::uint8_t> bytes = comm.rank() == root
+                                        ? std::vector<std::uint8_t>(text.begin(), text.end())
+                                        : std::vector<std::uint8_t>{};
+  broadcast_bytes(comm, bytes, root);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::vector<std::string> all_gather_text(Communicator& comm, std::string_view text) {
+  const auto all = comm.all_gather(std::span<const std::uint8_t>(
+      reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  std::vector<std::string> out;
+  for (const auto& bytes : all) out.emplace_back(bytes.begin(), bytes.end());
+  return out;
+}
+
 std::uint64_t parameter_checksum(const Graph& graph) {
-  Fnv1a h;
+  internal::Fnv1a h;
   for (const std::int32_t id : parameter_ids(graph)) {
     const Node& n = graph.node(id);
-    h.add_string(n.name);
+    h.add_u64(n.name.size()).add(n.name);
     h.add_u64(n.trainable ? 1 : 0);
     h.add_u64(static_cast<std::uint64_t>(n.value.dtype()));
     h.add_u64(n.value.rank());
@@ -155,15 +144,13 @@ std::uint64_t parameter_checksum(const Graph& graph) {
 void broadcast_parameters(Communicator& comm, Graph& graph) {
   // The layouts first: bytes of differently shaped graphs must never be copied.
   const std::vector<std::string> mine = layout(graph);
-  std::vector<std::uint8_t> root = comm.rank() == 0 ? join(mine) : std::vector<std::uint8_t>{};
-  broadcast_bytes(comm, root, 0);
-  const std::string difference = layout_difference(mine, split(root));
-  const auto differences = comm.all_gather(bytes_of(difference));
+  const std::vector<std::string> root = split(broadcast_text(comm, join(mine), 0));
+  const std::vector<std::string> differences = all_gather_text(comm, layout_difference(mine, root));
   std::string failed;
   for (std::size_t r = 0; r < differences.size(); ++r)
     if (!differences[r].empty())
       failed += (failed.empty() ? "" : "; ") + std::string("rank ") + std::to_string(r) + ": " +
-                text_of(differences[r]);
+                differences[r];
   if (!failed.empty())
     throw DistributedError(
         "broadcast_parameters: the model of some rank differs from rank 0's "
@@ -197,18 +184,13 @@ void broadcast_parameters(Communicator& comm, Graph& graph) {
 }
 
 void verify_parameters(Communicator& comm, const Graph& graph) {
-  const std::uint64_t sum = parameter_checksum(graph);
-  std::uint8_t bytes[8];
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<std::uint8_t>(sum >> (8 * i));
-  const auto all = comm.all_gather(bytes);
+  const auto all = comm.all_gather(le_bytes(parameter_checksum(graph)));
   std::vector<std::uint64_t> sums;
   for (const auto& b : all) {
     if (b.size() != 8)
       throw DistributedError("verify_parameters: rank " + std::to_string(sums.size()) + " sent " +
                              std::to_string(b.size()) + " bytes for its checksum, not 8");
-    std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= std::uint64_t{b[static_cast<std::size_t>(i)]} << (8 * i);
-    sums.push_back(v);
+    sums.push_back(from_le_bytes(b));
   }
   std::string differing;
   for (std::size_t r = 1; r < sums.size(); ++r)

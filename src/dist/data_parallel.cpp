@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "dist/collective_text.hpp"
 #include "kiln/core/error.hpp"
 
 namespace kiln::dist {
@@ -212,8 +213,9 @@ struct DataParallel::Impl {
     if (--b.remaining == 0) start_ready();
   }
 
-  void begin_run(std::int64_t local_rows) {
-    rows = static_cast<float>(local_rows);
+  // Forgets the previous run (before anything of this one can throw).
+  void begin_run() {
+    rows = 0;
     std::fill(seen.begin(), seen.end(), false);
     std::fill(seen_at.begin(), seen_at.end(), nullptr);
     for (Bucket& b : buckets) {
@@ -238,18 +240,15 @@ struct DataParallel::Impl {
     std::string mine;
     for (const Bucket& b : buckets) mine += std::to_string(b.buffer.size()) + " ";
     mine += "+ " + std::to_string(doubles.size()) + " f64";
-    const auto all = comm.all_gather(std::span<const std::uint8_t>(
-        reinterpret_cast<const std::uint8_t*>(mine.data()), mine.size()));
+    const std::vector<std::string> all = all_gather_text(comm, mine);
     std::string differing;
     for (std::size_t r = 1; r < all.size(); ++r)
-      if (all[r] != all[0])
-        differing +=
-            "; rank " + std::to_string(r) + ": " + std::string(all[r].begin(), all[r].end());
+      if (all[r] != all[0]) differing += "; rank " + std::to_string(r) + ": " + all[r];
     if (!differing.empty())
       throw DistributedError(
           "DataParallel: the gradient buckets (floats per bucket) differ between "
           "ranks (every rank must build the same model): rank 0: " +
-          std::string(all[0].begin(), all[0].end()) + differing);
+          all[0] + differing);
     layout_checked = true;
   }
 
@@ -260,9 +259,9 @@ struct DataParallel::Impl {
     std::string error;       // ... its message
     bool nonfinite = false;  // ... and whether it was a NonFiniteError
     double loss = 0;
-    begin_run(0);
+    begin_run();
     try {
-      begin_run(rows_of(feeds, graph));
+      rows = static_cast<float>(rows_of(feeds, graph));
       Observer<Impl> observer(*this, user);
       loss = step.run(feeds, &observer);
     } catch (const NonFiniteError& e) {
@@ -320,14 +319,12 @@ struct DataParallel::Impl {
   }
 
   [[noreturn]] void throw_for_failures(const std::string& error, bool all_nonfinite) {
-    const std::string mine = error;
-    const auto all = comm.all_gather(std::span<const std::uint8_t>(
-        reinterpret_cast<const std::uint8_t*>(mine.data()), mine.size()));
+    const std::vector<std::string> all = all_gather_text(comm, error);
     std::string ranks, details;
     for (std::size_t r = 0; r < all.size(); ++r) {
       if (all[r].empty()) continue;
       ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-      details += "; rank " + std::to_string(r) + ": " + std::string(all[r].begin(), all[r].end());
+      details += "; rank " + std::to_string(r) + ": " + all[r];
     }
     const std::string msg = "DataParallel: the run failed on rank " + ranks + " of " +
                             std::to_string(comm.size()) + details;

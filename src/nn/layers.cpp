@@ -6,20 +6,14 @@
 #include <string_view>
 
 #include "internal/conv_geometry.hpp"
+#include "internal/fnv1a.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/ops.hpp"
 
 namespace kiln::nn {
 namespace {
 
-std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ULL;
-  }
-  return h;
-}
+using internal::fnv1a;
 
 void check_input(Graph& graph, Value x, const char* layer, const char* what) {
   if (!x.valid()) {

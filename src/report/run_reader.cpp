@@ -10,6 +10,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "internal/fnv1a.hpp"
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
 
@@ -197,11 +198,10 @@ std::string run_version(const std::string& dir) {
   }
   std::sort(parts.begin(), parts.end());
   // FNV-1a over the listing: short and stable.
-  std::uint64_t h = 1469598103934665603ULL;
-  for (const auto& p : parts)
-    for (unsigned char c : p + ";") h = (h ^ c) * 1099511628211ULL;
+  kiln::internal::Fnv1a h;
+  for (const auto& p : parts) h.add(p).add(";");
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h.value()));
   return buf;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/collective_text.hpp"
 #include "internal/utc_time.hpp"
 #include "io/model_data.hpp"
 #include "kiln/core/error.hpp"
@@ -262,10 +263,8 @@ SpecTrainResult train_from_spec(const ModelSpec& spec_in, const std::string& csv
   dist::Communicator* const comm = options.communicator;
   if (comm && save.creation_time.empty()) {
     // One creation time for every rank, so that every rank's model file is the same bytes.
-    const std::string now = comm->rank() == 0 ? kiln::internal::utc_now() : std::string();
-    std::vector<std::uint8_t> bytes(now.begin(), now.end());
-    dist::broadcast_bytes(*comm, bytes, 0);
-    save.creation_time.assign(bytes.begin(), bytes.end());
+    save.creation_time = dist::broadcast_text(
+        *comm, comm->rank() == 0 ? kiln::internal::utc_now() : std::string(), 0);
   }
 
   Trainer trainer(*m.graph, {.loss = m.loss,

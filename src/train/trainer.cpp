@@ -417,7 +417,7 @@ History Trainer::fit(const data::Dataset& train, const FitOptions& fo) {
                                       : observers.empty()   ? nullptr
                                                             : &fan_out;
         try {
-          if (m.data_parallel && comm) {
+          if (comm) {
             // The global mean loss; the gradients are averaged over the ranks.
             loss = m.data_parallel->run(feeds, observer);
             rows = m.data_parallel->global_rows();

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "dist/collective_text.hpp"
 #include "io/archive.hpp"
 #include "io/model_data.hpp"
 #include "io/sha256.hpp"
@@ -336,9 +337,7 @@ TrainerPosition Trainer::resume(const std::string& path) {
   std::string source;
   run_collectively(comm, true, [&] { source = m.restore_pair(path, &bytes); });
   dist::broadcast_bytes(*comm, bytes, 0);
-  std::vector<std::uint8_t> name(source.begin(), source.end());
-  dist::broadcast_bytes(*comm, name, 0);
-  source.assign(name.begin(), name.end());
+  source = dist::broadcast_text(*comm, source, 0);
   run_collectively(comm, false, [&] {
     if (comm->rank() == 0) return;
     const CheckpointInfo info = restore_checkpoint(
