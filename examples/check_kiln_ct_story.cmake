@@ -7,6 +7,7 @@
 #   kiln ct WORK/shuffled_labels.json      rejected by the gate                     (exit 10)
 #   kiln ct WORK/retrain_on_drift.json     skipped: the snapshot was of v1          (exit 11)
 #   kiln registry --registry WORK/models list digits    two versions, v2 in production
+#   serve_story.sh KILN WORK               kiln serve digits@production answers as v2  (exit 0)
 #   cmake -DKILN=<kiln> -DEXAMPLE=<mlops_digits> -DWORK=<dir> -P check_kiln_ct_story.cmake
 file(REMOVE_RECURSE "${WORK}")
 function(step expected_rc expected_output)
@@ -28,3 +29,5 @@ step(0 "promote: +digits@production -> v2 \\(was v1\\)" ${KILN} ct ${WORK}/retra
 step(10 "reason: accuracy [0-9.]+ < minimum 0.9" ${KILN} ct ${WORK}/shuffled_labels.json)
 step(11 "already replaced" ${KILN} ct ${WORK}/retrain_on_drift.json)
 step(0 "digits:2 [^\n]*\\[production\\]" ${KILN} registry --registry ${WORK}/models list digits)
+step(0 "served by digits:2, classes \\[[^]]+\\] = kiln predict"
+     bash ${CMAKE_CURRENT_LIST_DIR}/serve_story.sh ${KILN} ${WORK})
