@@ -34,8 +34,8 @@ using Clock = std::chrono::steady_clock;
 /// "unknown_model", "queue_full", "timeout", "too_large", "shutting_down", ...; the table is
 /// in docs/serving.md) and a message naming the input, value or limit.
 struct RequestError : std::runtime_error {
-  RequestError(int status, std::string code, const std::string& message)
-      : std::runtime_error(message), status(status), code(std::move(code)) {}
+  RequestError(int http_status, std::string error_code, const std::string& message)
+      : std::runtime_error(message), status(http_status), code(std::move(error_code)) {}
   int status;
   std::string code;
 };
@@ -70,7 +70,7 @@ std::string incompatibility(const LoadedVersion& serving, const LoadedVersion& c
 class ServedModel {
  public:
   /// Loads the first version; `registry` (may be null for files) must outlive this.
-  ServedModel(ModelSource source, const mlops::Registry* registry, const ServerOptions& options);
+  ServedModel(ModelSource source, const registry::Registry* registry, const ServerOptions& options);
   const std::string& name() const;
   const ModelSource& source() const;
   std::shared_ptr<const LoadedVersion> current() const;
@@ -115,13 +115,11 @@ PredictRequest parse_predict(std::string_view body, const infer::Model& model,
 
 /// The predicted class index (classifier: the model has labels, argmax of the first output)
 /// or value (first element of the first output) of each row.
-std::vector<double> predicted_values(const infer::Model& model,
-                                     const std::vector<Tensor>& outputs);
+std::vector<double> predicted_values(const infer::Model& model, const std::vector<Tensor>& outputs);
 
 /// The :predict answer for `rows` rows (docs/serving.md).
 std::string format_predict(const std::string& name, const LoadedVersion& version,
-                           const std::vector<Tensor>& outputs,
-                           const std::vector<std::string>& ids);
+                           const std::vector<Tensor>& outputs, const std::vector<std::string>& ids);
 
 /// Parses a :feedback body {"ids": [...], "labels": [...]} (labels: class names, class
 /// indices or numbers). Throws RequestError 400 naming the element.
