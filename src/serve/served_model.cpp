@@ -150,10 +150,13 @@ struct ServedModel::State {
   mutable std::mutex current_mutex;  // guards `current` only (held for a pointer copy)
   std::shared_ptr<const LoadedVersion> current;
 
-  mutable std::mutex reload_mutex;  // one check at a time; guards what follows
-  std::string refused_hash;         // the content hash refused last (not tried again)
-  std::string refused_why;          // "" when the reference names the serving version
-  std::string registry_error;       // the last message of a failed resolve
+  // One check at a time. What follows is written by checks only, under reload_mutex and
+  // status_mutex; status() reads it under status_mutex alone (not blocked by a slow load).
+  std::mutex reload_mutex;
+  mutable std::mutex status_mutex;
+  std::string refused_hash;    // the content hash refused last (not tried again)
+  std::string refused_why;     // "" when the reference names the serving version
+  std::string registry_error;  // the message of the last resolve, "" when it worked
   std::int64_t reloads = 0, refused = 0;
 
   struct Remembered {
@@ -176,9 +179,17 @@ struct ServedModel::State {
     return current;
   }
   void refuse(const std::string& hash, const std::string& why) {
+    std::lock_guard lock(status_mutex);
     refused_hash = hash;
     refused_why = why;
     ++refused;
+  }
+  /// The reference names `hash` again (or still): nothing is refused.
+  void accept(bool switched) {
+    std::lock_guard lock(status_mutex);
+    refused_hash.clear();
+    refused_why.clear();
+    reloads += switched ? 1 : 0;
   }
 };
 
@@ -229,19 +240,22 @@ bool ServedModel::check_for_update() {
     // The registry cannot be read or no longer has the reference: keep serving; count each
     // new message once (not every poll).
     const std::string why = std::string("registry: ") + e.what();
+    std::lock_guard status_lock(s.status_mutex);
     if (why != s.registry_error) {
       s.registry_error = why;
-      s.refuse(s.refused_hash, why);
+      ++s.refused;
     }
     return false;
   }
-  s.registry_error.clear();
+  {
+    std::lock_guard status_lock(s.status_mutex);
+    s.registry_error.clear();
+  }
   const std::shared_ptr<const LoadedVersion> serving = s.get();
   if (target.hash == serving->hash) {
     // Back at (or still at) the serving version: a later move to a refused hash is a new
     // move and is tried again.
-    s.refused_hash.clear();
-    s.refused_why.clear();
+    s.accept(false);
     return false;
   }
   if (target.hash == s.refused_hash) return false;  // refused already; not retried each poll
@@ -265,9 +279,7 @@ bool ServedModel::check_for_update() {
     return false;
   }
   s.publish(candidate);
-  ++s.reloads;
-  s.refused_hash.clear();
-  s.refused_why.clear();
+  s.accept(true);
   // The replaced version's last counts, so that nothing it saw is lost between the periodic
   // snapshots (requests still running on it after this are not in it). Best effort: the
   // switch does not depend on the disk.
@@ -285,8 +297,8 @@ bool ServedModel::check_for_update() {
 ModelStatus ServedModel::status() const {
   const State& s = *state_;
   const std::shared_ptr<const LoadedVersion> v = s.get();
-  std::lock_guard lock(s.reload_mutex);
-  const std::string& why = !s.refused_why.empty() ? s.refused_why : s.registry_error;
+  std::lock_guard lock(s.status_mutex);
+  const std::string& why = !s.registry_error.empty() ? s.registry_error : s.refused_why;
   return ModelStatus{.name = s.source.name,
                      .reference = s.source.reference,
                      .version = v->version,
