@@ -34,8 +34,8 @@ using Clock = std::chrono::steady_clock;
 /// "unknown_model", "queue_full", "timeout", "too_large", "shutting_down", ...; the table is
 /// in docs/serving.md) and a message naming the input, value or limit.
 struct RequestError : std::runtime_error {
-  RequestError(int status, std::string code, const std::string& message)
-      : std::runtime_error(message), status(status), code(std::move(code)) {}
+  RequestError(int http_status, std::string error_code, const std::string& message)
+      : std::runtime_error(message), status(http_status), code(std::move(error_code)) {}
   int status;
   std::string code;
 };
@@ -70,7 +70,7 @@ std::string incompatibility(const LoadedVersion& serving, const LoadedVersion& c
 class ServedModel {
  public:
   /// Loads the first version; `registry` (may be null for files) must outlive this.
-  ServedModel(ModelSource source, const mlops::Registry* registry, const ServerOptions& options);
+  ServedModel(ModelSource source, const registry::Registry* registry, const ServerOptions& options);
   const std::string& name() const;
   const ModelSource& source() const;
   std::shared_ptr<const LoadedVersion> current() const;
