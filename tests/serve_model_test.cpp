@@ -162,6 +162,15 @@ TEST_F(ServeModel, RefusesBadNamesAndReferences) {
   } catch (const kiln::NameError& e) {
     EXPECT_NE(std::string(e.what()).find("staging"), std::string::npos) << e.what();
   }
+  // A file stem that is not a name: the message says how to name it.
+  save_digits_model(path("my model.kiln"), 5);
+  try {
+    ServedModel(ModelSource{.reference = path("my model.kiln").string()}, nullptr, options());
+    FAIL() << "a space in the name";
+  } catch (const kiln::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("'my model'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NAME="), std::string::npos) << e.what();
+  }
   EXPECT_THROW(
       ServedModel(ModelSource{.reference = path("missing.kiln").string()}, nullptr, options()),
       kiln::IoError);

@@ -33,14 +33,15 @@ Follow follow_of(const std::string& reference, const registry::Registry* registr
   return Follow::latest;
 }
 
-void check_name(const std::string& name, const std::string& reference) {
+void check_name(const std::string& name, const std::string& reference, bool defaulted) {
   if (name.empty()) throw ValueError("serve: model '" + reference + "' has an empty name");
   for (const char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '-' || c == '_' || c == '.';
     if (!ok)
       throw ValueError("serve: model name '" + name + "' (of '" + reference +
-                       "') may hold only letters, digits, '-', '_' and '.'");
+                       "') may hold only letters, digits, '-', '_' and '.'" +
+                       (defaulted ? "; give it a name (NAME=" + reference + ")" : ""));
   }
 }
 
@@ -209,6 +210,7 @@ ServedModel::ServedModel(ModelSource source, const registry::Registry* registry,
   s.registry = registry;
   s.options = options;
   s.follow = follow_of(source.reference, registry);
+  const bool defaulted = source.name.empty();
   if (s.follow == Follow::file) {
     s.current = load_version(source.reference, "file", options);
     if (source.name.empty()) source.name = std::filesystem::path(source.reference).stem().string();
@@ -221,7 +223,7 @@ ServedModel::ServedModel(ModelSource source, const registry::Registry* registry,
                         " but the registry says " + v.hash);
     if (source.name.empty()) source.name = v.name;
   }
-  check_name(source.name, source.reference);
+  check_name(source.name, source.reference, defaulted);
   s.source = std::move(source);
 }
 
