@@ -446,6 +446,57 @@ TEST_F(ServeModel, SnapshotsReadBackWithTheRowsObserved) {
   EXPECT_EQ(names, (std::vector<std::string>{"digits-v1.json", "digits-v2.json", "digits.json"}));
 }
 
+TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinuesItsCounts) {
+  ServerOptions o = options();
+  o.snapshot_dir = path("snapshots").string();
+  fs::create_directories(o.snapshot_dir);
+  ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), o);
+  const auto v1 = m.current();
+  const kiln::Tensor x = digits_rows(12);
+  const std::vector<double> p1 = argmax_rows(v1->monitor->run(v1->model, {{"pixels", x}})[0]);
+  const std::vector<std::string> ids = m.remember(v1, p1);
+  registry().set_alias("digits", "production", 2);
+  ASSERT_TRUE(m.check_for_update());
+  const auto path_v1 = path("snapshots/digits-v1.json").string();
+  EXPECT_EQ(kiln::mlops::read_drift_snapshot(path_v1).labels.labelled, 0u);
+
+  // Labels for 4 of version 1's rows arrive after the switch (3 right, 1 wrong): the next
+  // snapshot rewrites version 1's file too.
+  const std::vector<std::string> first(ids.begin(), ids.begin() + 4);
+  std::vector<double> labels(p1.begin(), p1.begin() + 4);
+  labels[2] = std::fmod(labels[2] + 1, 10);
+  std::vector<std::string> unknown;
+  EXPECT_EQ(m.feedback(first, labels, unknown), 4);
+  m.write_snapshot(o.snapshot_dir);
+  kiln::monitor::DriftReport r1 = kiln::mlops::read_drift_snapshot(path_v1);
+  EXPECT_EQ(r1.rows_observed, 12u);
+  EXPECT_EQ(r1.labels.labelled, 4u);
+  EXPECT_DOUBLE_EQ(r1.labels.live, 0.75);
+  EXPECT_EQ(r1.model_hash, v1->hash);
+  EXPECT_EQ(kiln::mlops::read_drift_snapshot(path("snapshots/digits.json").string()).model_hash,
+            registry().resolve("digits:2").hash);
+
+  // Back to version 1: a new load whose monitor continues the counts of the first, and
+  // labels for the old ids now go to it.
+  registry().rollback("digits", "production");
+  ASSERT_TRUE(m.check_for_update());
+  const auto back = m.current();
+  ASSERT_NE(back, v1);
+  EXPECT_EQ(back->version, "1");
+  const std::vector<std::string> more{ids[4], ids[5]};
+  EXPECT_EQ(m.feedback(more, std::vector<double>{p1[4], p1[5]}, unknown), 2);
+  EXPECT_TRUE(unknown.empty());
+  const kiln::monitor::DriftReport now = back->monitor->report();
+  EXPECT_EQ(now.rows_observed, 12u);
+  EXPECT_EQ(now.labels.labelled, 6u);
+  EXPECT_DOUBLE_EQ(now.labels.live, 5.0 / 6.0);
+  EXPECT_EQ(v1->monitor->report().labels.labelled, 4u);  // the old monitor got none of them
+  m.write_snapshot(o.snapshot_dir);
+  r1 = kiln::mlops::read_drift_snapshot(path_v1);
+  EXPECT_EQ(r1.rows_observed, 12u);
+  EXPECT_EQ(r1.labels.labelled, 6u);
+}
+
 TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
   ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), options());
   const kiln::Tensor x = digits_rows(8);
