@@ -17,6 +17,7 @@
 
 #include "kiln/core/error.hpp"
 #include "kiln/mlops/drift.hpp"
+#include "kiln/mlops/pipeline.hpp"
 #include "kiln/mlops/registry.hpp"
 #include "serve/serve_internal.hpp"
 #include "support/monitor_test_support.hpp"
@@ -495,6 +496,59 @@ TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinue
   r1 = kiln::mlops::read_drift_snapshot(path_v1);
   EXPECT_EQ(r1.rows_observed, 12u);
   EXPECT_EQ(r1.labels.labelled, 6u);
+}
+
+/// The summary of a pipeline's trigger step (the run is stopped right after it).
+std::string ct_trigger(const std::string& registry_dir, const std::string& snapshot,
+                       const std::string& work_dir) {
+  kiln::mlops::PipelineSpec spec;
+  spec.name = "digits";
+  spec.registry = registry_dir;
+  spec.spec = std::string(KILN_DATASETS_DIR) + "/../examples/specs/digits.json";
+  spec.train_data = std::string(KILN_DATASETS_DIR) + "/digits.csv";
+  spec.holdout = spec.train_data;
+  spec.trigger = kiln::mlops::TriggerType::drift;
+  spec.trigger_snapshot = snapshot;
+  spec.work_dir = work_dir;
+  spec.gate["accuracy"] = {.min = 0.5};
+  struct Stop {};
+  std::string summary;
+  try {
+    kiln::mlops::run_pipeline(spec,
+                              {.on_step = [&](const std::string& step, const std::string& line) {
+                                if (step != "trigger") return;
+                                summary = line;
+                                throw Stop{};
+                              }});
+  } catch (const Stop&) {
+  }
+  return summary;
+}
+
+TEST_F(ServeModel, TheStableSnapshotDrivesTheDriftTriggerOfProductionOnly) {
+  ServerOptions o = options();
+  o.snapshot_dir = path("snapshots").string();
+  fs::create_directories(o.snapshot_dir);
+  ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), o);
+  // 150 rows unlike anything in the profile (every pixel 16): drift on version 1.
+  const auto v1 = m.current();
+  v1->monitor->run(v1->model, {{"pixels", kiln::Tensor::full({150, 64}, 16.0)}});
+  m.write_snapshot(o.snapshot_dir);
+  const std::string stable = path("snapshots/digits.json").string();
+  ASSERT_TRUE(kiln::mlops::read_drift_snapshot(stable).drifted);
+  std::string t = ct_trigger(path("registry").string(), stable, path("ct").string());
+  EXPECT_TRUE(t.starts_with("fired: digits.json: drift detected")) << t;
+
+  // Promoted: until the new version's first snapshot, the file is of the replaced one and
+  // the trigger skips it; then it is the new version's (no drift yet).
+  registry().set_alias("digits", "production", 2);
+  ASSERT_TRUE(m.check_for_update());
+  t = ct_trigger(path("registry").string(), stable, path("ct").string());
+  EXPECT_TRUE(t.starts_with("not fired: digits.json was taken on another model")) << t;
+  EXPECT_NE(t.find("already replaced"), std::string::npos) << t;
+  m.write_snapshot(o.snapshot_dir);
+  t = ct_trigger(path("registry").string(), stable, path("ct").string());
+  EXPECT_TRUE(t.starts_with("not fired: digits.json: no drift")) << t;
 }
 
 TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
