@@ -115,13 +115,11 @@ PredictRequest parse_predict(std::string_view body, const infer::Model& model,
 
 /// The predicted class index (classifier: the model has labels, argmax of the first output)
 /// or value (first element of the first output) of each row.
-std::vector<double> predicted_values(const infer::Model& model,
-                                     const std::vector<Tensor>& outputs);
+std::vector<double> predicted_values(const infer::Model& model, const std::vector<Tensor>& outputs);
 
 /// The :predict answer for `rows` rows (docs/serving.md).
 std::string format_predict(const std::string& name, const LoadedVersion& version,
-                           const std::vector<Tensor>& outputs,
-                           const std::vector<std::string>& ids);
+                           const std::vector<Tensor>& outputs, const std::vector<std::string>& ids);
 
 /// Parses a :feedback body {"ids": [...], "labels": [...]} (labels: class names, class
 /// indices or numbers). Throws RequestError 400 naming the element.
