@@ -317,6 +317,7 @@ bool ServedModel::check_for_update() {
   s.accept(true);
   if (serving->monitor) {
     std::lock_guard feedback_lock(s.feedback_mutex);
+    std::erase_if(s.retired, [](const State::Retired& r) { return r.monitor.expired(); });
     s.retired.push_back({.version = serving->version, .monitor = serving->monitor});
   }
   // The replaced version's last counts, so that nothing it saw is lost between the periodic
