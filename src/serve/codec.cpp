@@ -57,7 +57,10 @@ json parse_body(std::string_view body, const ServerOptions& options) {
   check_depth(body, options.max_json_depth);
   try {
     return json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::out_of_range& e) {
+    // A number beyond the range of a double (1e400): not finite, whatever input it is for.
+    bad("not_finite", std::string("the body holds a number that is not finite: ") + e.what());
+  } catch (const json::exception& e) {
     bad("bad_json", std::string("the body is not JSON: ") + e.what());
   }
 }
@@ -388,14 +391,14 @@ PredictRequest parse_predict(std::string_view body, const infer::Model& model,
   bad("bad_request", "the body has neither \"inputs\" nor \"instances\"");
 }
 
-std::vector<double> predicted_values(const infer::Model& model,
-                                     const std::vector<Tensor>& outputs) {
+namespace {
+
+std::vector<double> predicted(bool classifier, const std::vector<Tensor>& outputs) {
   if (outputs.empty() || outputs[0].rank() == 0) return {};
   Tensor first = outputs[0].to(DType::f64).contiguous();
   std::int64_t rows = first.dim(0);
   std::int64_t per_row = rows == 0 ? 0 : first.numel() / rows;
   const double* data = first.data<double>();
-  bool classifier = !model.metadata().labels.empty();
   std::vector<double> out(static_cast<std::size_t>(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
     const double* row = data + r * per_row;
@@ -411,6 +414,22 @@ std::vector<double> predicted_values(const infer::Model& model,
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<double> predicted_values(const infer::Model& model,
+                                     const std::vector<Tensor>& outputs) {
+  return predicted(!model.metadata().labels.empty(), outputs);
+}
+
+std::vector<double> predicted_values(const LoadedVersion& version,
+                                     const std::vector<Tensor>& outputs) {
+  const monitor::Monitor* m = version.monitor.get();
+  bool classifier = m && m->profile().predicted != monitor::PredictionKind::none
+                        ? m->profile().predicted == monitor::PredictionKind::classes
+                        : !version.model.metadata().labels.empty();
+  return predicted(classifier, outputs);
 }
 
 std::string format_predict(const std::string& name, const LoadedVersion& version,
