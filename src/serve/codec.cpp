@@ -57,7 +57,10 @@ json parse_body(std::string_view body, const ServerOptions& options) {
   check_depth(body, options.max_json_depth);
   try {
     return json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::out_of_range& e) {
+    // A number beyond the range of a double (1e400): not finite, whatever input it is for.
+    bad("not_finite", std::string("the body holds a number that is not finite: ") + e.what());
+  } catch (const json::exception& e) {
     bad("bad_json", std::string("the body is not JSON: ") + e.what());
   }
 }

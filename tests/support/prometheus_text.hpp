@@ -283,7 +283,9 @@ inline Exposition parse(std::string_view text) {
     auto it = index.find(name);
     if (it != index.end()) return out.families[it->second];
     index[name] = out.families.size();
-    out.families.push_back(Family{.name = name});
+    Family f;
+    f.name = name;
+    out.families.push_back(std::move(f));
     return out.families.back();
   };
   auto enter = [&](LineParser& p, const std::string& name) {
