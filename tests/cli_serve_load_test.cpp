@@ -201,6 +201,7 @@ TEST_F(CliServeLoad, ZeroErrorsAndZeroWrongAnswersWhileTheAliasIsPromotedAndRoll
     clients.emplace_back([&, c] {
       httplib::Client client("127.0.0.1", port);
       client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);
       client.set_connection_timeout(std::chrono::seconds(5));
       client.set_read_timeout(std::chrono::seconds(15));
       client.set_write_timeout(std::chrono::seconds(15));
