@@ -519,8 +519,8 @@ TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinue
   EXPECT_EQ(kiln::mlops::read_drift_snapshot(path("snapshots/digits.json").string()).model_hash,
             registry().resolve("digits:2").hash);
 
-  // Back to version 1: a new load whose monitor continues the counts of the first, and
-  // labels for the old ids now go to it.
+  // Back to version 1: a new load that continues the first load's monitor (its counts, and
+  // the labels for its ids).
   registry().rollback("digits", "production");
   ASSERT_TRUE(m.check_for_update());
   const auto back = m.current();
@@ -533,7 +533,7 @@ TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinue
   EXPECT_EQ(now.rows_observed, 12u);
   EXPECT_EQ(now.labels.labelled, 6u);
   EXPECT_DOUBLE_EQ(now.labels.live, 5.0 / 6.0);
-  EXPECT_EQ(v1->monitor->report().labels.labelled, 4u);  // the old monitor got none of them
+  EXPECT_EQ(back->monitor, v1->monitor);
   m.write_snapshot(o.snapshot_dir);
   r1 = kiln::mlops::read_drift_snapshot(path_v1);
   EXPECT_EQ(r1.rows_observed, 12u);
@@ -607,14 +607,18 @@ TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
     apart = std::max(apart, std::abs(expected["1"][i] - expected["2"][i]));
   ASSERT_GT(apart, 1e-2f);  // the versions are told apart by their answers
 
+  // Each client also posts labels for its rows at once (half right): every row and every
+  // label must reach the monitor of the version that ran it, across loads of the version.
   std::atomic<bool> stop{false};
-  std::atomic<std::int64_t> wrong{0}, answered{0};
+  std::atomic<std::int64_t> wrong{0}, answered{0}, labelled1{0}, labelled2{0};
   std::vector<std::thread> clients;
   for (int t = 0; t < 3; ++t)
     clients.emplace_back([&] {
       while (!stop.load()) {
         const std::shared_ptr<const LoadedVersion> v = m.current();
-        const std::vector<float> got = v->model.run({{"pixels", x}})[0].to_vector<float>();
+        // As the batcher runs a batch: through the version's monitor.
+        const kiln::Tensor probs = v->monitor->run(v->model, {{"pixels", x}})[0];
+        const std::vector<float> got = probs.to_vector<float>();
         const std::vector<float>& want = expected.at(v->version);
         for (std::size_t i = 0; i < got.size(); ++i)
           if (std::abs(got[i] - want[i]) > 1e-5f) {
@@ -622,6 +626,13 @@ TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
             break;
           }
         ++answered;
+        const std::vector<double> predicted = argmax_rows(probs);
+        const std::vector<std::string> ids = m.remember(v, predicted);
+        std::vector<double> labels = predicted;
+        for (std::size_t i = 4; i < labels.size(); ++i) labels[i] = std::fmod(labels[i] + 1, 10);
+        std::vector<std::string> unknown;
+        (v->version == "1" ? labelled1 : labelled2) += m.feedback(ids, labels, unknown);
+        wrong += static_cast<std::int64_t>(unknown.size());
       }
     });
   std::int64_t switches = 0;
@@ -636,6 +647,25 @@ TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
   EXPECT_EQ(m.status().reloads, 20);
   EXPECT_GT(answered.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
+  // Version 1 serves (its monitor continues every earlier one of version 1); then 2.
+  kiln::monitor::DriftReport r = m.current()->monitor->report();
+  kiln::monitor::LabelMetrics l = r.labels;
+  EXPECT_EQ(m.current()->version, "1");
+  EXPECT_EQ(r.rows_observed, static_cast<std::uint64_t>(labelled1.load()));  // all labelled
+  EXPECT_EQ(l.labelled, static_cast<std::uint64_t>(labelled1.load()));
+  if (l.labelled > 0) {
+    EXPECT_DOUBLE_EQ(l.live, 0.5);
+  }
+  registry().set_alias("digits", "production", 2);
+  ASSERT_TRUE(m.check_for_update());
+  r = m.current()->monitor->report();
+  l = r.labels;
+  EXPECT_EQ(r.rows_observed, static_cast<std::uint64_t>(labelled2.load()));
+  EXPECT_EQ(l.labelled, static_cast<std::uint64_t>(labelled2.load()));
+  if (l.labelled > 0) {
+    EXPECT_DOUBLE_EQ(l.live, 0.5);
+  }
+  EXPECT_EQ(labelled1.load() + labelled2.load(), answered.load() * 8);
 }
 
 }  // namespace
