@@ -67,6 +67,8 @@ void save_digits_model(const fs::path& path, std::uint64_t seed, std::int64_t wi
   kiln::save_model(path.string(), g, save);
 }
 
+void write_text_file(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
+
 /// The first `rows` held-out digits rows.
 kiln::Tensor digits_rows(std::int64_t rows) {
   static const kiln::Tensor all = kiln_test::digits_split().second["features"];
@@ -481,6 +483,14 @@ TEST_F(ServeModel, SnapshotsReadBackWithTheRowsObserved) {
   EXPECT_EQ(r2.model_hash, registry().resolve("digits:2").hash);
   EXPECT_EQ(kiln::mlops::read_drift_snapshot(path("snapshots/digits.json").string()).model_hash,
             r2.model_hash);
+  // A folder that cannot be written: IoError naming the file.
+  write_text_file(path("not-a-folder"), "x");
+  try {
+    m.write_snapshot(path("not-a-folder").string());
+    FAIL() << "not a folder";
+  } catch (const kiln::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("digits-v2.json"), std::string::npos) << e.what();
+  }
   // No temporary files left behind.
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(o.snapshot_dir))

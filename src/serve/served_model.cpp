@@ -446,6 +446,19 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
 void ServedModel::write_snapshot(const std::string& dir) const {
   State& s = *state_;
   const std::filesystem::path folder(dir);
+  const std::shared_ptr<const LoadedVersion> v = current();
+  if (v->monitor) {
+    // One report, written twice (each atomically): DIR/<name>-v<version>.json, and the same
+    // counts under a name that does not change with the version, DIR/<name>.json, which a
+    // CT pipeline's drift trigger can point at (it applies only while the hash is
+    // production's).
+    const std::string json = mlops::drift_json(v->monitor->report(), /*counts=*/true);
+    const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(json.data()), json.size());
+    internal::write_file_atomically((folder / (name() + "-v" + v->version + ".json")).string(),
+                                    bytes);
+    internal::write_file_atomically((folder / (name() + ".json")).string(), bytes);
+  }
+
   // Replaced versions that were given labels since their last snapshot (the labels of a
   // prediction often arrive after the version that made it was replaced).
   std::vector<std::pair<std::string, std::shared_ptr<monitor::Monitor>>> labelled;
@@ -456,19 +469,16 @@ void ServedModel::write_snapshot(const std::string& dir) const {
         labelled.emplace_back(version, it->second);
     s.dirty.clear();
   }
-  for (const auto& [version, m] : labelled)
-    m->write_snapshot((folder / (name() + "-v" + version + ".json")).string());
-
-  const std::shared_ptr<const LoadedVersion> v = current();
-  if (!v->monitor) return;  // no profile, nothing monitored
-  // One report, written twice (each atomically): DIR/<name>-v<version>.json, and the same
-  // counts under a name that does not change with the version, DIR/<name>.json, which a CT
-  // pipeline's drift trigger can point at (it applies only while the hash is production's).
-  const std::string json = mlops::drift_json(v->monitor->report(), /*counts=*/true);
-  const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(json.data()), json.size());
-  internal::write_file_atomically((folder / (name() + "-v" + v->version + ".json")).string(),
-                                  bytes);
-  internal::write_file_atomically((folder / (name() + ".json")).string(), bytes);
+  for (std::size_t i = 0; i < labelled.size(); ++i) {
+    try {
+      labelled[i].second->write_snapshot(
+          (folder / (name() + "-v" + labelled[i].first + ".json")).string());
+    } catch (...) {
+      std::lock_guard lock(s.feedback_mutex);  // written next time
+      for (std::size_t j = i; j < labelled.size(); ++j) s.dirty.insert(labelled[j].first);
+      throw;
+    }
+  }
 }
 
 }  // namespace kiln::serve::detail
