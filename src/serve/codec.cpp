@@ -225,6 +225,11 @@ void check_rows(std::int64_t rows, const std::string& what, const infer::Model& 
         413);
   for (const TensorSpec& spec : model.inputs()) {
     if (spec.shape.rank() == 0) bad("bad_request", "input '" + spec.name + "' is a scalar");
+    for (std::size_t d = 1; d < spec.shape.rank(); ++d)
+      if (spec.shape[d] < 0)
+        bad("bad_request", "input '" + spec.name + "' has a dynamic dimension " +
+                               std::to_string(d) + " (" + spec.shape.str() +
+                               "); the server takes only the batch dimension as dynamic");
     if (spec.shape[0] != kiln::batch && spec.shape[0] != rows)
       bad("wrong_shape", "input '" + spec.name + "' takes exactly " +
                              std::to_string(spec.shape[0]) + " rows, got " + std::to_string(rows));
