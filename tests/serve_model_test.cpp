@@ -17,6 +17,7 @@
 
 #include "kiln/core/error.hpp"
 #include "kiln/mlops/drift.hpp"
+#include "kiln/mlops/pipeline.hpp"
 #include "kiln/mlops/registry.hpp"
 #include "serve/serve_internal.hpp"
 #include "support/monitor_test_support.hpp"
@@ -161,6 +162,15 @@ TEST_F(ServeModel, RefusesBadNamesAndReferences) {
     FAIL() << "no staging alias";
   } catch (const kiln::NameError& e) {
     EXPECT_NE(std::string(e.what()).find("staging"), std::string::npos) << e.what();
+  }
+  // A file stem that is not a name: the message says how to name it.
+  save_digits_model(path("my model.kiln"), 5);
+  try {
+    ServedModel(ModelSource{.reference = path("my model.kiln").string()}, nullptr, options());
+    FAIL() << "a space in the name";
+  } catch (const kiln::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("'my model'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NAME="), std::string::npos) << e.what();
   }
   EXPECT_THROW(
       ServedModel(ModelSource{.reference = path("missing.kiln").string()}, nullptr, options()),
@@ -435,6 +445,110 @@ TEST_F(ServeModel, SnapshotsReadBackWithTheRowsObserved) {
     names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"digits-v1.json", "digits-v2.json", "digits.json"}));
+}
+
+TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinuesItsCounts) {
+  ServerOptions o = options();
+  o.snapshot_dir = path("snapshots").string();
+  fs::create_directories(o.snapshot_dir);
+  ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), o);
+  const auto v1 = m.current();
+  const kiln::Tensor x = digits_rows(12);
+  const std::vector<double> p1 = argmax_rows(v1->monitor->run(v1->model, {{"pixels", x}})[0]);
+  const std::vector<std::string> ids = m.remember(v1, p1);
+  registry().set_alias("digits", "production", 2);
+  ASSERT_TRUE(m.check_for_update());
+  const auto path_v1 = path("snapshots/digits-v1.json").string();
+  EXPECT_EQ(kiln::mlops::read_drift_snapshot(path_v1).labels.labelled, 0u);
+
+  // Labels for 4 of version 1's rows arrive after the switch (3 right, 1 wrong): the next
+  // snapshot rewrites version 1's file too.
+  const std::vector<std::string> first(ids.begin(), ids.begin() + 4);
+  std::vector<double> labels(p1.begin(), p1.begin() + 4);
+  labels[2] = std::fmod(labels[2] + 1, 10);
+  std::vector<std::string> unknown;
+  EXPECT_EQ(m.feedback(first, labels, unknown), 4);
+  m.write_snapshot(o.snapshot_dir);
+  kiln::monitor::DriftReport r1 = kiln::mlops::read_drift_snapshot(path_v1);
+  EXPECT_EQ(r1.rows_observed, 12u);
+  EXPECT_EQ(r1.labels.labelled, 4u);
+  EXPECT_DOUBLE_EQ(r1.labels.live, 0.75);
+  EXPECT_EQ(r1.model_hash, v1->hash);
+  EXPECT_EQ(kiln::mlops::read_drift_snapshot(path("snapshots/digits.json").string()).model_hash,
+            registry().resolve("digits:2").hash);
+
+  // Back to version 1: a new load whose monitor continues the counts of the first, and
+  // labels for the old ids now go to it.
+  registry().rollback("digits", "production");
+  ASSERT_TRUE(m.check_for_update());
+  const auto back = m.current();
+  ASSERT_NE(back, v1);
+  EXPECT_EQ(back->version, "1");
+  const std::vector<std::string> more{ids[4], ids[5]};
+  EXPECT_EQ(m.feedback(more, std::vector<double>{p1[4], p1[5]}, unknown), 2);
+  EXPECT_TRUE(unknown.empty());
+  const kiln::monitor::DriftReport now = back->monitor->report();
+  EXPECT_EQ(now.rows_observed, 12u);
+  EXPECT_EQ(now.labels.labelled, 6u);
+  EXPECT_DOUBLE_EQ(now.labels.live, 5.0 / 6.0);
+  EXPECT_EQ(v1->monitor->report().labels.labelled, 4u);  // the old monitor got none of them
+  m.write_snapshot(o.snapshot_dir);
+  r1 = kiln::mlops::read_drift_snapshot(path_v1);
+  EXPECT_EQ(r1.rows_observed, 12u);
+  EXPECT_EQ(r1.labels.labelled, 6u);
+}
+
+/// The summary of a pipeline's trigger step (the run is stopped right after it).
+std::string ct_trigger(const std::string& registry_dir, const std::string& snapshot,
+                       const std::string& work_dir) {
+  kiln::mlops::PipelineSpec spec;
+  spec.name = "digits";
+  spec.registry = registry_dir;
+  spec.spec = std::string(KILN_DATASETS_DIR) + "/../examples/specs/digits.json";
+  spec.train_data = std::string(KILN_DATASETS_DIR) + "/digits.csv";
+  spec.holdout = spec.train_data;
+  spec.trigger = kiln::mlops::TriggerType::drift;
+  spec.trigger_snapshot = snapshot;
+  spec.work_dir = work_dir;
+  spec.gate["accuracy"] = {.min = 0.5};
+  struct Stop {};
+  std::string summary;
+  try {
+    kiln::mlops::run_pipeline(spec,
+                              {.on_step = [&](const std::string& step, const std::string& line) {
+                                if (step != "trigger") return;
+                                summary = line;
+                                throw Stop{};
+                              }});
+  } catch (const Stop&) {
+  }
+  return summary;
+}
+
+TEST_F(ServeModel, TheStableSnapshotDrivesTheDriftTriggerOfProductionOnly) {
+  ServerOptions o = options();
+  o.snapshot_dir = path("snapshots").string();
+  fs::create_directories(o.snapshot_dir);
+  ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), o);
+  // 150 rows unlike anything in the profile (every pixel 16): drift on version 1.
+  const auto v1 = m.current();
+  v1->monitor->run(v1->model, {{"pixels", kiln::Tensor::full({150, 64}, 16.0)}});
+  m.write_snapshot(o.snapshot_dir);
+  const std::string stable = path("snapshots/digits.json").string();
+  ASSERT_TRUE(kiln::mlops::read_drift_snapshot(stable).drifted);
+  std::string t = ct_trigger(path("registry").string(), stable, path("ct").string());
+  EXPECT_TRUE(t.starts_with("fired: digits.json: drift detected")) << t;
+
+  // Promoted: until the new version's first snapshot, the file is of the replaced one and
+  // the trigger skips it; then it is the new version's (no drift yet).
+  registry().set_alias("digits", "production", 2);
+  ASSERT_TRUE(m.check_for_update());
+  t = ct_trigger(path("registry").string(), stable, path("ct").string());
+  EXPECT_TRUE(t.starts_with("not fired: digits.json was taken on another model")) << t;
+  EXPECT_NE(t.find("already replaced"), std::string::npos) << t;
+  m.write_snapshot(o.snapshot_dir);
+  t = ct_trigger(path("registry").string(), stable, path("ct").string());
+  EXPECT_TRUE(t.starts_with("not fired: digits.json: no drift")) << t;
 }
 
 TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {

@@ -33,14 +33,15 @@ Follow follow_of(const std::string& reference, const registry::Registry* registr
   return Follow::latest;
 }
 
-void check_name(const std::string& name, const std::string& reference) {
+void check_name(const std::string& name, const std::string& reference, bool defaulted) {
   if (name.empty()) throw ValueError("serve: model '" + reference + "' has an empty name");
   for (const char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '-' || c == '_' || c == '.';
     if (!ok)
       throw ValueError("serve: model name '" + name + "' (of '" + reference +
-                       "') may hold only letters, digits, '-', '_' and '.'");
+                       "') may hold only letters, digits, '-', '_' and '.'" +
+                       (defaulted ? "; give it a name (NAME=" + reference + ")" : ""));
   }
 }
 
@@ -169,6 +170,38 @@ struct ServedModel::State {
   std::mutex feedback_mutex;
   std::vector<Remembered> ring;  // grows up to feedback_capacity, then wraps
   std::uint64_t next_sequence = 1;
+  /// Replaced versions whose monitors the ring still holds: labels for their rows keep
+  /// arriving, and write_snapshot rewrites their files when some did (`dirty`).
+  struct Retired {
+    std::string version;
+    std::weak_ptr<monitor::Monitor> monitor;
+    bool dirty = false;
+  };
+  std::vector<Retired> retired;  // guarded by feedback_mutex
+
+  /// A version coming back (a rollback to it) continues the counts of its earlier monitor
+  /// when the ring still holds that one: one monitor per version for the process's life, so
+  /// its snapshot file never goes backwards and labels for its old ids still count. Called
+  /// before `v` is published (nothing observes its monitor yet).
+  void revive_monitor(const LoadedVersion& v) {
+    std::lock_guard lock(feedback_mutex);
+    const auto it = std::find_if(retired.begin(), retired.end(),
+                                 [&](const Retired& r) { return r.version == v.version; });
+    if (it == retired.end()) return;
+    if (const std::shared_ptr<monitor::Monitor> old = it->monitor.lock()) {
+      try {
+        v.monitor->merge(old->report());
+      } catch (const Error&) {
+        // Another profile (the stored file was replaced): the new monitor starts afresh;
+        // the old one is no longer written (both would write the same file).
+        retired.erase(it);
+        return;
+      }
+      for (Remembered& r : ring)
+        if (r.monitor == old) r.monitor = v.monitor;
+    }
+    retired.erase(it);
+  }
 
   void publish(std::shared_ptr<const LoadedVersion> v) {
     std::lock_guard lock(current_mutex);
@@ -209,6 +242,7 @@ ServedModel::ServedModel(ModelSource source, const registry::Registry* registry,
   s.registry = registry;
   s.options = options;
   s.follow = follow_of(source.reference, registry);
+  const bool defaulted = source.name.empty();
   if (s.follow == Follow::file) {
     s.current = load_version(source.reference, "file", options);
     if (source.name.empty()) source.name = std::filesystem::path(source.reference).stem().string();
@@ -221,7 +255,7 @@ ServedModel::ServedModel(ModelSource source, const registry::Registry* registry,
                         " but the registry says " + v.hash);
     if (source.name.empty()) source.name = v.name;
   }
-  check_name(source.name, source.reference);
+  check_name(source.name, source.reference, defaulted);
   s.source = std::move(source);
 }
 
@@ -278,8 +312,14 @@ bool ServedModel::check_for_update() {
     s.refuse(target.hash, why);
     return false;
   }
+  if (candidate->monitor) s.revive_monitor(*candidate);
   s.publish(candidate);
   s.accept(true);
+  if (serving->monitor) {
+    std::lock_guard feedback_lock(s.feedback_mutex);
+    std::erase_if(s.retired, [](const State::Retired& r) { return r.monitor.expired(); });
+    s.retired.push_back({.version = serving->version, .monitor = serving->monitor});
+  }
   // The replaced version's last counts, so that nothing it saw is lost between the periodic
   // snapshots (requests still running on it after this are not in it). Best effort: the
   // switch does not depend on the disk.
@@ -352,8 +392,10 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
   };
   std::unordered_map<std::shared_ptr<monitor::Monitor>, Batch> batches;
   std::int64_t found = 0;
+  // One lock for the lookup and the observation, so that a version coming back
+  // (revive_monitor) cannot merge an old monitor between the two and lose these labels.
+  std::lock_guard lock(s.feedback_mutex);
   {
-    std::lock_guard lock(s.feedback_mutex);
     const std::size_t capacity = s.options.feedback_capacity;
     for (std::size_t i = 0; i < ids.size(); ++i) {
       std::string_view version;
@@ -395,10 +437,29 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
       monitor->observe_labels(std::span<const double>(b.predicted_values),
                               std::span<const double>(b.label_values));
   }
+  for (State::Retired& r : s.retired)
+    if (const auto m = r.monitor.lock(); m && batches.contains(m)) r.dirty = true;
   return found;
 }
 
 void ServedModel::write_snapshot(const std::string& dir) const {
+  State& s = *state_;
+  const std::filesystem::path folder(dir);
+  // Replaced versions that were given labels since their last snapshot (the labels of a
+  // prediction often arrive after the version that made it was replaced).
+  std::vector<std::pair<std::string, std::shared_ptr<monitor::Monitor>>> labelled;
+  {
+    std::lock_guard lock(s.feedback_mutex);
+    std::erase_if(s.retired, [](const State::Retired& r) { return r.monitor.expired(); });
+    for (State::Retired& r : s.retired)
+      if (r.dirty) {
+        if (auto m = r.monitor.lock()) labelled.emplace_back(r.version, std::move(m));
+        r.dirty = false;
+      }
+  }
+  for (const auto& [version, m] : labelled)
+    m->write_snapshot((folder / (name() + "-v" + version + ".json")).string());
+
   const std::shared_ptr<const LoadedVersion> v = current();
   if (!v->monitor) return;  // no profile, nothing monitored
   // One report, written twice (each atomically): DIR/<name>-v<version>.json, and the same
@@ -406,7 +467,6 @@ void ServedModel::write_snapshot(const std::string& dir) const {
   // pipeline's drift trigger can point at (it applies only while the hash is production's).
   const std::string json = mlops::drift_json(v->monitor->report(), /*counts=*/true);
   const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(json.data()), json.size());
-  const std::filesystem::path folder(dir);
   internal::write_file_atomically((folder / (name() + "-v" + v->version + ".json")).string(),
                                   bytes);
   internal::write_file_atomically((folder / (name() + ".json")).string(), bytes);
