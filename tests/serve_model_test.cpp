@@ -391,6 +391,48 @@ TEST_F(ServeModel, FeedbackGoesToTheMonitorOfThePredictingVersion) {
   EXPECT_EQ(v1->monitor->report().labels.labelled, static_cast<std::uint64_t>(labelled1));
 }
 
+TEST_F(ServeModel, FeedbackForAValueModelGivesItsLiveMse) {
+  // A regression model (64 inputs -> 1 value, no class labels) with a value profile.
+  kiln_test::Lcg rng{21};
+  kiln::Graph g;
+  auto x = g.input("pixels", {kiln::batch, 64});
+  auto w = g.parameter("w", kiln_test::lcg_tensor(rng, {64, 1}, 0.1f));
+  kiln::SaveOptions save{.inputs = {x}, .outputs = {kiln::matmul(x, w)}};
+  save.output_names = {"value"};
+  auto [train, holdout] = kiln_test::digits_split();
+  const auto reference = kiln::infer::Model::load(kiln::serialize_model(g, save), "value");
+  save.sections[kiln::monitor::profile_section] =
+      kiln::monitor::build_profile(
+          {.input = "pixels",
+           .features = train["features"],
+           .predictions = reference.run({{"pixels", holdout["features"]}})[0],
+           .predicted = kiln::monitor::PredictionKind::values,
+           .output = "value",
+           .metrics = {{"mse", 1.0}}})
+          .to_bytes();
+  kiln::save_model(path("value.kiln").string(), g, save);
+
+  ServedModel m(ModelSource{.reference = path("value.kiln").string()}, nullptr, options());
+  const auto v = m.current();
+  const std::vector<float> out = v->model.run({{"pixels", digits_rows(6)}})[0].to_vector<float>();
+  const std::vector<double> predicted(out.begin(), out.end());
+  const std::vector<std::string> ids = m.remember(v, predicted);
+  EXPECT_EQ(ids[0], "file-000000000001");
+  const std::vector<double> labels{predicted[0] + 1, predicted[1] - 2, predicted[2]};
+  std::vector<std::string> unknown;
+  const std::vector<std::string> three(ids.begin(), ids.begin() + 3);
+  EXPECT_EQ(m.feedback(three, labels, unknown), 3);
+  const kiln::monitor::LabelMetrics l = v->monitor->report().labels;
+  EXPECT_EQ(l.metric, "mse");
+  EXPECT_EQ(l.labelled, 3u);
+  EXPECT_NEAR(l.live, (1.0 + 4.0 + 0.0) / 3.0, 1e-9);
+  // A value label need not be a whole number, but must be finite.
+  const std::vector<std::string> one{ids[3]};
+  EXPECT_EQ(m.feedback(one, std::vector<double>{0.25}, unknown), 1);
+  EXPECT_THROW(m.feedback(std::vector<std::string>{ids[4]}, std::vector<double>{NAN}, unknown),
+               kiln::serve::detail::RequestError);
+}
+
 TEST_F(ServeModel, TheFeedbackRingForgetsTheOldest) {
   ServerOptions o = options();
   o.feedback_capacity = 5;
