@@ -457,8 +457,14 @@ std::string format_predict(const std::string& name, const LoadedVersion& version
     std::vector<double> predicted = predicted_values(version.model, outputs);
     for (std::size_t r = 0; r < predicted.size(); ++r) {
       if (r) out += ',';
-      auto k = static_cast<std::size_t>(predicted[r]);
-      out += k < labels.size() ? json(labels[k]).dump() : json(std::to_string(k)).dump();
+      // An index past the names (an output wider than the labels) is written as a number.
+      double k = predicted[r];
+      if (!(k >= 0))  // NaN: an output without elements per row
+        out += "null";
+      else if (k < static_cast<double>(labels.size()))
+        out += json(labels[static_cast<std::size_t>(k)]).dump();
+      else
+        out += json(std::to_string(static_cast<std::int64_t>(k))).dump();
     }
     out += ']';
   }
