@@ -305,6 +305,27 @@ TEST_F(ServeBatcher, ManyWorkersManyModels) {
   }
   auto text = kiln::test::prometheus::parse(metrics.prometheus({a.get(), b.get()}, 0));
   EXPECT_EQ(text.sum("kiln_batch_requests_sum"), 120.0);
+  // Batches never mix models (each batch is counted under the model it ran).
+  EXPECT_EQ(text.value("kiln_batch_requests_sum", {{"model", "a"}}), 60.0);
+  EXPECT_EQ(text.value("kiln_batch_requests_sum", {{"model", "b"}}), 60.0);
+}
+
+TEST_F(ServeBatcher, IdleWorkersDoNotTakeRequestsABatchCanStillTake) {
+  ServerOptions o;
+  o.workers = 4;
+  o.batching.max_batch_size = 64;
+  o.batching.max_delay = 300ms;
+  auto model = served("digits", o);
+  Metrics metrics;
+  Batcher batcher(o, metrics);
+  auto [requests, results] = submit_together(batcher, *model, 16);
+  std::int64_t most = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    expect_alone(requests[i], results[i]);
+    most = std::max(most, results[i].batch_rows);
+  }
+  // With three idle workers, 16 requests submitted together still mostly run as one batch.
+  EXPECT_GT(most, 16);
 }
 
 }  // namespace
