@@ -122,6 +122,11 @@ PredictRequest parse_predict(std::string_view body, const infer::Model& model,
 /// The predicted class index (classifier: the model has labels, argmax of the first output)
 /// or value (first element of the first output) of each row.
 std::vector<double> predicted_values(const infer::Model& model, const std::vector<Tensor>& outputs);
+/// The same for a served version: a classifier also when its monitor's profile says the
+/// predictions are classes (ServedModel::remember's rule), so labels posted by :feedback
+/// are compared with class indices.
+std::vector<double> predicted_values(const LoadedVersion& version,
+                                     const std::vector<Tensor>& outputs);
 
 /// The :predict answer for `rows` rows (docs/serving.md).
 std::string format_predict(const std::string& name, const LoadedVersion& version,
