@@ -263,7 +263,19 @@ void configure(httplib::Server& http, kiln::serve::ModelServer& server, const Se
         res.set_content(error_json("internal", message), "application/json");
       });
 
-  http.set_payload_max_length(static_cast<std::size_t>(args.max_body_bytes));
+  // Runs after the headers, before the body is read: a chunked body (whose size httplib
+  // 0.11 does not bound) is refused. A body whose Content-Length passes the limit is read
+  // and dropped by httplib (memory stays bounded), then answered 413.
+  const auto max_body = static_cast<std::size_t>(args.max_body_bytes);
+  http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!req.has_header("Transfer-Encoding")) return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 411;
+    res.set_content(error_json("length_required",
+                               "chunked request bodies are not accepted: send a Content-Length"),
+                    "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  http.set_payload_max_length(max_body);
   const auto ms = [](std::int64_t v) { return std::chrono::milliseconds(v); };
   http.set_read_timeout(ms(args.read_timeout_ms));
   http.set_write_timeout(ms(args.write_timeout_ms));

@@ -225,6 +225,11 @@ void check_rows(std::int64_t rows, const std::string& what, const infer::Model& 
         413);
   for (const TensorSpec& spec : model.inputs()) {
     if (spec.shape.rank() == 0) bad("bad_request", "input '" + spec.name + "' is a scalar");
+    for (std::size_t d = 1; d < spec.shape.rank(); ++d)
+      if (spec.shape[d] < 0)
+        bad("bad_request", "input '" + spec.name + "' has a dynamic dimension " +
+                               std::to_string(d) + " (" + spec.shape.str() +
+                               "); the server takes only the batch dimension as dynamic");
     if (spec.shape[0] != kiln::batch && spec.shape[0] != rows)
       bad("wrong_shape", "input '" + spec.name + "' takes exactly " +
                              std::to_string(spec.shape[0]) + " rows, got " + std::to_string(rows));
@@ -391,14 +396,14 @@ PredictRequest parse_predict(std::string_view body, const infer::Model& model,
   bad("bad_request", "the body has neither \"inputs\" nor \"instances\"");
 }
 
-std::vector<double> predicted_values(const infer::Model& model,
-                                     const std::vector<Tensor>& outputs) {
+namespace {
+
+std::vector<double> predicted(bool classifier, const std::vector<Tensor>& outputs) {
   if (outputs.empty() || outputs[0].rank() == 0) return {};
   Tensor first = outputs[0].to(DType::f64).contiguous();
   std::int64_t rows = first.dim(0);
   std::int64_t per_row = rows == 0 ? 0 : first.numel() / rows;
   const double* data = first.data<double>();
-  bool classifier = !model.metadata().labels.empty();
   std::vector<double> out(static_cast<std::size_t>(rows));
   for (std::int64_t r = 0; r < rows; ++r) {
     const double* row = data + r * per_row;
@@ -414,6 +419,22 @@ std::vector<double> predicted_values(const infer::Model& model,
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::vector<double> predicted_values(const infer::Model& model,
+                                     const std::vector<Tensor>& outputs) {
+  return predicted(!model.metadata().labels.empty(), outputs);
+}
+
+std::vector<double> predicted_values(const LoadedVersion& version,
+                                     const std::vector<Tensor>& outputs) {
+  const monitor::Monitor* m = version.monitor.get();
+  bool classifier = m && m->profile().predicted != monitor::PredictionKind::none
+                        ? m->profile().predicted == monitor::PredictionKind::classes
+                        : !version.model.metadata().labels.empty();
+  return predicted(classifier, outputs);
 }
 
 std::string format_predict(const std::string& name, const LoadedVersion& version,
@@ -436,8 +457,14 @@ std::string format_predict(const std::string& name, const LoadedVersion& version
     std::vector<double> predicted = predicted_values(version.model, outputs);
     for (std::size_t r = 0; r < predicted.size(); ++r) {
       if (r) out += ',';
-      auto k = static_cast<std::size_t>(predicted[r]);
-      out += k < labels.size() ? json(labels[k]).dump() : json(std::to_string(k)).dump();
+      // An index past the names (an output wider than the labels) is written as a number.
+      double k = predicted[r];
+      if (!(k >= 0))  // NaN: an output without elements per row
+        out += "null";
+      else if (k < static_cast<double>(labels.size()))
+        out += json(labels[static_cast<std::size_t>(k)]).dump();
+      else
+        out += json(std::to_string(static_cast<std::int64_t>(k))).dump();
     }
     out += ']';
   }

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <shared_mutex>
 #include <string>
@@ -43,6 +44,13 @@ std::string number(double v) {
   char buffer[64];
   auto [end, ec] = std::to_chars(buffer, buffer + sizeof(buffer), v);
   return std::string(buffer, end);
+}
+
+/// A bucket bound as clients write it ("0.0005", "1024").
+std::string bound_text(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g", v);
+  return buffer;
 }
 
 /// {k="v",...} from already escaped pairs.
@@ -92,7 +100,7 @@ struct Histogram {
     for (std::size_t i = 0; i <= N; ++i) {
       cumulative += buckets[i].load(std::memory_order_relaxed);
       LabelList with = labels;
-      with.emplace_back("le", i < N ? number(bounds[i]) : "+Inf");
+      with.emplace_back("le", i < N ? bound_text(bounds[i]) : "+Inf");
       out += std::string(name) + "_bucket" + braces(with) + " " + std::to_string(cumulative) + "\n";
     }
     out += std::string(name) + "_sum" + braces(labels) + " " +

@@ -428,7 +428,7 @@ Response ModelServer::Impl::predict(detail::ServedModel& model, std::string_view
     }
     detail::BatchResult result = future.get();
     version = result.version;
-    const std::vector<double> predicted = detail::predicted_values(version->model, result.outputs);
+    const std::vector<double> predicted = detail::predicted_values(*version, result.outputs);
     const std::vector<std::string> ids = model.remember(version, predicted);
     Response r;
     r.body = detail::format_predict(model.name(), *version, result.outputs, ids);
