@@ -4,9 +4,10 @@
 // threads (keep-alive cpp-httplib clients with TCP_NODELAY) each send their share of a fixed
 // count of 1-row predict requests per iteration, one at a time. Reported per case: requests
 // per second (all clients together, wall clock) and the p50 and p99 latency of one request
-// (send to parsed-status answer), with dynamic batching on (--max-batch 32
-// --max-delay-us 1000) and off (--no-batching); both with the server's default single batch
-// worker. The server is started once per case, outside the timing.
+// (send to answer), with dynamic batching off (max_delay_us:-1, --no-batching) and on with
+// --max-batch 32 and --max-delay-us 0 (a batch is what queued while the worker was busy) or
+// 1000; all with the server's default single batch worker. The server is started once per
+// case, outside the timing.
 //
 //   bench_serve --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -76,7 +77,7 @@ void BM_Serve(benchmark::State& state) {
   const fs::path& dir = work_dir();  // before `cleanup`, so destroyed after it
   static Cleanup cleanup;
   const int clients = static_cast<int>(state.range(0));
-  const bool batching = state.range(1) != 0;
+  const std::int64_t max_delay_us = state.range(1);  // -1: --no-batching
   if (dir.empty()) {
     state.SkipWithError("kiln train failed (see the train.log of the bench folder)");
     return;
@@ -88,8 +89,8 @@ void BM_Serve(benchmark::State& state) {
       "--port",           "0",         "--port-file",
       port_file.string(), "--threads", std::to_string(std::max(8, 2 * clients)),
       "--keep-alive-max", "1000000"};
-  if (batching) {
-    argv.insert(argv.end(), {"--max-batch", "32", "--max-delay-us", "1000"});
+  if (max_delay_us >= 0) {
+    argv.insert(argv.end(), {"--max-batch", "32", "--max-delay-us", std::to_string(max_delay_us)});
   } else {
     argv.push_back("--no-batching");
   }
@@ -174,8 +175,8 @@ void BM_Serve(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Serve)
-    ->ArgNames({"clients", "batching"})
-    ->ArgsProduct({{1, 8, 32}, {0, 1}})
+    ->ArgNames({"clients", "max_delay_us"})
+    ->ArgsProduct({{1, 8, 32}, {-1, 0, 1000}})
     ->Iterations(3)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
