@@ -114,6 +114,12 @@ std::shared_ptr<const LoadedVersion> load_version_continuing(
     std::shared_ptr<monitor::Monitor> earlier) {
   infer::LoadOptions load_options;
   load_options.apply_preprocessing = true;  // requests carry raw values
+  // One compiled plan per batch size: keep one for every size a batch can have, or batches
+  // of varying sizes evict each other's plans and every batch compiles again.
+  if (options.batching.enabled)
+    load_options.plan_cache_size = std::max<std::size_t>(
+        load_options.plan_cache_size,
+        static_cast<std::size_t>(std::max<std::int64_t>(1, options.batching.max_batch_size)));
   auto loaded =
       std::make_shared<LoadedVersion>(LoadedVersion{.model = infer::Model::load(path, load_options),
                                                     .version = std::move(version),
