@@ -174,10 +174,10 @@ TEST_F(CliServe, PredictsTheClassesOfKilnPredictAndCountsEveryRequest) {
   EXPECT_EQ(m.sum("kiln_requests_total", {{"code", "404"}}), 1);
   EXPECT_EQ(m.sum("kiln_requests_total"), predict_requests + 5);
   EXPECT_EQ(m.sum("kiln_request_duration_seconds_count"), predict_requests + 5);
-  // Every row ran in a batch of at most 64 rows and was seen by the drift monitor.
+  // Every row ran (each request alone: it has more rows than --max-batch) and was seen by
+  // the drift monitor.
   EXPECT_EQ(m.value("kiln_batch_size_sum", {{"model", "digits"}}), 1797);
-  EXPECT_EQ(m.value("kiln_batch_size_bucket", {{"model", "digits"}, {"le", "+Inf"}}),
-            m.value("kiln_batch_size_bucket", {{"model", "digits"}, {"le", "64"}}));
+  EXPECT_EQ(m.value("kiln_batch_size_count", {{"model", "digits"}}), predict_requests);
   EXPECT_EQ(m.sum("kiln_drift_rows", {{"model", "digits"}}), 1797);
   EXPECT_EQ(m.value("kiln_model_info", {{"model", "digits"}, {"version", "file"}, {"hash", hash}}),
             1);
@@ -191,49 +191,61 @@ TEST_F(CliServe, PredictsTheClassesOfKilnPredictAndCountsEveryRequest) {
 }
 
 TEST_F(CliServe, SigtermAnswersTheRequestsInFlightAndExitsZero) {
-  // A batch waits up to 30 s for rows to join it: the requests are still queued when
-  // SIGTERM comes, and shutdown must run them at once.
-  kiln_test::ServeProcess server(dir_, {"m.kiln", "--max-batch", "1000", "--max-delay-us",
-                                        "30000000", "--timeout-ms", "60000", "--threads", "16"});
+  // One batch worker and batches that wait up to 30 s for rows to join them: the first
+  // request holds the worker in its open batch, the requests to the other model (they
+  // cannot join it) wait in the queue. SIGTERM must answer all of them at once.
+  kiln_test::ServeProcess server(
+      dir_, {"a=m.kiln", "b=m.kiln", "--workers", "1", "--max-batch", "1000", "--max-delay-us",
+             "30000000", "--timeout-ms", "60000", "--threads", "16"});
   const kiln_test::CsvRows data = kiln_test::read_csv_rows(digits_csv, "label");
   const kiln_test::CliResult predicted =
       kiln("predict m.kiln --data " + digits_csv + " --out p.csv");
   ASSERT_EQ(predicted.rc, 0) << predicted.err;
   const std::vector<std::string> lines = kiln_test::lines(kiln_test::slurp(path("p.csv")));
 
-  constexpr int requests = 8;
+  constexpr int requests = 8;  // request 0 to a, the others to b
   std::vector<int> status(requests, -1);
   std::vector<std::string> bodies(requests);
   std::vector<std::thread> clients;
-  for (int r = 0; r < requests; ++r) {
-    clients.emplace_back([&, r] {
-      httplib::Client c = client(server.port());
-      const auto res =
-          c.Post("/v1/models/m:predict", kiln_test::instances_body(data.rows, 10 * r, 10 * r + 10),
-                 "application/json");
-      if (res) {
-        status[r] = res->status;
-        bodies[r] = res->body;
-      }
-    });
-  }
-  // Wait until all of them are queued (the queue depth gauge), then SIGTERM.
+  const auto post = [&](int r) {
+    httplib::Client c = client(server.port());
+    const auto res =
+        c.Post(r == 0 ? "/v1/models/a:predict" : "/v1/models/b:predict",
+               kiln_test::instances_body(data.rows, 10 * r, 10 * r + 10), "application/json");
+    if (res) {
+      status[r] = res->status;
+      bodies[r] = res->body;
+    }
+  };
+  clients.emplace_back(post, 0);
+  for (int r = 1; r < requests; ++r) clients.emplace_back(post, r);
+  // Wait until all of them are in the server (kiln_requests_in_flight): whichever model's
+  // request came first holds the worker in its open batch, the others' wait in the queue.
   httplib::Client c = client(server.port());
-  double queued = 0;
+  double in_flight = 0, queued = 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (queued < requests && std::chrono::steady_clock::now() < give_up) {
+  while (in_flight < requests && std::chrono::steady_clock::now() < give_up) {
     const auto res = c.Get("/metrics");
-    if (res && res->status == 200) queued = prom::parse(res->body).value("kiln_queue_depth");
-    if (queued < requests) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (res && res->status == 200) {
+      const prom::Exposition m = prom::parse(res->body);
+      in_flight = m.value("kiln_requests_in_flight");
+      queued = m.value("kiln_queue_depth");
+    }
+    if (in_flight < requests) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ASSERT_EQ(queued, requests);
-  ASSERT_EQ(::kill(server.process().pid(), SIGTERM), 0);
+  EXPECT_EQ(in_flight, requests);
+  EXPECT_GE(queued, 1);  // the other model's requests cannot join the open batch
+  EXPECT_EQ(::kill(server.process().pid(), SIGTERM), 0);
+  int exit_code = -100;
+  if (in_flight == requests) exit_code = server.wait_exit(std::chrono::seconds(20));
+  if (exit_code != 0) server.process().stop(SIGKILL);  // the clients are not left waiting
   for (std::thread& t : clients) t.join();
-  EXPECT_EQ(server.wait_exit(std::chrono::seconds(20)), 0);
+  EXPECT_EQ(exit_code, 0);
 
   for (int r = 0; r < requests; ++r) {
     ASSERT_EQ(status[r], 200) << "request " << r << ": " << bodies[r];
     const json answer = json::parse(bodies[r]);
+    EXPECT_EQ(answer["model"], r == 0 ? "a" : "b");
     ASSERT_EQ(answer["classes"].size(), 10u);
     for (int i = 0; i < 10; ++i) {
       const std::string& line = lines[static_cast<std::size_t>(1 + 10 * r + i)];

@@ -435,6 +435,22 @@ TEST_F(ServeModel, FeedbackForAValueModelGivesItsLiveMse) {
                kiln::serve::detail::RequestError);
 }
 
+TEST_F(ServeModel, FeedbackNeverConvertsWhatIsNotAClass) {
+  ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), options());
+  // A NaN prediction (an output without elements) matches no label.
+  const std::vector<std::string> ids = m.remember(m.current(), std::vector<double>{NAN, 2});
+  std::vector<std::string> unknown;
+  EXPECT_EQ(m.feedback(ids, std::vector<double>{3, 2}, unknown), 2);
+  const kiln::monitor::LabelMetrics l = m.current()->monitor->report().labels;
+  EXPECT_EQ(l.labelled, 2u);
+  EXPECT_DOUBLE_EQ(l.live, 0.5);
+  for (const double bad : {1e300, -1.0, 0.5, double(INFINITY)})
+    EXPECT_THROW(m.feedback(std::vector<std::string>{ids[1]}, std::vector<double>{bad}, unknown),
+                 kiln::serve::detail::RequestError)
+        << bad;
+  EXPECT_EQ(m.current()->monitor->report().labels.labelled, 2u);
+}
+
 TEST_F(ServeModel, TheFeedbackRingForgetsTheOldest) {
   ServerOptions o = options();
   o.feedback_capacity = 5;

@@ -308,7 +308,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& args) {
   s->add_option("--max-delay-us", args.max_delay_us,
                 "How long a batch's first request waits for others (microseconds)")
       ->capture_default_str()
-      ->check(CLI::Range(std::int64_t{0}, std::int64_t{10000000}));
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{60000000}));
   s->add_flag("--no-batching", args.no_batching, "Run every request alone, as it arrives");
   s->add_option("--workers", args.workers, "Threads that run batches")
       ->capture_default_str()

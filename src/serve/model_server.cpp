@@ -7,6 +7,7 @@
 // workers, so every admitted request gets its answer; then the watcher and snapshot threads
 // are woken and joined and the final snapshots are written.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -126,6 +127,9 @@ struct ModelServer::Impl {
   bool stopping = false;  // wakes the watcher and the snapshot writer
   bool shut_down = false;
   std::int64_t admitted = 0;
+  /// :predict and :feedback requests between their arrival and their answer (/metrics:
+  /// kiln_requests_in_flight).
+  std::atomic<std::int64_t> in_flight{0};
 
   std::mutex reload_mutex;  // one alias check at a time (the watcher and reload_now)
   std::mutex shutdown_mutex;
@@ -375,6 +379,11 @@ Response ModelServer::Impl::route(std::string_view method, std::string_view path
     Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics.prometheus(model_list(), batcher->queued());
+    r.body +=
+        "# HELP kiln_requests_in_flight Predict and feedback requests being answered.\n"
+        "# TYPE kiln_requests_in_flight gauge\n"
+        "kiln_requests_in_flight " +
+        std::to_string(in_flight.load()) + "\n";
     return r;
   }
   if (path == "/v1/models" || path == "/v1/models/") {
@@ -409,6 +418,13 @@ Response ModelServer::Impl::route(std::string_view method, std::string_view path
     return model_detail(*model);
   }
   method_allowed(method, "POST", path);
+  struct InFlight {
+    std::atomic<std::int64_t>& n;
+    explicit InFlight(std::atomic<std::int64_t>& count) : n(count) { ++n; }
+    ~InFlight() { --n; }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+  } counted(in_flight);
   return route->verb == "predict" ? predict(*model, body) : feedback(*model, body);
 }
 

@@ -143,6 +143,9 @@ std::shared_ptr<const LoadedVersion> load_version_continuing(
   return loaded;
 }
 
+/// A whole number in [0, 2^53): a class index that converts to int64 exactly.
+bool is_class_index(double v) { return v >= 0 && v < 9007199254740992.0 && v == std::floor(v); }
+
 }  // namespace
 
 std::shared_ptr<const LoadedVersion> load_version(const std::string& path, std::string version,
@@ -417,7 +420,7 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
         continue;
       }
       const double label = labels[i];
-      if (!std::isfinite(label) || (r->classes && (label != std::floor(label) || label < 0)))
+      if (!std::isfinite(label) || (r->classes && !is_class_index(label)))
         throw RequestError(
             400, "bad_request",
             "label " + std::to_string(i) + " (for id '" + ids[i] + "') is not a class index");
@@ -427,7 +430,9 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
       b.classes = r->classes;
       b.version = r->version;
       if (r->classes) {
-        b.predicted_classes.push_back(static_cast<std::int64_t>(r->predicted));
+        // A prediction that is not a class (a NaN from an empty output) matches no label.
+        b.predicted_classes.push_back(
+            is_class_index(r->predicted) ? static_cast<std::int64_t>(r->predicted) : -1);
         b.label_classes.push_back(static_cast<std::int64_t>(label));
       } else {
         b.predicted_values.push_back(r->predicted);

@@ -27,7 +27,7 @@ namespace kiln_test {
 
 class ServeProcess {
  public:
-  /// Starts `kiln serve ARGS --port 0 --port-file DIR/port` (quiet: no stderr) and waits
+  /// Starts `kiln serve ARGS --port 0 --port-file DIR/port` in DIR (quiet: no stderr) and waits
   /// (up to 30 s) until it listens.
   ServeProcess(const std::filesystem::path& dir, const std::vector<std::string>& args,
                bool quiet = false) {
@@ -36,7 +36,17 @@ class ServeProcess {
     std::vector<std::string> argv = {KILN_CLI, "serve"};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.insert(argv.end(), {"--port", "0", "--port-file", port_file.string()});
-    process_ = std::make_unique<ChildProcess>(argv, true, quiet);
+    // Started in `dir` (the working directory is inherited at spawn): relative model paths
+    // and files the server writes are the test folder's.
+    const std::filesystem::path cwd = std::filesystem::current_path();
+    std::filesystem::current_path(dir);
+    try {
+      process_ = std::make_unique<ChildProcess>(argv, true, quiet);
+    } catch (...) {
+      std::filesystem::current_path(cwd);
+      throw;
+    }
+    std::filesystem::current_path(cwd);
     line_ = process_->read_line(std::chrono::seconds(30));
     const std::string marker = " on http://127.0.0.1:";
     const auto at = line_.find(marker);
