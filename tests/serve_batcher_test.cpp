@@ -200,6 +200,26 @@ TEST_F(ServeBatcher, QueueFullAtCapacityAndTimeouts) {
   EXPECT_EQ(r.batch_rows, 2);  // without second
 }
 
+TEST_F(ServeBatcher, ExpiredRequestIsNotRun) {
+  ServerOptions o;
+  o.batching.max_delay = 5s;  // were the expired request a batch's head, this would be waited
+  auto model = served("digits", o);
+  Metrics metrics;
+  Batcher batcher(o, metrics);
+  auto f = batcher.submit(*model, pixels(0, 1), Clock::now() - 1ms);
+  ASSERT_EQ(f.wait_for(2s), std::future_status::ready);
+  try {
+    f.get();
+    ADD_FAILURE() << "no timeout";
+  } catch (const RequestError& e) {
+    EXPECT_EQ(e.status, 504);
+    EXPECT_EQ(e.code, "timeout");
+  }
+  auto text = kiln::test::prometheus::parse(metrics.prometheus({model.get()}, 0));
+  EXPECT_TRUE(text.find("kiln_batch_size_count").empty());  // nothing ran
+  EXPECT_EQ(text.value("kiln_drift_rows", {{"model", "digits"}, {"version", "file"}}), 0);
+}
+
 TEST_F(ServeBatcher, RunFailureAnswersEveryRequestOfTheBatch) {
   ServerOptions o;
   o.batching.max_delay = 200ms;
@@ -285,6 +305,27 @@ TEST_F(ServeBatcher, ManyWorkersManyModels) {
   }
   auto text = kiln::test::prometheus::parse(metrics.prometheus({a.get(), b.get()}, 0));
   EXPECT_EQ(text.sum("kiln_batch_requests_sum"), 120.0);
+  // Batches never mix models (each batch is counted under the model it ran).
+  EXPECT_EQ(text.value("kiln_batch_requests_sum", {{"model", "a"}}), 60.0);
+  EXPECT_EQ(text.value("kiln_batch_requests_sum", {{"model", "b"}}), 60.0);
+}
+
+TEST_F(ServeBatcher, IdleWorkersDoNotTakeRequestsABatchCanStillTake) {
+  ServerOptions o;
+  o.workers = 4;
+  o.batching.max_batch_size = 64;
+  o.batching.max_delay = 300ms;
+  auto model = served("digits", o);
+  Metrics metrics;
+  Batcher batcher(o, metrics);
+  auto [requests, results] = submit_together(batcher, *model, 16);
+  std::int64_t most = 0;
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    expect_alone(requests[i], results[i]);
+    most = std::max(most, results[i].batch_rows);
+  }
+  // With three idle workers, 16 requests submitted together still mostly run as one batch.
+  EXPECT_GT(most, 16);
 }
 
 }  // namespace

@@ -67,6 +67,8 @@ void save_digits_model(const fs::path& path, std::uint64_t seed, std::int64_t wi
   kiln::save_model(path.string(), g, save);
 }
 
+void write_text_file(const fs::path& path, const std::string& text) { std::ofstream(path) << text; }
+
 /// The first `rows` held-out digits rows.
 kiln::Tensor digits_rows(std::int64_t rows) {
   static const kiln::Tensor all = kiln_test::digits_split().second["features"];
@@ -391,6 +393,64 @@ TEST_F(ServeModel, FeedbackGoesToTheMonitorOfThePredictingVersion) {
   EXPECT_EQ(v1->monitor->report().labels.labelled, static_cast<std::uint64_t>(labelled1));
 }
 
+TEST_F(ServeModel, FeedbackForAValueModelGivesItsLiveMse) {
+  // A regression model (64 inputs -> 1 value, no class labels) with a value profile.
+  kiln_test::Lcg rng{21};
+  kiln::Graph g;
+  auto x = g.input("pixels", {kiln::batch, 64});
+  auto w = g.parameter("w", kiln_test::lcg_tensor(rng, {64, 1}, 0.1f));
+  kiln::SaveOptions save{.inputs = {x}, .outputs = {kiln::matmul(x, w)}};
+  save.output_names = {"value"};
+  auto [train, holdout] = kiln_test::digits_split();
+  const auto reference = kiln::infer::Model::load(kiln::serialize_model(g, save), "value");
+  save.sections[kiln::monitor::profile_section] =
+      kiln::monitor::build_profile(
+          {.input = "pixels",
+           .features = train["features"],
+           .predictions = reference.run({{"pixels", holdout["features"]}})[0],
+           .predicted = kiln::monitor::PredictionKind::values,
+           .output = "value",
+           .metrics = {{"mse", 1.0}}})
+          .to_bytes();
+  kiln::save_model(path("value.kiln").string(), g, save);
+
+  ServedModel m(ModelSource{.reference = path("value.kiln").string()}, nullptr, options());
+  const auto v = m.current();
+  const std::vector<float> out = v->model.run({{"pixels", digits_rows(6)}})[0].to_vector<float>();
+  const std::vector<double> predicted(out.begin(), out.end());
+  const std::vector<std::string> ids = m.remember(v, predicted);
+  EXPECT_EQ(ids[0], "file-000000000001");
+  const std::vector<double> labels{predicted[0] + 1, predicted[1] - 2, predicted[2]};
+  std::vector<std::string> unknown;
+  const std::vector<std::string> three(ids.begin(), ids.begin() + 3);
+  EXPECT_EQ(m.feedback(three, labels, unknown), 3);
+  const kiln::monitor::LabelMetrics l = v->monitor->report().labels;
+  EXPECT_EQ(l.metric, "mse");
+  EXPECT_EQ(l.labelled, 3u);
+  EXPECT_NEAR(l.live, (1.0 + 4.0 + 0.0) / 3.0, 1e-9);
+  // A value label need not be a whole number, but must be finite.
+  const std::vector<std::string> one{ids[3]};
+  EXPECT_EQ(m.feedback(one, std::vector<double>{0.25}, unknown), 1);
+  EXPECT_THROW(m.feedback(std::vector<std::string>{ids[4]}, std::vector<double>{NAN}, unknown),
+               kiln::serve::detail::RequestError);
+}
+
+TEST_F(ServeModel, FeedbackNeverConvertsWhatIsNotAClass) {
+  ServedModel m(ModelSource{.reference = "digits@production"}, &registry(), options());
+  // A NaN prediction (an output without elements) matches no label.
+  const std::vector<std::string> ids = m.remember(m.current(), std::vector<double>{NAN, 2});
+  std::vector<std::string> unknown;
+  EXPECT_EQ(m.feedback(ids, std::vector<double>{3, 2}, unknown), 2);
+  const kiln::monitor::LabelMetrics l = m.current()->monitor->report().labels;
+  EXPECT_EQ(l.labelled, 2u);
+  EXPECT_DOUBLE_EQ(l.live, 0.5);
+  for (const double bad : {1e300, -1.0, 0.5, double(INFINITY)})
+    EXPECT_THROW(m.feedback(std::vector<std::string>{ids[1]}, std::vector<double>{bad}, unknown),
+                 kiln::serve::detail::RequestError)
+        << bad;
+  EXPECT_EQ(m.current()->monitor->report().labels.labelled, 2u);
+}
+
 TEST_F(ServeModel, TheFeedbackRingForgetsTheOldest) {
   ServerOptions o = options();
   o.feedback_capacity = 5;
@@ -439,6 +499,14 @@ TEST_F(ServeModel, SnapshotsReadBackWithTheRowsObserved) {
   EXPECT_EQ(r2.model_hash, registry().resolve("digits:2").hash);
   EXPECT_EQ(kiln::mlops::read_drift_snapshot(path("snapshots/digits.json").string()).model_hash,
             r2.model_hash);
+  // A folder that cannot be written: IoError naming the file.
+  write_text_file(path("not-a-folder"), "x");
+  try {
+    m.write_snapshot(path("not-a-folder").string());
+    FAIL() << "not a folder";
+  } catch (const kiln::IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("digits-v2.json"), std::string::npos) << e.what();
+  }
   // No temporary files left behind.
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(o.snapshot_dir))
@@ -477,8 +545,8 @@ TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinue
   EXPECT_EQ(kiln::mlops::read_drift_snapshot(path("snapshots/digits.json").string()).model_hash,
             registry().resolve("digits:2").hash);
 
-  // Back to version 1: a new load whose monitor continues the counts of the first, and
-  // labels for the old ids now go to it.
+  // Back to version 1: a new load that continues the first load's monitor (its counts, and
+  // the labels for its ids).
   registry().rollback("digits", "production");
   ASSERT_TRUE(m.check_for_update());
   const auto back = m.current();
@@ -491,7 +559,7 @@ TEST_F(ServeModel, LabelsForAReplacedVersionReachItsSnapshotAndARollbackContinue
   EXPECT_EQ(now.rows_observed, 12u);
   EXPECT_EQ(now.labels.labelled, 6u);
   EXPECT_DOUBLE_EQ(now.labels.live, 5.0 / 6.0);
-  EXPECT_EQ(v1->monitor->report().labels.labelled, 4u);  // the old monitor got none of them
+  EXPECT_EQ(back->monitor, v1->monitor);
   m.write_snapshot(o.snapshot_dir);
   r1 = kiln::mlops::read_drift_snapshot(path_v1);
   EXPECT_EQ(r1.rows_observed, 12u);
@@ -565,14 +633,18 @@ TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
     apart = std::max(apart, std::abs(expected["1"][i] - expected["2"][i]));
   ASSERT_GT(apart, 1e-2f);  // the versions are told apart by their answers
 
+  // Each client also posts labels for its rows at once (half right): every row and every
+  // label must reach the monitor of the version that ran it, across loads of the version.
   std::atomic<bool> stop{false};
-  std::atomic<std::int64_t> wrong{0}, answered{0};
+  std::atomic<std::int64_t> wrong{0}, answered{0}, labelled1{0}, labelled2{0};
   std::vector<std::thread> clients;
   for (int t = 0; t < 3; ++t)
     clients.emplace_back([&] {
       while (!stop.load()) {
         const std::shared_ptr<const LoadedVersion> v = m.current();
-        const std::vector<float> got = v->model.run({{"pixels", x}})[0].to_vector<float>();
+        // As the batcher runs a batch: through the version's monitor.
+        const kiln::Tensor probs = v->monitor->run(v->model, {{"pixels", x}})[0];
+        const std::vector<float> got = probs.to_vector<float>();
         const std::vector<float>& want = expected.at(v->version);
         for (std::size_t i = 0; i < got.size(); ++i)
           if (std::abs(got[i] - want[i]) > 1e-5f) {
@@ -580,6 +652,13 @@ TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
             break;
           }
         ++answered;
+        const std::vector<double> predicted = argmax_rows(probs);
+        const std::vector<std::string> ids = m.remember(v, predicted);
+        std::vector<double> labels = predicted;
+        for (std::size_t i = 4; i < labels.size(); ++i) labels[i] = std::fmod(labels[i] + 1, 10);
+        std::vector<std::string> unknown;
+        (v->version == "1" ? labelled1 : labelled2) += m.feedback(ids, labels, unknown);
+        wrong += static_cast<std::int64_t>(unknown.size());
       }
     });
   std::int64_t switches = 0;
@@ -594,6 +673,25 @@ TEST_F(ServeModel, SwitchingWhileRequestsRunDropsNothing) {
   EXPECT_EQ(m.status().reloads, 20);
   EXPECT_GT(answered.load(), 0);
   EXPECT_EQ(wrong.load(), 0);
+  // Version 1 serves (its monitor continues every earlier one of version 1); then 2.
+  kiln::monitor::DriftReport r = m.current()->monitor->report();
+  kiln::monitor::LabelMetrics l = r.labels;
+  EXPECT_EQ(m.current()->version, "1");
+  EXPECT_EQ(r.rows_observed, static_cast<std::uint64_t>(labelled1.load()));  // all labelled
+  EXPECT_EQ(l.labelled, static_cast<std::uint64_t>(labelled1.load()));
+  if (l.labelled > 0) {
+    EXPECT_DOUBLE_EQ(l.live, 0.5);
+  }
+  registry().set_alias("digits", "production", 2);
+  ASSERT_TRUE(m.check_for_update());
+  r = m.current()->monitor->report();
+  l = r.labels;
+  EXPECT_EQ(r.rows_observed, static_cast<std::uint64_t>(labelled2.load()));
+  EXPECT_EQ(l.labelled, static_cast<std::uint64_t>(labelled2.load()));
+  if (l.labelled > 0) {
+    EXPECT_DOUBLE_EQ(l.live, 0.5);
+  }
+  EXPECT_EQ(labelled1.load() + labelled2.load(), answered.load() * 8);
 }
 
 }  // namespace

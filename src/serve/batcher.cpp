@@ -111,6 +111,10 @@ struct Batcher::Impl {
       if (head_it == queue.end()) return;  // stopping and nothing left
       std::vector<std::unique_ptr<Pending>> batch;
       batch.push_back(take(head_it));
+      if (Clock::now() > batch[0]->deadline) {  // answered at once, no batch waits for it
+        timed_out(*batch[0]);
+        continue;
+      }
       std::int64_t rows = batch[0]->request.rows;
       if (options.batching.enabled && rows < max_rows()) {
         open.emplace_back(batch[0].get(), rows);
@@ -144,15 +148,19 @@ struct Batcher::Impl {
     }
   }
 
+  void timed_out(Pending& p) const {
+    fail(p, 504, "timeout",
+         "the request was not run before its deadline (request timeout " +
+             std::to_string(options.request_timeout.count()) + " ms)");
+  }
+
   void run(std::vector<std::unique_ptr<Pending>>& batch) {
     Clock::time_point now = Clock::now();
     std::vector<std::unique_ptr<Pending>> live;
     std::int64_t rows = 0;
     for (auto& p : batch) {
       if (now > p->deadline) {
-        fail(*p, 504, "timeout",
-             "the request waited longer than its deadline before it could run (" +
-                 std::to_string(options.request_timeout.count()) + " ms)");
+        timed_out(*p);
         continue;
       }
       rows += p->request.rows;

@@ -225,6 +225,11 @@ void check_rows(std::int64_t rows, const std::string& what, const infer::Model& 
         413);
   for (const TensorSpec& spec : model.inputs()) {
     if (spec.shape.rank() == 0) bad("bad_request", "input '" + spec.name + "' is a scalar");
+    for (std::size_t d = 1; d < spec.shape.rank(); ++d)
+      if (spec.shape[d] < 0)
+        bad("bad_request", "input '" + spec.name + "' has a dynamic dimension " +
+                               std::to_string(d) + " (" + spec.shape.str() +
+                               "); the server takes only the batch dimension as dynamic");
     if (spec.shape[0] != kiln::batch && spec.shape[0] != rows)
       bad("wrong_shape", "input '" + spec.name + "' takes exactly " +
                              std::to_string(spec.shape[0]) + " rows, got " + std::to_string(rows));
@@ -452,8 +457,14 @@ std::string format_predict(const std::string& name, const LoadedVersion& version
     std::vector<double> predicted = predicted_values(version.model, outputs);
     for (std::size_t r = 0; r < predicted.size(); ++r) {
       if (r) out += ',';
-      auto k = static_cast<std::size_t>(predicted[r]);
-      out += k < labels.size() ? json(labels[k]).dump() : json(std::to_string(k)).dump();
+      // An index past the names (an output wider than the labels) is written as a number.
+      double k = predicted[r];
+      if (!(k >= 0))  // NaN: an output without elements per row
+        out += "null";
+      else if (k < static_cast<double>(labels.size()))
+        out += json(labels[static_cast<std::size_t>(k)]).dump();
+      else
+        out += json(std::to_string(static_cast<std::int64_t>(k))).dump();
     }
     out += ']';
   }

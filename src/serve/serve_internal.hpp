@@ -78,7 +78,10 @@ class ServedModel {
   /// content hash, loads the file through Registry::verified_path (hash checked), checks
   /// incompatibility() against the serving version and switches. Returns true when it
   /// switched. A version that fails to load or is incompatible is refused (the old one keeps
-  /// serving; status() says why; refused once per hash, not retried every poll).
+  /// serving; status() says why; refused once per hash, not retried every poll). A registry
+  /// that cannot be read is reported the same way (each new message counted once), never
+  /// thrown. A version served again (a rollback) continues the monitor of its earlier load.
+  /// Files and pinned references ("name:3") never reload.
   bool check_for_update();
   ModelStatus status() const;
 
@@ -92,7 +95,10 @@ class ServedModel {
   /// listed in `unknown`.
   std::int64_t feedback(std::span<const std::string> ids, std::span<const double> labels,
                         std::vector<std::string>& unknown);
-  /// Writes the current version's snapshot to DIR/<name>-v<version>.json (atomically).
+  /// Writes the current version's snapshot to DIR/<name>-v<version>.json and, the same
+  /// report, DIR/<name>.json (a name for the CT trigger), each atomically; also rewrites the
+  /// files of replaced versions that got labels since the last call. Nothing for a model
+  /// without a profile. Throws IoError naming a file it cannot write.
   void write_snapshot(const std::string& dir) const;
 
  private:

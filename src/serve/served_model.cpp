@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <unordered_map>
 
 #include "io/model_data.hpp"
@@ -103,10 +105,21 @@ bool parse_id(const std::string& id, std::string_view& version, std::uint64_t& s
 
 }  // namespace
 
-std::shared_ptr<const LoadedVersion> load_version(const std::string& path, std::string version,
-                                                  const ServerOptions& options) {
+namespace {
+
+/// load_version, continuing `earlier` (the monitor of an earlier load of the same version)
+/// when it has the same profile.
+std::shared_ptr<const LoadedVersion> load_version_continuing(
+    const std::string& path, std::string version, const ServerOptions& options,
+    std::shared_ptr<monitor::Monitor> earlier) {
   infer::LoadOptions load_options;
   load_options.apply_preprocessing = true;  // requests carry raw values
+  // One compiled plan per batch size: keep one for every size a batch can have, or batches
+  // of varying sizes evict each other's plans and every batch compiles again.
+  if (options.batching.enabled)
+    load_options.plan_cache_size = std::max<std::size_t>(
+        load_options.plan_cache_size,
+        static_cast<std::size_t>(std::max<std::int64_t>(1, options.batching.max_batch_size)));
   auto loaded =
       std::make_shared<LoadedVersion>(LoadedVersion{.model = infer::Model::load(path, load_options),
                                                     .version = std::move(version),
@@ -119,12 +132,25 @@ std::shared_ptr<const LoadedVersion> load_version(const std::string& path, std::
     monitor::MonitorOptions monitor_options = options.monitor;
     monitor_options.inputs_preprocessed = false;  // the server is given raw rows
     try {
-      loaded->monitor = std::make_shared<monitor::Monitor>(loaded->model, monitor_options);
+      if (earlier && earlier->profile() == monitor::Profile::from_model(loaded->model))
+        loaded->monitor = std::move(earlier);
+      else
+        loaded->monitor = std::make_shared<monitor::Monitor>(loaded->model, monitor_options);
     } catch (const Error& e) {
       throw FormatError(path + ": its drift profile cannot be used: " + e.what());
     }
   }
   return loaded;
+}
+
+/// A whole number in [0, 2^53): a class index that converts to int64 exactly.
+bool is_class_index(double v) { return v >= 0 && v < 9007199254740992.0 && v == std::floor(v); }
+
+}  // namespace
+
+std::shared_ptr<const LoadedVersion> load_version(const std::string& path, std::string version,
+                                                  const ServerOptions& options) {
+  return load_version_continuing(path, std::move(version), options, nullptr);
 }
 
 std::string incompatibility(const LoadedVersion& serving, const LoadedVersion& candidate) {
@@ -170,38 +196,13 @@ struct ServedModel::State {
   std::mutex feedback_mutex;
   std::vector<Remembered> ring;  // grows up to feedback_capacity, then wraps
   std::uint64_t next_sequence = 1;
-  /// Replaced versions whose monitors the ring still holds: labels for their rows keep
-  /// arriving, and write_snapshot rewrites their files when some did (`dirty`).
-  struct Retired {
-    std::string version;
-    std::weak_ptr<monitor::Monitor> monitor;
-    bool dirty = false;
-  };
-  std::vector<Retired> retired;  // guarded by feedback_mutex
-
-  /// A version coming back (a rollback to it) continues the counts of its earlier monitor
-  /// when the ring still holds that one: one monitor per version for the process's life, so
-  /// its snapshot file never goes backwards and labels for its old ids still count. Called
-  /// before `v` is published (nothing observes its monitor yet).
-  void revive_monitor(const LoadedVersion& v) {
-    std::lock_guard lock(feedback_mutex);
-    const auto it = std::find_if(retired.begin(), retired.end(),
-                                 [&](const Retired& r) { return r.version == v.version; });
-    if (it == retired.end()) return;
-    if (const std::shared_ptr<monitor::Monitor> old = it->monitor.lock()) {
-      try {
-        v.monitor->merge(old->report());
-      } catch (const Error&) {
-        // Another profile (the stored file was replaced): the new monitor starts afresh;
-        // the old one is no longer written (both would write the same file).
-        retired.erase(it);
-        return;
-      }
-      for (Remembered& r : ring)
-        if (r.monitor == old) r.monitor = v.monitor;
-    }
-    retired.erase(it);
-  }
+  /// The monitors of the versions served before (by version): labels for their rows keep
+  /// arriving, and write_snapshot rewrites the files of those that got some (`dirty`). A
+  /// version that serves again (a rollback to it) continues its monitor: one monitor per
+  /// version for the life of the process, so its snapshot never goes backwards, and rows
+  /// and labels still arriving for an earlier load of it count in the same place.
+  std::map<std::string, std::shared_ptr<monitor::Monitor>> retired;  // by feedback_mutex
+  std::set<std::string> dirty;                                       // by feedback_mutex
 
   void publish(std::shared_ptr<const LoadedVersion> v) {
     std::lock_guard lock(current_mutex);
@@ -294,10 +295,16 @@ bool ServedModel::check_for_update() {
   }
   if (target.hash == s.refused_hash) return false;  // refused already; not retried each poll
 
+  std::shared_ptr<monitor::Monitor> earlier;
+  {
+    std::lock_guard feedback_lock(s.feedback_mutex);
+    if (const auto it = s.retired.find(std::to_string(target.version)); it != s.retired.end())
+      earlier = it->second;
+  }
   std::shared_ptr<const LoadedVersion> candidate;
   try {
-    candidate = load_version(s.registry->verified_path(pinned_reference(target)),
-                             std::to_string(target.version), s.options);
+    candidate = load_version_continuing(s.registry->verified_path(pinned_reference(target)),
+                                        std::to_string(target.version), s.options, earlier);
   } catch (const std::exception& e) {
     s.refuse(target.hash, "version " + std::to_string(target.version) + ": " + e.what());
     return false;
@@ -312,13 +319,13 @@ bool ServedModel::check_for_update() {
     s.refuse(target.hash, why);
     return false;
   }
-  if (candidate->monitor) s.revive_monitor(*candidate);
   s.publish(candidate);
   s.accept(true);
-  if (serving->monitor) {
+  {
     std::lock_guard feedback_lock(s.feedback_mutex);
-    std::erase_if(s.retired, [](const State::Retired& r) { return r.monitor.expired(); });
-    s.retired.push_back({.version = serving->version, .monitor = serving->monitor});
+    s.retired.erase(candidate->version);
+    s.dirty.erase(candidate->version);
+    if (serving->monitor) s.retired[serving->version] = serving->monitor;
   }
   // The replaced version's last counts, so that nothing it saw is lost between the periodic
   // snapshots (requests still running on it after this are not in it). Best effort: the
@@ -387,13 +394,14 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
   // Per monitor: the predictions and labels it gets (one observe_labels call each).
   struct Batch {
     bool classes = false;
+    std::string version;
     std::vector<std::int64_t> predicted_classes, label_classes;
     std::vector<double> predicted_values, label_values;
   };
   std::unordered_map<std::shared_ptr<monitor::Monitor>, Batch> batches;
   std::int64_t found = 0;
-  // One lock for the lookup and the observation, so that a version coming back
-  // (revive_monitor) cannot merge an old monitor between the two and lose these labels.
+  // One lock for the lookup, the observation and the dirty marks: a snapshot taken at the
+  // same time either has these labels or is followed by another that has.
   std::lock_guard lock(s.feedback_mutex);
   {
     const std::size_t capacity = s.options.feedback_capacity;
@@ -412,7 +420,7 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
         continue;
       }
       const double label = labels[i];
-      if (!std::isfinite(label) || (r->classes && (label != std::floor(label) || label < 0)))
+      if (!std::isfinite(label) || (r->classes && !is_class_index(label)))
         throw RequestError(
             400, "bad_request",
             "label " + std::to_string(i) + " (for id '" + ids[i] + "') is not a class index");
@@ -420,8 +428,11 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
       if (!r->monitor) continue;  // no profile: nothing is monitored
       Batch& b = batches[r->monitor];
       b.classes = r->classes;
+      b.version = r->version;
       if (r->classes) {
-        b.predicted_classes.push_back(static_cast<std::int64_t>(r->predicted));
+        // A prediction that is not a class (a NaN from an empty output) matches no label.
+        b.predicted_classes.push_back(
+            is_class_index(r->predicted) ? static_cast<std::int64_t>(r->predicted) : -1);
         b.label_classes.push_back(static_cast<std::int64_t>(label));
       } else {
         b.predicted_values.push_back(r->predicted);
@@ -437,39 +448,48 @@ std::int64_t ServedModel::feedback(std::span<const std::string> ids, std::span<c
       monitor->observe_labels(std::span<const double>(b.predicted_values),
                               std::span<const double>(b.label_values));
   }
-  for (State::Retired& r : s.retired)
-    if (const auto m = r.monitor.lock(); m && batches.contains(m)) r.dirty = true;
+  for (const auto& [monitor, b] : batches)
+    if (const auto it = s.retired.find(b.version); it != s.retired.end() && it->second == monitor)
+      s.dirty.insert(b.version);
   return found;
 }
 
 void ServedModel::write_snapshot(const std::string& dir) const {
   State& s = *state_;
   const std::filesystem::path folder(dir);
+  const std::shared_ptr<const LoadedVersion> v = current();
+  if (v->monitor) {
+    // One report, written twice (each atomically): DIR/<name>-v<version>.json, and the same
+    // counts under a name that does not change with the version, DIR/<name>.json, which a
+    // CT pipeline's drift trigger can point at (it applies only while the hash is
+    // production's).
+    const std::string json = mlops::drift_json(v->monitor->report(), /*counts=*/true);
+    const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(json.data()), json.size());
+    internal::write_file_atomically((folder / (name() + "-v" + v->version + ".json")).string(),
+                                    bytes);
+    internal::write_file_atomically((folder / (name() + ".json")).string(), bytes);
+  }
+
   // Replaced versions that were given labels since their last snapshot (the labels of a
   // prediction often arrive after the version that made it was replaced).
   std::vector<std::pair<std::string, std::shared_ptr<monitor::Monitor>>> labelled;
   {
     std::lock_guard lock(s.feedback_mutex);
-    std::erase_if(s.retired, [](const State::Retired& r) { return r.monitor.expired(); });
-    for (State::Retired& r : s.retired)
-      if (r.dirty) {
-        if (auto m = r.monitor.lock()) labelled.emplace_back(r.version, std::move(m));
-        r.dirty = false;
-      }
+    for (const std::string& version : s.dirty)
+      if (const auto it = s.retired.find(version); it != s.retired.end())
+        labelled.emplace_back(version, it->second);
+    s.dirty.clear();
   }
-  for (const auto& [version, m] : labelled)
-    m->write_snapshot((folder / (name() + "-v" + version + ".json")).string());
-
-  const std::shared_ptr<const LoadedVersion> v = current();
-  if (!v->monitor) return;  // no profile, nothing monitored
-  // One report, written twice (each atomically): DIR/<name>-v<version>.json, and the same
-  // counts under a name that does not change with the version, DIR/<name>.json, which a CT
-  // pipeline's drift trigger can point at (it applies only while the hash is production's).
-  const std::string json = mlops::drift_json(v->monitor->report(), /*counts=*/true);
-  const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(json.data()), json.size());
-  internal::write_file_atomically((folder / (name() + "-v" + v->version + ".json")).string(),
-                                  bytes);
-  internal::write_file_atomically((folder / (name() + ".json")).string(), bytes);
+  for (std::size_t i = 0; i < labelled.size(); ++i) {
+    try {
+      labelled[i].second->write_snapshot(
+          (folder / (name() + "-v" + labelled[i].first + ".json")).string());
+    } catch (...) {
+      std::lock_guard lock(s.feedback_mutex);  // written next time
+      for (std::size_t j = i; j < labelled.size(); ++j) s.dirty.insert(labelled[j].first);
+      throw;
+    }
+  }
 }
 
 }  // namespace kiln::serve::detail
