@@ -128,6 +128,37 @@ struct CtArgs {
 /// Returns the outcome's exit code: 0 promoted, 10 rejected, 11 skipped, 2 invalid data.
 int run_ct(const CtArgs& args);
 
+/// kiln serve MODEL... (apps/kiln/serve.cpp; only in a build with cpp-httplib).
+struct ServeArgs {
+  std::vector<std::string> models;  ///< [NAME=]FILE or [NAME=]REFERENCE
+  std::string registry;             ///< --registry; empty: $KILN_REGISTRY, else ./models
+  std::string host = "127.0.0.1";
+  int port = 8080;  ///< 0: a free port, printed (and written to port_file)
+  std::string port_file;
+  std::int64_t max_batch = 32;
+  std::int64_t max_delay_us = 2000;
+  bool no_batching = false;
+  std::int64_t workers = 1;
+  std::int64_t max_queue = 256;
+  std::int64_t max_body_bytes = std::int64_t{8} << 20;
+  std::int64_t max_rows = 1024;
+  std::int64_t max_json_depth = 32;
+  std::int64_t timeout_ms = 10000;
+  std::int64_t reload_ms = 1000;
+  std::string snapshot_dir;
+  std::int64_t snapshot_ms = 60000;
+  std::int64_t feedback_capacity = 100000;
+  std::int64_t threads = 8;  ///< connection threads
+  std::int64_t read_timeout_ms = 5000;
+  std::int64_t write_timeout_ms = 5000;
+  std::int64_t keep_alive_max = 100;
+  std::int64_t keep_alive_ms = 5000;
+};
+/// Adds `kiln serve` to `app`, parsing into `args`.
+CLI::App* add_serve_command(CLI::App& app, ServeArgs& args);
+/// Serves until SIGINT or SIGTERM, then finishes the requests in flight (returns exit_ok).
+int run_serve(const ServeArgs& args);
+
 /// kiln registry SUBCOMMAND ... (apps/kiln/registry.cpp).
 struct RegistryArgs {
   std::string registry;  ///< --registry; empty: $KILN_REGISTRY, else "models"

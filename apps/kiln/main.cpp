@@ -34,6 +34,7 @@ Examples:
   kiln explain iris.kiln --data data/iris.csv --row 0
   kiln report runs/iris-20261130-091500
   kiln board runs
+  kiln serve digits.kiln --port 8080
   kiln validate iris.kiln --data new_flowers.csv
   kiln drift drift.json
   kiln registry register digits digits.kiln && kiln registry promote digits 1
@@ -301,6 +302,10 @@ Examples:
 
   RegistryArgs registry;
   CLI::App* reg = add_registry_command(app, registry);
+#if KILN_CLI_SERVE
+  ServeArgs serve;
+  CLI::App* srv = add_serve_command(app, serve);
+#endif
 
   try {
     app.parse(argc, argv);
@@ -324,6 +329,9 @@ Examples:
     if (*reg) return run_registry(registry);
 #if KILN_CLI_BOARD
     if (*b) return run_board(board);
+#endif
+#if KILN_CLI_SERVE
+    if (*srv) return run_serve(serve);
 #endif
     return fail(exit_usage, "no command given (try kiln --help)");
   } catch (const kiln::DataError& err) {

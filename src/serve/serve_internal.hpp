@@ -34,8 +34,8 @@ using Clock = std::chrono::steady_clock;
 /// "unknown_model", "queue_full", "timeout", "too_large", "shutting_down", ...; the table is
 /// in docs/serving.md) and a message naming the input, value or limit.
 struct RequestError : std::runtime_error {
-  RequestError(int status, std::string code, const std::string& message)
-      : std::runtime_error(message), status(status), code(std::move(code)) {}
+  RequestError(int http_status, std::string error_code, const std::string& message)
+      : std::runtime_error(message), status(http_status), code(std::move(error_code)) {}
   int status;
   std::string code;
 };
@@ -70,7 +70,7 @@ std::string incompatibility(const LoadedVersion& serving, const LoadedVersion& c
 class ServedModel {
  public:
   /// Loads the first version; `registry` (may be null for files) must outlive this.
-  ServedModel(ModelSource source, const mlops::Registry* registry, const ServerOptions& options);
+  ServedModel(ModelSource source, const registry::Registry* registry, const ServerOptions& options);
   const std::string& name() const;
   const ModelSource& source() const;
   std::shared_ptr<const LoadedVersion> current() const;
@@ -78,7 +78,10 @@ class ServedModel {
   /// content hash, loads the file through Registry::verified_path (hash checked), checks
   /// incompatibility() against the serving version and switches. Returns true when it
   /// switched. A version that fails to load or is incompatible is refused (the old one keeps
-  /// serving; status() says why; refused once per hash, not retried every poll).
+  /// serving; status() says why; refused once per hash, not retried every poll). A registry
+  /// that cannot be read is reported the same way (each new message counted once), never
+  /// thrown. A version served again (a rollback) continues the monitor of its earlier load.
+  /// Files and pinned references ("name:3") never reload.
   bool check_for_update();
   ModelStatus status() const;
 
@@ -92,7 +95,10 @@ class ServedModel {
   /// listed in `unknown`.
   std::int64_t feedback(std::span<const std::string> ids, std::span<const double> labels,
                         std::vector<std::string>& unknown);
-  /// Writes the current version's snapshot to DIR/<name>-v<version>.json (atomically).
+  /// Writes the current version's snapshot to DIR/<name>-v<version>.json and, the same
+  /// report, DIR/<name>.json (a name for the CT trigger), each atomically; also rewrites the
+  /// files of replaced versions that got labels since the last call. Nothing for a model
+  /// without a profile. Throws IoError naming a file it cannot write.
   void write_snapshot(const std::string& dir) const;
 
  private:
@@ -115,13 +121,16 @@ PredictRequest parse_predict(std::string_view body, const infer::Model& model,
 
 /// The predicted class index (classifier: the model has labels, argmax of the first output)
 /// or value (first element of the first output) of each row.
-std::vector<double> predicted_values(const infer::Model& model,
+std::vector<double> predicted_values(const infer::Model& model, const std::vector<Tensor>& outputs);
+/// The same for a served version: a classifier also when its monitor's profile says the
+/// predictions are classes (ServedModel::remember's rule), so labels posted by :feedback
+/// are compared with class indices.
+std::vector<double> predicted_values(const LoadedVersion& version,
                                      const std::vector<Tensor>& outputs);
 
 /// The :predict answer for `rows` rows (docs/serving.md).
 std::string format_predict(const std::string& name, const LoadedVersion& version,
-                           const std::vector<Tensor>& outputs,
-                           const std::vector<std::string>& ids);
+                           const std::vector<Tensor>& outputs, const std::vector<std::string>& ids);
 
 /// Parses a :feedback body {"ids": [...], "labels": [...]} (labels: class names, class
 /// indices or numbers). Throws RequestError 400 naming the element.

@@ -70,8 +70,10 @@ struct ServerOptions {
   std::chrono::milliseconds request_timeout{10000};
   /// How often registry aliases are checked for a move (0: never; reload_now() still works).
   std::chrono::milliseconds reload_interval{1000};
-  /// Where drift snapshots are written ("" : none): DIR/<name>-v<version>.json, rewritten
-  /// atomically every snapshot_interval and at shutdown (for `kiln drift` and the CT trigger).
+  /// Where drift snapshots are written ("" : none): DIR/<name>-v<version>.json and the same
+  /// counts as DIR/<name>.json (a name for the CT trigger), rewritten atomically every
+  /// snapshot_interval, at a switch (the replaced version's) and at shutdown (for
+  /// `kiln drift` and the CT trigger; docs/serving.md "Monitoring while serving").
   std::string snapshot_dir = {};
   std::chrono::milliseconds snapshot_interval{60000};
   /// The drift monitor of every served version (inputs are raw: the server applies the
