@@ -28,8 +28,7 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-const std::string source_dir = KILN_SOURCE_DIR;
-const std::string digits_csv = source_dir + "/data/digits.csv";
+const std::string& digits_csv = kiln_test::serve_digits_csv;
 
 /// What came back on a raw connection.
 struct Exchange {
@@ -167,9 +166,7 @@ class CliServeHostile : public kiln_test::CliTest {
 
   void SetUp() override {
     CliTest::SetUp();
-    const kiln_test::CliResult r =
-        kiln("train " + source_dir + "/examples/specs/digits.json --data " + digits_csv +
-             " --out m.kiln --no-record --quiet");
+    const kiln_test::CliResult r = kiln(kiln_test::train_digits_args("m.kiln"));
     ASSERT_EQ(r.rc, 0) << r.err;
     // A model with an integer input: "x" f32 [batch, 2, 3] and "k" i64 [batch].
     kiln::Graph g;

@@ -28,8 +28,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 namespace prom = kiln::test::prometheus;
 
-const std::string source_dir = KILN_SOURCE_DIR;
-const std::string digits_csv = source_dir + "/data/digits.csv";
+const std::string& digits_csv = kiln_test::serve_digits_csv;
 
 class CliServe : public kiln_test::CliTest {
  protected:
@@ -37,9 +36,7 @@ class CliServe : public kiln_test::CliTest {
 
   void SetUp() override {
     CliTest::SetUp();
-    const kiln_test::CliResult r =
-        kiln("train " + source_dir + "/examples/specs/digits.json --data " + digits_csv +
-             " --out m.kiln --no-record --quiet");
+    const kiln_test::CliResult r = kiln(kiln_test::train_digits_args("m.kiln"));
     ASSERT_EQ(r.rc, 0) << r.err;
   }
 

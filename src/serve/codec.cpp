@@ -193,19 +193,7 @@ class InputBuilder {
     }
   }
 
-  std::string dtype_text() const {
-    switch (spec_.dtype) {
-      case DType::f32:
-        return "f32";
-      case DType::f64:
-        return "f64";
-      case DType::i32:
-        return "i32";
-      case DType::i64:
-        return "i64";
-    }
-    return "?";
-  }
+  std::string dtype_text() const { return std::string(to_string(spec_.dtype)); }
 
   const TensorSpec& spec_;
   std::vector<std::int64_t> dims_;

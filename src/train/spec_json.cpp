@@ -137,19 +137,6 @@ DType dtype_from(const std::string& s) {
   return DType::i64;
 }
 
-std::string dtype_str(DType d) {
-  switch (d) {
-    case DType::f32:
-      return "f32";
-    case DType::f64:
-      return "f64";
-    case DType::i32:
-      return "i32";
-    default:
-      return "i64";
-  }
-}
-
 LayerSpec read_layer(const json& j, const std::string& path, const std::string& source,
                      bool graph) {
   Reader r(j, path, source);
@@ -579,7 +566,8 @@ std::string ModelSpec::to_json(int indent) const {
   for (const InputSpec& in : inputs) {
     json shape = json::array();
     for (auto d : in.shape) shape.push_back(d == auto_size ? json("auto") : json(d));
-    ins.push_back({{"name", in.name}, {"shape", shape}, {"dtype", dtype_str(in.dtype)}});
+    ins.push_back(
+        {{"name", in.name}, {"shape", shape}, {"dtype", std::string(to_string(in.dtype))}});
   }
   j["inputs"] = ins;
   if (nodes.empty()) {

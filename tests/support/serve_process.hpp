@@ -25,6 +25,14 @@
 
 namespace kiln_test {
 
+/// data/digits.csv, and the kiln arguments that train the digits spec on it into `out`
+/// (a few seconds): the model the cli_serve* tests serve.
+inline const std::string serve_digits_csv = std::string(KILN_SOURCE_DIR) + "/data/digits.csv";
+inline std::string train_digits_args(const std::string& out) {
+  return "train " + std::string(KILN_SOURCE_DIR) + "/examples/specs/digits.json --data " +
+         serve_digits_csv + " --out " + out + " --no-record --quiet";
+}
+
 class ServeProcess {
  public:
   /// Starts `kiln serve ARGS --port 0 --port-file DIR/port` in DIR (quiet: no stderr) and waits
