@@ -101,19 +101,12 @@ class BoundedPool : public httplib::TaskQueue {
   bool stopping_ = false;
 };
 
-bool valid_name(const std::string& name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
-  });
-}
-
 /// "[NAME=]FILE" or "[NAME=]REFERENCE" -> a ModelSource; `is_file` says which.
 kiln::serve::ModelSource parse_model(const std::string& arg, bool& is_file) {
   kiln::serve::ModelSource source;
   source.reference = arg;
   const auto eq = arg.find('=');
-  if (eq != std::string::npos && valid_name(arg.substr(0, eq))) {
+  if (eq != std::string::npos && kiln::serve::valid_model_name(arg.substr(0, eq))) {
     std::error_code ec;
     // A file whose name holds '=' is taken whole.
     if (!fs::is_regular_file(arg, ec)) {

@@ -38,14 +38,6 @@ using json = nlohmann::json;
 using detail::Clock;
 using detail::RequestError;
 
-bool valid_name(std::string_view name) {
-  if (name.empty()) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
-  });
-}
-
 Response json_response(int status, const json& body) {
   Response r;
   r.status = status;
@@ -109,6 +101,13 @@ void method_allowed(std::string_view method, std::string_view allowed, std::stri
 }
 
 }  // namespace
+
+bool valid_model_name(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  });
+}
 
 struct ModelServer::Impl {
   explicit Impl(ServerOptions o) : options(std::move(o)) {}
@@ -245,7 +244,7 @@ ModelServer::ModelServer(ServerOptions options)
     throw ValueError("kiln serve: snapshot_interval must be > 0");
   }
   for (const ModelSource& m : o.models) {
-    if (!m.name.empty() && !valid_name(m.name)) {
+    if (!m.name.empty() && !valid_model_name(m.name)) {
       throw ValueError("kiln serve: model name \"" + m.name +
                        "\" may only hold letters, digits, '-', '_' and '.'");
     }
@@ -261,11 +260,6 @@ ModelServer::ModelServer(ServerOptions options)
   for (const ModelSource& source : o.models) {
     auto model = std::make_unique<detail::ServedModel>(
         source, impl_->registry ? &*impl_->registry : nullptr, impl_->options);
-    if (!valid_name(model->name())) {
-      throw ValueError(
-          "kiln serve: model name \"" + model->name() + "\" (of " + source.reference +
-          ") may only hold letters, digits, '-', '_' and '.': name it NAME=" + source.reference);
-    }
     if (!names.insert(model->name()).second) {
       throw ValueError("kiln serve: two models are named \"" + model->name() +
                        "\": name them NAME=REFERENCE");

@@ -37,14 +37,10 @@ Follow follow_of(const std::string& reference, const registry::Registry* registr
 
 void check_name(const std::string& name, const std::string& reference, bool defaulted) {
   if (name.empty()) throw ValueError("serve: model '" + reference + "' has an empty name");
-  for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.';
-    if (!ok)
-      throw ValueError("serve: model name '" + name + "' (of '" + reference +
-                       "') may hold only letters, digits, '-', '_' and '.'" +
-                       (defaulted ? "; give it a name (NAME=" + reference + ")" : ""));
-  }
+  if (!valid_model_name(name))
+    throw ValueError("serve: model name '" + name + "' (of '" + reference +
+                     "') may hold only letters, digits, '-', '_' and '.'" +
+                     (defaulted ? "; give it a name (NAME=" + reference + ")" : ""));
 }
 
 std::string dims_without_batch(const Shape& s) {

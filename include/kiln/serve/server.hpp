@@ -83,6 +83,10 @@ struct ServerOptions {
   std::size_t feedback_capacity = 100000;
 };
 
+/// Whether `name` can name a served model in URLs: not empty, letters, digits, '-', '_' and
+/// '.' only.
+KILN_API bool valid_model_name(std::string_view name);
+
 /// An answer: HTTP status, content type and body (JSON, or Prometheus text for /metrics).
 struct Response {
   int status = 200;
