@@ -136,7 +136,7 @@ struct ServeArgs {
   int port = 8080;  ///< 0: a free port, printed (and written to port_file)
   std::string port_file;
   std::int64_t max_batch = 32;
-  std::int64_t max_delay_us = 2000;
+  std::int64_t max_delay_us = 0;
   bool no_batching = false;
   std::int64_t workers = 1;
   std::int64_t max_queue = 256;

@@ -45,8 +45,11 @@ struct BatchingOptions {
   bool enabled = true;
   /// Rows per run at most; a request with more rows runs alone.
   std::int64_t max_batch_size = 32;
-  /// How long the first request of a batch may wait for others to join it.
-  std::chrono::microseconds max_delay{2000};
+  /// How long the first request of a batch may wait for others to join it. 0 (the default)
+  /// never waits: a batch is what queued while the worker was busy, which on the measured
+  /// small models never cost latency and raised throughput (docs/serving.md, Performance);
+  /// a delay pays only when batches fill and a run costs much more than a request.
+  std::chrono::microseconds max_delay{0};
 };
 
 struct ServerOptions {
