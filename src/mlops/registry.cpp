@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <set>
 #include <span>
 #include <string_view>
+#include <thread>
 
 #include "internal/utc_time.hpp"
 #include "io/model_data.hpp"
@@ -34,6 +36,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+using internal::SqliteBusyError;
 using internal::SqliteDb;
 using internal::SqliteReadTransaction;
 using internal::SqliteStatement;
@@ -441,7 +444,23 @@ Registry open(const std::string& folder) {
   if (ec) throw IoError(dir + ": cannot create the registry folder: " + ec.message());
   auto impl = std::make_unique<Registry::Impl>(dir, dir + "/registry.db");
   SqliteDb& db = impl->db;
-  {
+  // Processes opening a new registry at the same moment: while one switches the new file to
+  // WAL, SQLite answers the others' statements SQLITE_BUSY at once, without its busy
+  // handler (seen in about 1 of 70 simultaneous first opens). Each setup step is retried,
+  // as the busy handler would wait, until the busy timeout.
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+  auto retrying = [&](auto&& step) {
+    for (int attempt = 0;; ++attempt) {
+      try {
+        return step();
+      } catch (const SqliteBusyError&) {
+        if (std::chrono::steady_clock::now() >= give_up) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1 + std::min(attempt, 50)));
+      }
+    }
+  };
+  retrying([&] {
     SqliteStatement wal(db, "PRAGMA journal_mode = WAL");
     wal.step();
     if (wal.text(0) != "wal")
@@ -449,9 +468,11 @@ Registry open(const std::string& folder) {
                     ": the registry needs SQLite's WAL journal, which this file "
                     "system refuses (journal mode '" +
                     wal.text(0) + "')");
-  }
-  db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
-  impl->prepare_schema();
+  });
+  retrying([&] {
+    db.exec("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
+    impl->prepare_schema();
+  });
   return Registry(std::move(impl));
 }
 

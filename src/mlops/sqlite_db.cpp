@@ -42,7 +42,7 @@ void SqliteDb::fail(int rc, std::string_view doing) const {
       throw FormatError(msg + " (not a Kiln registry database, or a corrupt one)");
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-      throw IoError(msg + " (another process held the registry's lock for too long)");
+      throw SqliteBusyError(msg + " (another process held the registry's lock for too long)");
     case SQLITE_CANTOPEN:
     case SQLITE_IOERR:
     case SQLITE_FULL:

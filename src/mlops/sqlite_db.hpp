@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "kiln/core/error.hpp"
+
 struct sqlite3;
 struct sqlite3_stmt;
 
@@ -45,6 +47,13 @@ class SqliteStatement {
  private:
   SqliteDb& db_;
   sqlite3_stmt* stmt_ = nullptr;
+};
+
+/// SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock past the busy timeout, or
+/// SQLite refused at once without waiting (as it does while another connection sets up a
+/// new database's WAL). An IoError to callers; open() retries it.
+struct SqliteBusyError : IoError {
+  using IoError::IoError;
 };
 
 class SqliteDb {
