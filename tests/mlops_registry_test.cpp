@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -452,6 +453,33 @@ TEST_F(Registry, ThreadsSharingOneRegistryAndASecondConnection) {
     for (int i = 0; i < each; ++i)
       EXPECT_EQ(vs[got[t][i] - 1].hash, kiln::model_content_hash(files[t * each + i]));
   EXPECT_TRUE(shared.verify().empty());
+}
+
+TEST_F(Registry, ConnectionsOpeningANewRegistryAtOnceAllOpenIt) {
+  // While one connection switches a new database to WAL, SQLite answers the others SQLITE_BUSY
+  // without waiting (what two processes starting on an empty folder hit); open() must wait
+  // it out. Four connections open each of 100 new registries together.
+  constexpr int rounds = 100, openers = 4;
+  for (int round = 0; round < rounds; ++round) {
+    const std::string dir = path("fresh" + std::to_string(round)).string();
+    std::atomic<int> arrived{0};
+    std::vector<std::string> errors(openers);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < openers; ++t) {
+      pool.emplace_back([&, t] {
+        arrived.fetch_add(1);
+        while (arrived.load() < openers) std::this_thread::yield();
+        try {
+          reg::Registry r = reg::open(dir);
+          r.models();
+        } catch (const std::exception& e) {
+          errors[t] = e.what();
+        }
+      });
+    }
+    for (std::thread& th : pool) th.join();
+    for (int t = 0; t < openers; ++t) ASSERT_EQ(errors[t], "") << "round " << round;
+  }
 }
 
 TEST_F(Registry, WhatAKilledRegistrationLeavesIsReusedOrRemoved) {
