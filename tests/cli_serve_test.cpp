@@ -216,19 +216,22 @@ TEST_F(CliServe, SigtermAnswersTheRequestsInFlightAndExitsZero) {
   };
   clients.emplace_back(post, 0);
   for (int r = 1; r < requests; ++r) clients.emplace_back(post, r);
-  // Wait until all of them are in the server (kiln_requests_in_flight): whichever model's
-  // request came first holds the worker in its open batch, the others' wait in the queue.
+  // Wait until all of them are in the server (kiln_requests_in_flight) and the other
+  // model's requests are queued (a request counts as in flight before its body is parsed,
+  // and only then enters the queue): whichever model's request came first holds the worker
+  // in its open batch, the others' wait in the queue.
   httplib::Client c = client(server.port());
   double in_flight = 0, queued = 0;
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (in_flight < requests && std::chrono::steady_clock::now() < give_up) {
+  const auto settled = [&] { return in_flight == requests && queued >= 1; };
+  while (!settled() && std::chrono::steady_clock::now() < give_up) {
     const auto res = c.Get("/metrics");
     if (res && res->status == 200) {
       const prom::Exposition m = prom::parse(res->body);
       in_flight = m.value("kiln_requests_in_flight");
       queued = m.value("kiln_queue_depth");
     }
-    if (in_flight < requests) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!settled()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(in_flight, requests);
   EXPECT_GE(queued, 1);  // the other model's requests cannot join the open batch
