@@ -194,6 +194,10 @@ TEST_F(CliServeLoad, ZeroErrorsAndZeroWrongAnswersWhileTheAliasIsPromotedAndRoll
   std::vector<std::vector<Answer>> answers(kClients);
   std::vector<std::int64_t> rows_sent(kClients, 0);
 
+  // The clients run until the main thread has made every move, seen each answered by its
+  // version and `seconds` have passed: a fixed end for the clients could come before a slow
+  // switch (a loaded machine, a sanitizer build) had been answered, failing a correct server.
+  std::atomic<bool> finished{false};
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::seconds(seconds);
   std::vector<std::thread> clients;
@@ -209,7 +213,7 @@ TEST_F(CliServeLoad, ZeroErrorsAndZeroWrongAnswersWhileTheAliasIsPromotedAndRoll
       std::uniform_int_distribution<std::size_t> size_of(1, 8);
       std::uniform_int_distribution<std::size_t> pick_differ(0, differ.size() - 1);
       std::uniform_int_distribution<std::size_t> pick_any(0, kRows - 1);
-      while (!stop.load() && Clock::now() < deadline) {
+      while (!stop.load() && !finished.load()) {
         // Every request holds a row the versions disagree on, so an answer from one version
         // that names the other cannot pass.
         std::vector<std::size_t> req{differ[pick_differ(rng)]};
@@ -309,6 +313,9 @@ TEST_F(CliServeLoad, ZeroErrorsAndZeroWrongAnswersWhileTheAliasIsPromotedAndRoll
     }
     moves[m].seen_ns = now_ns();
   }
+  while (!stop.load() && Clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  finished.store(true);
   for (std::thread& t : clients) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   const int exit_code = server.stop(SIGTERM, std::chrono::seconds(20));
