@@ -5,7 +5,8 @@
 // last one going forward; in reverse it has not started yet, so the initial one), which is
 // exactly the packing of the padded steps. The recurrence stays on the calling thread (a
 // parallel region per step costs more than it saves at these sizes; Eigen may still split
-// a large GEMM).
+// a large GEMM). The GEMM is matmul.cpp's (gemm_f32), so kiln_infer holds one copy of
+// Eigen's product kernels.
 #include <cstdint>
 #include <vector>
 
@@ -37,14 +38,14 @@ void run_lstm(const KernelArgs& args) {
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
-  const ConstMat w(args.inputs[1].data<float>(), gw, hid);
+  const float* w = args.inputs[1].data<float>();
   Mat h = ConstMat(args.inputs[2].data<float>(), nb, hid);
   Mat c = ConstMat(args.inputs[3].data<float>(), nb, hid);
   Mat gates(nb, gw);
   float* y = args.output.data<float>();
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = reverse ? steps - 1 - s : s;
-    gates.noalias() = h * w.transpose();
+    gemm_f32(h.data(), w, gates.data(), nb, hid, gw, false, true);
     for (std::int64_t b = 0; b < nb; ++b) {
       float* out = y + (b * steps + t) * pw;
       Arr hb(h.data() + b * hid, hid), cb(c.data() + b * hid, hid);
@@ -71,24 +72,24 @@ void run_gru(const KernelArgs& args) {
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
-  const ConstMat w(args.inputs[1].data<float>(), gw, hid);
-  const Eigen::Map<const Eigen::RowVectorXf> bias(args.inputs[2].data<float>(), gw);
+  const float* w = args.inputs[1].data<float>();
+  const ConstArr bias(args.inputs[2].data<float>(), gw);
   Mat h = ConstMat(args.inputs[3].data<float>(), nb, hid);
   Mat hw(nb, gw);
   float* y = args.output.data<float>();
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = reverse ? steps - 1 - s : s;
-    hw.noalias() = h * w.transpose();
-    hw.rowwise() += bias;
+    gemm_f32(h.data(), w, hw.data(), nb, hid, gw, false, true);
     for (std::int64_t b = 0; b < nb; ++b) {
       float* out = y + (b * steps + t) * pw;
       Arr hb(h.data() + b * hid, hid);
       if (t < len[static_cast<std::size_t>(b)]) {
         const float* x = xw + (b * steps + t) * gw;
-        const float* hwb = hw.data() + b * gw;
+        Arr hwb(hw.data() + b * gw, gw);
+        hwb += bias;
         Arr rz(out, 2 * hid), n(out + 2 * hid, hid), hwn(out + 3 * hid, hid);
-        rz = (ConstArr(x, 2 * hid) + ConstArr(hwb, 2 * hid)).logistic();
-        hwn = ConstArr(hwb + 2 * hid, hid);
+        rz = (ConstArr(x, 2 * hid) + hwb.head(2 * hid)).logistic();
+        hwn = hwb.tail(hid);
         n = (ConstArr(x + 2 * hid, hid) + rz.head(hid) * hwn).tanh();
         const auto z = rz.tail(hid);
         hb = (1.0f - z) * n + z * hb;
