@@ -3,10 +3,12 @@
 // writes the packed output (see kiln/ops.hpp). Variable lengths: all rows step through the
 // same t (T-1 down to 0 in reverse); a row at a step t >= lengths[b] keeps its state (the
 // last one going forward; in reverse it has not started yet, so the initial one), which is
-// exactly the packing of the padded steps. The recurrence stays on the calling thread (a
-// parallel region per step costs more than it saves at these sizes; Eigen may still split
-// a large GEMM). The GEMM is matmul.cpp's (gemm_f32), so kiln_infer holds one copy of
-// Eigen's product kernels.
+// exactly the packing of the padded steps. The recurrence runs on the calling thread only
+// (SingleThreadedRegion): a parallel region per step costs more than it saves (W6's shape,
+// 2 threads on a loaded 2-core machine: a training step took 614 ms with Eigen splitting
+// every step's GEMM, 118 ms with the recurrence on one thread); the layers' large GEMMs
+// over all steps (input projection, weight gradients) still use every thread. The GEMM is
+// matmul.cpp's (gemm_f32), so kiln_infer holds one copy of Eigen's product kernels.
 #include <cstdint>
 #include <vector>
 
@@ -35,6 +37,7 @@ bool supports_recurrent(const KernelQuery& q, std::string* why) {
 void run_lstm(const KernelArgs& args) {
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, g);
+  const SingleThreadedRegion one_thread;
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
@@ -69,6 +72,7 @@ void run_lstm(const KernelArgs& args) {
 void run_gru(const KernelArgs& args) {
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, g);
+  const SingleThreadedRegion one_thread;
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
