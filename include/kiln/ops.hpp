@@ -156,6 +156,82 @@ KILN_API Value flatten(Value x, std::string name = {});
 /// Nearest-neighbour upsampling by integer factors (height, width).
 KILN_API Value upsample_nearest2d(Value x, Pair scale, std::string name = {});
 
+// ---- Sequence ops (batch-first; see docs/sequence.md) ----
+//
+// The recurrent ops run the recurrence only: the input projection x @ W_ih^T + b_ih is an
+// ordinary matmul over all steps at once (one large GEMM), done by the caller (the
+// nn::lstm / nn::gru layers). Each recurrent op returns one packed tensor holding what its
+// backward pass needs; the layers slice the sequence and the last states out of it.
+//
+// Variable-length batches: `lengths` [B] (i32 or i64, each in [0, T]) marks steps
+// t >= lengths[b] of row b as padding. A forward op skips them and carries its state
+// through (so step T-1 holds each row's last valid state); with `reverse` the op runs
+// t = lengths[b]-1 down to 0 and padded steps hold the initial state (so step 0 holds the
+// last state). Without lengths every step is valid.
+
+struct RecurrentOptions {
+  Value lengths = {};    ///< [B] valid steps per row (integer); empty: all T steps
+  bool reverse = false;  ///< run from each row's last valid step to step 0
+};
+
+/// One LSTM layer direction (PyTorch's gate order i, f, g, o):
+///   gates_t = xw[:, t] + h_{t-1} @ w_hh^T            xw [B, T, 4H], w_hh [4H, H]
+///   i, f, o = sigmoid(gates), g = tanh(gates)
+///   c_t = f * c_{t-1} + i * g,  h_t = o * tanh(c_t)   h0, c0 [B, H]
+/// Returns the packed [B, T, 6H]: (i, f, g, o) activated in [0, 4H), c_t in [4H, 5H),
+/// h_t in [5H, 6H). Padded steps hold zero gates and the carried state (see above).
+KILN_API Value lstm(Value xw, Value w_hh, Value h0, Value c0, const RecurrentOptions& options = {},
+                    std::string name = {});
+/// Gradient of lstm (a training op, defined in Kiln::kiln): y is lstm's packed output and gy
+/// the gradient flowing into all of it. Returns [B, T + 1, 4H]: steps [0, T) hold the
+/// gradient with respect to xw (the gate pre-activations), step T holds [dh0 | dc0 | 0 | 0].
+KILN_API Value lstm_backward(Value y, Value gy, Value w_hh, Value h0, Value c0,
+                             const RecurrentOptions& options = {}, std::string name = {});
+
+/// One GRU layer direction (PyTorch's gate order r, z, n):
+///   hw_t = h_{t-1} @ w_hh^T + b_hh                   xw [B, T, 3H], w_hh [3H, H], b_hh [3H]
+///   r = sigmoid(xw_r + hw_r), z = sigmoid(xw_z + hw_z), n = tanh(xw_n + r * hw_n)
+///   h_t = (1 - z) * n + z * h_{t-1}                   h0 [B, H]
+/// Returns the packed [B, T, 5H]: r, z, n in [0, 3H), hw_n in [3H, 4H), h_t in [4H, 5H).
+KILN_API Value gru(Value xw, Value w_hh, Value b_hh, Value h0, const RecurrentOptions& options = {},
+                   std::string name = {});
+/// Gradient of gru (a training op, defined in Kiln::kiln). Returns [B, 2T + 1, 3H]: steps
+/// [0, T) the gradient with respect to xw, steps [T, 2T) the gradient with respect to hw
+/// (h_{t-1} @ w_hh^T + b_hh; it differs from xw's in the n gate), step 2T [dh0 | 0 | 0].
+KILN_API Value gru_backward(Value y, Value gy, Value w_hh, Value h0,
+                            const RecurrentOptions& options = {}, std::string name = {});
+
+struct AttentionOptions {
+  /// [B, Tk] float, 1 for a key to attend to and 0 for padding; empty: every key.
+  Value key_mask = {};
+  /// Query i attends to keys j <= i only (needs Tq == Tk).
+  bool causal = false;
+  /// Multiplies q k^T; 0: 1 / sqrt(d).
+  float scale = 0.0f;
+};
+
+/// Scaled dot-product attention, fused: softmax(q k^T * scale + masks) v over q [B, N, Tq, d],
+/// k [B, N, Tk, d], v [B, N, Tk, dv] -> [B, N, Tq, dv] (N heads). A query whose keys are all
+/// masked gets zeros (PyTorch gives NaN there).
+KILN_API Value attention(Value q, Value k, Value v, const AttentionOptions& options = {},
+                         std::string name = {});
+
+/// Exact GELU, x * Phi(x) with the normal CDF (PyTorch's default), as one op. kiln::gelu(x)
+/// above is the tanh approximation, composed from other ops.
+KILN_API Value gelu_erf(Value x, std::string name = {});
+
+/// Sequence utilities (composed from other ops).
+/// [B] integer lengths -> [B, steps] float mask, 1 where t < lengths[b].
+KILN_API Value sequence_mask(Value lengths, std::int64_t steps, DType dtype = DType::f32,
+                             std::string name = {});
+/// x [B, T, F] -> [B, F]: each row's step lengths[b] - 1 (differentiable; rows with length 0
+/// give zeros).
+KILN_API Value last_valid_step(Value x, Value lengths, std::string name = {});
+/// The sinusoidal position table of "Attention Is All You Need": [steps, dim],
+/// pe[t, 2i] = sin(t / 10000^(2i/dim)), pe[t, 2i+1] = cos(...).
+KILN_API Tensor sinusoidal_positions(std::int64_t steps, std::int64_t dim,
+                                     DType dtype = DType::f32);
+
 /// A scalar constant in x's graph with x's dtype.
 KILN_API Value scalar_like(Value x, double value);
 

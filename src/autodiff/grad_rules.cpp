@@ -303,6 +303,10 @@ constexpr std::array<GradRule, op_count> kRules = [] {
   set(Op::avg_pool2d, g_avg_pool2d);
   set(Op::batch_norm, g_batch_norm);
   set(Op::upsample_nearest2d, g_upsample_nearest2d);
+  set(Op::lstm, g_lstm);
+  set(Op::gru, g_gru);
+  set(Op::attention, g_attention);
+  set(Op::gelu, g_gelu);
   return r;
 }();
 

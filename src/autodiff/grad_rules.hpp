@@ -21,4 +21,10 @@ using GradRule = std::vector<Value> (*)(const GradContext&);
 /// dropout_mask, leaves).
 GradRule grad_rule(Op op);
 
+/// The sequence ops' rules, in their own files (grad_recurrent.cpp, grad_attention.cpp).
+std::vector<Value> g_lstm(const GradContext& c);
+std::vector<Value> g_gru(const GradContext& c);
+std::vector<Value> g_attention(const GradContext& c);
+std::vector<Value> g_gelu(const GradContext& c);
+
 }  // namespace kiln::internal

@@ -53,6 +53,8 @@ void visit_attrs(A& a, B& b, F&& f) {
   f("eps", a.eps, b.eps, 0);
   f("momentum", a.momentum, b.momentum, 0);
   f("post_op", a.post_op, b.post_op, 0);
+  f("reverse", a.reverse, b.reverse, 0);
+  f("causal", a.causal, b.causal, 0);
 }
 
 template <class T>

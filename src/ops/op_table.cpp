@@ -64,6 +64,12 @@ constexpr std::array<OpInfo, op_count> kOps{{
     {Op::batch_norm, "batch_norm", 5, rule_batch_norm, op_differentiable},
     {Op::batch_norm_backward, "batch_norm_backward", 3, rule_batch_norm_backward, op_training_only},
     {Op::upsample_nearest2d, "upsample_nearest2d", 1, rule_upsample_nearest2d, op_differentiable},
+    {Op::lstm, "lstm", -1, rule_lstm, op_differentiable},
+    {Op::lstm_backward, "lstm_backward", -1, rule_lstm_backward, op_training_only},
+    {Op::gru, "gru", -1, rule_gru, op_differentiable},
+    {Op::gru_backward, "gru_backward", -1, rule_gru_backward, op_training_only},
+    {Op::attention, "attention", -1, rule_attention, op_differentiable},
+    {Op::gelu, "gelu", 1, rule_unary, op_elementwise | op_differentiable},
 }};
 
 constexpr bool table_in_op_order() {

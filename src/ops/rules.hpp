@@ -31,6 +31,11 @@ TensorDesc rule_pool2d_backward(const RuleContext& c);
 TensorDesc rule_batch_norm(const RuleContext& c);
 TensorDesc rule_batch_norm_backward(const RuleContext& c);
 TensorDesc rule_upsample_nearest2d(const RuleContext& c);
+TensorDesc rule_lstm(const RuleContext& c);
+TensorDesc rule_lstm_backward(const RuleContext& c);
+TensorDesc rule_gru(const RuleContext& c);
+TensorDesc rule_gru_backward(const RuleContext& c);
+TensorDesc rule_attention(const RuleContext& c);
 
 /// Throws DTypeError unless input i is float.
 void require_float(const RuleContext& c, std::size_t i);

@@ -59,10 +59,17 @@ enum class Op : std::uint16_t {
   batch_norm,
   batch_norm_backward,
   upsample_nearest2d,
+  // Sequence ops (docs/sequence.md); appended so earlier ids keep their numbers.
+  lstm,
+  lstm_backward,
+  gru,
+  gru_backward,
+  attention,
+  gelu,
 };
 
 /// Number of ops; the name table is pinned against it.
-inline constexpr int op_count = static_cast<int>(Op::upsample_nearest2d) + 1;
+inline constexpr int op_count = static_cast<int>(Op::gelu) + 1;
 
 /// The op's name as used in messages, DOT output and files ("matmul").
 KILN_API std::string_view op_name(Op op);
@@ -97,6 +104,8 @@ struct Attrs {
   float eps = 1e-5f;               ///< batch_norm epsilon
   float momentum = 0.1f;           ///< batch_norm running-average momentum
   PostOp post_op = PostOp::none;   ///< fused activation (matmul, conv2d)
+  bool reverse = false;            ///< lstm / gru: run from each row's last valid step back
+  bool causal = false;             ///< attention: query i sees keys j <= i only
 
   friend bool operator==(const Attrs&, const Attrs&) = default;
 };
