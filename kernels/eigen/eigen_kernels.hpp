@@ -27,6 +27,9 @@ void register_batch_norm(KernelTable& t);  // batch_norm
 void register_upsample(KernelTable& t);    // upsample_nearest2d
 /// Training-only (kiln): conv2d_backward_weights, pool backward, batch_norm_backward.
 void register_training_cnn(KernelTable& t);
+// ---- attention ----
+void register_attention(KernelTable& t);           // attention, gelu
+void register_training_attention(KernelTable& t);  // training-only (kiln): gelu_backward
 }  // namespace eigen
 
 }  // namespace kiln::internal
