@@ -9,6 +9,7 @@
 #include "internal/fnv1a.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/ops.hpp"
+#include "nn/layer_util.hpp"
 
 namespace kiln::nn {
 namespace {
@@ -518,5 +519,20 @@ std::vector<std::pair<std::string, Tensor>> named_parameters(Graph& graph) {
   for (Value v : graph.parameters()) out.emplace_back(v.name(), graph.tensor(v));
   return out;
 }
+
+// ---- attention: the helpers above, for the sequence layers (nn/layer_util.hpp) ----
+namespace detail {
+Graph& graph_of(Value x, const char* layer, const char* what) {
+  return nn::graph_of(x, layer, what);
+}
+std::string layer_prefix(const Graph& graph, const std::string& requested, const char* kind) {
+  return nn::layer_prefix(graph, requested, kind);
+}
+Tensor initial_value(const Initializer& init, const Shape& shape, DType dtype, Rng* rng,
+                     std::uint64_t seed, const std::string& param_name) {
+  return nn::initial_value(init, shape, dtype, rng, seed, param_name);
+}
+std::int64_t last_dim(Value x, const char* layer) { return nn::last_dim(x, layer); }
+}  // namespace detail
 
 }  // namespace kiln::nn
