@@ -220,6 +220,32 @@ TEST(AttentionOp, FullyMaskedRowsGiveZerosAndZeroGradients) {
   }
 }
 
+// A NaN in a masked key's k never reaches the output (the key's probability is exactly 0);
+// a NaN in an allowed key's k makes every query row NaN, as in PyTorch.
+TEST(AttentionOp, NanInAMaskedKeyStaysOut) {
+  const Shape s{1, 2, 3, 4};
+  for (const std::string backend : {"reference", ""}) {
+    Graph g;
+    Value q = g.input("q", s), k = g.input("k", s), v = g.input("v", s);
+    Value m = g.input("m", Shape{1, 3});
+    Executable exe(g, {attention(q, k, v, {.key_mask = m})}, {.backend = backend});
+    Tensor kt = randn(s, 2, DType::f32);
+    kt.data<float>()[1 * 4 + 2] = std::nanf("");  // head 0, key 1
+    const auto masked = exe.run({{"q", randn(s, 1, DType::f32)},
+                                 {"k", kt},
+                                 {"v", randn(s, 3, DType::f32)},
+                                 {"m", Tensor::from(std::vector<float>{1, 0, 1}, {1, 3})}})[0];
+    for (double e : masked.to(DType::f64).to_vector<double>()) EXPECT_TRUE(std::isfinite(e));
+    const auto allowed = exe.run({{"q", randn(s, 1, DType::f32)},
+                                  {"k", kt},
+                                  {"v", randn(s, 3, DType::f32)},
+                                  {"m", Tensor::full({1, 3}, 1.0)}})[0];
+    const auto values = allowed.to(DType::f64).to_vector<double>();
+    for (std::size_t e = 0; e < values.size(); ++e)
+      EXPECT_EQ(std::isnan(values[e]), e < 12) << backend << " element " << e;
+  }
+}
+
 // The kernels against an explicit softmax(q k^T * scale + mask) v composed of other ops.
 TEST(AttentionOp, MatchesComposedAttention) {
   Graph g;

@@ -74,6 +74,9 @@ void run_attention(const KernelArgs& args) {
   parallel_ranges(batch * heads, grain, [&](std::int64_t lo, std::int64_t hi) {
     Mat s(tq, tk);
     std::vector<char> dead(static_cast<std::size_t>(tq));
+    Eigen::ArrayXf keep(tk);  // the key mask of the current batch row as 1 and 0
+    std::int64_t keep_of = -1, first_allowed = 0;
+    constexpr float minus_inf = -std::numeric_limits<float>::infinity();
     for (std::int64_t bh = lo; bh < hi; ++bh) {
       const std::int64_t b = bh / heads;
       Eigen::Map<const Mat> Q(q + bh * tq * d, tq, d);
@@ -85,30 +88,32 @@ void run_attention(const KernelArgs& args) {
       else
         s.noalias() = Q * K.transpose();
       s *= scale;
-      const float* m_row = mask != nullptr ? mask + b * tk : nullptr;
+      if (mask != nullptr && keep_of != b) {
+        first_allowed = tk;
+        for (std::int64_t j = tk; j-- > 0;) {
+          keep[j] = mask[b * tk + j] != 0.0f ? 1.0f : 0.0f;
+          if (keep[j] != 0.0f) first_allowed = j;
+        }
+        keep_of = b;
+      }
       bool any_dead = false;
       for (std::int64_t i = 0; i < tq; ++i) {
         float* row = s.data() + i * tk;
         const std::int64_t limit = causal ? i + 1 : tk;
-        float mx = -std::numeric_limits<float>::infinity();
-        bool any = false;
-        for (std::int64_t j = 0; j < limit; ++j)
-          if (m_row == nullptr || m_row[j] != 0.0f) {
-            mx = nan_max(mx, row[j]);
-            any = true;
-          }
-        dead[static_cast<std::size_t>(i)] = !any;
-        if (!any) {
+        const bool empty = mask != nullptr && first_allowed >= limit;
+        dead[static_cast<std::size_t>(i)] = empty;
+        if (empty) {
           any_dead = true;
           std::fill(row, row + tk, 0.0f);
           continue;
         }
-        // Masked keys become exactly 0 (Eigen's exp of -inf is a tiny denormal, not 0).
         ArrayMap r(row, limit);
+        // Masked scores (even NaN ones) drop out of the max; after exp, masked keys are
+        // multiplied by 0 (Eigen's exp of -inf is a tiny denormal, not 0).
+        if (mask != nullptr) r = (keep.head(limit) != 0.0f).select(r, minus_inf);
+        const float mx = r.maxCoeff<Eigen::PropagateNaN>();
         r = (r - mx).exp();
-        if (m_row != nullptr)
-          for (std::int64_t j = 0; j < limit; ++j)
-            if (m_row[j] == 0.0f) row[j] = 0.0f;
+        if (mask != nullptr) r *= keep.head(limit);
         std::fill(row + limit, row + tk, 0.0f);
         r *= 1.0f / r.sum();
       }
