@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "kiln/kiln.hpp"
-#include "kiln/nn/sequence.hpp"
 #include "tests/support/golden_file.hpp"
 #include "tests/support/kernel_test_support.hpp"
 
@@ -433,6 +432,31 @@ TEST(TransformerEncoder, TrainsWithADynamicBatchAndPadding) {
     last = step.run(feeds);
   }
   EXPECT_LT(last, first / 5) << "loss " << first << " -> " << last;
+}
+
+// An encoder block (causal, key mask, gelu, an explicit-scale attention beside it) saved
+// as a model file and loaded back computes the same values: attention's causal and scale
+// and the gelu op survive the file.
+TEST(TransformerEncoder, SurvivesTheModelFile) {
+  Graph g;
+  Value x = g.input("x", {kiln::batch, 4, 6});
+  Value mask = g.input("mask", {kiln::batch, 4});
+  Value h = nn::transformer_encoder_layer(x, {.heads = 3,
+                                              .feedforward = 8,
+                                              .activation = nn::Activation::gelu,
+                                              .key_mask = mask,
+                                              .causal = true});
+  Value qkv = reshape(x, Shape{-1, 1, 4, 6});
+  Value scaled = attention(qkv, qkv, qkv, {.key_mask = mask, .scale = 0.25f});
+  const Feeds feeds{{"x", randn({2, 4, 6}, 21, DType::f32)},
+                    {"mask", Tensor::from(std::vector<float>{1, 1, 1, 0, 0, 1, 1, 1}, {2, 4})}};
+  const auto want = Executable(g, {h, scaled}).run(feeds);
+  LoadedGraph loaded =
+      load_graph(serialize_model(g, {.inputs = {x, mask}, .outputs = {h, scaled}}));
+  const auto got = Executable(*loaded.graph, loaded.outputs).run(feeds);
+  ASSERT_EQ(got.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(got[i].to_vector<float>(), want[i].to_vector<float>()) << "output " << i;
 }
 
 // ---- errors ----------------------------------------------------------------------------------
