@@ -8,6 +8,7 @@
 // default (fast) kernels (within 1e-4).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <numbers>
@@ -272,7 +273,8 @@ TEST(AttentionOp, MatchesComposedAttention) {
 
 // The f32 fast kernels (Eigen's vectorised erf and exp) against the f64 reference over
 // [-12, 12] in steps of 1/512, and at the extremes; per element, within 2e-6 relative plus
-// 1e-7 absolute.
+// 1e-7 absolute (plus what f32 rounding of x explains), and gelu within 1e-4 relative
+// wherever |gelu(x)| > 1e-6.
 TEST(Gelu, FastF32MatchesReferenceOverAWideRange) {
   std::vector<double> xs;
   for (int i = -12 * 512; i <= 12 * 512; ++i) xs.push_back(i / 512.0);
@@ -296,7 +298,9 @@ TEST(Gelu, FastF32MatchesReferenceOverAWideRange) {
     int bad = 0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
       // f32 rounding of x itself moves gelu by up to |gelu'(x)| * |x| * 2^-24.
-      const double limit = 1e-7 + 2e-6 * std::abs(w[i]) + std::abs(xs[i]) * 1.2e-7;
+      double limit = 1e-7 + 2e-6 * std::abs(w[i]) + std::abs(xs[i]) * 1.2e-7;
+      // gelu keeps its relative accuracy in the lower tail too (std::erfc there).
+      if (o == 0 && std::abs(w[i]) > 1e-6) limit = std::min(limit, 1e-4 * std::abs(w[i]));
       if (!(std::abs(g[i] - w[i]) <= limit) && bad++ < 5)
         ADD_FAILURE() << (o == 0 ? "gelu" : "gelu_backward") << "(" << xs[i] << ") = " << g[i]
                       << ", reference " << w[i];
