@@ -322,6 +322,8 @@ TEST(SequenceUtil, SequenceMask) {
   EXPECT_EQ(out[0].shape(), Shape({3, 4}));
   EXPECT_EQ(out[0].dtype(), DType::f32);
   EXPECT_EQ(out[0].to_vector<float>(), (std::vector<float>{0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1}));
+  // A length outside [0, steps] is a ValueError when run.
+  EXPECT_THROW(exe.run({{"lengths", Tensor::from(std::vector<std::int64_t>{5}, {1})}}), ValueError);
 }
 
 TEST(SequenceUtil, LastValidStepAndItsGradient) {
