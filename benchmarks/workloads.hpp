@@ -1,8 +1,8 @@
-// Kiln's side of DESIGN.md's workloads W1-W4, built with the public API exactly as a
-// user would (nn layers, TrainStep, optim, Executable), shared by the w*_ benchmarks and
-// the libtorch comparison (benchmarks/compare). Each workload owns its graph, compiles its
-// plan and takes warm_up_steps steps (or one inference run) in its constructor, so timing
-// loops measure steady-state steps.
+// Kiln's side of DESIGN.md's workloads W1-W4 (and issue 15's W6, W7), built with the public API
+// exactly as a user would (nn layers, TrainStep, optim, Executable), shared by the w*_ benchmarks
+// and the libtorch comparison (benchmarks/compare). Each workload owns its graph, compiles its plan
+// and takes warm_up_steps steps (or one inference run) in its constructor, so timing loops measure
+// steady-state steps.
 #pragma once
 
 #include <sys/resource.h>
@@ -21,6 +21,7 @@
 #include "kiln/infer/model.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
+#include "kiln/nn/sequence.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"
 #include "kiln/runtime/executable.hpp"
@@ -220,6 +221,87 @@ class KilnW3 {
 
   kiln::infer::Model model_;
   kiln::Feeds feeds_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Sequence workloads (issue 15)
+
+inline constexpr std::int64_t w6_batch = 32;
+inline constexpr std::int64_t w6_steps = 64;
+inline constexpr std::int64_t w6_features = 64;
+inline constexpr std::int64_t w6_hidden = 256;
+inline constexpr std::int64_t w7_batch = 16;
+inline constexpr std::int64_t w7_steps = 128;
+inline constexpr std::int64_t w7_model = 256;
+inline constexpr std::int64_t w7_heads = 4;
+inline constexpr std::int64_t w7_feedforward = 1024;
+
+/// Sequences [batch, steps, features] whose label decides which features are raised at
+/// every step, plus noise: learnable, the same for Kiln and libtorch.
+inline Batch sequence_data(std::int64_t batch, std::int64_t steps, std::int64_t features,
+                           std::uint64_t seed) {
+  kiln::Rng rng(seed);
+  Batch b{std::vector<float>(static_cast<std::size_t>(batch * steps * features)),
+          std::vector<std::int32_t>(static_cast<std::size_t>(batch))};
+  for (std::int64_t i = 0; i < batch; ++i) {
+    const auto label = static_cast<std::int32_t>(rng.below(classes));
+    b.y[static_cast<std::size_t>(i)] = label;
+    for (std::int64_t t = 0; t < steps; ++t)
+      for (std::int64_t j = 0; j < features; ++j) {
+        const bool on = j % classes == label;
+        b.x[static_cast<std::size_t>((i * steps + t) * features + j)] =
+            static_cast<float>(rng.uniform() - 0.5 + (on ? 0.5 : 0.0));
+      }
+  }
+  return b;
+}
+
+inline Batch w6_data() { return sequence_data(w6_batch, w6_steps, w6_features, 6); }
+inline Batch w7_data() { return sequence_data(w7_batch, w7_steps, w7_model, 7); }
+
+/// W6: a 2-layer LSTM (hidden 256) over 64 steps of 64 features, batch 32; the last step's
+/// state through dense 256->10, softmax cross-entropy, Adam (lr 1e-3).
+class KilnW6 : public KilnTrainWorkload {
+ public:
+  KilnW6() {
+    namespace nn = kiln::nn;
+    kiln::Value x = graph_.input("sequence", {kiln::batch, w6_steps, w6_features});
+    kiln::Value y = graph_.input("label", {kiln::batch}, kiln::i32);
+    const nn::RecurrentOutput r = nn::lstm(x, {.hidden = w6_hidden, .layers = 2, .name = "lstm"});
+    kiln::Value last =
+        kiln::reshape(kiln::slice(r.sequence, 1, w6_steps - 1, w6_steps), {-1, w6_hidden});
+    kiln::Value logits = nn::dense(graph_, last, classes, {.name = "fc"});
+    step_.emplace(kiln::softmax_cross_entropy(logits, y));
+    opt_ = std::make_unique<kiln::optim::Adam>(step_->parameters(),
+                                               kiln::optim::AdamOptions{.lr = 1e-3});
+    const Batch b = w6_data();
+    feeds_ = {{"sequence", kiln::Tensor::from(b.x, {w6_batch, w6_steps, w6_features})},
+              {"label", kiln::Tensor::from(b.y, {w6_batch})}};
+    warm_up();
+  }
+};
+
+/// W7: one transformer encoder layer (d_model 256, 4 heads, feed-forward 1024, ReLU,
+/// post-norm, no dropout) over 128 steps, batch 16; the mean over the steps through dense
+/// 256->10, softmax cross-entropy, Adam (lr 1e-3).
+class KilnW7 : public KilnTrainWorkload {
+ public:
+  KilnW7() {
+    namespace nn = kiln::nn;
+    kiln::Value x = graph_.input("sequence", {kiln::batch, w7_steps, w7_model});
+    kiln::Value y = graph_.input("label", {kiln::batch}, kiln::i32);
+    kiln::Value h = nn::transformer_encoder_layer(
+        x, {.heads = w7_heads, .feedforward = w7_feedforward, .name = "encoder"});
+    kiln::Value pooled = kiln::mean(h, {1});
+    kiln::Value logits = nn::dense(graph_, pooled, classes, {.name = "fc"});
+    step_.emplace(kiln::softmax_cross_entropy(logits, y));
+    opt_ = std::make_unique<kiln::optim::Adam>(step_->parameters(),
+                                               kiln::optim::AdamOptions{.lr = 1e-3});
+    const Batch b = w7_data();
+    feeds_ = {{"sequence", kiln::Tensor::from(b.x, {w7_batch, w7_steps, w7_model})},
+              {"label", kiln::Tensor::from(b.y, {w7_batch})}};
+    warm_up();
+  }
 };
 
 }  // namespace kiln_bench

@@ -152,6 +152,76 @@ struct TorchW2 : TorchTrain<Cnn> {
   }
 };
 
+/// W6 in libtorch: nn::LSTM(64, 256, num_layers 2, batch_first), the last step's output
+/// through Linear(256, 10).
+struct LstmNetImpl : torch::nn::Module {
+  LstmNetImpl()
+      : lstm(register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(kiln_bench::w6_features,
+                                                                            kiln_bench::w6_hidden)
+                                                         .num_layers(2)
+                                                         .batch_first(true)))),
+        fc(register_module("fc", torch::nn::Linear(kiln_bench::w6_hidden, kiln_bench::classes))) {}
+  torch::Tensor forward(torch::Tensor x) {
+    torch::Tensor out = std::get<0>(lstm->forward(x));
+    return fc->forward(out.select(1, kiln_bench::w6_steps - 1));
+  }
+  torch::nn::LSTM lstm;
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(LstmNet);
+
+/// W7 in libtorch: nn::TransformerEncoderLayer(256, 4, feed-forward 1024, dropout 0, ReLU,
+/// post-norm) on [steps, batch, d] (libtorch 1.13's C++ layer has no batch_first; the data
+/// is laid out that way once, outside the timing), the mean over the steps through
+/// Linear(256, 10).
+struct EncoderNetImpl : torch::nn::Module {
+  EncoderNetImpl()
+      : encoder(register_module("encoder", torch::nn::TransformerEncoderLayer(
+                                               torch::nn::TransformerEncoderLayerOptions(
+                                                   kiln_bench::w7_model, kiln_bench::w7_heads)
+                                                   .dim_feedforward(kiln_bench::w7_feedforward)
+                                                   .dropout(0.0)))),
+        fc(register_module("fc", torch::nn::Linear(kiln_bench::w7_model, kiln_bench::classes))) {}
+  torch::Tensor forward(torch::Tensor x) { return fc->forward(encoder->forward(x).mean(0)); }
+  torch::nn::TransformerEncoderLayer encoder;
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(EncoderNet);
+
+torch::Tensor sequences(const Batch& b, std::int64_t batch, std::int64_t steps,
+                        std::int64_t features) {
+  return torch::from_blob(const_cast<float*>(b.x.data()), {batch, steps, features}, torch::kFloat)
+      .clone();
+}
+
+struct TorchW6 : TorchTrain<LstmNet> {
+  static TorchW6 make() {
+    torch::manual_seed(0);
+    LstmNet net;
+    auto opt =
+        std::make_unique<torch::optim::Adam>(net->parameters(), torch::optim::AdamOptions(1e-3));
+    const Batch b = kiln_bench::w6_data();
+    return TorchW6{TorchTrain<LstmNet>(
+        net, std::move(opt),
+        sequences(b, kiln_bench::w6_batch, kiln_bench::w6_steps, kiln_bench::w6_features),
+        labels(b))};
+  }
+};
+
+struct TorchW7 : TorchTrain<EncoderNet> {
+  static TorchW7 make() {
+    torch::manual_seed(0);
+    EncoderNet net;
+    auto opt =
+        std::make_unique<torch::optim::Adam>(net->parameters(), torch::optim::AdamOptions(1e-3));
+    const Batch b = kiln_bench::w7_data();
+    torch::Tensor x = sequences(b, kiln_bench::w7_batch, kiln_bench::w7_steps, kiln_bench::w7_model)
+                          .transpose(0, 1)
+                          .contiguous();
+    return TorchW7{TorchTrain<EncoderNet>(net, std::move(opt), x, labels(b))};
+  }
+};
+
 class TorchW4 {
  public:
   TorchW4() : x_(images(kiln_bench::w2_data(), kiln_bench::w2_batch)) {
@@ -275,6 +345,23 @@ void torch_w4(benchmark::State& s, int t) {
   infer_benchmark(s, cached<TorchW4>(t), kiln_bench::w2_batch);
 }
 
+void kiln_w6(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<kiln_bench::KilnW6>(t), kiln_bench::w6_batch);
+}
+void torch_w6(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<TorchW6>(t), kiln_bench::w6_batch);
+}
+void kiln_w7(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<kiln_bench::KilnW7>(t), kiln_bench::w7_batch);
+}
+void torch_w7(benchmark::State& s, int t) {
+  set_threads(t);
+  train_benchmark(s, cached<TorchW7>(t), kiln_bench::w7_batch);
+}
+
 void register_pair(const std::string& workload, void (*kiln_fn)(benchmark::State&, int),
                    void (*torch_fn)(benchmark::State&, int), std::vector<int> threads = {1, 2},
                    benchmark::TimeUnit unit = benchmark::kMillisecond) {
@@ -365,6 +452,8 @@ int main(int argc, char** argv) {
   register_pair("W2_cnn_train", kiln_w2, torch_w2);
   register_pair("W3_infer_latency", kiln_w3, torch_w3, {1}, benchmark::kMicrosecond);
   register_pair("W4_cnn_infer", kiln_w4, torch_w4);
+  register_pair("W6_lstm_train", kiln_w6, torch_w6);
+  register_pair("W7_transformer_train", kiln_w7, torch_w7);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs compare_libtorch (Kiln and libtorch on W1-W4) at 1 and 2 threads, REPS times each,
+# Runs compare_libtorch (Kiln and libtorch on W1-W4, W6, W7) at 1 and 2 threads, REPS times each,
 # alternating the libraries within every run; measures the peak resident memory of a W2
 # training run with each library in its own process; optionally runs Kiln's side of the
 # same binary from a portable (Eigen-only) build. Prints the medians, the kiln/libtorch
@@ -8,13 +8,14 @@
 # markers) with the machine, date, compiler and load.
 #
 #   benchmarks/compare/run.sh [-b build-dir] [-p portable-build-dir] [-r reps] [-t min-time]
-#                             [-s rss-steps] [-n]
+#                             [-s rss-steps] [-w workloads] [-n]
 #     -b  build directory holding benchmarks/compare/compare_libtorch (default: build/default)
 #     -p  a second build directory, configured -DKILN_WITH_ONEDNN=OFF -DKILN_ARCH_FLAGS=,
 #         whose compare_libtorch runs Kiln's side only (default: none)
 #     -r  repetitions: separate runs of the binary per thread count (default 5)
 #     -t  Google Benchmark minimum time per benchmark, seconds (default 1)
 #     -s  W2 training steps per peak-memory process (default 50)
+#     -w  only the workloads matching this regular expression, e.g. 'W6|W7' (implies -n)
 #     -n  print only; leave RESULTS.md alone
 #
 # Threads: each run exports OMP_NUM_THREADS and OPENBLAS_NUM_THREADS equal to the thread
@@ -30,15 +31,17 @@ reps=5
 min_time=1
 rss_steps=50
 update=1
-while getopts b:p:r:t:s:n opt; do
+workloads=""
+while getopts b:p:r:t:s:w:n opt; do
   case $opt in
     b) build=$(cd "$OPTARG" && pwd) ;;
     p) portable=$(cd "$OPTARG" && pwd) ;;
     r) reps=$OPTARG ;;
     t) min_time=$OPTARG ;;
     s) rss_steps=$OPTARG ;;
+    w) workloads=$OPTARG; update=0 ;;
     n) update=0 ;;
-    *) sed -n '2,24p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,25p' "$0" >&2; exit 2 ;;
   esac
 done
 bin="$build/benchmarks/compare/compare_libtorch"
@@ -63,22 +66,23 @@ while [ "$r" -le "$reps" ]; do
   for t in 1 2; do
     echo "run.sh: repetition $r/$reps, $t thread(s)" >&2
     OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" \
-      --benchmark_filter="threads:$t/" --benchmark_min_time="$min_time" \
+      --benchmark_filter="^(${workloads:-.*})_.*threads:$t/" --benchmark_min_time="$min_time" \
       --benchmark_format=json --benchmark_out_format=json \
       --benchmark_out="$out/run_${r}_$t.json" >/dev/null
     if [ -n "$pbin" ]; then
       echo "run.sh: repetition $r/$reps, $t thread(s), portable build (Kiln only)" >&2
       OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$pbin" \
-        --benchmark_filter="/kiln/threads:$t/" --benchmark_min_time="$min_time" \
+        --benchmark_filter="^(${workloads:-.*})_.*/kiln/threads:$t/" --benchmark_min_time="$min_time" \
         --benchmark_format=json --benchmark_out_format=json \
         --benchmark_out="$out/portable_${r}_$t.json" >/dev/null
     fi
   done
   # Peak resident memory of W2 training: every library in a process of its own.
   for lib in kiln libtorch; do
+    [ -z "$workloads" ] || break
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$bin" --peak-rss="W2:$lib:$rss_steps" >>"$out/rss.txt"
   done
-  if [ -n "$pbin" ]; then
+  if [ -n "$pbin" ] && [ -z "$workloads" ]; then
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$pbin" --peak-rss="W2:kiln:$rss_steps" |
       sed 's/ kiln / kiln-portable /' >>"$out/rss.txt"
   fi
@@ -135,8 +139,12 @@ main, port = load("run"), load("portable")
 med = lambda runs, key: median(runs[key].values()) if key in runs else None
 verdict = lambda ok: "met" if ok else "**NOT met**"
 n = min(len(v) for v in main.values())
-throughput = ["W1_mlp_train", "W2_cnn_train", "W4_cnn_infer"]
-floors = {"W1_mlp_train": 1.15, "W2_cnn_train": 1.3, "W4_cnn_infer": 1.5}
+throughput = [w for w in ["W1_mlp_train", "W2_cnn_train", "W4_cnn_infer", "W6_lstm_train",
+                          "W7_transformer_train"] if (w, "kiln", 1) in main]
+# Issue 5's floors for W1-W4, issue 15's for W6 and W7 (all at 1 thread).
+floors = {"W1_mlp_train": 1.15, "W2_cnn_train": 1.3, "W4_cnn_infer": 1.5, "W6_lstm_train": 1.3,
+          "W7_transformer_train": 1.3}
+scaling_floor = {"W1_mlp_train": 1.6, "W2_cnn_train": 1.6, "W4_cnn_infer": 1.6}
 accept = []
 
 rows = ["| workload | threads | kiln samples/s | libtorch samples/s | kiln/libtorch | floor (1 thread) |",
@@ -153,12 +161,13 @@ for w in throughput:
 throughput_table = "\n".join(rows)
 
 k3, l3 = med(main, ("W3_infer_latency", "kiln", 1)), med(main, ("W3_infer_latency", "libtorch", 1))
-w3_table = "\n".join([
+w3_table = "(not run)" if k3 is None else "\n".join([
     "| workload | threads | kiln latency | libtorch latency | kiln/libtorch | floor |",
     "| --- | ---: | ---: | ---: | ---: | --- |",
     "| W3_infer_latency | 1 | %.2f us | %.2f us | %.3fx | at most 0.2x: %s |"
     % (k3, l3, k3 / l3, verdict(k3 / l3 <= 0.2))])
-accept.insert(2, "W3 batch-1 latency through kiln::infer::Model: %.2f us vs %.2f us, %.3fx libtorch's "
+if k3 is not None:
+  accept.insert(2, "W3 batch-1 latency through kiln::infer::Model: %.2f us vs %.2f us, %.3fx libtorch's "
               "(floor: at most 0.2x): %s" % (k3, l3, k3 / l3, verdict(k3 / l3 <= 0.2)))
 
 rows = ["| workload | library | 1 thread samples/s | 2 threads samples/s | 2t/1t (medians) | 2t/1t per run (min-max) | floor |",
@@ -168,20 +177,21 @@ for w in throughput:
         one, two = main[(w, lib, 1)], main[(w, lib, 2)]
         ratio = median(two.values()) / median(one.values())
         per_run = [two[r] / one[r] for r in one if r in two]
-        cell = "1.6x: %s" % verdict(ratio >= 1.6) if lib == "kiln" else ""
+        sf = scaling_floor.get(w) if lib == "kiln" else None
+        cell = "" if sf is None else "%.1fx: %s" % (sf, verdict(ratio >= sf))
         rows.append("| %s | %s | %.0f | %.0f | %.2fx | %.2f-%.2f | %s |" % (
             w, lib, median(one.values()), median(two.values()), ratio, min(per_run),
             max(per_run), cell))
-        if lib == "kiln":
-            accept.append("%s: Kiln 2 threads / 1 thread = %.2fx (per-run %.2f-%.2f; floor 1.6x): %s"
-                          % (w, ratio, min(per_run), max(per_run), verdict(ratio >= 1.6)))
+        if sf is not None:
+            accept.append("%s: Kiln 2 threads / 1 thread = %.2fx (per-run %.2f-%.2f; floor %.1fx): %s"
+                          % (w, ratio, min(per_run), max(per_run), sf, verdict(ratio >= sf)))
 scaling_table = "\n".join(rows)
 
 rss = {}
-for line in open(out + "/rss.txt"):
+for line in (open(out + "/rss.txt") if os.path.exists(out + "/rss.txt") else []):
     _, w, lib, steps, before, after = line.split()
     rss.setdefault(lib, []).append((int(before), int(after)))
-steps = line.split()[3]
+steps = line.split()[3] if rss else "0"
 rows = ["| W2 training, %s steps, 1 thread | peak RSS (median) | before building the workload | growth |" % steps,
         "| --- | ---: | ---: | ---: |"]
 mib = lambda kib: "%.1f MiB" % (kib / 1024.0)
@@ -191,8 +201,9 @@ for lib in ("kiln", "libtorch", "kiln-portable"):
         before = median(b for b, _ in rss[lib])
         rows.append("| %s | %s | %s | %s |" % (lib, mib(after), mib(before), mib(after - before)))
 rss_table = "\n".join(rows)
-kr, lr = median(a for _, a in rss["kiln"]), median(a for _, a in rss["libtorch"])
-accept.append("W2 training peak resident memory: Kiln %s, libtorch %s (%.2fx; floor: at most 1x): %s"
+if rss:
+  kr, lr = median(a for _, a in rss["kiln"]), median(a for _, a in rss["libtorch"])
+  accept.append("W2 training peak resident memory: Kiln %s, libtorch %s (%.2fx; floor: at most 1x): %s"
               % (mib(kr), mib(lr), kr / lr, verdict(kr <= lr)))
 
 portable_table = "(not run: pass -p <portable build dir>)"
@@ -220,9 +231,9 @@ section = """<!-- compare:begin (written by benchmarks/compare/run.sh) -->
 Medians of %d runs per thread count, each run timing Kiln and libtorch back to back
 (Google Benchmark, minimum time $min_time s per benchmark; samples/s = batch x steps /
 wall-clock time). Ratios above 1 mean Kiln is faster (for W3's latency, below 1). Floors are
-the acceptance floors of issue 5.
+the acceptance floors of issue 5 (W1-W4) and issue 15 (W6, W7).
 
-Throughput (W1, W2 training; W4 inference):
+Throughput (W1, W2, W6, W7 training; W4 inference):
 
 %s
 
@@ -247,7 +258,7 @@ the default build's and libtorch's medians from the same runs:
 
 %s
 
-Acceptance (issue 5, this run):
+Acceptance (issues 5 and 15, this run):
 
 %s
 

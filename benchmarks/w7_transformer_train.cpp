@@ -1,0 +1,46 @@
+// Issue 15's workload W7: one training step of a transformer encoder layer (d_model 256, 4 heads,
+// feed-forward 1024, 128 steps, batch 16), softmax cross-entropy on 10 classes, Adam:
+// TrainStep::run for the loss and gradients, then opt.step (kiln_bench::KilnW7 in workloads.hpp;
+// benchmarks/compare runs the same step in libtorch). Reported at 1 and 2 threads as sequences/s
+// and peak_rss_MiB (process-wide).
+//
+//   w7_transformer_train --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <string>
+
+#include "kiln/core/threads.hpp"
+#include "workloads.hpp"
+
+namespace {
+
+void BM_W7TrainStep(benchmark::State& state) {
+  kiln::set_num_threads(static_cast<int>(state.range(0)));
+  kiln_bench::KilnW7 w;  // builds, compiles and takes the warm-up steps outside the timing
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(w.step());
+    benchmark::ClobberMemory();
+  }
+  const double last_loss = w.step();
+  state.SetItemsProcessed(state.iterations() * kiln_bench::w7_batch);
+  state.counters["peak_rss_MiB"] = kiln_bench::peak_rss_mib();
+  state.counters["loss"] = last_loss;
+  if (!std::isfinite(last_loss) || !(last_loss < w.first_loss())) {
+    state.SkipWithError(("loss did not decrease: " + std::to_string(w.first_loss()) + " -> " +
+                         std::to_string(last_loss))
+                            .c_str());
+  }
+}
+
+}  // namespace
+
+BENCHMARK(BM_W7TrainStep)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime();
+
+BENCHMARK_MAIN();
