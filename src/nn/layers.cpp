@@ -523,19 +523,4 @@ std::vector<std::pair<std::string, Tensor>> named_parameters(Graph& graph) {
   return out;
 }
 
-// ---- attention: the helpers above, for the sequence layers (nn/layer_util.hpp) ----
-namespace detail {
-Graph& graph_of(Value x, const char* layer, const char* what) {
-  return nn::graph_of(x, layer, what);
-}
-std::string layer_prefix(const Graph& graph, const std::string& requested, const char* kind) {
-  return nn::layer_prefix(graph, requested, kind);
-}
-Tensor initial_value(const Initializer& init, const Shape& shape, DType dtype, Rng* rng,
-                     std::uint64_t seed, const std::string& param_name) {
-  return nn::initial_value(init, shape, dtype, rng, seed, param_name);
-}
-std::int64_t last_dim(Value x, const char* layer) { return nn::last_dim(x, layer); }
-}  // namespace detail
-
 }  // namespace kiln::nn
