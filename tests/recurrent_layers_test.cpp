@@ -295,6 +295,43 @@ TEST(RecurrentLayers, WithoutBiasEqualsZeroBiases) {
   }
 }
 
+// batch_first = false (PyTorch's default layout): x [T, B, F] gives the batch-first layer's
+// answer on the transposed input, sequence [T, B, 2H]; h_n and c_n are laid out as always.
+TEST(RecurrentLayers, TimeMajorInputEqualsBatchFirstOnTheTransposedInput) {
+  for (const bool is_lstm : {true, false}) {
+    Graph g;
+    Value xb = g.input("xb", {2, 4, 3});
+    Value xt = g.input("xt", {4, 2, 3});
+    const nn::RecurrentLayerOptions bf{.hidden = 3, .bidirectional = true, .name = "a", .seed = 5};
+    nn::RecurrentLayerOptions tm = bf;
+    tm.name = "b";
+    tm.batch_first = false;
+    const auto a = is_lstm ? nn::lstm(xb, bf) : nn::gru(xb, bf);
+    const auto b = is_lstm ? nn::lstm(xt, tm) : nn::gru(xt, tm);
+    EXPECT_EQ(b.sequence.shape(), Shape({4, 2, 6}));
+    EXPECT_EQ(b.h_n.shape(), Shape({2, 2, 3}));
+    for (const char* w : {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"})
+      for (const char* d : {"", "_reverse"})
+        g.tensor(g.find(std::string("b.") + w + d))
+            .copy_from(g.tensor(g.find(std::string("a.") + w + d)));
+    Executable exe(g, {a.sequence, b.sequence, a.h_n, b.h_n});
+    Tensor xs = Tensor::empty({2, 4, 3});
+    for (std::int64_t i = 0; i < xs.numel(); ++i)
+      xs.data<float>()[i] = static_cast<float>(std::cos(0.3 * static_cast<double>(i)));
+    Tensor xts = Tensor::empty({4, 2, 3});
+    for (std::int64_t t = 0; t < 4; ++t)
+      for (std::int64_t r = 0; r < 2; ++r)
+        for (std::int64_t f = 0; f < 3; ++f)
+          xts.data<float>()[(t * 2 + r) * 3 + f] = xs.data<float>()[(r * 4 + t) * 3 + f];
+    const auto out = exe.run({{"xb", xs}, {"xt", xts}});
+    for (std::int64_t t = 0; t < 4; ++t)
+      for (std::int64_t r = 0; r < 2; ++r)
+        for (std::int64_t h = 0; h < 6; ++h)
+          EXPECT_NEAR(out[1].at((t * 2 + r) * 6 + h), out[0].at((r * 4 + t) * 6 + h), 1e-6);
+    for (std::int64_t i = 0; i < out[2].numel(); ++i) EXPECT_NEAR(out[3].at(i), out[2].at(i), 1e-6);
+  }
+}
+
 // A saved model with recurrent layers (stacked, bidirectional, lengths) loads in kiln_infer
 // and answers as the graph did, h_n and c_n ([layers * directions, B, H], the batch in the
 // middle) included.

@@ -164,12 +164,28 @@ RecurrentOutput recurrent_layer(Value x, const RecurrentLayerOptions& o, const C
 
 }  // namespace
 
+namespace {
+
+// Time-major input ([T, B, F], batch_first = false): the batch-first layer between two
+// transposes; h_n and c_n are [layers * directions, B, H] either way.
+RecurrentOutput either_layout(Value x, const RecurrentLayerOptions& options, const Cell& cell) {
+  if (options.batch_first) return recurrent_layer(x, options, cell);
+  if (x.valid() && x.shape().rank() != 3)
+    throw ShapeError(std::string("nn::") + cell.kind + ": input '" + x.name() + "' has shape " +
+                     x.shape().str() + "; expected [T, B, F] (batch_first is false)");
+  RecurrentOutput r = recurrent_layer(transpose(x, {1, 0, 2}), options, cell);
+  r.sequence = transpose(r.sequence, {1, 0, 2});
+  return r;
+}
+
+}  // namespace
+
 RecurrentOutput lstm(Value x, const RecurrentLayerOptions& options) {
-  return recurrent_layer(x, options, lstm_cell);
+  return either_layout(x, options, lstm_cell);
 }
 
 RecurrentOutput gru(Value x, const RecurrentLayerOptions& options) {
-  return recurrent_layer(x, options, gru_cell);
+  return either_layout(x, options, gru_cell);
 }
 
 }  // namespace kiln::nn

@@ -45,11 +45,14 @@ struct RecurrentLayerOptions {
   std::string name = {};
   Rng* rng = nullptr;
   std::uint64_t seed = default_seed;
+  /// false: x is time-major [T, B, F] and `sequence` is [T, B, directions * H] (PyTorch's
+  /// batch_first=False, its default); the layer transposes around the batch-first ops.
+  bool batch_first = true;
 };
 
 struct RecurrentOutput {
   /// [B, T, directions * H]: the last layer's h_t (both directions concatenated); zero at
-  /// padded steps.
+  /// padded steps. [T, B, directions * H] when batch_first is false.
   Value sequence;
   /// [layers * directions, B, H]: each layer and direction's last valid state (PyTorch's
   /// h_n; c_n for an LSTM, empty for a GRU).
@@ -57,7 +60,8 @@ struct RecurrentOutput {
   Value c_n;
 };
 
-/// x [B, T, F] -> RecurrentOutput. x must be floating with static T and F.
+/// x [B, T, F] (or [T, B, F], see batch_first) -> RecurrentOutput. x must be floating with
+/// static T and F.
 KILN_API RecurrentOutput lstm(Value x, const RecurrentLayerOptions& options);
 KILN_API RecurrentOutput gru(Value x, const RecurrentLayerOptions& options);
 
