@@ -97,5 +97,34 @@ TEST(Fusion, KeepsValuesSomethingElseReads) {
   expect_close(a[1], b[1]);
 }
 
+// ---- rnn ----
+// A bias computed by a node created after the matmul (as b_ih + b_hh would be) must not be
+// folded into it: nodes run in id order, so the fused matmul would read a bias not yet
+// computed. A bias computed before the matmul still folds.
+TEST(Fusion, BiasComputedAfterTheProducerIsNotFolded) {
+  for (const bool bias_first : {false, true}) {
+    Graph g;
+    auto x = g.input("x", {batch, 5});
+    auto w = g.parameter("w", random_tensor({5, 4}, 11));
+    auto b1 = g.parameter("b1", random_tensor({4}, 12));
+    auto b2 = g.parameter("b2", random_tensor({4}, 13));
+    Value bias, mm;
+    if (bias_first) {
+      bias = add(b1, b2, "bias");
+      mm = matmul(x, w);
+    } else {
+      mm = matmul(x, w);
+      bias = add(b1, b2, "bias");
+    }
+    auto y = add(mm, bias, "y");
+    const Feeds feeds{{"x", random_tensor({3, 5}, 14)}};
+    Executable fused(g, {y});
+    Executable plain(g, {y}, {.fuse = false});
+    expect_close(fused.run(feeds)[0], plain.run(feeds)[0]);
+    const std::string plan = fused.plan(feeds);
+    EXPECT_EQ(plan.find("y = matmul+bias(") != std::string::npos, bias_first) << plan;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -34,6 +34,7 @@ struct InputSpec {
   std::int64_t hi = 0;  // index / label range [0, hi)
   DType int_type = DType::i32;
   bool dynamic_batch = false;
+  std::vector<std::int64_t> values = {};  // integer inputs: these values instead of random ones
 };
 
 struct OpCase {
@@ -247,6 +248,54 @@ std::vector<OpCase> op_cases() {
     a.post_op = PostOp::relu;
     return v[0].graph().add(Op::conv2d, {v[0], v[1], v[2]}, a);
   });
+  // ---- rnn ----
+  // xw [B, T, G*H], w_hh [G*H, H], states [B, H], lengths [B] (B = 3, T = 4, H = 2): row 0
+  // runs all steps, row 1 none, row 2 two. The *_backward cases run the forward op first
+  // so that y is a real packed output.
+  InputSpec lengths = I({3}, 5, DType::i64);
+  lengths.values = {4, 0, 2};
+  InputSpec lengths_dyn = lengths;
+  lengths_dyn.dynamic_batch = true;
+  const Shape lx{3, 4, 8}, gx{3, 4, 6}, st{3, 2};
+  push("lstm", Op::lstm, {F(lx), F({8, 2}), F(st), F(st)},
+       [](V& v) { return lstm(v[0], v[1], v[2], v[3]); });
+  push("lstm_lengths", Op::lstm, {F(lx), F({8, 2}), F(st), F(st), lengths},
+       [](V& v) { return lstm(v[0], v[1], v[2], v[3], {.lengths = v[4]}); });
+  push("lstm_lengths_reverse_dynamic_batch", Op::lstm,
+       {B(lx), F({8, 2}), B(st), B(st), lengths_dyn},
+       [](V& v) { return lstm(v[0], v[1], v[2], v[3], {.lengths = v[4], .reverse = true}); });
+  push("lstm_reverse_one_step", Op::lstm, {F({2, 1, 12}), F({12, 3}), F({2, 3}), F({2, 3})},
+       [](V& v) { return lstm(v[0], v[1], v[2], v[3], {.reverse = true}); });
+  push("lstm_backward", Op::lstm_backward, {F(lx), F({8, 2}), F(st), F(st), F({3, 4, 12})},
+       [](V& v) {
+         const Value y = lstm(v[0], v[1], v[2], v[3]);
+         return lstm_backward(y, v[4], v[1], v[2], v[3]);
+       });
+  push("lstm_backward_lengths_reverse", Op::lstm_backward,
+       {F(lx), F({8, 2}), F(st), F(st), F({3, 4, 12}), lengths}, [](V& v) {
+         const RecurrentOptions o{.lengths = v[5], .reverse = true};
+         const Value y = lstm(v[0], v[1], v[2], v[3], o);
+         return lstm_backward(y, v[4], v[1], v[2], v[3], o);
+       });
+  push("gru", Op::gru, {F(gx), F({6, 2}), F({6}), F(st)},
+       [](V& v) { return gru(v[0], v[1], v[2], v[3]); });
+  push("gru_lengths", Op::gru, {B(gx), F({6, 2}), F({6}), B(st), lengths_dyn},
+       [](V& v) { return gru(v[0], v[1], v[2], v[3], {.lengths = v[4]}); });
+  push("gru_lengths_reverse", Op::gru, {F(gx), F({6, 2}), F({6}), F(st), lengths},
+       [](V& v) { return gru(v[0], v[1], v[2], v[3], {.lengths = v[4], .reverse = true}); });
+  push("gru_reverse", Op::gru, {F({2, 3, 9}), F({9, 3}), F({9}), F({2, 3})},
+       [](V& v) { return gru(v[0], v[1], v[2], v[3], {.reverse = true}); });
+  push("gru_backward", Op::gru_backward, {F(gx), F({6, 2}), F({6}), F(st), F({3, 4, 10})},
+       [](V& v) {
+         const Value y = gru(v[0], v[1], v[2], v[3]);
+         return gru_backward(y, v[4], v[1], v[3]);
+       });
+  push("gru_backward_lengths_reverse", Op::gru_backward,
+       {F(gx), F({6, 2}), F({6}), F(st), F({3, 4, 10}), lengths}, [](V& v) {
+         const RecurrentOptions o{.lengths = v[5], .reverse = true};
+         const Value y = gru(v[0], v[1], v[2], v[3], o);
+         return gru_backward(y, v[4], v[1], v[3], o);
+       });
   for (auto& oc : c) {
     oc.stochastic = oc.name == "dropout";
     oc.differentiable = oc.name.find("_fused") == std::string::npos;
@@ -277,7 +326,9 @@ Tensor make_input(const InputSpec& in, DType float_type, std::uint64_t seed) {
   if (in.fill == Fill::index || in.fill == Fill::label) {
     Tensor t = Tensor::empty(in.shape, in.int_type);
     for (std::int64_t i = 0; i < n; ++i) {
-      const auto v = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(in.hi)));
+      const auto v = !in.values.empty()
+                         ? in.values[static_cast<std::size_t>(i) % in.values.size()]
+                         : static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(in.hi)));
       if (in.int_type == DType::i32)
         t.data<std::int32_t>()[i] = static_cast<std::int32_t>(v);
       else

@@ -27,6 +27,10 @@ void register_batch_norm(KernelTable& t);  // batch_norm
 void register_upsample(KernelTable& t);    // upsample_nearest2d
 /// Training-only (kiln): conv2d_backward_weights, pool backward, batch_norm_backward.
 void register_training_cnn(KernelTable& t);
+// ---- rnn ----
+void register_recurrent(KernelTable& t);  // lstm, gru
+/// Training-only (kiln): lstm_backward, gru_backward.
+void register_training_recurrent(KernelTable& t);
 }  // namespace eigen
 
 }  // namespace kiln::internal

@@ -15,6 +15,7 @@ void register_eigen_kernels(KernelTable& t) {
   eigen::register_pool(t);
   eigen::register_batch_norm(t);
   eigen::register_upsample(t);
+  eigen::register_recurrent(t);  // ---- rnn ----
 }
 
 }  // namespace kiln::internal

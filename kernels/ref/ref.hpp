@@ -27,6 +27,10 @@ void add_conv_kernels(KernelTable& t);          // conv2d, conv_transpose2d
 void add_pool_kernels(KernelTable& t);          // max_pool2d, avg_pool2d
 void add_batch_norm_kernels(KernelTable& t);    // batch_norm
 void add_upsample_kernels(KernelTable& t);      // upsample_nearest2d
+// ---- rnn ----
+void add_recurrent_kernels(KernelTable& t);  // lstm, gru
+/// Training only (training_recurrent.cpp, in kiln): lstm_backward, gru_backward.
+void add_recurrent_training_kernels(KernelTable& t);
 
 /// Training only (training_cnn.cpp, in kiln): conv2d_backward_weights, max_pool2d_backward,
 /// avg_pool2d_backward, batch_norm_backward.

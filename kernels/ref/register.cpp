@@ -16,6 +16,7 @@ void register_reference_kernels(KernelTable& t) {
   ref::add_pool_kernels(t);
   ref::add_batch_norm_kernels(t);
   ref::add_upsample_kernels(t);
+  ref::add_recurrent_kernels(t);  // ---- rnn ----
 }
 
 }  // namespace kiln::internal

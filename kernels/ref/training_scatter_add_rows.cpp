@@ -67,6 +67,7 @@ void register_reference_training_kernels(KernelTable& t) {
         {"reference", "ref_scatter_add_rows", ref::supports_check<ref::check_scatter_add_rows>,
          ref::run_scatter_add_rows});
   ref::add_cnn_training_kernels(t);
+  ref::add_recurrent_training_kernels(t);  // ---- rnn ----
 }
 
 }  // namespace kiln::internal

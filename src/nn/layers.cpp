@@ -9,9 +9,12 @@
 #include "internal/fnv1a.hpp"
 #include "kiln/core/error.hpp"
 #include "kiln/ops.hpp"
+#include "nn/layer_util.hpp"
 
 namespace kiln::nn {
-namespace {
+// The helpers every layer family uses (declared in nn/layer_util.hpp; the sequence layers
+// in src/nn/recurrent.cpp share them).
+namespace detail {
 
 using internal::fnv1a;
 
@@ -115,9 +118,10 @@ std::int64_t nchw_channels(Value x, const char* layer) {
   return s[1];
 }
 
-using internal::pair_str;
+}  // namespace detail
 
-}  // namespace
+using namespace detail;  // NOLINT: this file's own helpers
+using internal::pair_str;
 
 // ---------------------------------------------------------------------------------------------
 // Activation

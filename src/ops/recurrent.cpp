@@ -1,4 +1,6 @@
-// The recurrent ops (lstm, gru and their backward primitives): shape rules and builders.
+// The recurrent ops (lstm, gru and their backward primitives): shape rules and the forward
+// builders (lstm_backward and gru_backward, training ops, are built in
+// src/autodiff/grad_recurrent.cpp, part of Kiln::kiln).
 // The packing of their outputs is documented in kiln/ops.hpp and docs/sequence.md.
 #include <string>
 
@@ -42,6 +44,13 @@ std::int64_t check_recurrent(const RuleContext& c, std::int64_t gates, std::size
   return h;
 }
 
+/// y and gy both [B, T, P]; the batch may be dynamic in one and concrete in the other (a
+/// gradient fed as an input, or reaching y's node from a concrete loss weight).
+bool same_packed_shape(const Shape& y, const Shape& gy) {
+  return y.rank() == 3 && gy.rank() == 3 && dims_match(y[0], gy[0]) && y[1] == gy[1] &&
+         y[2] == gy[2];
+}
+
 }  // namespace
 
 // lstm(xw, w_hh, h0, c0[, lengths]) -> [B, T, 6H]
@@ -56,7 +65,7 @@ TensorDesc rule_lstm_backward(const RuleContext& c) {
   if (c.inputs.size() != 5 && c.inputs.size() != 6)
     c.fail("expects y, gy, w_hh, h0, c0 and optional lengths");
   const Shape& y = c.inputs[0].shape;
-  if (y.rank() != 3 || c.inputs[1].shape != y) c.fail("y and gy must be the same [B, T, 6H]");
+  if (!same_packed_shape(y, c.inputs[1].shape)) c.fail("y and gy must be the same [B, T, 6H]");
   // Checked as the forward op would be, with y standing in for xw's [B, T, *].
   std::vector<TensorDesc> fwd(c.inputs.begin() + 1, c.inputs.end());
   const Shape& w = c.inputs[2].shape;
@@ -81,7 +90,7 @@ TensorDesc rule_gru_backward(const RuleContext& c) {
   if (c.inputs.size() != 4 && c.inputs.size() != 5)
     c.fail("expects y, gy, w_hh, h0 and optional lengths");
   const Shape& y = c.inputs[0].shape;
-  if (y.rank() != 3 || c.inputs[1].shape != y) c.fail("y and gy must be the same [B, T, 5H]");
+  if (!same_packed_shape(y, c.inputs[1].shape)) c.fail("y and gy must be the same [B, T, 5H]");
   const Shape& w = c.inputs[2].shape;
   if (w.rank() != 2 || w[1] <= 0 || y[2] != 5 * w[1]) c.fail("y must be [B, T, 5H] with w_hh's H");
   std::vector<TensorDesc> fwd(c.inputs.begin() + 1, c.inputs.end());
@@ -119,19 +128,9 @@ Value lstm(Value xw, Value w_hh, Value h0, Value c0, const RecurrentOptions& opt
   return recurrent_node(Op::lstm, {xw, w_hh, h0, c0}, options, std::move(name));
 }
 
-Value lstm_backward(Value y, Value gy, Value w_hh, Value h0, Value c0,
-                    const RecurrentOptions& options, std::string name) {
-  return recurrent_node(Op::lstm_backward, {y, gy, w_hh, h0, c0}, options, std::move(name));
-}
-
 Value gru(Value xw, Value w_hh, Value b_hh, Value h0, const RecurrentOptions& options,
           std::string name) {
   return recurrent_node(Op::gru, {xw, w_hh, b_hh, h0}, options, std::move(name));
-}
-
-Value gru_backward(Value y, Value gy, Value w_hh, Value h0, const RecurrentOptions& options,
-                   std::string name) {
-  return recurrent_node(Op::gru_backward, {y, gy, w_hh, h0}, options, std::move(name));
 }
 
 }  // namespace kiln

@@ -111,6 +111,10 @@ void fuse_epilogues(PassGraph& pg) {
         if (!only_used_by(pg, uses, p, self)) continue;
         const auto bias = channel_bias(pg, pn, e);
         if (!bias) continue;
+        // Nodes run in id order: a bias computed by a node created after the producer
+        // (e.g. b_ih + b_hh added after the matmul) is not ready when the producer runs.
+        const Node& bn = pg.nodes[static_cast<std::size_t>(*bias)];
+        if (*bias > p && !op_info(bn.op).has(op_leaf)) continue;
         pn.inputs.push_back(*bias);
         redirect(pg, self, p);
         live = live_nodes(pg);

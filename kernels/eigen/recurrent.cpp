@@ -1,0 +1,110 @@
+// Eigen kernels of lstm and gru (f32). Every step is one GEMM over the whole batch,
+// h_{t-1} [B, H] x w_hh^T [H, G*H], and one fused pass over the gates of each row that
+// writes the packed output (see kiln/ops.hpp). Variable lengths: all rows step through the
+// same t (T-1 down to 0 in reverse); a row at a step t >= lengths[b] keeps its state (the
+// last one going forward; in reverse it has not started yet, so the initial one), which is
+// exactly the packing of the padded steps. The recurrence stays on the calling thread (a
+// parallel region per step costs more than it saves at these sizes; Eigen may still split
+// a large GEMM).
+#include <cstdint>
+#include <vector>
+
+#include "internal/recurrent_geometry.hpp"
+#include "kernels/eigen/common.hpp"
+#include "kernels/eigen/eigen_kernels.hpp"
+
+namespace kiln::internal::eigen {
+namespace {
+
+using Mat = RowMajorMatrix;
+using ConstMat = Eigen::Map<const Mat>;
+using Arr = Eigen::Map<Eigen::ArrayXf>;
+using ConstArr = Eigen::Map<const Eigen::ArrayXf>;
+
+bool supports_recurrent(const KernelQuery& q, std::string* why) {
+  if (q.output.dtype != DType::f32) return decline(why, "eigen kernels handle f32 only");
+  const std::string problem = check_recurrent_node(q.node, q.inputs, q.output, nullptr);
+  if (!problem.empty()) {
+    if (why != nullptr) *why = problem;
+    return false;
+  }
+  return true;
+}
+
+void run_lstm(const KernelArgs& args) {
+  const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
+  const auto len = recurrent_step_counts(args.node, args.inputs, g);
+  const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
+  const bool reverse = args.node.attrs.reverse;
+  const float* xw = args.inputs[0].data<float>();
+  const ConstMat w(args.inputs[1].data<float>(), gw, hid);
+  Mat h = ConstMat(args.inputs[2].data<float>(), nb, hid);
+  Mat c = ConstMat(args.inputs[3].data<float>(), nb, hid);
+  Mat gates(nb, gw);
+  float* y = args.output.data<float>();
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const std::int64_t t = reverse ? steps - 1 - s : s;
+    gates.noalias() = h * w.transpose();
+    for (std::int64_t b = 0; b < nb; ++b) {
+      float* out = y + (b * steps + t) * pw;
+      Arr hb(h.data() + b * hid, hid), cb(c.data() + b * hid, hid);
+      if (t < len[static_cast<std::size_t>(b)]) {
+        Arr a(out, gw);
+        a = ConstArr(xw + (b * steps + t) * gw, gw) + ConstArr(gates.data() + b * gw, gw);
+        a.head(2 * hid) = a.head(2 * hid).logistic();
+        a.segment(2 * hid, hid) = a.segment(2 * hid, hid).tanh();
+        a.tail(hid) = a.tail(hid).logistic();
+        cb = a.segment(hid, hid) * cb + a.head(hid) * a.segment(2 * hid, hid);
+        hb = a.tail(hid) * cb.tanh();
+      } else {
+        Arr(out, gw).setZero();
+      }
+      Arr(out + gw, hid) = cb;
+      Arr(out + 5 * hid, hid) = hb;
+    }
+  }
+}
+
+void run_gru(const KernelArgs& args) {
+  const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
+  const auto len = recurrent_step_counts(args.node, args.inputs, g);
+  const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
+  const bool reverse = args.node.attrs.reverse;
+  const float* xw = args.inputs[0].data<float>();
+  const ConstMat w(args.inputs[1].data<float>(), gw, hid);
+  const Eigen::Map<const Eigen::RowVectorXf> bias(args.inputs[2].data<float>(), gw);
+  Mat h = ConstMat(args.inputs[3].data<float>(), nb, hid);
+  Mat hw(nb, gw);
+  float* y = args.output.data<float>();
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const std::int64_t t = reverse ? steps - 1 - s : s;
+    hw.noalias() = h * w.transpose();
+    hw.rowwise() += bias;
+    for (std::int64_t b = 0; b < nb; ++b) {
+      float* out = y + (b * steps + t) * pw;
+      Arr hb(h.data() + b * hid, hid);
+      if (t < len[static_cast<std::size_t>(b)]) {
+        const float* x = xw + (b * steps + t) * gw;
+        const float* hwb = hw.data() + b * gw;
+        Arr rz(out, 2 * hid), n(out + 2 * hid, hid), hwn(out + 3 * hid, hid);
+        rz = (ConstArr(x, 2 * hid) + ConstArr(hwb, 2 * hid)).logistic();
+        hwn = ConstArr(hwb + 2 * hid, hid);
+        n = (ConstArr(x + 2 * hid, hid) + rz.head(hid) * hwn).tanh();
+        const auto z = rz.tail(hid);
+        hb = (1.0f - z) * n + z * hb;
+      } else {
+        Arr(out, 4 * hid).setZero();
+      }
+      Arr(out + 4 * hid, hid) = hb;
+    }
+  }
+}
+
+}  // namespace
+
+void register_recurrent(KernelTable& t) {
+  t.add(Op::lstm, {"eigen", "eigen_lstm_gemm_per_step", supports_recurrent, run_lstm});
+  t.add(Op::gru, {"eigen", "eigen_gru_gemm_per_step", supports_recurrent, run_gru});
+}
+
+}  // namespace kiln::internal::eigen
