@@ -228,6 +228,33 @@ std::vector<OpCase> op_cases() {
   push("global_avg_pool2d", Op::mean, {F({2, 3, 4, 5})},
        [](V& v) { return global_avg_pool2d(v[0]); });
   push("flatten", Op::reshape, {B({2, 3, 2, 2})}, [](V& v) { return flatten(v[0]); });
+  // ---- attention ----
+  // Key masks are constants (a 0/1 input would flip under finite differences); row 1 of
+  // "attention_key_mask" and query 0 of batch 0 in "attention_causal_mask" see no key.
+  auto mask_of = [](Value like, std::vector<double> m, std::int64_t rows) {
+    const auto cols = static_cast<std::int64_t>(m.size()) / rows;
+    return like.graph().constant(Tensor::from(m, Shape{rows, cols}).to(like.dtype()));
+  };
+  push("attention", Op::attention, {F({2, 2, 3, 4}), F({2, 2, 5, 4}), F({2, 2, 5, 3})},
+       [](V& v) { return attention(v[0], v[1], v[2]); });
+  push("attention_key_mask", Op::attention, {F({3, 2, 3, 4}), F({3, 2, 5, 4}), F({3, 2, 5, 3})},
+       [mask_of](V& v) {
+         const Value m = mask_of(v[0], {1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1}, 3);
+         return attention(v[0], v[1], v[2], {.key_mask = m});
+       });
+  push("attention_causal_scale", Op::attention, {F({2, 3, 4, 5}), F({2, 3, 4, 5}), F({2, 3, 4, 2})},
+       [](V& v) { return attention(v[0], v[1], v[2], {.causal = true, .scale = 0.3f}); });
+  push("attention_causal_mask", Op::attention, {F({2, 2, 4, 3}), F({2, 2, 4, 3}), F({2, 2, 4, 3})},
+       [mask_of](V& v) {
+         const Value m = mask_of(v[0], {0, 1, 1, 0, 1, 1, 0, 1}, 2);
+         return attention(v[0], v[1], v[2], {.key_mask = m, .causal = true});
+       });
+  push("attention_dynamic_batch", Op::attention,
+       {B({2, 2, 3, 4}), B({2, 2, 6, 4}), B({2, 2, 6, 5})},
+       [](V& v) { return attention(v[0], v[1], v[2]); });
+  push("gelu_erf", Op::gelu, {B({5, 7})}, [](V& v) { return gelu_erf(v[0]); });
+  push("gelu_backward", Op::gelu_backward, {F({5, 7}), F({5, 7})},
+       [](V& v) { return gelu_backward(v[0], v[1]); });
   // Fused epilogues, as the fusion pass creates them (no gradient: autodiff runs first).
   push("matmul_bias_relu_fused", Op::matmul, {F({5, 7}), F({7, 9}), F({9})}, [](V& v) {
     Attrs a;

@@ -219,6 +219,9 @@ KILN_API Value attention(Value q, Value k, Value v, const AttentionOptions& opti
 /// Exact GELU, x * Phi(x) with the normal CDF (PyTorch's default), as one op. kiln::gelu(x)
 /// above is the tanh approximation, composed from other ops.
 KILN_API Value gelu_erf(Value x, std::string name = {});
+/// Gradient of gelu_erf (a training op, defined in Kiln::kiln): gy * (Phi(x) + x * phi(x)),
+/// phi the normal density; x and gy of one shape.
+KILN_API Value gelu_backward(Value x, Value gy, std::string name = {});
 
 /// Sequence utilities (composed from other ops).
 /// [B] integer lengths -> [B, steps] float mask, 1 where t < lengths[b].

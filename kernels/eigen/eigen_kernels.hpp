@@ -31,6 +31,9 @@ void register_training_cnn(KernelTable& t);
 void register_recurrent(KernelTable& t);  // lstm, gru
 /// Training-only (kiln): lstm_backward, gru_backward.
 void register_training_recurrent(KernelTable& t);
+// ---- attention ----
+void register_attention(KernelTable& t);           // attention, gelu
+void register_training_attention(KernelTable& t);  // training-only (kiln): gelu_backward
 }  // namespace eigen
 
 }  // namespace kiln::internal

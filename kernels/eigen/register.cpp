@@ -16,6 +16,7 @@ void register_eigen_kernels(KernelTable& t) {
   eigen::register_batch_norm(t);
   eigen::register_upsample(t);
   eigen::register_recurrent(t);  // ---- rnn ----
+  eigen::register_attention(t);  // ---- attention ----
 }
 
 }  // namespace kiln::internal

@@ -54,6 +54,7 @@ void register_eigen_training_kernels(KernelTable& t) {
         {"eigen", "eigen_scatter_add_rows", supports_scatter_add_rows, run_scatter_add_rows});
   eigen::register_training_cnn(t);
   eigen::register_training_recurrent(t);  // ---- rnn ----
+  eigen::register_training_attention(t);  // ---- attention ----
 }
 
 }  // namespace kiln::internal

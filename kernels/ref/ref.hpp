@@ -36,5 +36,10 @@ void add_recurrent_training_kernels(KernelTable& t);
 /// avg_pool2d_backward, batch_norm_backward.
 void add_cnn_training_kernels(KernelTable& t);
 
+// ---- attention ----
+void add_attention_kernels(KernelTable& t);  // attention, gelu
+/// Training only (training_attention.cpp, in kiln): gelu_backward.
+void add_attention_training_kernels(KernelTable& t);
+
 }  // namespace ref
 }  // namespace kiln::internal

@@ -68,6 +68,7 @@ void register_reference_training_kernels(KernelTable& t) {
          ref::run_scatter_add_rows});
   ref::add_cnn_training_kernels(t);
   ref::add_recurrent_training_kernels(t);  // ---- rnn ----
+  ref::add_attention_training_kernels(t);  // ---- attention ----
 }
 
 }  // namespace kiln::internal

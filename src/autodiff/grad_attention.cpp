@@ -1,13 +1,77 @@
-// Backward rules of attention and gelu (helper "attention" replaces this contract
-// placeholder).
+// Backward rules of attention and gelu, and the builder of the training op gelu_backward.
+//
+// attention recomputes the probabilities P with forward ops (S = q k^T * scale, the masks as
+// a -1e30 bias, which exp turns into exact zeros, softmax, and rows without any allowed key
+// zeroed as the kernels do), then
+//   dV = P^T dY, dP = dY V^T, dS = P * (dP - rowsum(dP * P)),
+//   dQ = dS K * scale, dK = dS^T Q * scale.
+// Masked keys and empty rows have P = 0, hence dS = 0: no gradient flows through them.
+#include <cmath>
+#include <string>
+#include <vector>
+
 #include "autodiff/grad_rules.hpp"
+#include "internal/kernel.hpp"
 #include "kiln/core/error.hpp"
+#include "kiln/ops.hpp"
+#include "ops/builder_util.hpp"
 
 namespace kiln::internal {
+namespace {
 
-std::vector<Value> g_attention(const GradContext&) {
-  throw Error("attention: gradient not built yet");
+/// Added to the scores of disallowed keys: exp(s - 1e30 - max) is exactly 0 in f32 and f64.
+constexpr double masked_bias = 1e30;
+
+}  // namespace
+
+std::vector<Value> g_attention(const GradContext& c) {
+  const Value q = c.inputs[0], k = c.inputs[1], v = c.inputs[2];
+  const Shape& qs = q.shape();
+  const std::int64_t tq = qs[2], tk = k.shape()[2], d = qs[3];
+  const double scale = c.node.attrs.alpha != 0.0f ? static_cast<double>(c.node.attrs.alpha)
+                                                  : 1.0 / std::sqrt(static_cast<double>(d));
+  Value s = mul(matmul(q, k, {.transpose_b = true}), scale);  // [B, N, Tq, Tk]
+  // allowed: 1 for a key a query may attend to, broadcastable to s.
+  Value allowed;
+  if (c.inputs.size() == 4) {
+    const Value mask = c.inputs[3];
+    const Value valid = sub(1.0, equal(mask, scalar_like(mask, 0.0)));  // [B, Tk]
+    allowed = reshape(valid, Shape{-1, 1, 1, tk});
+  }
+  if (c.node.attrs.causal) {
+    std::vector<double> tril(static_cast<std::size_t>(tq * tk));
+    for (std::int64_t i = 0; i < tq; ++i)
+      for (std::int64_t j = 0; j < tk; ++j)
+        tril[static_cast<std::size_t>(i * tk + j)] = j <= i ? 1.0 : 0.0;
+    const Value lower = q.graph().constant(Tensor::from(tril, Shape{1, 1, tq, tk}).to(q.dtype()));
+    allowed = allowed.valid() ? mul(allowed, lower) : lower;
+  }
+  if (allowed.valid()) s = add(s, mul(sub(allowed, 1.0), masked_bias));
+  Value p = softmax(s, -1);
+  // Only a key mask can leave a query without keys (causal alone always keeps key 0).
+  if (c.inputs.size() == 4) p = mul(p, step(sum(allowed, {-1}, true)));
+  const Value gv = matmul(p, c.gy, {.transpose_a = true});
+  const Value gp = matmul(c.gy, v, {.transpose_b = true});
+  const Value gs = mul(p, sub(gp, sum(mul(gp, p), {-1}, true)));
+  const Value gq = mul(matmul(gs, k), scale);
+  const Value gk = mul(matmul(gs, q, {.transpose_a = true}), scale);
+  std::vector<Value> out{gq, gk, gv};
+  if (c.inputs.size() == 4) out.emplace_back();  // the mask gets no gradient
+  return out;
 }
-std::vector<Value> g_gelu(const GradContext&) { throw Error("gelu: gradient not built yet"); }
+
+std::vector<Value> g_gelu(const GradContext& c) { return {gelu_backward(c.inputs[0], c.gy)}; }
 
 }  // namespace kiln::internal
+
+namespace kiln {
+
+Value gelu_backward(Value x, Value gy, std::string name) {
+  internal::require_valid(x, "gelu_backward", "x");
+  internal::require_valid(gy, "gelu_backward", "gy");
+  internal::require_same_graph(x, gy, "gelu_backward");
+  internal::ensure_training_kernels();
+  return x.graph().add(Op::gelu_backward, {x, gy}, {}, std::move(name));
+}
+
+}  // namespace kiln

@@ -1,5 +1,6 @@
 // Attention and exact GELU: shape rules and builders. The sequence utilities
-// (sequence_mask, last_valid_step, sinusoidal_positions) are composed here too.
+// (sequence_mask, last_valid_step, sinusoidal_positions) are in sequence_util.cpp; the
+// builder of the training op gelu_backward is in autodiff/grad_attention.cpp.
 #include <string>
 
 #include "kiln/ops.hpp"

@@ -66,10 +66,11 @@ enum class Op : std::uint16_t {
   gru_backward,
   attention,
   gelu,
+  gelu_backward,
 };
 
 /// Number of ops; the name table is pinned against it.
-inline constexpr int op_count = static_cast<int>(Op::gelu) + 1;
+inline constexpr int op_count = static_cast<int>(Op::gelu_backward) + 1;
 
 /// The op's name as used in messages, DOT output and files ("matmul").
 KILN_API std::string_view op_name(Op op);
