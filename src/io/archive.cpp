@@ -289,7 +289,7 @@ std::size_t ArchiveReader::count(const char* what, std::size_t min_bytes_each) {
 }
 
 std::vector<std::int64_t> ArchiveReader::dims(const std::string& what, bool allow_batch,
-                                              std::size_t elem_size) {
+                                              std::size_t elem_size, bool batch_anywhere) {
   const std::uint32_t rank = u32(what.c_str());
   if (rank > max_rank) fail(what + ": rank " + std::to_string(rank) + " is above the limit 16");
   need(std::size_t{rank} * 8, what.c_str());
@@ -297,7 +297,7 @@ std::vector<std::int64_t> ArchiveReader::dims(const std::string& what, bool allo
   std::int64_t product = static_cast<std::int64_t>(elem_size == 0 ? 1 : elem_size);
   for (std::uint32_t i = 0; i < rank; ++i) {
     const std::int64_t d = i64(what.c_str());
-    const bool batch_ok = allow_batch && i == 0 && d == -1;
+    const bool batch_ok = allow_batch && (i == 0 || batch_anywhere) && d == -1;
     if ((d < 0 && !batch_ok) || d > max_dim) {
       std::string msg = what;
       msg += ": dimension ";

@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -37,7 +38,9 @@ TensorSpec read_signature(ArchiveReader& r, std::int32_t& id, const char* role,
   if (id < 0 || id >= node_count)
     r.fail(std::string(role) + " '" + s.name + "' refers to node " + std::to_string(id) +
            ", but the graph has " + std::to_string(node_count) + " nodes");
-  s.shape = Shape(r.dims(std::string(role) + " '" + s.name + "'", true));
+  // Outputs may carry the batch after their first dim (an LSTM's h_n), inputs have it first.
+  s.shape = Shape(r.dims(std::string(role) + " '" + s.name + "'", true, 1,
+                         std::string_view(role) == "model output"));
   s.dtype = r.dtype(std::string(role) + " '" + s.name + "'");
   return s;
 }
@@ -151,7 +154,10 @@ std::vector<NodeRecord> read_nodes(ArchiveReader& r, std::uint32_t version,
     if (leaf && !n.inputs.empty()) r.fail("node '" + n.name + "': a leaf node has inputs");
     n.attrs = version == 1 ? read_attrs(r, n.name) : read_attrs_v2(r, n.name);
     n.dtype = r.dtype("node '" + n.name + "'");
-    n.shape = Shape(r.dims("node '" + n.name + "' shape", true, size_of(n.dtype)));
+    // An op's output may carry the batch after its first dim (an LSTM's h_n is
+    // [layers, batch, H]); the shape rules check it when the graph is rebuilt. Leaves (inputs,
+    // parameters, constants) keep the batch first.
+    n.shape = Shape(r.dims("node '" + n.name + "' shape", true, size_of(n.dtype), !leaf));
     n.trainable = r.boolean("node trainable flag");
     if (n.trainable && n.op != Op::parameter)
       r.fail("node '" + n.name + "': only parameters can be trainable");

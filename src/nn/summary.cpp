@@ -56,7 +56,9 @@ std::string layer_type(const std::set<Op>& ops, const Graph& graph, const Node& 
   if (has(Op::lstm)) return "LSTM";
   if (has(Op::gru)) return "GRU";
   if (has(Op::attention)) return "MultiHeadAttention";
-  if (ops == std::set<Op>{Op::add} && holds_tensors) return "PositionalEncoding";
+  // A table of its own added to the input (broadcast over the batch).
+  if (has(Op::add) && only({Op::add, Op::reshape, Op::expand}) && holds_tensors)
+    return "PositionalEncoding";
   if (has(Op::slice) && only({Op::slice, Op::reshape})) return "LastStep";
   if (ops == std::set<Op>{Op::mean} && !output.inputs.empty() &&
       graph.node(output.inputs[0]).shape.rank() == 3)
