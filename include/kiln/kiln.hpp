@@ -20,6 +20,7 @@
 #include "kiln/io/load_graph.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/nn/layers.hpp"
+#include "kiln/nn/sequence.hpp"
 #include "kiln/nn/summary.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/optim/optimizer.hpp"

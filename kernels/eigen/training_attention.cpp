@@ -1,6 +1,8 @@
 // Eigen kernel of gelu_backward (a training op, built into kiln), f32:
 // gx = gy * (Phi(x) + x * phi(x)), Phi(x) = 0.5 * (1 + erf(x / sqrt 2)), phi the normal
 // density exp(-x^2 / 2) / sqrt(2 pi), with Eigen's vectorised erf and exp.
+#include <algorithm>
+#include <cmath>
 #include <numbers>
 
 #include "kernels/eigen/common.hpp"
@@ -32,14 +34,26 @@ void run_gelu_backward(const KernelArgs& args) {
   float* gx = args.output.data<float>();
   constexpr float inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
   constexpr float inv_sqrt_2pi = static_cast<float>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+  constexpr float tail = -2.0f * static_cast<float>(std::numbers::sqrt2);
+  // As gelu's kernel (attention.cpp): blocks of x and gy copied first (gx may alias
+  // either), Phi exactly 0 and 1 beyond |z| = 4, and the lower tail redone with std::erfc.
   parallel_ranges(args.output.numel(), parallel_grain / 8, [&](std::int64_t lo, std::int64_t hi) {
-    ConstArrayMap xs(x + lo, hi - lo);
-    ConstArrayMap g(gy + lo, hi - lo);
-    ArrayMap out(gx + lo, hi - lo);
-    const auto z = xs * inv_sqrt2;
-    // Phi exactly 0 and 1 beyond |z| = 4 (see normal_cdf in attention.cpp).
-    const auto cdf = (z >= 4.0f).select(1.0f, (z <= -4.0f).select(0.0f, 0.5f * (1.0f + z.erf())));
-    out = g * (cdf + xs * (-0.5f * xs.square()).exp() * inv_sqrt_2pi);
+    constexpr std::int64_t block = 256;
+    float xb[block], gb[block];
+    for (std::int64_t b = lo; b < hi; b += block) {
+      const std::int64_t n = std::min(block, hi - b);
+      std::copy(x + b, x + b + n, xb);
+      std::copy(gy + b, gy + b + n, gb);
+      ConstArrayMap xs(xb, n);
+      ConstArrayMap g(gb, n);
+      const auto z = xs * inv_sqrt2;
+      const auto cdf = (z >= 4.0f).select(1.0f, (z <= -4.0f).select(0.0f, 0.5f * (1.0f + z.erf())));
+      ArrayMap(gx + b, n) = g * (cdf + xs * (-0.5f * xs.square()).exp() * inv_sqrt_2pi);
+      for (std::int64_t i = 0; i < n; ++i)
+        if (xb[i] < tail)
+          gx[b + i] = gb[i] * (0.5f * std::erfc(-xb[i] * inv_sqrt2) +
+                               xb[i] * std::exp(-0.5f * xb[i] * xb[i]) * inv_sqrt_2pi);
+    }
   });
 }
 

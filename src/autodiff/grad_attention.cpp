@@ -31,32 +31,41 @@ std::vector<Value> g_attention(const GradContext& c) {
   const double scale = c.node.attrs.alpha != 0.0f ? static_cast<double>(c.node.attrs.alpha)
                                                   : 1.0 / std::sqrt(static_cast<double>(d));
   Value s = mul(matmul(q, k, {.transpose_b = true}), scale);  // [B, N, Tq, Tk]
-  // allowed: 1 for a key a query may attend to, broadcastable to s.
-  Value allowed;
-  if (c.inputs.size() == 4) {
+  // Each mask is a bias added to s on its own (so only the bias is broadcast, with s giving
+  // the batch size).
+  const bool has_mask = c.inputs.size() == 4;
+  Value valid;  // [B, Tk]: 1 for a key to attend to
+  if (has_mask) {
     const Value mask = c.inputs[3];
-    const Value valid = sub(1.0, equal(mask, scalar_like(mask, 0.0)));  // [B, Tk]
-    allowed = reshape(valid, Shape{-1, 1, 1, tk});
+    valid = sub(1.0, equal(mask, scalar_like(mask, 0.0)));
+    s = add(s, reshape(mul(sub(valid, 1.0), masked_bias), Shape{-1, 1, 1, tk}));
   }
-  if (c.node.attrs.causal) {
-    std::vector<double> tril(static_cast<std::size_t>(tq * tk));
+  auto triangle = [&](bool transposed, double inside, double outside) {
+    std::vector<double> t(static_cast<std::size_t>(tq * tk));
     for (std::int64_t i = 0; i < tq; ++i)
       for (std::int64_t j = 0; j < tk; ++j)
-        tril[static_cast<std::size_t>(i * tk + j)] = j <= i ? 1.0 : 0.0;
-    const Value lower = q.graph().constant(Tensor::from(tril, Shape{1, 1, tq, tk}).to(q.dtype()));
-    allowed = allowed.valid() ? mul(allowed, lower) : lower;
-  }
-  if (allowed.valid()) s = add(s, mul(sub(allowed, 1.0), masked_bias));
+        t[static_cast<std::size_t>(transposed ? j * tq + i : i * tk + j)] =
+            j <= i ? inside : outside;
+    const Shape shape = transposed ? Shape{tk, tq} : Shape{1, 1, tq, tk};
+    return q.graph().constant(Tensor::from(t, shape).to(q.dtype()));
+  };
+  if (c.node.attrs.causal) s = add(s, triangle(false, 0.0, -masked_bias));
   Value p = softmax(s, -1);
-  // Only a key mask can leave a query without keys (causal alone always keeps key 0).
-  if (c.inputs.size() == 4) p = mul(p, step(sum(allowed, {-1}, true)));
+  // Only a key mask can leave a query without keys (causal alone always keeps key 0):
+  // rows whose count of allowed keys is 0 are zeroed.
+  if (has_mask) {
+    const Value count = c.node.attrs.causal
+                            ? reshape(matmul(valid, triangle(true, 1.0, 0.0)), Shape{-1, 1, tq, 1})
+                            : reshape(sum(valid, {-1}, true), Shape{-1, 1, 1, 1});
+    p = mul(p, step(count));
+  }
   const Value gv = matmul(p, c.gy, {.transpose_a = true});
   const Value gp = matmul(c.gy, v, {.transpose_b = true});
   const Value gs = mul(p, sub(gp, sum(mul(gp, p), {-1}, true)));
   const Value gq = mul(matmul(gs, k), scale);
   const Value gk = mul(matmul(gs, q, {.transpose_a = true}), scale);
   std::vector<Value> out{gq, gk, gv};
-  if (c.inputs.size() == 4) out.emplace_back();  // the mask gets no gradient
+  if (has_mask) out.emplace_back();  // the mask gets no gradient
   return out;
 }
 
