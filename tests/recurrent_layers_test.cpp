@@ -238,6 +238,61 @@ TEST(RecurrentLayers, ParameterNamesShapesAndInitAsPyTorch) {
   EXPECT_FALSE(r2.c_n.valid());
 }
 
+// The input projection is one GEMM over all B*T steps per layer and direction, with the
+// bias folded into it by the fusion pass (an LSTM's b_ih + b_hh is summed before the
+// matmul, so the fused GEMM can read it).
+TEST(RecurrentLayers, InputProjectionIsOneFusedGemmOverAllSteps) {
+  for (const bool is_lstm : {true, false}) {
+    Graph g;
+    Value x = g.input("x", {batch, 5, 3});
+    const nn::RecurrentLayerOptions o{.hidden = 4, .layers = 2, .bidirectional = true};
+    const auto r = is_lstm ? nn::lstm(x, o) : nn::gru(x, o);
+    Executable fused(g, {r.sequence});
+    Executable plain(g, {r.sequence}, {.fuse = false});
+    const Feeds feeds{{"x", Tensor::full({2, 5, 3}, 0.3)}};
+    const std::string plan = fused.plan(feeds);
+    std::size_t gemms = 0, recurrences = 0;
+    for (std::size_t at = 0; (at = plan.find("= matmul+bias(", at)) != std::string::npos; ++at)
+      ++gemms;
+    const std::string op = is_lstm ? "= lstm(" : "= gru(";
+    for (std::size_t at = 0; (at = plan.find(op, at)) != std::string::npos; ++at) ++recurrences;
+    EXPECT_EQ(gemms, 4u) << plan;
+    EXPECT_EQ(recurrences, 4u) << plan;
+    const Tensor a = fused.run(feeds)[0], b = plain.run(feeds)[0];
+    for (std::int64_t i = 0; i < a.numel(); ++i) EXPECT_NEAR(a.at(i), b.at(i), 1e-6);
+  }
+}
+
+// use_bias = false gives what zero biases give.
+TEST(RecurrentLayers, WithoutBiasEqualsZeroBiases) {
+  for (const bool is_lstm : {true, false}) {
+    Graph g;
+    Value x = g.input("x", {batch, 4, 3});
+    const auto with = is_lstm ? nn::lstm(x, {.hidden = 3, .name = "a", .seed = 9})
+                              : nn::gru(x, {.hidden = 3, .name = "a", .seed = 9});
+    const auto without = is_lstm ? nn::lstm(x, {.hidden = 3, .use_bias = false, .name = "b"})
+                                 : nn::gru(x, {.hidden = 3, .use_bias = false, .name = "b"});
+    EXPECT_FALSE(g.contains("b.bias_ih_l0"));
+    for (const char* w : {"weight_ih_l0", "weight_hh_l0"})
+      g.tensor(g.find(std::string("b.") + w)).copy_from(g.tensor(g.find(std::string("a.") + w)));
+    for (const char* bias : {"bias_ih_l0", "bias_hh_l0"}) {
+      Tensor& t = g.tensor(g.find(std::string("a.") + bias));
+      t.copy_from(Tensor::zeros(t.shape()));
+    }
+    Executable exe(g, {with.sequence, without.sequence});
+    Tensor xs = Tensor::empty({2, 4, 3});
+    for (std::int64_t i = 0; i < xs.numel(); ++i)
+      xs.data<float>()[i] = static_cast<float>(std::sin(0.7 * static_cast<double>(i)));
+    const auto out = exe.run({{"x", xs}});
+    double largest = 0.0;
+    for (std::int64_t i = 0; i < out[0].numel(); ++i) {
+      EXPECT_NEAR(out[0].at(i), out[1].at(i), 1e-6);
+      largest = std::max(largest, std::abs(out[0].at(i)));
+    }
+    EXPECT_GT(largest, 0.05);
+  }
+}
+
 // ---- errors ----------------------------------------------------------------------------
 
 template <class E, class F>
@@ -304,6 +359,12 @@ TEST(RecurrentLayers, LengthsOutOfRangeNameTheNode) {
 // An LSTM learns to output, at the last step, the sum of a sequence of +-1 and 0 values
 // (a counting task a feed-forward net on one step cannot do), from a fixed seed.
 TEST(RecurrentLayers, LstmLearnsToCount) {
+  // One thread, so the run (and its loss curve) is the same on every machine.
+  struct ThreadGuard {
+    int saved = num_threads();
+    ThreadGuard() { set_num_threads(1); }
+    ~ThreadGuard() { set_num_threads(saved); }
+  } one_thread;
   Graph g;
   const std::int64_t steps = 6, n = 64;
   Value x = g.input("x", {batch, steps, 1});

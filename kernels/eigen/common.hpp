@@ -103,4 +103,20 @@ inline std::int64_t index_at(const Tensor& t, std::int64_t i) {
   return static_cast<const std::int64_t*>(t.raw())[i];
 }
 
+// ---- rnn ----
+/// While it lives, OpenMP regions started by this thread (Eigen's GEMM threads) get one
+/// thread: for loops of many small products (a recurrence: one per step), where a parallel
+/// region per product costs more in start-up and barriers than it saves. Other threads and
+/// the setting afterwards are untouched (OpenMP's thread count is per thread).
+class SingleThreadedRegion {
+ public:
+  SingleThreadedRegion() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~SingleThreadedRegion() { omp_set_num_threads(saved_); }
+  SingleThreadedRegion(const SingleThreadedRegion&) = delete;
+  SingleThreadedRegion& operator=(const SingleThreadedRegion&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace kiln::internal::eigen

@@ -28,6 +28,10 @@ void register_upsample(KernelTable& t);    // upsample_nearest2d
 /// Training-only (kiln): conv2d_backward_weights, pool backward, batch_norm_backward.
 void register_training_cnn(KernelTable& t);
 // ---- rnn ----
+/// C [m, n] = op(A) * op(B), row-major, on one thread unless Eigen splits a large product
+/// (matmul.cpp's GEMM, shared so that kiln_infer carries one copy of Eigen's kernels).
+void gemm_f32(const float* a, const float* b, float* c, std::int64_t m, std::int64_t k,
+              std::int64_t n, bool ta, bool tb);
 void register_recurrent(KernelTable& t);  // lstm, gru
 /// Training-only (kiln): lstm_backward, gru_backward.
 void register_training_recurrent(KernelTable& t);

@@ -130,6 +130,16 @@ void run_gemm(const KernelArgs& args) {
 
 }  // namespace
 
+// ---- rnn ----
+void gemm_f32(const float* a, const float* b, float* c, std::int64_t m, std::int64_t k,
+              std::int64_t n, bool ta, bool tb) {
+  GemmShape g;
+  g.m = m;
+  g.k = k;
+  g.n = n;
+  gemm(a, b, c, g, ta, tb);
+}
+
 void register_matmul(KernelTable& t) {
   t.add(Op::matmul, {"eigen", "eigen_gemm", supports_gemm, run_gemm});
 }

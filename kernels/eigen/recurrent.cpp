@@ -3,9 +3,12 @@
 // writes the packed output (see kiln/ops.hpp). Variable lengths: all rows step through the
 // same t (T-1 down to 0 in reverse); a row at a step t >= lengths[b] keeps its state (the
 // last one going forward; in reverse it has not started yet, so the initial one), which is
-// exactly the packing of the padded steps. The recurrence stays on the calling thread (a
-// parallel region per step costs more than it saves at these sizes; Eigen may still split
-// a large GEMM).
+// exactly the packing of the padded steps. The recurrence runs on the calling thread only
+// (SingleThreadedRegion): a parallel region per step costs more than it saves (W6's shape,
+// 2 threads on a loaded 2-core machine: a training step took 614 ms with Eigen splitting
+// every step's GEMM, 118 ms with the recurrence on one thread); the layers' large GEMMs
+// over all steps (input projection, weight gradients) still use every thread. The GEMM is
+// matmul.cpp's (gemm_f32), so kiln_infer holds one copy of Eigen's product kernels.
 #include <cstdint>
 #include <vector>
 
@@ -34,17 +37,18 @@ bool supports_recurrent(const KernelQuery& q, std::string* why) {
 void run_lstm(const KernelArgs& args) {
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, g);
+  const SingleThreadedRegion one_thread;
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
-  const ConstMat w(args.inputs[1].data<float>(), gw, hid);
+  const float* w = args.inputs[1].data<float>();
   Mat h = ConstMat(args.inputs[2].data<float>(), nb, hid);
   Mat c = ConstMat(args.inputs[3].data<float>(), nb, hid);
   Mat gates(nb, gw);
   float* y = args.output.data<float>();
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = reverse ? steps - 1 - s : s;
-    gates.noalias() = h * w.transpose();
+    gemm_f32(h.data(), w, gates.data(), nb, hid, gw, false, true);
     for (std::int64_t b = 0; b < nb; ++b) {
       float* out = y + (b * steps + t) * pw;
       Arr hb(h.data() + b * hid, hid), cb(c.data() + b * hid, hid);
@@ -68,27 +72,28 @@ void run_lstm(const KernelArgs& args) {
 void run_gru(const KernelArgs& args) {
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, g);
+  const SingleThreadedRegion one_thread;
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
-  const ConstMat w(args.inputs[1].data<float>(), gw, hid);
-  const Eigen::Map<const Eigen::RowVectorXf> bias(args.inputs[2].data<float>(), gw);
+  const float* w = args.inputs[1].data<float>();
+  const ConstArr bias(args.inputs[2].data<float>(), gw);
   Mat h = ConstMat(args.inputs[3].data<float>(), nb, hid);
   Mat hw(nb, gw);
   float* y = args.output.data<float>();
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = reverse ? steps - 1 - s : s;
-    hw.noalias() = h * w.transpose();
-    hw.rowwise() += bias;
+    gemm_f32(h.data(), w, hw.data(), nb, hid, gw, false, true);
     for (std::int64_t b = 0; b < nb; ++b) {
       float* out = y + (b * steps + t) * pw;
       Arr hb(h.data() + b * hid, hid);
       if (t < len[static_cast<std::size_t>(b)]) {
         const float* x = xw + (b * steps + t) * gw;
-        const float* hwb = hw.data() + b * gw;
+        Arr hwb(hw.data() + b * gw, gw);
+        hwb += bias;
         Arr rz(out, 2 * hid), n(out + 2 * hid, hid), hwn(out + 3 * hid, hid);
-        rz = (ConstArr(x, 2 * hid) + ConstArr(hwb, 2 * hid)).logistic();
-        hwn = ConstArr(hwb + 2 * hid, hid);
+        rz = (ConstArr(x, 2 * hid) + hwb.head(2 * hid)).logistic();
+        hwn = hwb.tail(hid);
         n = (ConstArr(x + 2 * hid, hid) + rz.head(hid) * hwn).tanh();
         const auto z = rz.tail(hid);
         hb = (1.0f - z) * n + z * hb;

@@ -33,6 +33,7 @@ bool supports_recurrent_backward(const KernelQuery& q, std::string* why) {
 void run_lstm_backward(const KernelArgs& args) {
   const RecurrentGeometry geo = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, geo);
+  const SingleThreadedRegion one_thread;
   const std::int64_t nb = geo.batch, steps = geo.steps, hid = geo.hidden, gw = 4 * hid;
   const std::int64_t pw = 6 * hid;
   const bool reverse = args.node.attrs.reverse;
@@ -92,6 +93,7 @@ void run_lstm_backward(const KernelArgs& args) {
 void run_gru_backward(const KernelArgs& args) {
   const RecurrentGeometry geo = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, geo);
+  const SingleThreadedRegion one_thread;
   const std::int64_t nb = geo.batch, steps = geo.steps, hid = geo.hidden, gw = 3 * hid;
   const std::int64_t pw = 5 * hid;
   const bool reverse = args.node.attrs.reverse;

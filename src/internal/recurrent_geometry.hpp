@@ -59,7 +59,9 @@ inline std::string check_recurrent_node(const Node& node, std::span<const Tensor
   const Shape& first = in[0].shape;
   const std::size_t w_at = backward ? 2 : 1;
   const Shape& w = in[w_at].shape;
-  if (first.rank() != 3 || w.rank() != 2 || w[1] <= 0 || w[0] != g.gates * w[1])
+  constexpr std::int64_t max_dim = std::int64_t{1} << 40;  // as the shape rules
+  if (first.rank() != 3 || w.rank() != 2 || w[1] <= 0 || w[1] > max_dim || first[1] > max_dim ||
+      w[0] != g.gates * w[1])
     return "bad xw / y or w_hh shape";
   g.batch = first[0];
   g.steps = first[1];

@@ -11,6 +11,12 @@
 namespace kiln::internal {
 namespace {
 
+/// H and T above this are refused, so that 6H, 2T + 1 and their products with small
+/// factors cannot overflow int64 (a crafted model file may hold any dims).
+constexpr std::int64_t max_recurrent_dim = std::int64_t{1} << 40;
+
+bool too_large(std::int64_t d) { return d > max_recurrent_dim; }
+
 /// Checks the inputs shared by the forward ops: xw [B, T, G*H] (float), w_hh [G*H, H], the
 /// states [B, H] at `states` (count of them) and optional lengths [B] (integer) after them.
 /// Returns H.
@@ -26,10 +32,10 @@ std::int64_t check_recurrent(const RuleContext& c, std::int64_t gates, std::size
   const Shape& xw = c.inputs[0].shape;
   const Shape& w = c.inputs[1].shape;
   if (xw.rank() != 3) c.fail("xw must be [B, T, " + std::to_string(gates) + "H]");
-  if (w.rank() != 2 || w[0] < 0 || w[1] <= 0 || w[0] != gates * w[1])
+  if (w.rank() != 2 || w[0] < 0 || w[1] <= 0 || too_large(w[1]) || w[0] != gates * w[1])
     c.fail("w_hh must be [" + std::to_string(gates) + "H, H]");
   const std::int64_t h = w[1];
-  if (xw[1] <= 0 || xw[2] != gates * h)
+  if (xw[1] <= 0 || too_large(xw[1]) || xw[2] != gates * h)
     c.fail("xw must be [B, T, " + std::to_string(gates) + "H] with T > 0 and w_hh's H");
   for (std::size_t i = first_state; i < fixed; ++i) {
     const Shape& s = c.inputs[i].shape;
@@ -69,7 +75,8 @@ TensorDesc rule_lstm_backward(const RuleContext& c) {
   // Checked as the forward op would be, with y standing in for xw's [B, T, *].
   std::vector<TensorDesc> fwd(c.inputs.begin() + 1, c.inputs.end());
   const Shape& w = c.inputs[2].shape;
-  if (w.rank() != 2 || w[1] <= 0 || y[2] != 6 * w[1]) c.fail("y must be [B, T, 6H] with w_hh's H");
+  if (w.rank() != 2 || w[1] <= 0 || too_large(w[1]) || y[2] != 6 * w[1])
+    c.fail("y must be [B, T, 6H] with w_hh's H");
   fwd[0] = {Shape{y[0], y[1], 4 * w[1]}, c.inputs[0].dtype};
   RuleContext inner{c.op, c.node_name, c.attrs, fwd};
   const std::int64_t h = check_recurrent(inner, 4, 2, 2);
@@ -92,7 +99,8 @@ TensorDesc rule_gru_backward(const RuleContext& c) {
   const Shape& y = c.inputs[0].shape;
   if (!same_packed_shape(y, c.inputs[1].shape)) c.fail("y and gy must be the same [B, T, 5H]");
   const Shape& w = c.inputs[2].shape;
-  if (w.rank() != 2 || w[1] <= 0 || y[2] != 5 * w[1]) c.fail("y must be [B, T, 5H] with w_hh's H");
+  if (w.rank() != 2 || w[1] <= 0 || too_large(w[1]) || y[2] != 5 * w[1])
+    c.fail("y must be [B, T, 5H] with w_hh's H");
   std::vector<TensorDesc> fwd(c.inputs.begin() + 1, c.inputs.end());
   fwd[0] = {Shape{y[0], y[1], 3 * w[1]}, c.inputs[0].dtype};
   RuleContext inner{c.op, c.node_name, c.attrs, fwd};
