@@ -58,6 +58,15 @@ std::string build_error_of(const std::string& json, std::int64_t features = 64) 
   return "(no error)";
 }
 
+/// The value the layer (scope) `layer` reads from outside it.
+kiln::Value input_of(kiln::Graph& g, const std::string& layer) {
+  for (const kiln::Node& n : g.nodes())
+    if (n.scope == layer)
+      for (const std::int32_t i : n.inputs)
+        if (g.node(i).scope != layer && g.node(i).op != kiln::Op::parameter) return g.value(i);
+  throw kiln::ValueError("no input of layer '" + layer + "'");
+}
+
 std::string layers_json(const std::string& layers) {
   return R"({"inputs": [{"name": "x", "shape": ["auto"]}], "layers": [)" + layers + "]}";
 }
@@ -105,7 +114,7 @@ TEST(SpecSequence, ParsesEveryLayerAndRoundTrips) {
   // And it builds: the GRU's last state [batch, 3] beside the encoder's last step [batch, 3].
   BuiltModel m = kiln::train::build_model(g, {});
   EXPECT_EQ(m.predictions.shape(), (kiln::Shape{kiln::batch, 1}));
-  EXPECT_EQ(m.graph->find("both").shape(), (kiln::Shape{kiln::batch, 6}));
+  EXPECT_EQ(input_of(*m.graph, "out").shape(), (kiln::Shape{kiln::batch, 6}));
   EXPECT_EQ(m.graph->find("gru.weight_hh_l0").shape(), (kiln::Shape{9, 3}));
   EXPECT_EQ(m.graph->find("enc.linear1.weight").shape(), (kiln::Shape{8, 3}));
 }
@@ -216,7 +225,8 @@ ModelSpec recurrent_spec(const std::string& type, const std::string& returns) {
                .num_layers = 2,
                .bidirectional = true,
                .returns = returns}};
-  if (returns == "last") s.layers.push_back({.type = "dense", .units = 2});
+  if (returns == "sequence") s.layers.push_back({.type = "last_step", .name = "tail"});
+  s.layers.push_back({.type = "dense", .name = "out", .units = 2});
   return s;
 }
 
@@ -233,8 +243,11 @@ TEST(SpecSequence, ReturnLastIsEachDirectionsFinalState) {
     kiln::Graph& gl = *last_model.graph;
     const kiln::Value dense_in = gl.find("rnn.last");
     EXPECT_EQ(dense_in.scope(), "rnn");
+    EXPECT_EQ(input_of(gl, "out").id(), dense_in.id());
     ASSERT_EQ(dense_in.shape(), (kiln::Shape{kiln::batch, 8})) << type;
-    kiln::Executable es(*seq_model.graph, {seq_model.predictions});
+    const kiln::Value seq_out = input_of(*seq_model.graph, "tail");
+    ASSERT_EQ(seq_out.shape(), (kiln::Shape{kiln::batch, 5, 8})) << type;
+    kiln::Executable es(*seq_model.graph, {seq_out});
     kiln::Executable el(gl, {dense_in});
     const std::vector<float> seq = es.run({{"x", x}})[0].to_vector<float>();   // [2, 5, 8]
     const std::vector<float> last = el.run({{"x", x}})[0].to_vector<float>();  // [2, 8]
@@ -259,7 +272,7 @@ TEST(SpecSequence, LastStepAndMeanSteps) {
   s.output = "out";
   s.task.type = kiln::train::Task::regression;
   BuiltModel m = kiln::train::build_model(s, {});
-  kiln::Executable exe(*m.graph, {m.graph->find("both")});
+  kiln::Executable exe(*m.graph, {input_of(*m.graph, "out")});
   const Tensor x = Tensor::from(std::vector<float>{1, 2, 3, 4, 5, 6}, kiln::Shape{1, 6});
   EXPECT_EQ(exe.run({{"x", x}})[0].to_vector<float>(), (std::vector<float>{5, 6, 3, 4}));
 }
