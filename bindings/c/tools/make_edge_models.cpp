@@ -2,7 +2,11 @@
 // relu, softmax) and a CNN (conv2d, bias, relu, max pool, batch norm, matmul,
 // log_softmax) with weights from a fixed-seed generator, as <dir>/mlp.kiln and
 // <dir>/cnn.kiln; and the MLP again with a drift monitor's reference profile (800 rows from
-// the same generator and the MLP's predictions on them) as <dir>/mlp_profile.kiln.
+// the same generator and the MLP's predictions on them) as <dir>/mlp_profile.kiln; and a
+// sequence model (issue 15: a bidirectional LSTM over variable-length rows, masked
+// multi-head attention, a causal pre-norm transformer block with exact GELU, a GRU, the last
+// valid step, dense and softmax; the LSTM's h_n, whose batch is its second dim, as a second
+// output) with the layers' seeded initial weights as <dir>/sequence.kiln.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +19,8 @@
 #include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
 #include "kiln/monitor/profile.hpp"
+#include "kiln/nn/layers.hpp"
+#include "kiln/nn/sequence.hpp"
 
 namespace {
 
@@ -91,6 +97,38 @@ void save_cnn(const std::string& path) {
   kiln::save_model(path, g, opts);
 }
 
+void save_sequence(const std::string& path) {
+  // kiln_run feeds lengths i % 10: every length from 0 to 9 of the 10 steps occurs.
+  constexpr std::int64_t steps = 10;
+  kiln::Graph g;
+  auto x = g.input("x", {kiln::batch, steps, 4});
+  auto lengths = g.input("lengths", {kiln::batch}, kiln::DType::i32);
+  auto mask = kiln::sequence_mask(lengths, steps);
+  const kiln::nn::RecurrentOutput r = kiln::nn::lstm(
+      x, {.hidden = 6, .bidirectional = true, .lengths = lengths, .name = "lstm", .seed = 11});
+  kiln::Value h = kiln::nn::multi_head_attention(
+      r.sequence, r.sequence, r.sequence,
+      {.heads = 2, .key_mask = mask, .name = "attention", .seed = 12});
+  h = kiln::nn::transformer_encoder_layer(h, {.heads = 3,
+                                              .feedforward = 16,
+                                              .activation = kiln::nn::Activation::gelu,
+                                              .norm_first = true,
+                                              .key_mask = mask,
+                                              .causal = true,
+                                              .name = "encoder",
+                                              .seed = 13});
+  const kiln::nn::RecurrentOutput gr =
+      kiln::nn::gru(h, {.hidden = 5, .lengths = lengths, .name = "gru", .seed = 14});
+  auto last = kiln::last_valid_step(gr.sequence, lengths);
+  auto p = kiln::softmax(kiln::nn::dense(last, 4, {.name = "out", .seed = 15}));
+  kiln::SaveOptions opts;
+  opts.inputs = {x, lengths};
+  opts.outputs = {p, r.h_n};
+  opts.output_names = {"probabilities", "lstm_h_n"};
+  opts.metadata.name = "edge-sequence";
+  kiln::save_model(path, g, opts);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -103,8 +141,9 @@ int main(int argc, char** argv) try {
   save_mlp(dir + "/mlp.kiln");
   save_cnn(dir + "/cnn.kiln");
   save_mlp(dir + "/mlp_profile.kiln", true);
-  std::printf("wrote %s/mlp.kiln, %s/cnn.kiln and %s/mlp_profile.kiln\n", dir.c_str(), dir.c_str(),
-              dir.c_str());
+  save_sequence(dir + "/sequence.kiln");
+  std::printf("wrote %s/mlp.kiln, %s/cnn.kiln, %s/mlp_profile.kiln and %s/sequence.kiln\n",
+              dir.c_str(), dir.c_str(), dir.c_str(), dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "error: %s\n", e.what());
