@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "kiln/infer/model.hpp"
+#include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
 #include "kiln/nn/sequence.hpp"
 
@@ -290,6 +292,34 @@ TEST(RecurrentLayers, WithoutBiasEqualsZeroBiases) {
       largest = std::max(largest, std::abs(out[0].at(i)));
     }
     EXPECT_GT(largest, 0.05);
+  }
+}
+
+// A saved model with recurrent layers (stacked, bidirectional, lengths) loads in kiln_infer
+// and answers as the graph did, h_n and c_n ([layers * directions, B, H], the batch in the
+// middle) included.
+TEST(RecurrentLayers, SavedModelRunsThroughKilnInfer) {
+  Graph g;
+  Value x = g.input("x", {batch, 5, 3});
+  Value len = g.input("len", {batch}, DType::i64);
+  const auto r =
+      nn::lstm(x, {.hidden = 4, .layers = 2, .bidirectional = true, .lengths = len, .name = "enc"});
+  const auto q = nn::gru(r.sequence, {.hidden = 2, .lengths = len, .name = "dec"});
+  const auto bytes =
+      serialize_model(g, {.inputs = {x, len}, .outputs = {q.sequence, q.h_n, r.h_n, r.c_n}});
+  const auto model = infer::Model::load(std::span<const std::uint8_t>(bytes));
+  Tensor xs = Tensor::empty({3, 5, 3});
+  for (std::int64_t i = 0; i < xs.numel(); ++i)
+    xs.data<float>()[i] = static_cast<float>(std::cos(0.3 * static_cast<double>(i)));
+  const Feeds feeds{{"x", xs}, {"len", Tensor::from(std::vector<std::int64_t>{5, 1, 3}, Shape{3})}};
+  const auto got = model.run(feeds);
+  const auto want = Executable(g, {q.sequence, q.h_n, r.h_n, r.c_n}).run(feeds);
+  ASSERT_EQ(got.size(), 4u);
+  EXPECT_EQ(got[2].shape(), (Shape{4, 3, 4}));
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].shape(), want[i].shape()) << i;
+    for (std::int64_t k = 0; k < got[i].numel(); ++k)
+      EXPECT_NEAR(got[i].at(k), want[i].at(k), 1e-6) << i << "[" << k << "]";
   }
 }
 

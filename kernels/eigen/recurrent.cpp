@@ -26,12 +26,19 @@ using ConstArr = Eigen::Map<const Eigen::ArrayXf>;
 
 bool supports_recurrent(const KernelQuery& q, std::string* why) {
   if (q.output.dtype != DType::f32) return decline(why, "eigen kernels handle f32 only");
-  const std::string problem = check_recurrent_node(q.node, q.inputs, q.output, nullptr);
-  if (!problem.empty()) {
-    if (why != nullptr) *why = problem;
-    return false;
-  }
-  return true;
+  const char* problem = recurrent_problem(q.node, q.inputs, q.output, nullptr);
+  return problem == nullptr || decline(why, problem);
+}
+
+// The activations in place, out of line: Eigen's vectorised logistic and tanh are large, and
+// kiln_infer carries them once each rather than at every use.
+[[gnu::noinline]] void sigmoid_in_place(float* p, std::int64_t n) {
+  Arr a(p, n);
+  a = a.logistic();
+}
+[[gnu::noinline]] void tanh_in_place(float* p, std::int64_t n) {
+  Arr a(p, n);
+  a = a.tanh();
 }
 
 void run_lstm(const KernelArgs& args) {
@@ -55,11 +62,14 @@ void run_lstm(const KernelArgs& args) {
       if (t < len[static_cast<std::size_t>(b)]) {
         Arr a(out, gw);
         a = ConstArr(xw + (b * steps + t) * gw, gw) + ConstArr(gates.data() + b * gw, gw);
-        a.head(2 * hid) = a.head(2 * hid).logistic();
-        a.segment(2 * hid, hid) = a.segment(2 * hid, hid).tanh();
-        a.tail(hid) = a.tail(hid).logistic();
+        sigmoid_in_place(out, 2 * hid);        // i, f
+        tanh_in_place(out + 2 * hid, hid);     // g
+        sigmoid_in_place(out + 3 * hid, hid);  // o
         cb = a.segment(hid, hid) * cb + a.head(hid) * a.segment(2 * hid, hid);
-        hb = a.tail(hid) * cb.tanh();
+        Arr tc(out + 5 * hid, hid);
+        tc = cb;
+        tanh_in_place(out + 5 * hid, hid);
+        hb = a.tail(hid) * tc;
       } else {
         Arr(out, gw).setZero();
       }
@@ -92,9 +102,11 @@ void run_gru(const KernelArgs& args) {
         Arr hwb(hw.data() + b * gw, gw);
         hwb += bias;
         Arr rz(out, 2 * hid), n(out + 2 * hid, hid), hwn(out + 3 * hid, hid);
-        rz = (ConstArr(x, 2 * hid) + hwb.head(2 * hid)).logistic();
+        rz = ConstArr(x, 2 * hid) + hwb.head(2 * hid);
+        sigmoid_in_place(out, 2 * hid);
         hwn = hwb.tail(hid);
-        n = (ConstArr(x + 2 * hid, hid) + rz.head(hid) * hwn).tanh();
+        n = ConstArr(x + 2 * hid, hid) + rz.head(hid) * hwn;
+        tanh_in_place(out + 2 * hid, hid);
         const auto z = rz.tail(hid);
         hb = (1.0f - z) * n + z * hb;
       } else {

@@ -22,12 +22,8 @@ using ConstArr = Eigen::Map<const Eigen::ArrayXf>;
 
 bool supports_recurrent_backward(const KernelQuery& q, std::string* why) {
   if (q.output.dtype != DType::f32) return decline(why, "eigen kernels handle f32 only");
-  const std::string problem = check_recurrent_node(q.node, q.inputs, q.output, nullptr);
-  if (!problem.empty()) {
-    if (why != nullptr) *why = problem;
-    return false;
-  }
-  return true;
+  const char* problem = recurrent_problem(q.node, q.inputs, q.output, nullptr);
+  return problem == nullptr || decline(why, problem);
 }
 
 void run_lstm_backward(const KernelArgs& args) {

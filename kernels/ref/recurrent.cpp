@@ -7,6 +7,7 @@
 // gru: hw = h @ w_hh^T + b_hh; r = sigmoid(xw_r + hw_r), z = sigmoid(xw_z + hw_z),
 //   n = tanh(xw_n + r * hw_n); h = (1 - z) * n + z * h. Packed [B, T, 5H]: r | z | n |
 //   hw_n | h.
+// Every dtype is computed in double, read and written through one conversion.
 // Row b runs steps 0 .. len-1 (reverse: len-1 .. 0) with len = lengths[b] (T without
 // lengths). Its padded steps t >= len hold zero gates and the carried state: the last
 // state going forward, the initial state in reverse.
@@ -40,126 +41,111 @@ std::vector<std::int64_t> step_order(std::int64_t len, bool reverse) {
   return order;
 }
 
-template <class T>
-void lstm_typed(const KernelArgs& args, const RecurrentGeometry& g,
-                const std::vector<std::int64_t>& lengths) {
-  const std::int64_t steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
-  const T* xw = args.inputs[0].data<T>();
-  const T* w = args.inputs[1].data<T>();
-  const T* h0 = args.inputs[2].data<T>();
-  const T* c0 = args.inputs[3].data<T>();
-  T* y = args.output.data<T>();
-  std::vector<double> h(static_cast<std::size_t>(hid)), c(h.size()),
-      a(static_cast<std::size_t>(gw));
-  for (std::int64_t b = 0; b < g.batch; ++b) {
-    const std::int64_t len = lengths[static_cast<std::size_t>(b)];
-    for (std::int64_t k = 0; k < hid; ++k) {
-      h[static_cast<std::size_t>(k)] = static_cast<double>(h0[b * hid + k]);
-      c[static_cast<std::size_t>(k)] = static_cast<double>(c0[b * hid + k]);
-    }
-    for (std::int64_t t : step_order(len, args.node.attrs.reverse)) {
-      const T* x = xw + (b * steps + t) * gw;
-      for (std::int64_t r = 0; r < gw; ++r) {
-        double s = static_cast<double>(x[r]);
-        for (std::int64_t k = 0; k < hid; ++k)
-          s += static_cast<double>(w[r * hid + k]) * h[static_cast<std::size_t>(k)];
-        a[static_cast<std::size_t>(r)] = s;
-      }
-      T* out = y + (b * steps + t) * pw;
-      for (std::int64_t k = 0; k < hid; ++k) {
-        const auto at = [&](std::int64_t gate) {
-          return a[static_cast<std::size_t>(gate * hid + k)];
-        };
-        const double i = sigmoid(at(0)), f = sigmoid(at(1)), gg = std::tanh(at(2)),
-                     o = sigmoid(at(3));
-        double& ck = c[static_cast<std::size_t>(k)];
-        ck = f * ck + i * gg;
-        const double hk = o * std::tanh(ck);
-        h[static_cast<std::size_t>(k)] = hk;
-        out[k] = static_cast<T>(i);
-        out[hid + k] = static_cast<T>(f);
-        out[2 * hid + k] = static_cast<T>(gg);
-        out[3 * hid + k] = static_cast<T>(o);
-        out[4 * hid + k] = static_cast<T>(ck);
-        out[5 * hid + k] = static_cast<T>(hk);
-      }
-    }
-    // Padded steps: zero gates and the carried state (the initial state in reverse).
-    for (std::int64_t t = len; t < steps; ++t) {
-      T* out = y + (b * steps + t) * pw;
-      for (std::int64_t k = 0; k < gw; ++k) out[k] = T(0);
-      for (std::int64_t k = 0; k < hid; ++k) {
-        const bool initial = args.node.attrs.reverse;
-        out[4 * hid + k] =
-            initial ? c0[b * hid + k] : static_cast<T>(c[static_cast<std::size_t>(k)]);
-        out[5 * hid + k] =
-            initial ? h0[b * hid + k] : static_cast<T>(h[static_cast<std::size_t>(k)]);
-      }
-    }
-  }
+/// A tensor's values in double (the kernels compute in double whatever the dtype, so one
+/// copy of each serves f32 and f64).
+std::vector<double> values(const Tensor& t) { return t.to(DType::f64).to_vector<double>(); }
+
+void store(const std::vector<double>& v, Tensor& out) {
+  out.copy_from(Tensor::from(v, out.shape()).to(out.dtype()));
 }
 
-template <class T>
-void gru_typed(const KernelArgs& args, const RecurrentGeometry& g,
+void lstm_rows(const KernelArgs& args, const RecurrentGeometry& g,
                const std::vector<std::int64_t>& lengths) {
-  const std::int64_t steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
-  const T* xw = args.inputs[0].data<T>();
-  const T* w = args.inputs[1].data<T>();
-  const T* bias = args.inputs[2].data<T>();
-  const T* h0 = args.inputs[3].data<T>();
-  T* y = args.output.data<T>();
-  std::vector<double> h(static_cast<std::size_t>(hid)), hw(static_cast<std::size_t>(gw));
+  const std::int64_t steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
+  const auto xw = values(args.inputs[0]), w = values(args.inputs[1]);
+  const auto h0 = values(args.inputs[2]), c0 = values(args.inputs[3]);
+  std::vector<double> y(static_cast<std::size_t>(args.output.numel()));
+  const auto at = [](std::int64_t i) { return static_cast<std::size_t>(i); };
+  std::vector<double> h(at(hid)), c(at(hid)), a(at(gw));
   for (std::int64_t b = 0; b < g.batch; ++b) {
-    const std::int64_t len = lengths[static_cast<std::size_t>(b)];
-    for (std::int64_t k = 0; k < hid; ++k)
-      h[static_cast<std::size_t>(k)] = static_cast<double>(h0[b * hid + k]);
+    const std::int64_t len = lengths[at(b)];
+    for (std::int64_t k = 0; k < hid; ++k) {
+      h[at(k)] = h0[at(b * hid + k)];
+      c[at(k)] = c0[at(b * hid + k)];
+    }
     for (std::int64_t t : step_order(len, args.node.attrs.reverse)) {
-      const T* x = xw + (b * steps + t) * gw;
       for (std::int64_t r = 0; r < gw; ++r) {
-        double s = static_cast<double>(bias[r]);
-        for (std::int64_t k = 0; k < hid; ++k)
-          s += static_cast<double>(w[r * hid + k]) * h[static_cast<std::size_t>(k)];
-        hw[static_cast<std::size_t>(r)] = s;
+        double s = xw[at((b * steps + t) * gw + r)];
+        for (std::int64_t k = 0; k < hid; ++k) s += w[at(r * hid + k)] * h[at(k)];
+        a[at(r)] = s;
       }
-      T* out = y + (b * steps + t) * pw;
+      double* out = y.data() + (b * steps + t) * pw;
       for (std::int64_t k = 0; k < hid; ++k) {
-        const auto hw_at = [&](std::int64_t gate) {
-          return hw[static_cast<std::size_t>(gate * hid + k)];
-        };
-        const double r = sigmoid(static_cast<double>(x[k]) + hw_at(0));
-        const double z = sigmoid(static_cast<double>(x[hid + k]) + hw_at(1));
-        const double n = std::tanh(static_cast<double>(x[2 * hid + k]) + r * hw_at(2));
-        double& hk = h[static_cast<std::size_t>(k)];
-        hk = (1.0 - z) * n + z * hk;
-        out[k] = static_cast<T>(r);
-        out[hid + k] = static_cast<T>(z);
-        out[2 * hid + k] = static_cast<T>(n);
-        out[3 * hid + k] = static_cast<T>(hw_at(2));
-        out[4 * hid + k] = static_cast<T>(hk);
+        const double i = sigmoid(a[at(k)]), f = sigmoid(a[at(hid + k)]);
+        const double gg = std::tanh(a[at(2 * hid + k)]), o = sigmoid(a[at(3 * hid + k)]);
+        c[at(k)] = f * c[at(k)] + i * gg;
+        h[at(k)] = o * std::tanh(c[at(k)]);
+        out[k] = i;
+        out[hid + k] = f;
+        out[2 * hid + k] = gg;
+        out[3 * hid + k] = o;
+        out[4 * hid + k] = c[at(k)];
+        out[5 * hid + k] = h[at(k)];
       }
     }
+    // Padded steps: zero gates (y starts zero) and the carried state (the initial state in
+    // reverse).
     for (std::int64_t t = len; t < steps; ++t) {
-      T* out = y + (b * steps + t) * pw;
-      for (std::int64_t k = 0; k < 4 * hid; ++k) out[k] = T(0);
-      for (std::int64_t k = 0; k < hid; ++k)
-        out[4 * hid + k] = args.node.attrs.reverse ? h0[b * hid + k]
-                                                   : static_cast<T>(h[static_cast<std::size_t>(k)]);
+      double* out = y.data() + (b * steps + t) * pw;
+      for (std::int64_t k = 0; k < hid; ++k) {
+        const bool initial = args.node.attrs.reverse;
+        out[4 * hid + k] = initial ? c0[at(b * hid + k)] : c[at(k)];
+        out[5 * hid + k] = initial ? h0[at(b * hid + k)] : h[at(k)];
+      }
     }
   }
+  store(y, args.output);
+}
+
+void gru_rows(const KernelArgs& args, const RecurrentGeometry& g,
+              const std::vector<std::int64_t>& lengths) {
+  const std::int64_t steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
+  const auto xw = values(args.inputs[0]), w = values(args.inputs[1]);
+  const auto bias = values(args.inputs[2]), h0 = values(args.inputs[3]);
+  std::vector<double> y(static_cast<std::size_t>(args.output.numel()));
+  const auto at = [](std::int64_t i) { return static_cast<std::size_t>(i); };
+  std::vector<double> h(at(hid)), hw(at(gw));
+  for (std::int64_t b = 0; b < g.batch; ++b) {
+    const std::int64_t len = lengths[at(b)];
+    for (std::int64_t k = 0; k < hid; ++k) h[at(k)] = h0[at(b * hid + k)];
+    for (std::int64_t t : step_order(len, args.node.attrs.reverse)) {
+      for (std::int64_t r = 0; r < gw; ++r) {
+        double s = bias[at(r)];
+        for (std::int64_t k = 0; k < hid; ++k) s += w[at(r * hid + k)] * h[at(k)];
+        hw[at(r)] = s;
+      }
+      const double* x = xw.data() + (b * steps + t) * gw;
+      double* out = y.data() + (b * steps + t) * pw;
+      for (std::int64_t k = 0; k < hid; ++k) {
+        const double r = sigmoid(x[k] + hw[at(k)]);
+        const double z = sigmoid(x[hid + k] + hw[at(hid + k)]);
+        const double n = std::tanh(x[2 * hid + k] + r * hw[at(2 * hid + k)]);
+        h[at(k)] = (1.0 - z) * n + z * h[at(k)];
+        out[k] = r;
+        out[hid + k] = z;
+        out[2 * hid + k] = n;
+        out[3 * hid + k] = hw[at(2 * hid + k)];
+        out[4 * hid + k] = h[at(k)];
+      }
+    }
+    for (std::int64_t t = len; t < steps; ++t)
+      for (std::int64_t k = 0; k < hid; ++k)
+        y[at((b * steps + t) * pw + 4 * hid + k)] =
+            args.node.attrs.reverse ? h0[at(b * hid + k)] : h[at(k)];
+  }
+  store(y, args.output);
 }
 
 void run_lstm(const KernelArgs& args) {
   require(check_recurrent, args);
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
-  const auto lengths = recurrent_step_counts(args.node, args.inputs, g);
-  with_float(args.output.dtype(), [&](auto tag) { lstm_typed<decltype(tag)>(args, g, lengths); });
+  lstm_rows(args, g, recurrent_step_counts(args.node, args.inputs, g));
 }
 
 void run_gru(const KernelArgs& args) {
   require(check_recurrent, args);
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
-  const auto lengths = recurrent_step_counts(args.node, args.inputs, g);
-  with_float(args.output.dtype(), [&](auto tag) { gru_typed<decltype(tag)>(args, g, lengths); });
+  gru_rows(args, g, recurrent_step_counts(args.node, args.inputs, g));
 }
 
 }  // namespace

@@ -37,28 +37,25 @@ inline RecurrentGeometry recurrent_geometry(Op op) {
   return g;
 }
 
-/// "" when a kernel can run the node with these concrete inputs and output, else why not.
-/// Fills *geo. Inputs: lstm (xw, w_hh, h0, c0[, lengths]), gru (xw, w_hh, b_hh, h0[,
+/// nullptr when a kernel can run the node with these concrete inputs and output, else why
+/// not. Fills *geo. Inputs: lstm (xw, w_hh, h0, c0[, lengths]), gru (xw, w_hh, b_hh, h0[,
 /// lengths]), lstm_backward (y, gy, w_hh, h0, c0[, lengths]), gru_backward (y, gy, w_hh,
-/// h0[, lengths]).
-inline std::string check_recurrent_node(const Node& node, std::span<const TensorDesc> in,
-                                        const TensorDesc& out, RecurrentGeometry* geo) {
+/// h0[, lengths]). (Plain messages: this code is in kiln_infer, which must stay small.)
+inline const char* recurrent_problem(const Node& node, std::span<const TensorDesc> in,
+                                     const TensorDesc& out, RecurrentGeometry* geo) {
   RecurrentGeometry g = recurrent_geometry(node.op);
   const bool backward = node.op == Op::lstm_backward || node.op == Op::gru_backward;
-  if (in.size() != g.fixed && in.size() != g.fixed + 1)
-    return "expected " + std::to_string(g.fixed) + " or " + std::to_string(g.fixed + 1) +
-           " inputs, got " + std::to_string(in.size());
+  if (in.size() != g.fixed && in.size() != g.fixed + 1) return "wrong number of inputs";
   g.has_lengths = in.size() == g.fixed + 1;
   if (!is_floating(out.dtype)) return "output dtype is not float";
   for (std::size_t i = 0; i < g.fixed; ++i)
-    if (in[i].dtype != out.dtype) return "input " + std::to_string(i) + " differs in dtype";
+    if (in[i].dtype != out.dtype) return "inputs and output differ in dtype";
   if (g.has_lengths && !is_integer(in[g.fixed].dtype)) return "lengths must be i32 or i64";
   for (const auto& d : in)
     for (std::int64_t v : d.shape)
       if (v < 0) return "shapes must be concrete";
   const Shape& first = in[0].shape;
-  const std::size_t w_at = backward ? 2 : 1;
-  const Shape& w = in[w_at].shape;
+  const Shape& w = in[backward ? 2 : 1].shape;
   constexpr std::int64_t max_dim = std::int64_t{1} << 40;  // as the shape rules
   if (first.rank() != 3 || w.rank() != 2 || w[1] <= 0 || w[1] > max_dim || first[1] > max_dim ||
       w[0] != g.gates * w[1])
@@ -69,23 +66,31 @@ inline std::string check_recurrent_node(const Node& node, std::span<const Tensor
   const std::int64_t width = (backward ? g.packed : g.gates) * g.hidden;
   if (g.steps <= 0 || first[2] != width) return "xw / y has the wrong width";
   if (backward && in[1].shape != first) return "gy must have y's shape";
-  const Shape state{g.batch, g.hidden};
   const std::size_t first_state = backward ? 3 : (g.gates == 4 ? 2 : 3);
-  for (std::size_t i = first_state; i < g.fixed; ++i)
-    if (in[i].shape != state) return "states must be [B, H]";
-  if (node.op == Op::gru && in[2].shape != Shape{3 * g.hidden}) return "b_hh must be [3H]";
-  if (g.has_lengths && in[g.fixed].shape != Shape{g.batch}) return "lengths must be [B]";
-  Shape expected;
-  if (node.op == Op::lstm || node.op == Op::gru)
-    expected = Shape{g.batch, g.steps, g.packed * g.hidden};
-  else if (node.op == Op::lstm_backward)
-    expected = Shape{g.batch, g.steps + 1, 4 * g.hidden};
-  else
-    expected = Shape{g.batch, 2 * g.steps + 1, 3 * g.hidden};
-  if (out.shape != expected)
-    return "output shape " + out.shape.str() + ", expected " + expected.str();
+  for (std::size_t i = first_state; i < g.fixed; ++i) {
+    const Shape& st = in[i].shape;
+    if (st.rank() != 2 || st[0] != g.batch || st[1] != g.hidden) return "states must be [B, H]";
+  }
+  if (node.op == Op::gru && (in[2].shape.rank() != 1 || in[2].shape[0] != 3 * g.hidden))
+    return "b_hh must be [3H]";
+  if (g.has_lengths && (in[g.fixed].shape.rank() != 1 || in[g.fixed].shape[0] != g.batch))
+    return "lengths must be [B]";
+  const bool forward = node.op == Op::lstm || node.op == Op::gru;
+  const std::int64_t out_steps =
+      forward ? g.steps : (node.op == Op::lstm_backward ? g.steps + 1 : 2 * g.steps + 1);
+  const std::int64_t out_width = (forward ? g.packed : g.gates) * g.hidden;
+  const Shape& o = out.shape;
+  if (o.rank() != 3 || o[0] != g.batch || o[1] != out_steps || o[2] != out_width)
+    return "wrong output shape";
   if (geo != nullptr) *geo = g;
-  return {};
+  return nullptr;
+}
+
+/// recurrent_problem as a Check ("" when fine).
+inline std::string check_recurrent_node(const Node& node, std::span<const TensorDesc> in,
+                                        const TensorDesc& out, RecurrentGeometry* geo) {
+  const char* problem = recurrent_problem(node, in, out, geo);
+  return problem == nullptr ? std::string() : std::string(problem);
 }
 
 /// The geometry of a call on concrete tensors; throws ValueError naming the node when the

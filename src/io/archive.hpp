@@ -104,8 +104,10 @@ class ArchiveReader {
   std::string name(const char* what);
   /// A u32 element count; each element takes at least min_bytes_each in the file.
   std::size_t count(const char* what, std::size_t min_bytes_each);
-  /// Rank <= max_rank, dims in [-1, max_dim] (-1 only if allow_batch, first dim only unless
-  /// batch_anywhere), and a product (times elem_size) that fits in int64.
+  /// Rank <= max_rank, dims in [-1, max_dim] (-1 only if allow_batch, first dim only
+  /// unless batch_anywhere), and a product (times elem_size) that fits in int64.
+  /// batch_anywhere: computed values may carry the batch elsewhere (an LSTM's h_n is
+  /// [layers, B, H]); inputs, parameters and signatures may not.
   std::vector<std::int64_t> dims(const std::string& what, bool allow_batch,
                                  std::size_t elem_size = 1, bool batch_anywhere = false);
   /// A dtype code (dtype_code); an unknown code is an error.

@@ -6,7 +6,6 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -31,16 +30,14 @@ struct NodeRecord {
 };
 
 TensorSpec read_signature(ArchiveReader& r, std::int32_t& id, const char* role,
-                          std::int32_t node_count) {
+                          std::int32_t node_count, bool batch_anywhere = false) {
   TensorSpec s;
   s.name = r.name(role);
   id = r.i32(role);
   if (id < 0 || id >= node_count)
     r.fail(std::string(role) + " '" + s.name + "' refers to node " + std::to_string(id) +
            ", but the graph has " + std::to_string(node_count) + " nodes");
-  // Outputs may carry the batch after their first dim (an LSTM's h_n), inputs have it first.
-  s.shape = Shape(r.dims(std::string(role) + " '" + s.name + "'", true, 1,
-                         std::string_view(role) == "model output"));
+  s.shape = Shape(r.dims(std::string(role) + " '" + s.name + "'", true, 1, batch_anywhere));
   s.dtype = r.dtype(std::string(role) + " '" + s.name + "'");
   return s;
 }
@@ -154,9 +151,6 @@ std::vector<NodeRecord> read_nodes(ArchiveReader& r, std::uint32_t version,
     if (leaf && !n.inputs.empty()) r.fail("node '" + n.name + "': a leaf node has inputs");
     n.attrs = version == 1 ? read_attrs(r, n.name) : read_attrs_v2(r, n.name);
     n.dtype = r.dtype("node '" + n.name + "'");
-    // An op's output may carry the batch after its first dim (an LSTM's h_n is
-    // [layers, batch, H]); the shape rules check it when the graph is rebuilt. Leaves (inputs,
-    // parameters, constants) keep the batch first.
     n.shape = Shape(r.dims("node '" + n.name + "' shape", true, size_of(n.dtype), !leaf));
     n.trainable = r.boolean("node trainable flag");
     if (n.trainable && n.op != Op::parameter)
@@ -195,7 +189,7 @@ void read_signatures(ArchiveReader& r, const std::vector<NodeRecord>& records, M
   seen.clear();
   for (std::size_t i = 0; i < n_out; ++i) {
     std::int32_t id = 0;
-    TensorSpec s = read_signature(r, id, "model output", count32);
+    TensorSpec s = read_signature(r, id, "model output", count32, /*batch_anywhere=*/true);
     if (!seen.insert(s.name).second) r.fail("model output '" + s.name + "' is listed twice");
     data.output_ids.push_back(id);
     data.outputs.push_back(std::move(s));
