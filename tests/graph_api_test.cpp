@@ -294,5 +294,27 @@ TEST(Operators, GradientsFlowThroughOperatorExpressions) {
   for (std::size_t i = 0; i < 3; ++i) EXPECT_NEAR(r[i], 3.0 * (3.0 * wv[i] - 1.0) / 3.0, 1e-12);
 }
 
+// ---- attention: broadcasting both operands, the batch from one of them ----
+// [batch, 1, 4] * [1, 3, 1] is [batch, 3, 4]: the first operand keeps its own batch while
+// it is expanded along dim 1 (it used to take the second's size 1, giving [1, 3, 4]), and
+// the gradients sum back to each operand's shape.
+TEST(Operators, BroadcastBothOperandsWithTheBatchFromOne) {
+  for (const bool batch_first : {true, false}) {
+    Graph g;
+    auto a = g.input("a", {kiln::batch, 1, 4}, f64);
+    auto b = g.input("b", {1, 3, 1}, f64);
+    auto y = batch_first ? a * b : b * a;
+    EXPECT_EQ(y.shape(), Shape({kiln::batch, 3, 4}));
+    auto grads = grad(sum(y), {a, b});
+    Executable exe(g, {y, grads[0], grads[1]});
+    const auto r = exe.run({{"a", Tensor::from(std::vector<double>(8, 2.0), Shape{2, 1, 4})},
+                            {"b", Tensor::from({1.0, 2.0, 3.0}, Shape{1, 3, 1})}});
+    ASSERT_EQ(r[0].shape(), Shape({2, 3, 4}));
+    EXPECT_EQ(r[0].at(4), 4.0);                                        // a[0, 0, 0] * b[0, 1, 0]
+    EXPECT_EQ(r[1].to_vector<double>(), std::vector<double>(8, 6.0));  // sum of b
+    EXPECT_EQ(r[2].to_vector<double>(), (std::vector<double>{16, 16, 16}));  // sum of a
+  }
+}
+
 }  // namespace
 }  // namespace kiln

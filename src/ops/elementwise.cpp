@@ -108,8 +108,16 @@ std::pair<Value, Value> broadcast_pair(Value a, Value b, const char* op) {
     }
   }
   const Shape target(out);
-  if (ar.shape() != target) ar = expand(ar, target, br);
-  if (br.shape() != target) br = expand(br, target, ar);
+  // A dynamic (batch) dim of the target comes from the operand that has it: an operand of
+  // size 1 there takes it from the other one (expand's `like`); an operand that has it
+  // itself takes no `like` (the other's size 1 would replace it).
+  auto needs_like = [&](Value self) {
+    for (std::size_t i = 0; i < r; ++i)
+      if (out[i] < 0 && self.shape()[i] == 1) return true;
+    return false;
+  };
+  if (ar.shape() != target) ar = expand(ar, target, needs_like(ar) ? br : Value{});
+  if (br.shape() != target) br = expand(br, target, needs_like(br) ? ar : Value{});
   return {ar, br};
 }
 
