@@ -6,7 +6,7 @@
 // sequence model (issue 15: a bidirectional LSTM over variable-length rows, masked
 // multi-head attention, a causal pre-norm transformer block with exact GELU, a GRU, the last
 // valid step, dense and softmax; the LSTM's h_n, whose batch is its second dim, as a second
-// output) with the layers' seeded initial weights as <dir>/sequence.kiln.
+// output), trained for 3 epochs and saved by kiln::train::Trainer, as <dir>/sequence.kiln.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -120,13 +120,46 @@ void save_sequence(const std::string& path) {
   const kiln::nn::RecurrentOutput gr =
       kiln::nn::gru(h, {.hidden = 5, .lengths = lengths, .name = "gru", .seed = 14});
   auto last = kiln::last_valid_step(gr.sequence, lengths);
-  auto p = kiln::softmax(kiln::nn::dense(last, 4, {.name = "out", .seed = 15}));
-  kiln::SaveOptions opts;
-  opts.inputs = {x, lengths};
-  opts.outputs = {p, r.h_n};
-  opts.output_names = {"probabilities", "lstm_h_n"};
-  opts.metadata.name = "edge-sequence";
-  kiln::save_model(path, g, opts);
+  auto logits = kiln::nn::dense(last, 4, {.name = "out", .seed = 15});
+  auto p = kiln::softmax(logits);
+  auto label = g.input("label", {kiln::batch}, kiln::DType::i32);
+  auto loss = kiln::softmax_cross_entropy(logits, label);
+
+  // Trained for a few epochs and saved by the Trainer (as an app's model would be): 96
+  // rows whose class is the sign pattern of two features summed over their valid steps.
+  Lcg rng{4};
+  const std::int64_t rows = 96;
+  const kiln::Tensor xs = random_tensor(rng, {rows, steps, 4}, 1.0f);
+  std::vector<std::int32_t> len(rows), y(rows);
+  const std::vector<float> xv = xs.to_vector<float>();
+  for (std::int64_t b = 0; b < rows; ++b) {
+    const auto i = static_cast<std::size_t>(b);
+    len[i] = static_cast<std::int32_t>(1 + (rng.next() + 1.0f) * 4.99f);  // 1 to 10
+    float s0 = 0, s1 = 0;
+    for (std::int64_t t = 0; t < len[i]; ++t) {
+      s0 += xv[static_cast<std::size_t>((b * steps + t) * 4)];
+      s1 += xv[static_cast<std::size_t>((b * steps + t) * 4 + 1)];
+    }
+    y[i] = (s0 > 0 ? 1 : 0) + (s1 > 0 ? 2 : 0);
+  }
+  const kiln::data::Dataset data({{"x", xs},
+                                  {"lengths", kiln::Tensor::from(len, kiln::Shape{rows})},
+                                  {"label", kiln::Tensor::from(y, kiln::Shape{rows})}},
+                                 {.features = "x", .target = "label"});
+  kiln::optim::Adam opt(kiln::nn::named_parameters(g), {.lr = 0.01});
+  kiln::train::TrainerOptions o;
+  o.loss = loss;
+  o.predictions = logits;
+  o.optimizer = &opt;
+  o.target = "label";
+  o.model.inputs = {x, lengths};
+  o.model.outputs = {p, r.h_n};
+  o.model.output_names = {"probabilities", "lstm_h_n"};
+  o.model.metadata.name = "edge-sequence";
+  kiln::train::Trainer trainer(g, o);
+  (void)trainer.fit(
+      data, {.epochs = 3, .batch_size = 16, .seed = 5, .progress = kiln::train::Progress::none});
+  trainer.save_model(path);
 }
 
 }  // namespace
