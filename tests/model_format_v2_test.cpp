@@ -181,11 +181,88 @@ Built build_mlp() {
   return b;
 }
 
+/// The sequence ops (issue 15): lstm forward and reverse over variable-length rows with
+/// initial states, gru forward and reverse, attention with a key mask, the causal limit and
+/// its own scale, plain attention, exact gelu; the packed recurrent outputs are outputs
+/// themselves, so their layout is pinned too.
+Built build_sequence() {
+  Built b;
+  Graph& g = *b.graph;
+  Rng rng(41);
+  auto x = g.input("x", {batch, 5, 3});
+  auto lengths = g.input("lengths", {batch}, i32);
+  auto param = [&](const char* name, const Shape& shape, double a) {
+    return g.parameter(name, uniform(rng, shape, -a, a));
+  };
+  // [B, 5, in] @ w^T + bias -> [B, 5, out], as the layers' input projection.
+  auto project = [&](Value v, std::int64_t in, Value w, Value bias, std::int64_t out) {
+    return reshape(add(matmul(reshape(v, {-1, in}), w, {.transpose_b = true}), bias), {-1, 5, out});
+  };
+  Value lstm_fwd, lstm_rev, gru_fwd, gru_rev, masked, plain, gelu;
+  {
+    auto scope = g.scope("lstm");
+    auto w_ih = param("lstm.weight_ih", {16, 3}, 0.6);
+    auto w_hh = param("lstm.weight_hh", {16, 4}, 0.6);
+    auto bias = param("lstm.bias", {16}, 0.3);
+    auto w_h0 = param("lstm.w_h0", {4, 3}, 0.6);
+    auto first = reshape(slice(x, 1, 0, 1), {-1, 3});
+    auto h0 = tanh(matmul(first, w_h0, {.transpose_b = true}), "lstm.h0");
+    auto c0 = mul(h0, 0.5);
+    auto xw = project(x, 3, w_ih, bias, 16);
+    lstm_fwd = lstm(xw, w_hh, h0, c0, {.lengths = lengths}, "lstm_forward");
+    lstm_rev = lstm(xw, w_hh, h0, c0, {.lengths = lengths, .reverse = true}, "lstm_reverse");
+  }
+  auto seq = concat({slice(lstm_fwd, 2, 20, 24), slice(lstm_rev, 2, 20, 24)}, 2, "lstm_out");
+  {
+    auto scope = g.scope("gru");
+    auto w_ih = param("gru.weight_ih", {12, 8}, 0.5);
+    auto w_hh = param("gru.weight_hh", {12, 4}, 0.5);
+    auto b_ih = param("gru.bias_ih", {12}, 0.3);
+    auto b_hh = param("gru.bias_hh", {12}, 0.3);
+    auto h0 = tanh(reshape(slice(seq, 1, 4, 5), {-1, 8}));
+    auto h0_4 = slice(h0, 1, 2, 6, "gru.h0");
+    auto xw = project(seq, 8, w_ih, b_ih, 12);
+    gru_fwd = gru(xw, w_hh, b_hh, h0_4, {}, "gru_forward");
+    gru_rev = gru(xw, w_hh, b_hh, h0_4, {.reverse = true}, "gru_reverse");
+  }
+  {
+    auto scope = g.scope("attention_block");
+    auto h = concat({slice(gru_fwd, 2, 16, 20), slice(gru_rev, 2, 16, 20)}, 2);  // [B, 5, 8]
+    auto heads = [&](Value w) {  // [B, 5, 8] @ w^T -> [B, 2 heads, 5, 4]
+      return transpose(
+          reshape(matmul(reshape(h, {-1, 8}), w, {.transpose_b = true}), {-1, 5, 2, 4}),
+          {0, 2, 1, 3});
+    };
+    auto q = heads(param("attn.w_q", {8, 8}, 0.5));
+    auto k = heads(param("attn.w_k", {8, 8}, 0.5));
+    auto v = heads(param("attn.w_v", {8, 8}, 0.5));
+    auto mask = sequence_mask(lengths, 5, f32, "key_mask");
+    masked =
+        attention(q, k, v, {.key_mask = mask, .causal = true, .scale = 0.3f}, "attention_masked");
+    plain = attention(q, k, v, {}, "attention");
+    gelu = gelu_erf(add(masked, plain), "gelu");
+  }
+  b.options.inputs = {x, lengths};
+  b.options.outputs = {lstm_fwd, lstm_rev, gru_fwd, gru_rev, masked, plain, gelu};
+  b.options.output_names = {"lstm_forward",     "lstm_reverse", "gru_forward", "gru_reverse",
+                            "attention_masked", "attention",    "gelu"};
+  b.options.metadata.name = "golden-sequence-v2";
+  b.options.metadata.version = "1.0.0";
+  b.options.metadata.description = "the sequence ops (lstm, gru, attention, gelu)";
+  Rng in(51);
+  b.feeds.push_back({{"x", uniform(in, {4, 5, 3}, -2, 2)},
+                     {"lengths", Tensor::from(std::vector<std::int32_t>{5, 3, 0, 1}, Shape{4})}});
+  b.feeds.push_back({{"x", uniform(in, {1, 5, 3}, -2, 2)},
+                     {"lengths", Tensor::from(std::vector<std::int32_t>{4}, Shape{1})}});
+  return b;
+}
+
 struct GoldenCase {
   const char* file;
   Built (*build)();
 };
-const GoldenCase golden_cases[] = {{"every_op", build_every_op}, {"mlp", build_mlp}};
+const GoldenCase golden_cases[] = {
+    {"every_op", build_every_op}, {"mlp", build_mlp}, {"sequence", build_sequence}};
 
 std::vector<double> as_doubles(const Tensor& t) {
   std::vector<double> out;
@@ -260,9 +337,13 @@ Bytes golden_bytes(const char* name) {
 }
 
 TEST(GoldenV2, Regenerate) {
-  if (!std::getenv("KILN_REGENERATE_GOLDEN")) GTEST_SKIP() << "set KILN_REGENERATE_GOLDEN=1";
+  // KILN_REGENERATE_GOLDEN=1 writes every file; =<file> (e.g. "sequence") only that one, for
+  // a golden file added later (the existing ones must stay as they are).
+  const char* which = std::getenv("KILN_REGENERATE_GOLDEN");
+  if (!which) GTEST_SKIP() << "set KILN_REGENERATE_GOLDEN=1 or =<file>";
   fs::create_directories(golden_dir);
   for (const auto& c : golden_cases) {
+    if (std::string(which) != "1" && std::string(which) != c.file) continue;
     Built b = c.build();
     save_model((golden_dir / (std::string(c.file) + ".kiln")).string(), *b.graph, b.options);
     // Expected outputs: the in-memory graph on the reference kernels, before any decoding.
@@ -320,11 +401,11 @@ TEST(GoldenV2, CoversEveryOpAModelFileCanHold) {
       EXPECT_TRUE(seen.count(op)) << "no golden v2 file holds op '" << op_name(op) << "'";
     }
   }
-  EXPECT_EQ(training_only, 5);  // see TrainingOnlyOpsAreRefusedBySave
+  EXPECT_EQ(training_only, 8);  // see TrainingOnlyOpsAreRefusedBySave
 }
 
 TEST(GoldenV2, TrainingOnlyOpsAreRefusedBySave) {
-  // A model file cannot hold these five ops: saving a graph whose outputs need one fails,
+  // A model file cannot hold these eight ops: saving a graph whose outputs need one fails,
   // naming the node and the op.
   Graph g;
   auto x = g.input("x", {2, 1, 4, 4});
@@ -333,12 +414,22 @@ TEST(GoldenV2, TrainingOnlyOpsAreRefusedBySave) {
   auto ids = g.input("ids", {3}, i32);
   auto rows = g.input("rows", {3, 2});
   auto gamma = g.parameter("gamma", Tensor::full({1}, 1.0));
+  auto xw = g.input("xw", {2, 3, 8});
+  auto w_hh = g.parameter("w_hh", Tensor::full({8, 2}, 0.1));
+  auto w_hh3 = g.parameter("w_hh3", Tensor::full({6, 2}, 0.1));
+  auto b_hh3 = g.parameter("b_hh3", Tensor::full({6}, 0.1));
+  auto h0 = g.input("h0", {2, 2});
+  auto lstm_y = lstm(xw, w_hh, h0, h0);
+  auto gru_y = gru(slice(xw, 2, 0, 6), w_hh3, b_hh3, h0);
   const std::vector<std::pair<Value, const char*>> cases = {
       {scatter_add_rows(ids, rows, 5, "t_scatter"), "scatter_add_rows"},
       {conv2d_backward_weights(x, gy, {3, 3}, {}, "t_conv_bw"), "conv2d_backward_weights"},
       {max_pool2d_backward(x, gy, {.kernel = {2, 2}}, "t_max_bw"), "max_pool2d_backward"},
       {avg_pool2d_backward(x, gy, {.kernel = {2, 2}}, "t_avg_bw"), "avg_pool2d_backward"},
-      {batch_norm_backward(x, gamma, gy_same, 1e-5f, "t_bn_bw"), "batch_norm_backward"}};
+      {batch_norm_backward(x, gamma, gy_same, 1e-5f, "t_bn_bw"), "batch_norm_backward"},
+      {lstm_backward(lstm_y, lstm_y, w_hh, h0, h0, {}, "t_lstm_bw"), "lstm_backward"},
+      {gru_backward(gru_y, gru_y, w_hh3, h0, {}, "t_gru_bw"), "gru_backward"},
+      {gelu_backward(x, gy_same, "t_gelu_bw"), "gelu_backward"}};
   std::set<Op> refused;
   for (const auto& [v, name] : cases) {
     try {
@@ -411,6 +502,26 @@ TEST(GoldenV2, MlpKeepsScopesSectionsMetadataAndFlags) {
   EXPECT_EQ(every.graph->find("conv_transpose2d").node().attrs.output_padding, (Pair{1, 1}));
   EXPECT_EQ(every.graph->find("avg_pool2d").node().attrs.include_pad, false);
   EXPECT_EQ(every.graph->find("dropout.mask").node().attrs.seed, 77u);
+}
+
+TEST(GoldenV2, SequenceKeepsItsAttributesAndScopes) {
+  LoadedGraph lg = load_graph(golden_bytes("sequence"), "sequence.kiln");
+  Graph& g = *lg.graph;
+  EXPECT_FALSE(g.find("lstm_forward").node().attrs.reverse);
+  EXPECT_TRUE(g.find("lstm_reverse").node().attrs.reverse);
+  EXPECT_EQ(g.find("lstm_reverse").node().inputs.size(), 5u);  // with lengths
+  EXPECT_TRUE(g.find("gru_reverse").node().attrs.reverse);
+  EXPECT_EQ(g.find("gru_forward").node().inputs.size(), 4u);  // without
+  const Node& masked = g.find("attention_masked").node();
+  EXPECT_TRUE(masked.attrs.causal);
+  EXPECT_EQ(masked.attrs.alpha, 0.3f);
+  EXPECT_EQ(masked.inputs.size(), 4u);
+  EXPECT_FALSE(g.find("attention").node().attrs.causal);
+  EXPECT_EQ(g.find("lstm_forward").node().scope, "lstm");
+  EXPECT_EQ(g.find("gru_reverse").node().scope, "gru");
+  EXPECT_EQ(g.find("gelu").node().scope, "attention_block");
+  EXPECT_EQ(lg.output_names.size(), 7u);
+  EXPECT_EQ(lg.metadata.name, "golden-sequence-v2");
 }
 
 // ---- the format itself ----

@@ -108,7 +108,8 @@ TEST(Spec, ErrorsNameTheSourceAndTheJsonPath) {
   EXPECT_EQ(error_of(R"({"layers": [{"type": "conv", "units": 2}]})"),
             "bad.json: layers[0].type: expected one of dense, dropout, batch_norm, layer_norm, "
             "conv2d, max_pool2d, avg_pool2d, global_avg_pool2d, flatten, activation, add, "
-            "concat, got \"conv\"");
+            "concat, reshape, lstm, gru, attention, transformer_encoder, positional_encoding, "
+            "last_step, mean_steps, got \"conv\"");
   EXPECT_EQ(error_of(R"({"layers": [{"type": "dense", "units": "auto"},
                                     {"type": "dense", "units": 2}]})"),
             "bad.json: layers[0].units: \"auto\" units are only for the last layer");

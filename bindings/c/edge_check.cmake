@@ -1,7 +1,8 @@
 # aarch64 vs x86: cross-builds kiln_infer and kiln_run for aarch64 (no oneDNN) into
 # CROSS_DIR, runs the host's kiln_run and the aarch64 one under qemu on the same model
-# files and inputs, both with the Eigen kernels, and compares every output within 1e-5
-# relative (|a - b| <= 1e-5 * max(|a|, |b|), or both below 1e-30). Then the drift monitor:
+# files and inputs (an MLP, a CNN and a sequence model), both with the Eigen kernels, and
+# compares every output within 1e-5 relative (|a - b| <= 1e-5 * max(|a|, |b|), or both
+# below 1e-30). Then the drift monitor:
 # `kiln_run --monitor` on the MLP with a reference profile, whose statistics (KS D,
 # chi-squared, p-values, PSI per feature) must agree within 1e-9 relative.
 #   cmake -DSOURCE_DIR=.. -DCROSS_DIR=.. -DHOST_RUN=.. -DMODELS_DIR=.. -DQEMU=.. -DGENERATOR=..
@@ -29,8 +30,9 @@ if(NOT EXISTS ${target_run})
   set(target_run ${CROSS_DIR}/kiln_run)
 endif()
 
-# Runs: model mlp and cnn at batch 1 and 5 (outputs, 1e-5), then "monitor" (statistics, 1e-9).
-foreach(run mlp:1 mlp:5 cnn:1 cnn:5 monitor:400)
+# Runs: models mlp, cnn and sequence (LSTM, attention, encoder, GRU over lengths 0 to 9) at
+# batch 1 and 5 (outputs, 1e-5), then "monitor" (statistics, 1e-9).
+foreach(run mlp:1 mlp:5 cnn:1 cnn:5 sequence:1 sequence:5 sequence:13 monitor:400)
   string(REPLACE ":" ";" run "${run}")
   list(GET run 0 model)
   list(GET run 1 batch)

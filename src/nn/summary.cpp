@@ -41,9 +41,29 @@ std::string bytes_str(std::int64_t bytes) {
   return buf;
 }
 
-// The layer type from the ops of its nodes.
-std::string layer_type(const std::set<Op>& ops, Op output_op) {
+// The layer type from the ops of its nodes; `output` is the node whose shape is shown,
+// `holds_tensors` whether the layer has parameters or constants of its own.
+std::string layer_type(const std::set<Op>& ops, const Graph& graph, const Node& output,
+                       bool holds_tensors) {
   auto has = [&](Op op) { return ops.count(op) > 0; };
+  auto only = [&](std::initializer_list<Op> allowed) {
+    for (const Op op : ops)
+      if (std::find(allowed.begin(), allowed.end(), op) == allowed.end()) return false;
+    return true;
+  };
+  // Sequence layers (docs/sequence.md): recurrent layers keep their type whatever reads
+  // their states out; the transformer block is found by its attention sub-layer.
+  if (has(Op::lstm)) return "LSTM";
+  if (has(Op::gru)) return "GRU";
+  if (has(Op::attention)) return "MultiHeadAttention";
+  // A table of its own added to the input (broadcast over the batch).
+  if (has(Op::add) && only({Op::add, Op::reshape, Op::expand}) && holds_tensors)
+    return "PositionalEncoding";
+  if (has(Op::slice) && only({Op::slice, Op::reshape})) return "LastStep";
+  if (ops == std::set<Op>{Op::mean} && !output.inputs.empty() &&
+      graph.node(output.inputs[0]).shape.rank() == 3)
+    return "MeanSteps";
+  if (ops == std::set<Op>{Op::reshape} && output.shape.rank() != 2) return "Reshape";
   if (has(Op::conv2d)) return "Conv2d";
   if (has(Op::conv_transpose2d)) return "ConvTranspose2d";
   if (has(Op::batch_norm)) return "BatchNorm";
@@ -67,14 +87,15 @@ std::string layer_type(const std::set<Op>& ops, Op output_op) {
         break;
     }
   }
-  return std::string(op_name(output_op));
+  return std::string(op_name(output.op));
 }
 
 struct Group {
   LayerSummary row;
-  std::set<Op> ops;          // non-leaf ops
-  std::int32_t output = -1;  // the node whose shape is shown
-  std::int32_t last = -1;    // the last node of the scope
+  std::set<Op> ops;            // non-leaf ops
+  std::int32_t output = -1;    // the node whose shape is shown
+  std::int32_t last = -1;      // the last node of the scope
+  bool holds_tensors = false;  // parameters or constants in the scope
 };
 
 }  // namespace
@@ -130,6 +151,7 @@ ModelSummary summarize(const Graph& graph, const std::vector<Value>& outputs) {
       auto [it, fresh] = by_scope.try_emplace(node.scope, groups.size());
       if (fresh) groups.push_back({{node.scope, "", {}, node.dtype, 0, 0}, {}, -1, -1});
       g = &groups[it->second];
+      if (node.op == Op::parameter || node.op == Op::constant) g->holds_tensors = true;
       if (node.op != Op::parameter && node.op != Op::constant) {
         g->ops.insert(node.op);
         g->last = id;
@@ -146,13 +168,21 @@ ModelSummary summarize(const Graph& graph, const std::vector<Value>& outputs) {
       if (shown >= 0) {
         g.row.output_shape = graph.node(shown).shape;
         g.row.dtype = graph.node(shown).dtype;
-        g.row.type = layer_type(g.ops, graph.node(shown).op);
+        g.row.type = layer_type(g.ops, graph, graph.node(shown), g.holds_tensors);
       } else {
         g.row.type = "Parameter";  // a scope holding parameters only
       }
     }
-    out.layers.push_back(std::move(g.row));
   }
+  // A transformer encoder block: a scope whose nested scopes hold its self-attention.
+  for (Group& g : groups) {
+    const std::string nested = g.row.name + "/";
+    for (const Group& inner : groups)
+      if (inner.row.type == "MultiHeadAttention" && inner.row.name.rfind(nested, 0) == 0 &&
+          by_scope.count(g.row.name) && g.row.type != "MultiHeadAttention")
+        g.row.type = "TransformerEncoder";
+  }
+  for (Group& g : groups) out.layers.push_back(std::move(g.row));
   return out;
 }
 

@@ -41,9 +41,12 @@ TensorDesc rule_expand(const RuleContext& c) {
   for (std::size_t i = 0; i < target.size(); ++i) {
     std::int64_t t = target[i];
     if (t < 0) {
+      // A dynamic dim comes from `like`, or without it from x itself (which then holds the
+      // batch there: broadcast_pair gives no `like` to an operand that has the batch; at
+      // run time with batch 1 that dim is 1 and stays 1).
       if (c.inputs.size() == 2 && c.inputs[1].shape.rank() == target.size())
         t = c.inputs[1].shape[i];
-      else if (x[i] != 1)
+      else
         t = x[i];
     }
     if (x[i] != 1 && !dims_match(x[i], t))

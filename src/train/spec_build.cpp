@@ -6,6 +6,7 @@
 
 #include "kiln/core/error.hpp"
 #include "kiln/nn/layers.hpp"
+#include "kiln/nn/sequence.hpp"
 #include "kiln/ops.hpp"
 #include "kiln/train/losses.hpp"
 #include "kiln/train/spec.hpp"
@@ -78,7 +79,103 @@ struct Builder {
         return sum;
       });
     if (t == "concat") return scoped(l, "concat", [&] { return kiln::concat(xs, l.axis); });
+    return sequence_layer(l, x);
+  }
+
+  /// x must be [batch, steps, features] with static steps and features.
+  static void require_sequence(const Value& x, const std::string& t) {
+    const Shape& s = x.shape();
+    if (s.rank() != 3 || s[1] <= 0 || s[2] <= 0)
+      throw ShapeError("'" + t + "' takes a sequence [batch, steps, features], got " + s.str() +
+                       (s.rank() == 2 ? " (view the features as steps with a \"reshape\" layer, "
+                                        "e.g. \"shape\": [8, 8])"
+                                      : ""));
+  }
+
+  Value sequence_layer(const LayerSpec& l, const Value& x) {
+    const std::string& t = l.type;
+    if (t == "reshape") {
+      std::int64_t have = 1, want = 1;
+      for (std::size_t i = 1; i < x.shape().rank(); ++i) have *= x.shape()[i];
+      for (const std::int64_t d : l.shape) {
+        if (d <= 0) throw ValueError("shape: dims must be positive");
+        want *= d;
+      }
+      if (l.shape.empty() || have != want)
+        throw ShapeError("shape: " + Shape(l.shape).str() + " holds " + std::to_string(want) +
+                         " elements per row, the input " + x.shape().str() + " has " +
+                         std::to_string(have));
+      std::vector<std::int64_t> dims = {-1};
+      dims.insert(dims.end(), l.shape.begin(), l.shape.end());
+      return scoped(l, "reshape", [&] { return kiln::reshape(x, Shape(dims)); });
+    }
+    if (t == "lstm" || t == "gru") {
+      require_sequence(x, t);
+      if (l.hidden <= 0) throw ValueError("hidden: must be a positive integer");
+      if (l.num_layers <= 0) throw ValueError("layers: must be a positive integer");
+      if (l.returns != "sequence" && l.returns != "last")
+        throw ValueError("return: expected sequence or last, got '" + l.returns + "'");
+      const nn::RecurrentLayerOptions o{.hidden = l.hidden,
+                                        .layers = l.num_layers,
+                                        .bidirectional = l.bidirectional,
+                                        .name = l.name,
+                                        .seed = seed};
+      const nn::RecurrentOutput r = t == "lstm" ? nn::lstm(x, o) : nn::gru(x, o);
+      if (l.returns == "sequence") return r.sequence;
+      // The last layer's final state of each direction, [batch, directions * H] (without
+      // lengths: step T-1 of the forward and step 0 of the reverse direction), in the
+      // layer's scope.
+      const std::string layer = r.h_n.scope();
+      auto scope = g.set_scope(layer);
+      const std::int64_t dirs = l.bidirectional ? 2 : 1;
+      Value last = kiln::slice(r.h_n, 0, (l.num_layers - 1) * dirs, l.num_layers * dirs);
+      if (dirs == 2) last = kiln::transpose(last, {1, 0, 2});
+      return kiln::reshape(last, Shape{-1, dirs * l.hidden}, layer.empty() ? "" : layer + ".last");
+    }
+    if (t == "attention") {
+      require_sequence(x, t);
+      check_heads(l, x);
+      return nn::multi_head_attention(
+          x, x, x, {.heads = l.heads, .causal = l.causal, .name = l.name, .seed = seed});
+    }
+    if (t == "transformer_encoder") {
+      require_sequence(x, t);
+      check_heads(l, x);
+      if (l.feedforward <= 0) throw ValueError("feedforward: must be a positive integer");
+      if (l.activation != "none" && l.activation != "relu" && l.activation != "gelu")
+        throw ValueError("activation: expected relu or gelu, got '" + l.activation + "'");
+      return nn::transformer_encoder_layer(
+          x, {.heads = l.heads,
+              .feedforward = l.feedforward,
+              .activation = l.activation == "gelu" ? nn::Activation::gelu : nn::Activation::relu,
+              .norm_first = l.norm_first,
+              .causal = l.causal,
+              .name = l.name,
+              .seed = seed});
+    }
+    if (t == "positional_encoding") {
+      require_sequence(x, t);
+      return nn::positional_encoding(x, {.learned = l.learned, .name = l.name, .seed = seed});
+    }
+    if (t == "last_step") {
+      require_sequence(x, t);
+      return scoped(l, "last_step", [&] {
+        const std::int64_t steps = x.shape()[1];
+        return kiln::reshape(kiln::slice(x, 1, steps - 1, steps), Shape{-1, x.shape()[2]});
+      });
+    }
+    if (t == "mean_steps") {
+      require_sequence(x, t);
+      return scoped(l, "mean_steps", [&] { return kiln::mean(x, {1}); });
+    }
     throw ValueError(options.source + ": unknown layer type '" + t + "'");
+  }
+
+  static void check_heads(const LayerSpec& l, const Value& x) {
+    if (l.heads <= 0) throw ValueError("heads: must be a positive integer");
+    if (x.shape()[2] % l.heads != 0)
+      throw ShapeError("heads: " + std::to_string(l.heads) + " heads do not divide the " +
+                       std::to_string(x.shape()[2]) + " features of " + x.shape().str());
   }
 
   template <class F>

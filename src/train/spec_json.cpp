@@ -21,8 +21,11 @@ namespace {
 using json = nlohmann::json;
 
 const std::vector<std::string> layer_types = {
-    "dense",      "dropout",           "batch_norm", "layer_norm", "conv2d", "max_pool2d",
-    "avg_pool2d", "global_avg_pool2d", "flatten",    "activation", "add",    "concat"};
+    "dense", "dropout", "batch_norm", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
+    "global_avg_pool2d", "flatten", "activation", "add", "concat",
+    // Sequences (docs/sequence.md).
+    "reshape", "lstm", "gru", "attention", "transformer_encoder", "positional_encoding",
+    "last_step", "mean_steps"};
 const std::vector<std::string> activations = {"none", "relu", "leaky_relu", "sigmoid",
                                               "tanh", "gelu", "softmax"};
 const std::vector<std::string> optimizers = {"sgd", "adam", "adamw", "rmsprop"};
@@ -184,6 +187,32 @@ LayerSpec read_layer(const json& j, const std::string& path, const std::string& 
     r.choice("activation", l.activation, activations);
   } else if (t == "concat") {
     r.integer("axis", l.axis, -16);
+  } else if (t == "reshape") {
+    const json* v = r.get("shape");
+    if (!v) r.fail(path, "missing \"shape\" (the per-row shape without the batch, e.g. [8, 8])");
+    if (!v->is_array() || v->empty() || v->size() > 7)
+      r.fail(r.at("shape"), "expected a list of 1 to 7 positive integers, got " + describe(*v));
+    for (std::size_t i = 0; i < v->size(); ++i)
+      l.shape.push_back(
+          r.integer_value((*v)[i], r.at("shape") + "[" + std::to_string(i) + "]", 1, false));
+  } else if (t == "lstm" || t == "gru") {
+    if (!r.has("hidden")) r.fail(path, "missing \"hidden\" (the hidden size)");
+    r.integer("hidden", l.hidden, 1);
+    r.integer("layers", l.num_layers, 1);
+    r.boolean("bidirectional", l.bidirectional);
+    r.choice("return", l.returns, {"sequence", "last"});
+  } else if (t == "attention") {
+    r.integer("heads", l.heads, 1);
+    r.boolean("causal", l.causal);
+  } else if (t == "transformer_encoder") {
+    r.integer("heads", l.heads, 1);
+    if (!r.has("feedforward")) r.fail(path, "missing \"feedforward\" (the feed-forward width)");
+    r.integer("feedforward", l.feedforward, 1);
+    r.choice("activation", l.activation, {"relu", "gelu"});
+    r.boolean("norm_first", l.norm_first);
+    r.boolean("causal", l.causal);
+  } else if (t == "positional_encoding") {
+    r.boolean("learned", l.learned);
   }
   r.finish();
   return l;
@@ -215,6 +244,24 @@ json write_layer(const LayerSpec& l, bool graph) {
     j["activation"] = l.activation;
   } else if (t == "concat") {
     j["axis"] = l.axis;
+  } else if (t == "reshape") {
+    j["shape"] = l.shape;
+  } else if (t == "lstm" || t == "gru") {
+    j["hidden"] = l.hidden;
+    j["layers"] = l.num_layers;
+    j["bidirectional"] = l.bidirectional;
+    j["return"] = l.returns;
+  } else if (t == "attention") {
+    j["heads"] = l.heads;
+    j["causal"] = l.causal;
+  } else if (t == "transformer_encoder") {
+    j["heads"] = l.heads;
+    j["feedforward"] = l.feedforward;
+    if (l.activation != "none") j["activation"] = l.activation;
+    j["norm_first"] = l.norm_first;
+    j["causal"] = l.causal;
+  } else if (t == "positional_encoding") {
+    j["learned"] = l.learned;
   }
   return j;
 }

@@ -2,7 +2,11 @@
 // relu, softmax) and a CNN (conv2d, bias, relu, max pool, batch norm, matmul,
 // log_softmax) with weights from a fixed-seed generator, as <dir>/mlp.kiln and
 // <dir>/cnn.kiln; and the MLP again with a drift monitor's reference profile (800 rows from
-// the same generator and the MLP's predictions on them) as <dir>/mlp_profile.kiln.
+// the same generator and the MLP's predictions on them) as <dir>/mlp_profile.kiln; and a
+// sequence model (issue 15: a bidirectional LSTM over variable-length rows, masked
+// multi-head attention, a causal pre-norm transformer block with exact GELU, a GRU, the last
+// valid step, dense and softmax; the LSTM's h_n, whose batch is its second dim, as a second
+// output), trained for 3 epochs and saved by kiln::train::Trainer, as <dir>/sequence.kiln.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +19,8 @@
 #include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
 #include "kiln/monitor/profile.hpp"
+#include "kiln/nn/layers.hpp"
+#include "kiln/nn/sequence.hpp"
 
 namespace {
 
@@ -91,6 +97,71 @@ void save_cnn(const std::string& path) {
   kiln::save_model(path, g, opts);
 }
 
+void save_sequence(const std::string& path) {
+  // kiln_run feeds lengths i % 10: every length from 0 to 9 of the 10 steps occurs.
+  constexpr std::int64_t steps = 10;
+  kiln::Graph g;
+  auto x = g.input("x", {kiln::batch, steps, 4});
+  auto lengths = g.input("lengths", {kiln::batch}, kiln::DType::i32);
+  auto mask = kiln::sequence_mask(lengths, steps);
+  const kiln::nn::RecurrentOutput r = kiln::nn::lstm(
+      x, {.hidden = 6, .bidirectional = true, .lengths = lengths, .name = "lstm", .seed = 11});
+  kiln::Value h = kiln::nn::multi_head_attention(
+      r.sequence, r.sequence, r.sequence,
+      {.heads = 2, .key_mask = mask, .name = "attention", .seed = 12});
+  h = kiln::nn::transformer_encoder_layer(h, {.heads = 3,
+                                              .feedforward = 16,
+                                              .activation = kiln::nn::Activation::gelu,
+                                              .norm_first = true,
+                                              .key_mask = mask,
+                                              .causal = true,
+                                              .name = "encoder",
+                                              .seed = 13});
+  const kiln::nn::RecurrentOutput gr =
+      kiln::nn::gru(h, {.hidden = 5, .lengths = lengths, .name = "gru", .seed = 14});
+  auto last = kiln::last_valid_step(gr.sequence, lengths);
+  auto logits = kiln::nn::dense(last, 4, {.name = "out", .seed = 15});
+  auto p = kiln::softmax(logits);
+  auto label = g.input("label", {kiln::batch}, kiln::DType::i32);
+  auto loss = kiln::softmax_cross_entropy(logits, label);
+
+  // Trained for a few epochs and saved by the Trainer (as an app's model would be): 96
+  // rows whose class is the sign pattern of two features summed over their valid steps.
+  Lcg rng{4};
+  const std::int64_t rows = 96;
+  const kiln::Tensor xs = random_tensor(rng, {rows, steps, 4}, 1.0f);
+  std::vector<std::int32_t> len(rows), y(rows);
+  const std::vector<float> xv = xs.to_vector<float>();
+  for (std::int64_t b = 0; b < rows; ++b) {
+    const auto i = static_cast<std::size_t>(b);
+    len[i] = static_cast<std::int32_t>(1 + (rng.next() + 1.0f) * 4.99f);  // 1 to 10
+    float s0 = 0, s1 = 0;
+    for (std::int64_t t = 0; t < len[i]; ++t) {
+      s0 += xv[static_cast<std::size_t>((b * steps + t) * 4)];
+      s1 += xv[static_cast<std::size_t>((b * steps + t) * 4 + 1)];
+    }
+    y[i] = (s0 > 0 ? 1 : 0) + (s1 > 0 ? 2 : 0);
+  }
+  const kiln::data::Dataset data({{"x", xs},
+                                  {"lengths", kiln::Tensor::from(len, kiln::Shape{rows})},
+                                  {"label", kiln::Tensor::from(y, kiln::Shape{rows})}},
+                                 {.features = "x", .target = "label"});
+  kiln::optim::Adam opt(kiln::nn::named_parameters(g), {.lr = 0.01});
+  kiln::train::TrainerOptions o;
+  o.loss = loss;
+  o.predictions = logits;
+  o.optimizer = &opt;
+  o.target = "label";
+  o.model.inputs = {x, lengths};
+  o.model.outputs = {p, r.h_n};
+  o.model.output_names = {"probabilities", "lstm_h_n"};
+  o.model.metadata.name = "edge-sequence";
+  kiln::train::Trainer trainer(g, o);
+  (void)trainer.fit(
+      data, {.epochs = 3, .batch_size = 16, .seed = 5, .progress = kiln::train::Progress::none});
+  trainer.save_model(path);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -103,8 +174,9 @@ int main(int argc, char** argv) try {
   save_mlp(dir + "/mlp.kiln");
   save_cnn(dir + "/cnn.kiln");
   save_mlp(dir + "/mlp_profile.kiln", true);
-  std::printf("wrote %s/mlp.kiln, %s/cnn.kiln and %s/mlp_profile.kiln\n", dir.c_str(), dir.c_str(),
-              dir.c_str());
+  save_sequence(dir + "/sequence.kiln");
+  std::printf("wrote %s/mlp.kiln, %s/cnn.kiln, %s/mlp_profile.kiln and %s/sequence.kiln\n",
+              dir.c_str(), dir.c_str(), dir.c_str(), dir.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "error: %s\n", e.what());

@@ -59,7 +59,9 @@ inline constexpr std::int64_t auto_size = -1;
 /// at their defaults (to_json writes only the ones it uses).
 struct LayerSpec {
   /// "dense", "dropout", "batch_norm", "layer_norm", "conv2d", "max_pool2d", "avg_pool2d",
-  /// "flatten", "global_avg_pool2d", "activation"; in a graph also "add" and "concat".
+  /// "flatten", "global_avg_pool2d", "activation", "reshape"; the sequence layers "lstm",
+  /// "gru", "attention", "transformer_encoder", "positional_encoding", "last_step",
+  /// "mean_steps" (docs/sequence.md); in a graph also "add" and "concat".
   std::string type;
   /// The layer's name (its parameters are "<name>.weight", ...); "" in a layer list:
   /// automatic ("dense_0", ...). Required in a graph, where inputs refer to it.
@@ -82,6 +84,25 @@ struct LayerSpec {
   double rate = 0.0;
   /// concat: the axis (counted from the end when negative).
   std::int64_t axis = -1;
+  /// reshape: the per-row shape without the batch dimension ([8, 8] views 64 features as
+  /// 8 steps of 8); the element count must stay the same.
+  std::vector<std::int64_t> shape = {};
+  /// lstm, gru: the hidden size H, the number of stacked layers ("layers" in JSON), both
+  /// directions, and what the layer returns: "sequence" ([batch, T, directions * H]) or
+  /// "last" (the last layer's final states, [batch, directions * H]).
+  std::int64_t hidden = 0;
+  std::int64_t num_layers = 1;
+  bool bidirectional = false;
+  std::string returns = "sequence";
+  /// attention, transformer_encoder: heads (dividing the feature size), causal masking;
+  /// transformer_encoder: the feed-forward width, pre-norm (norm_first), and `activation`
+  /// relu or gelu (exact).
+  std::int64_t heads = 1;
+  bool causal = false;
+  std::int64_t feedforward = 0;
+  bool norm_first = false;
+  /// positional_encoding: a learned table (a parameter) instead of the sinusoidal one.
+  bool learned = false;
   friend bool operator==(const LayerSpec&, const LayerSpec&) = default;
 };
 
