@@ -6,10 +6,8 @@
 //   w6_lstm_train --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
-#include <cmath>
-#include <string>
-
 #include "kiln/core/threads.hpp"
+#include "train_loop.hpp"
 #include "workloads.hpp"
 
 namespace {
@@ -17,19 +15,8 @@ namespace {
 void BM_W6TrainStep(benchmark::State& state) {
   kiln::set_num_threads(static_cast<int>(state.range(0)));
   kiln_bench::KilnW6 w;  // builds, compiles and takes the warm-up steps outside the timing
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(w.step());
-    benchmark::ClobberMemory();
-  }
-  const double last_loss = w.step();
-  state.SetItemsProcessed(state.iterations() * kiln_bench::w6_batch);
+  kiln_bench::time_train_steps(state, w, kiln_bench::w6_batch);
   state.counters["peak_rss_MiB"] = kiln_bench::peak_rss_mib();
-  state.counters["loss"] = last_loss;
-  if (!std::isfinite(last_loss) || !(last_loss < w.first_loss())) {
-    state.SkipWithError(("loss did not decrease: " + std::to_string(w.first_loss()) + " -> " +
-                         std::to_string(last_loss))
-                            .c_str());
-  }
 }
 
 }  // namespace

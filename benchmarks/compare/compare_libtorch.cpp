@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "kiln/core/threads.hpp"
+#include "train_loop.hpp"
 #include "workloads.hpp"
 
 namespace {
@@ -286,22 +287,6 @@ W& cached(int threads) {
 }
 
 template <class W>
-void train_benchmark(benchmark::State& state, W& w, std::int64_t batch) {
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(w.step());
-    benchmark::ClobberMemory();
-  }
-  const double last = w.step();
-  state.SetItemsProcessed(state.iterations() * batch);
-  state.counters["loss"] = last;
-  if (!std::isfinite(last) || !(last < w.first_loss())) {
-    state.SkipWithError(
-        ("loss did not decrease: " + std::to_string(w.first_loss()) + " -> " + std::to_string(last))
-            .c_str());
-  }
-}
-
-template <class W>
 void infer_benchmark(benchmark::State& state, W& w, std::int64_t batch) {
   float first = 0.0f;
   for (auto _ : state) {
@@ -314,19 +299,19 @@ void infer_benchmark(benchmark::State& state, W& w, std::int64_t batch) {
 
 void kiln_w1(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<kiln_bench::KilnW1>(t), kiln_bench::w1_batch);
+  kiln_bench::time_train_steps(s, cached<kiln_bench::KilnW1>(t), kiln_bench::w1_batch);
 }
 void torch_w1(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<TorchW1>(t), kiln_bench::w1_batch);
+  kiln_bench::time_train_steps(s, cached<TorchW1>(t), kiln_bench::w1_batch);
 }
 void kiln_w2(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<kiln_bench::KilnW2>(t), kiln_bench::w2_batch);
+  kiln_bench::time_train_steps(s, cached<kiln_bench::KilnW2>(t), kiln_bench::w2_batch);
 }
 void torch_w2(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<TorchW2>(t), kiln_bench::w2_batch);
+  kiln_bench::time_train_steps(s, cached<TorchW2>(t), kiln_bench::w2_batch);
 }
 void kiln_w3(benchmark::State& s, int t) {
   set_threads(t);
@@ -347,19 +332,19 @@ void torch_w4(benchmark::State& s, int t) {
 
 void kiln_w6(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<kiln_bench::KilnW6>(t), kiln_bench::w6_batch);
+  kiln_bench::time_train_steps(s, cached<kiln_bench::KilnW6>(t), kiln_bench::w6_batch);
 }
 void torch_w6(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<TorchW6>(t), kiln_bench::w6_batch);
+  kiln_bench::time_train_steps(s, cached<TorchW6>(t), kiln_bench::w6_batch);
 }
 void kiln_w7(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<kiln_bench::KilnW7>(t), kiln_bench::w7_batch);
+  kiln_bench::time_train_steps(s, cached<kiln_bench::KilnW7>(t), kiln_bench::w7_batch);
 }
 void torch_w7(benchmark::State& s, int t) {
   set_threads(t);
-  train_benchmark(s, cached<TorchW7>(t), kiln_bench::w7_batch);
+  kiln_bench::time_train_steps(s, cached<TorchW7>(t), kiln_bench::w7_batch);
 }
 
 void register_pair(const std::string& workload, void (*kiln_fn)(benchmark::State&, int),
