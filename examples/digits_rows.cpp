@@ -68,7 +68,7 @@ int main(int argc, char** argv) try {
                                    .metrics = {"accuracy"}});
   const auto history = trainer.fit(
       train,
-      {.epochs = 25, .batch_size = 32, .seed = kSeed, .progress = kiln::train::Progress::none});
+      {.epochs = 12, .batch_size = 32, .seed = kSeed, .progress = kiln::train::Progress::none});
   std::printf("train: loss=%.4f accuracy=%.4f\n", history.epochs.back().at("loss"),
               history.epochs.back().at("accuracy"));
   const double acc = trainer.evaluate(test).at("accuracy");

@@ -106,7 +106,7 @@ int main(int argc, char** argv) try {
   kiln::train::Trainer trainer(
       g, {.loss = loss, .predictions = forecast, .optimizer = &opt, .metrics = {"mae"}});
   const auto history = trainer.fit(
-      train, {.epochs = 60, .batch_size = 32, .seed = 3, .progress = kiln::train::Progress::none});
+      train, {.epochs = 30, .batch_size = 32, .seed = 3, .progress = kiln::train::Progress::none});
   std::printf("train: loss=%.5f mae=%.3f ppm\n", history.epochs.back().at("loss"),
               history.epochs.back().at("mae"));
 
