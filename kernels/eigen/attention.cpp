@@ -14,15 +14,7 @@
 
 #include "kernels/eigen/common.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <unsupported/Eigen/SpecialFunctions>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/eigen/normal_cdf.hpp"
 
 namespace kiln::internal::eigen {
 namespace {
@@ -128,18 +120,6 @@ void run_attention(const KernelArgs& args) {
   });
 }
 
-/// Phi(x) = 0.5 * (1 + erf(z)) of z = x / sqrt 2, with Eigen's vectorised erf. That erf
-/// is a rational approximation on [-4, 4] that need not reach +-1 exactly; beyond, Phi is
-/// set to 1 and 0 exactly (as the float erf is). Its absolute error (about 1e-7) is large
-/// relative to Phi in the lower tail, where gelu_tail() recomputes Phi = 0.5 * erfc(-z).
-template <class Z>
-auto normal_cdf(const Z& z) {
-  return (z >= 4.0f).select(1.0f, (z <= -4.0f).select(0.0f, 0.5f * (1.0f + z.erf())));
-}
-
-/// Below this x (z = -2), Phi comes from std::erfc.
-constexpr float gelu_tail = -2.0f * static_cast<float>(std::numbers::sqrt2);
-
 bool supports_gelu(const KernelQuery& q, std::string* why) {
   if (!require_f32(q, why)) return false;
   if (q.inputs.size() != 1 || q.inputs[0].shape != q.output.shape)
@@ -150,7 +130,6 @@ bool supports_gelu(const KernelQuery& q, std::string* why) {
 void run_gelu(const KernelArgs& args) {
   const float* x = args.inputs[0].data<float>();
   float* y = args.output.data<float>();
-  constexpr float inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
   // Blocks of x are copied first: y may alias x (an elementwise op may run in place), and
   // the lower tail (x < -2 sqrt 2, Phi < 0.023) is redone with std::erfc, accurate to an
   // ulp there, so gelu keeps its relative accuracy; gelu(-inf) stays NaN as in the
@@ -164,7 +143,7 @@ void run_gelu(const KernelArgs& args) {
       ConstArrayMap xs(buf, n);
       ArrayMap(y + b, n) = xs * normal_cdf(xs * inv_sqrt2);
       for (std::int64_t i = 0; i < n; ++i)
-        if (buf[i] < gelu_tail) y[b + i] = buf[i] * 0.5f * std::erfc(-buf[i] * inv_sqrt2);
+        if (buf[i] < gelu_tail) y[b + i] = buf[i] * normal_cdf_tail(buf[i]);
     }
   });
 }

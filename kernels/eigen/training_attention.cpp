@@ -7,15 +7,7 @@
 
 #include "kernels/eigen/common.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
-
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <unsupported/Eigen/SpecialFunctions>
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic pop
-#endif
+#include "kernels/eigen/normal_cdf.hpp"
 
 namespace kiln::internal::eigen {
 namespace {
@@ -32,9 +24,7 @@ void run_gelu_backward(const KernelArgs& args) {
   const float* x = args.inputs[0].data<float>();
   const float* gy = args.inputs[1].data<float>();
   float* gx = args.output.data<float>();
-  constexpr float inv_sqrt2 = static_cast<float>(1.0 / std::numbers::sqrt2);
   constexpr float inv_sqrt_2pi = static_cast<float>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
-  constexpr float tail = -2.0f * static_cast<float>(std::numbers::sqrt2);
   // As gelu's kernel (attention.cpp): blocks of x and gy copied first (gx may alias
   // either), Phi exactly 0 and 1 beyond |z| = 4, and the lower tail redone with std::erfc.
   parallel_ranges(args.output.numel(), parallel_grain / 8, [&](std::int64_t lo, std::int64_t hi) {
@@ -47,11 +37,10 @@ void run_gelu_backward(const KernelArgs& args) {
       ConstArrayMap xs(xb, n);
       ConstArrayMap g(gb, n);
       const auto z = xs * inv_sqrt2;
-      const auto cdf = (z >= 4.0f).select(1.0f, (z <= -4.0f).select(0.0f, 0.5f * (1.0f + z.erf())));
-      ArrayMap(gx + b, n) = g * (cdf + xs * (-0.5f * xs.square()).exp() * inv_sqrt_2pi);
+      ArrayMap(gx + b, n) = g * (normal_cdf(z) + xs * (-0.5f * xs.square()).exp() * inv_sqrt_2pi);
       for (std::int64_t i = 0; i < n; ++i)
-        if (xb[i] < tail)
-          gx[b + i] = gb[i] * (0.5f * std::erfc(-xb[i] * inv_sqrt2) +
+        if (xb[i] < gelu_tail)
+          gx[b + i] = gb[i] * (normal_cdf_tail(xb[i]) +
                                xb[i] * std::exp(-0.5f * xb[i] * xb[i]) * inv_sqrt_2pi);
     }
   });
