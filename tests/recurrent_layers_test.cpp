@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -18,6 +17,7 @@
 #include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
 #include "kiln/nn/sequence.hpp"
+#include "tests/support/golden_file.hpp"
 
 namespace kiln {
 namespace {
@@ -36,40 +36,31 @@ struct GoldenCase {
 };
 
 std::vector<GoldenCase> load_golden() {
-  const std::string path = std::string(KILN_TEST_DATA_DIR) + "/recurrent_golden.txt";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open " + path);
   std::vector<GoldenCase> cases;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream ls(line);
-    std::string kind;
-    ls >> kind;
-    if (kind == "case") {
+  kiln_test::read_golden("recurrent_golden.txt", [&](const std::string& tag, std::istream& in) {
+    if (tag == "case") {
       cases.emplace_back();
-      ls >> cases.back().name >> cases.back().kind;
-    } else if (kind == "attr") {
+      in >> cases.back().name >> cases.back().kind;
+    } else if (tag == "attr") {
       std::string key;
       std::int64_t v = 0;
-      ls >> key >> v;
+      in >> key >> v;
       cases.back().attrs[key] = v;
-    } else if (kind == "tensor") {
+    } else if (tag == "tensor") {
       std::string role;
       std::size_t rank = 0;
-      ls >> role >> rank;
+      in >> role >> rank;
       std::vector<std::int64_t> dims(rank);
-      for (auto& d : dims) ls >> d;
-      GoldenTensor t{Shape(dims), {}};
-      for (std::string tok; ls >> tok;) t.values.push_back(std::strtod(tok.c_str(), nullptr));
-      if (static_cast<std::int64_t>(t.values.size()) != t.shape.numel())
-        throw std::runtime_error("bad tensor " + role + " in case " + cases.back().name);
+      for (auto& d : dims) in >> d;
+      GoldenTensor t{Shape(dims), kiln_test::numbers_of(in)};
+      if (static_cast<std::int64_t>(t.values.size()) != t.shape.numel()) return false;
       if (role.rfind("param:", 0) == 0) cases.back().params.push_back(role.substr(6));
       cases.back().tensors[role] = std::move(t);
-    } else if (kind != "end") {
-      throw std::runtime_error("bad line in " + path + ": " + line);
+    } else if (tag != "end") {
+      return false;
     }
-  }
+    return true;
+  });
   return cases;
 }
 
