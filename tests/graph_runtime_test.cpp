@@ -2,7 +2,10 @@
 // dynamic batch, views, dropout modes).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "kiln/kiln.hpp"
 
@@ -82,6 +85,37 @@ TEST(Executable, ViewsAreReusedCopiesAreNot) {
   exe.run_views({{"x", Tensor::from({5.f, 6.f}, Shape{2})}});
   EXPECT_EQ(kept.to_vector<float>(), (std::vector<float>{2, 4}));
   EXPECT_EQ(copies[0].to_vector<float>(), (std::vector<float>{2, 4}));
+}
+
+TEST(Executable, AReshapeOfAComputedValueIsAViewThatKeepsItsMemoryAlive) {
+  // a's block must outlive the reshape step: r (a view of it) is read at the end, after
+  // c, d and e (each a's size) were placed while a's own last reader was the reshape.
+  Graph g;
+  auto x = g.input("x", {4, 6});
+  auto a = relu(x);
+  auto r = reshape(a, Shape{6, 4});
+  auto c = exp(x);
+  auto d = mul(c, 2.0);
+  auto e = add(d, 1.0);
+  auto out = add(e, reshape(r, Shape{4, 6}));
+  Executable exe(g, {out, r});
+  std::vector<float> xs(24);
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(i) * 0.25f - 2.0f;
+  const Feeds feeds{{"x", Tensor::from(xs, Shape{4, 6})}};
+  const auto got = exe.run(feeds);
+  ASSERT_EQ(got[1].shape(), (Shape{6, 4}));
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const float relu_x = std::max(xs[i], 0.0f);
+    EXPECT_FLOAT_EQ(got[0].to_vector<float>()[i], std::exp(xs[i]) * 2.0f + 1.0f + relu_x) << i;
+    EXPECT_EQ(got[1].to_vector<float>()[i], relu_x) << i;
+  }
+  // Both reshapes are views (no copy); a reshape of a graph input is still a copy.
+  const std::string plan = exe.plan(feeds);
+  std::size_t views = 0;
+  for (auto at = plan.find("a view of its input"); at != std::string::npos;
+       at = plan.find("a view of its input", at + 1))
+    ++views;
+  EXPECT_EQ(views, 2u) << plan;
 }
 
 TEST(Executable, DropoutOnlyInTraining) {

@@ -35,6 +35,22 @@ void gemm_f32(const float* a, const float* b, float* c, std::int64_t m, std::int
 void register_recurrent(KernelTable& t);  // lstm, gru
 /// Training-only (kiln): lstm_backward, gru_backward.
 void register_training_recurrent(KernelTable& t);
+/// The one product per step of a recurrent kernel, over the node's w_hh [G*H, H]: forward,
+/// c [B, G*H] = a [B, H] x w_hh^T; backward, c [B, H] += a [B, G*H] x w_hh. The Eigen
+/// kernels run it with Eigen's GEMM; the oneDNN ones (kernels/onednn/recurrent.cpp) with a
+/// matmul primitive over w_hh reordered once per call, around the same step loops below.
+class StepProduct {
+ public:
+  virtual ~StepProduct() = default;
+  virtual void operator()(const float* a, float* c) const = 0;
+};
+/// The step loops of lstm and gru (forward; in kiln_infer) and of lstm_backward and
+/// gru_backward (training; in kiln), the node's whole call, with `product` as the per-step
+/// GEMM. They run on the calling thread only (see recurrent.cpp).
+void lstm_steps(const KernelArgs& args, const StepProduct& product);
+void gru_steps(const KernelArgs& args, const StepProduct& product);
+void lstm_backward_steps(const KernelArgs& args, const StepProduct& product);
+void gru_backward_steps(const KernelArgs& args, const StepProduct& product);
 // ---- attention ----
 void register_attention(KernelTable& t);           // attention, gelu
 void register_training_attention(KernelTable& t);  // training-only (kiln): gelu_backward

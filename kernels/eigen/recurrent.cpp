@@ -41,21 +41,44 @@ bool supports_recurrent(const KernelQuery& q, std::string* why) {
   a = a.tanh();
 }
 
-void run_lstm(const KernelArgs& args) {
+/// Eigen's GEMM: c = h x w_hh^T.
+class EigenForwardProduct final : public StepProduct {
+ public:
+  explicit EigenForwardProduct(const KernelArgs& args) {
+    const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
+    w_ = args.inputs[1].data<float>();
+    rows_ = g.batch;
+    hid_ = g.hidden;
+    width_ = g.gates * g.hidden;
+  }
+  void operator()(const float* a, float* c) const override {
+    gemm_f32(a, w_, c, rows_, hid_, width_, false, true);
+  }
+
+ private:
+  const float* w_ = nullptr;
+  std::int64_t rows_ = 0, hid_ = 0, width_ = 0;
+};
+
+void run_lstm(const KernelArgs& args) { lstm_steps(args, EigenForwardProduct(args)); }
+void run_gru(const KernelArgs& args) { gru_steps(args, EigenForwardProduct(args)); }
+
+}  // namespace
+
+void lstm_steps(const KernelArgs& args, const StepProduct& product) {
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, g);
   const SingleThreadedRegion one_thread;
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 4 * hid, pw = 6 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
-  const float* w = args.inputs[1].data<float>();
   Mat h = ConstMat(args.inputs[2].data<float>(), nb, hid);
   Mat c = ConstMat(args.inputs[3].data<float>(), nb, hid);
   Mat gates(nb, gw);
   float* y = args.output.data<float>();
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = reverse ? steps - 1 - s : s;
-    gemm_f32(h.data(), w, gates.data(), nb, hid, gw, false, true);
+    product(h.data(), gates.data());
     for (std::int64_t b = 0; b < nb; ++b) {
       float* out = y + (b * steps + t) * pw;
       Arr hb(h.data() + b * hid, hid), cb(c.data() + b * hid, hid);
@@ -79,21 +102,20 @@ void run_lstm(const KernelArgs& args) {
   }
 }
 
-void run_gru(const KernelArgs& args) {
+void gru_steps(const KernelArgs& args, const StepProduct& product) {
   const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, g);
   const SingleThreadedRegion one_thread;
   const std::int64_t nb = g.batch, steps = g.steps, hid = g.hidden, gw = 3 * hid, pw = 5 * hid;
   const bool reverse = args.node.attrs.reverse;
   const float* xw = args.inputs[0].data<float>();
-  const float* w = args.inputs[1].data<float>();
   const ConstArr bias(args.inputs[2].data<float>(), gw);
   Mat h = ConstMat(args.inputs[3].data<float>(), nb, hid);
   Mat hw(nb, gw);
   float* y = args.output.data<float>();
   for (std::int64_t s = 0; s < steps; ++s) {
     const std::int64_t t = reverse ? steps - 1 - s : s;
-    gemm_f32(h.data(), w, hw.data(), nb, hid, gw, false, true);
+    product(h.data(), hw.data());
     for (std::int64_t b = 0; b < nb; ++b) {
       float* out = y + (b * steps + t) * pw;
       Arr hb(h.data() + b * hid, hid);
@@ -116,8 +138,6 @@ void run_gru(const KernelArgs& args) {
     }
   }
 }
-
-}  // namespace
 
 void register_recurrent(KernelTable& t) {
   t.add(Op::lstm, {"eigen", "eigen_lstm_gemm_per_step", supports_recurrent, run_lstm});

@@ -26,7 +26,36 @@ bool supports_recurrent_backward(const KernelQuery& q, std::string* why) {
   return problem == nullptr || decline(why, problem);
 }
 
+/// Eigen's GEMM: c += d x w_hh.
+class EigenBackwardProduct final : public StepProduct {
+ public:
+  explicit EigenBackwardProduct(const KernelArgs& args) {
+    const RecurrentGeometry g = recurrent_call_geometry(args.node, args.inputs, args.output);
+    w_ = args.inputs[2].data<float>();
+    rows_ = g.batch;
+    hid_ = g.hidden;
+    width_ = g.gates * g.hidden;
+  }
+  void operator()(const float* a, float* c) const override {
+    Eigen::Map<Mat>(c, rows_, hid_).noalias() +=
+        ConstMat(a, rows_, width_) * ConstMat(w_, width_, hid_);
+  }
+
+ private:
+  const float* w_ = nullptr;
+  std::int64_t rows_ = 0, hid_ = 0, width_ = 0;
+};
+
 void run_lstm_backward(const KernelArgs& args) {
+  lstm_backward_steps(args, EigenBackwardProduct(args));
+}
+void run_gru_backward(const KernelArgs& args) {
+  gru_backward_steps(args, EigenBackwardProduct(args));
+}
+
+}  // namespace
+
+void lstm_backward_steps(const KernelArgs& args, const StepProduct& product) {
   const RecurrentGeometry geo = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, geo);
   const SingleThreadedRegion one_thread;
@@ -35,7 +64,6 @@ void run_lstm_backward(const KernelArgs& args) {
   const bool reverse = args.node.attrs.reverse;
   const float* y = args.inputs[0].data<float>();
   const float* gy = args.inputs[1].data<float>();
-  const ConstMat w(args.inputs[2].data<float>(), gw, hid);
   const float* c0 = args.inputs[4].data<float>();
   float* out = args.output.data<float>();
   Mat dh = Mat::Zero(nb, hid), dc = Mat::Zero(nb, hid), da(nb, gw);
@@ -76,7 +104,7 @@ void run_lstm_backward(const KernelArgs& args) {
       dhb.setZero();  // replaced by the gradient through w_hh below
       Arr(o_row, gw) = dab;
     }
-    dh.noalias() += da * w;
+    product(da.data(), dh.data());
   }
   for (std::int64_t b = 0; b < nb; ++b) {
     float* last = out + (b * (steps + 1) + steps) * gw;
@@ -86,7 +114,7 @@ void run_lstm_backward(const KernelArgs& args) {
   }
 }
 
-void run_gru_backward(const KernelArgs& args) {
+void gru_backward_steps(const KernelArgs& args, const StepProduct& product) {
   const RecurrentGeometry geo = recurrent_call_geometry(args.node, args.inputs, args.output);
   const auto len = recurrent_step_counts(args.node, args.inputs, geo);
   const SingleThreadedRegion one_thread;
@@ -95,7 +123,6 @@ void run_gru_backward(const KernelArgs& args) {
   const bool reverse = args.node.attrs.reverse;
   const float* y = args.inputs[0].data<float>();
   const float* gy = args.inputs[1].data<float>();
-  const ConstMat w(args.inputs[2].data<float>(), gw, hid);
   const float* h0 = args.inputs[3].data<float>();
   float* out = args.output.data<float>();
   Mat dh = Mat::Zero(nb, hid), dhw(nb, gw);
@@ -133,7 +160,7 @@ void run_gru_backward(const KernelArgs& args) {
       Arr(ob + (steps + t) * gw, gw) = dhwb;
       dhb = dhk * z;  // the direct path; the path through hw is added below
     }
-    dh.noalias() += dhw * w;
+    product(dhw.data(), dh.data());
   }
   for (std::int64_t b = 0; b < nb; ++b) {
     float* last = out + (b * (2 * steps + 1) + 2 * steps) * gw;
@@ -141,8 +168,6 @@ void run_gru_backward(const KernelArgs& args) {
     Arr(last + hid, 2 * hid).setZero();
   }
 }
-
-}  // namespace
 
 void register_training_recurrent(KernelTable& t) {
   t.add(Op::lstm_backward, {"eigen", "eigen_lstm_backward_gemm_per_step",

@@ -12,6 +12,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "internal/kernel.hpp"
+#include "kernels/eigen/eigen_kernels.hpp"
 
 namespace kiln::internal::onednn {
 
@@ -188,6 +189,14 @@ bool elementwise_policy(const KernelQuery& q, std::string* why);
 /// Shared checks: f32 only and no empty tensors.
 bool basic_checks(const KernelQuery& q, std::string* why);
 
+/// The recurrent kernels (recurrent_product.cpp): lstm, gru and their backward primitives
+/// run the Eigen kernels' step loops (`loops`: eigen::lstm_steps, ...) with each step's
+/// product as a oneDNN matmul over w_hh packed once per call.
+using StepLoops = void (*)(const KernelArgs& args, const eigen::StepProduct& product);
+bool supports_recurrent(const KernelQuery& q, std::string* why);
+std::shared_ptr<void> prepare_recurrent(const KernelQuery& q);
+void run_recurrent(const KernelArgs& args, StepLoops loops);
+
 // One registration function per family.
 void register_matmul(KernelTable& t);
 void register_elementwise(KernelTable& t);
@@ -195,5 +204,7 @@ void register_softmax(KernelTable& t);
 void register_conv(KernelTable& t);
 void register_pool(KernelTable& t);
 void register_batch_norm(KernelTable& t);
+void register_recurrent(KernelTable& t);           // lstm, gru
+void register_training_recurrent(KernelTable& t);  // training-only (kiln): their backward
 
 }  // namespace kiln::internal::onednn

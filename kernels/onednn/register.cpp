@@ -10,6 +10,7 @@ void register_onednn_kernels(KernelTable& t) {
   onednn::register_conv(t);
   onednn::register_pool(t);
   onednn::register_batch_norm(t);
+  onednn::register_recurrent(t);
 }
 
 }  // namespace kiln::internal

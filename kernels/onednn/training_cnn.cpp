@@ -162,6 +162,7 @@ void register_onednn_training_kernels(KernelTable& t) {
   t.add(Op::avg_pool2d_backward, kernel<build_pool_backward>("onednn_avg_pool2d_backward"));
   t.add(Op::batch_norm_backward,
         kernel<build_batch_norm_backward>("onednn_batch_norm_backward", run_batch_norm_backward));
+  register_training_recurrent(t);
 }
 
 }  // namespace kiln::internal

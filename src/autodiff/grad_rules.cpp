@@ -40,6 +40,17 @@ Grads g_matmul(const GradContext& c) {
   const bool b_shared = b.shape().rank() == 2 && a.shape().rank() > 2;
   Value ga = matmul(c.gy, b, {.transpose_a = false, .transpose_b = !tb});
   if (ta) ga = transpose(ga);
+  if (b_shared && !ta) {
+    // A 2-D b shared by every matrix of a ([..., M, K], e.g. a dense layer over [B, T, F]):
+    // its gradient is one product over all rows, a^T gy with a as [rows, K] and gy as
+    // [rows, N], not a product per matrix and a sum over them (16 [K, N] products and a
+    // 16x larger intermediate for a [16, 128, F] input).
+    const std::int64_t k = a.shape()[a.shape().rank() - 1];
+    const std::int64_t n = c.gy.shape()[c.gy.shape().rank() - 1];
+    const Value a_rows = reshape(a, Shape{-1, k}), gy_rows = reshape(c.gy, Shape{-1, n});
+    return {ga, tb ? matmul(gy_rows, a_rows, {.transpose_a = true})
+                   : matmul(a_rows, gy_rows, {.transpose_a = true})};
+  }
   Value gb = tb ? matmul(c.gy, a, {.transpose_a = true, .transpose_b = ta})
                 : matmul(a, c.gy, {.transpose_a = !ta, .transpose_b = false});
   if (b_shared) {

@@ -33,6 +33,12 @@ const Kernel no_work{"any", "none (empty output)",
                      [](const KernelQuery&, std::string*) { return true; },
                      [](const KernelArgs&) {}};
 
+// The kernel of a reshape whose value is its input's memory under another shape (a
+// reshape of a value an earlier step computes): nothing to copy.
+const Kernel alias_reshape{"any", "none (reshape: a view of its input)",
+                           [](const KernelQuery&, std::string*) { return true; },
+                           [](const KernelArgs&) {}};
+
 struct Plan {
   std::vector<TensorDesc> descs;  // per node id (needed nodes only)
   std::vector<Tensor> values;     // per node id: arena views for computed nodes
@@ -122,6 +128,10 @@ struct Executable::Impl {
       if (needed[id] && (n.op == Op::parameter || n.op == Op::constant))
         plan->descs[id] = {n.value.shape(), n.value.dtype()};
     }
+    // Per node id: the step computing it (-1: none), and for a reshape computed as a view,
+    // the node whose memory it views (-1: none).
+    std::vector<std::int64_t> step_of(count, -1);
+    std::vector<std::int32_t> alias_of(count, -1);
     for (auto id : order) {
       const Node& n = node(id);
       std::vector<TensorDesc> in;
@@ -156,9 +166,20 @@ struct Executable::Impl {
                          }() +
                          (options.backend.empty() ? "" : "in backend " + options.backend) +
                          (reasons.empty() ? " (none registered in this library)" : reasons));
+      // A reshape of a value computed by an earlier step is that value's memory: no copy.
+      const auto from = n.op == Op::reshape ? step_of[static_cast<std::size_t>(n.inputs[0])] : -1;
+      if (from >= 0 && chosen != &no_work) {
+        chosen = &alias_reshape;
+        const auto source =
+            static_cast<std::size_t>(plan->steps[static_cast<std::size_t>(from)].node);
+        alias_of[static_cast<std::size_t>(id)] =
+            alias_of[source] >= 0 ? alias_of[source] : static_cast<std::int32_t>(source);
+      }
+      step_of[static_cast<std::size_t>(id)] = static_cast<std::int64_t>(plan->steps.size());
       plan->steps.push_back({id, chosen, chosen->prepare ? chosen->prepare(q) : nullptr});
     }
-    // Memory: every computed value gets a block of one arena, reused after its last use.
+    // Memory: every computed value gets a block of one arena, reused after its last use; a
+    // view (alias_of) has no block and keeps its source's alive while it is read.
     std::vector<internal::Lifetime> lifetimes;
     std::vector<std::int64_t> last_use(count, -1);
     for (std::size_t s = 0; s < plan->steps.size(); ++s)
@@ -168,12 +189,27 @@ struct Executable::Impl {
     for (auto o : outputs) last_use[static_cast<std::size_t>(o)] = end;
     for (std::size_t s = 0; s < plan->steps.size(); ++s) {
       const auto id = static_cast<std::size_t>(plan->steps[s].node);
+      if (alias_of[id] >= 0) {
+        auto& root = last_use[static_cast<std::size_t>(alias_of[id])];
+        root = std::max(root, last_use[id]);
+      }
+    }
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      const auto id = static_cast<std::size_t>(plan->steps[s].node);
       const auto& d = plan->descs[id];
-      const auto bytes = static_cast<std::size_t>(d.shape.numel()) * size_of(d.dtype);
+      const auto bytes =
+          alias_of[id] >= 0 ? 0 : static_cast<std::size_t>(d.shape.numel()) * size_of(d.dtype);
       lifetimes.push_back({static_cast<std::int64_t>(s),
                            std::max(last_use[id], static_cast<std::int64_t>(s)), bytes});
     }
     plan->memory = internal::plan_memory(lifetimes);
+    for (std::size_t s = 0; s < plan->steps.size(); ++s) {
+      const auto id = static_cast<std::size_t>(plan->steps[s].node);
+      if (alias_of[id] >= 0)
+        plan->memory.offsets[s] =
+            plan->memory
+                .offsets[static_cast<std::size_t>(step_of[static_cast<std::size_t>(alias_of[id])])];
+    }
     plan->arena = std::shared_ptr<void>(
         std::aligned_alloc(64, std::max<std::size_t>(64, plan->memory.arena_bytes)),
         [](void* p) { std::free(p); });
