@@ -264,6 +264,18 @@ TEST(FastKernels, MatmulBatched) {
   ta.transpose_a = true;
   check({Op::matmul, ta, {random({64, 17, 9}, rng), random({17, 33}, rng)}}, matmul_tol(17),
         Onednn::builds);
+  // A batched a with a 2-D b and the fused bias [N] (and ReLU): one tall product.
+  for (bool relu : {false, true})
+    for (bool tb : {false, true}) {
+      Attrs ep;
+      ep.post_op = relu ? PostOp::relu : PostOp::none;
+      ep.transpose_b = tb;
+      check({Op::matmul,
+             ep,
+             {random({4, 33, 20}, rng), random(tb ? Shape{17, 20} : Shape{20, 17}, rng),
+              random({17}, rng)}},
+            matmul_tol(20), Onednn::builds);
+    }
 }
 
 TEST(FastKernels, MatmulEmptyInnerDimGivesZeros) {

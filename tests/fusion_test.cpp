@@ -126,5 +126,42 @@ TEST(Fusion, BiasComputedAfterTheProducerIsNotFolded) {
   }
 }
 
+// A dense layer over [B, T, F] (a batched a, a 2-D weight) is one tall product in the
+// kernels: its bias and ReLU fold in as for a 2-D a, in every backend, forward and in
+// training; a transposed batched a keeps its add.
+TEST(Fusion, DenseOverStepsFoldsItsBiasAndRelu) {
+  Graph g;
+  auto x = g.input("x", {batch, 4, 6});
+  auto y = g.input("y", {batch}, i32);
+  auto w = g.parameter("w", random_tensor({6, 5}, 21));
+  auto b = g.parameter("b", random_tensor({5}, 22));
+  auto h = relu(add(matmul(x, w), b), "h");
+  auto w3 = g.parameter("w3", random_tensor({5, 3}, 24));
+  auto b3 = g.parameter("b3", random_tensor({3}, 25));
+  auto out = add(matmul(mean(h, {1}), w3), b3, "out");
+  auto loss = softmax_cross_entropy(out, y);
+  auto grads = grad(loss, {w, b, w3});
+  std::vector<Value> outs{loss};
+  outs.insert(outs.end(), grads.begin(), grads.end());
+  const Feeds feeds{{"x", random_tensor({3, 4, 6}, 26)}, {"y", Tensor::from({0, 2, 1}, Shape{3})}};
+  for (const char* backend : {"", "eigen", "reference"}) {
+    SCOPED_TRACE(std::string("backend '") + backend + "'");
+    Executable fused(g, outs, {.training = true, .backend = backend});
+    Executable plain(g, outs, {.training = true, .backend = backend, .fuse = false});
+    const auto a = fused.run(feeds), p = plain.run(feeds);
+    for (std::size_t i = 0; i < a.size(); ++i) expect_close(a[i], p[i], 1e-4);
+    const std::string plan = fused.plan(feeds);
+    EXPECT_NE(plan.find("h = matmul+bias+relu("), std::string::npos) << plan;
+  }
+  // transpose_a: a [B, F, T] read as [B, T, F] cannot be folded into one tall product.
+  auto xt = g.input("xt", {batch, 6, 4});
+  auto ht = add(matmul(xt, w, {.transpose_a = true}), b, "ht");
+  const Feeds tf{{"xt", random_tensor({3, 6, 4}, 27)}};
+  Executable fused(g, {ht});
+  Executable plain(g, {ht}, {.fuse = false});
+  expect_close(fused.run(tf)[0], plain.run(tf)[0]);
+  EXPECT_EQ(fused.plan(tf).find("matmul+bias"), std::string::npos) << fused.plan(tf);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -180,5 +180,47 @@ TEST(Autodiff, UnrelatedParameterGetsZeroGradient) {
   EXPECT_EQ(r[1].to_vector<float>(), (std::vector<float>{0, 0, 0, 0}));
 }
 
+// The gradient of a value read through slices that tile an axis (the q, k and v of one
+// projection) is the concat of the slices' gradients, not a sum of zero-padded copies; slices
+// that overlap or leave a gap still sum their paddings. Values against the closed form.
+TEST(Autodiff, SlicesThatTileAnAxisGetTheConcatOfTheirGradients) {
+  struct Case {
+    std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+    bool concat;
+  };
+  const Case cases[] = {{{{2, 4}, {0, 2}, {4, 6}}, true},  // tiles, used out of order
+                        {{{0, 3}, {2, 6}}, false},         // overlap
+                        {{{0, 2}, {3, 6}}, false},         // gap
+                        {{{0, 6}}, false}};                // one slice: its padding alone
+  for (const Case& c : cases) {
+    Graph g;
+    std::vector<float> xs(12);
+    for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = 0.5f * static_cast<float>(i) - 1.0f;
+    auto x = g.parameter("x", Tensor::from(xs, Shape{2, 6}));
+    Value loss;
+    std::vector<float> want(12, 0.0f);
+    for (std::size_t k = 0; k < c.ranges.size(); ++k) {
+      const auto [start, stop] = c.ranges[k];
+      const double scale = static_cast<double>(k + 2);
+      const Value piece = slice(x, 1, start, stop);
+      Value term = sum(mul(mul(piece, piece), scale));
+      loss = loss.valid() ? add(loss, term) : term;
+      for (std::int64_t r = 0; r < 2; ++r)
+        for (std::int64_t j = start; j < stop; ++j)
+          want[static_cast<std::size_t>(r * 6 + j)] +=
+              static_cast<float>(2.0 * scale) * xs[static_cast<std::size_t>(r * 6 + j)];
+    }
+    const std::size_t before = g.size();
+    const Value gx = grad(loss, {x})[0];
+    bool has_concat = false;
+    for (std::size_t id = before; id < g.size(); ++id)
+      has_concat = has_concat || g.nodes()[id].op == Op::concat;
+    EXPECT_EQ(has_concat, c.concat) << c.ranges.size() << " slices";
+    Executable exe(g, {gx});
+    const auto got = exe.run({})[0].to_vector<float>();
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

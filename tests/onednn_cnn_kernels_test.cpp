@@ -426,10 +426,17 @@ TEST(OnednnCnnKernels, UnsupportedQueriesAreDeclined) {
   EXPECT_TRUE(
       declines(Op::batch_norm, Attrs{}, {{{2, 3, 4}}, {{3}}, {{3}}, {{3}}, {{3}}}, {{2, 3, 4}}));
   EXPECT_TRUE(declines(Op::batch_norm, Attrs{}, {{{2, 3}}, {{2}}, {{3}}, {{3}}, {{3}}}, {{2, 3}}));
-  // matmul bias of the wrong size, or with a batched a.
+  // matmul bias of the wrong size, or with a batched a that is not one tall product (a
+  // transposed a; a batched b).
   Attrs mm;
   EXPECT_TRUE(declines(Op::matmul, mm, {{{128, 128}}, {{128, 128}}, {{127}}}, {{128, 128}}));
-  EXPECT_TRUE(declines(Op::matmul, mm, {{{4, 128, 128}}, {{128, 128}}, {{128}}}, {{4, 128, 128}}));
+  EXPECT_FALSE(declines(Op::matmul, mm, {{{4, 128, 128}}, {{128, 128}}, {{128}}}, {{4, 128, 128}}));
+  Attrs mm_ta;
+  mm_ta.transpose_a = true;
+  EXPECT_TRUE(
+      declines(Op::matmul, mm_ta, {{{4, 128, 128}}, {{128, 128}}, {{128}}}, {{4, 128, 128}}));
+  EXPECT_TRUE(
+      declines(Op::matmul, mm, {{{4, 128, 128}}, {{4, 128, 128}}, {{128}}}, {{4, 128, 128}}));
 }
 
 }  // namespace

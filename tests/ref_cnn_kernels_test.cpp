@@ -533,11 +533,12 @@ TEST(RefCnnKernels, BadShapesAreRefusedAndRaiseNamingTheNode) {
   Attrs up;
   up.stride = {2, 2};
   expect_run_rejects(Op::upsample_nearest2d, up, {x}, {2, 4, 10, 9}, "output shape");
-  // matmul's bias needs rank-2 a and shape [N].
+  // matmul's bias needs a rank-2 b (shared by a batched a) and shape [N].
   expect_run_rejects(Op::matmul, {}, {filled({2, 3}, 0), filled({3, 2}, 0), make({1, 2, 3}, {3})},
                      {2, 2}, "bias");
-  expect_run_rejects(Op::matmul, {}, {filled({2, 2, 3}, 0), filled({3, 2}, 0), make({1, 2}, {2})},
-                     {2, 2, 2}, "bias");
+  expect_run_rejects(Op::matmul, {},
+                     {filled({2, 2, 3}, 0), filled({2, 3, 2}, 0), make({1, 2}, {2})}, {2, 2, 2},
+                     "bias");
 }
 
 // Training batch_norm with one value per channel has no unbiased variance: ValueError.

@@ -1,5 +1,5 @@
 // Eigen kernel of matmul: GEMM on row-major maps, transposes folded into the product;
-// the fusion pass's optional bias [N] (2-D operands) and ReLU post-op run as an epilogue.
+// the fusion pass's optional bias [N] (a 2-D b) and ReLU post-op run as an epilogue.
 #include "kernels/eigen/common.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
 
@@ -33,9 +33,12 @@ bool supports_gemm(const KernelQuery& q, std::string* why) {
     return decline(why, "matmul needs a, b and an optional bias");
   const std::size_t ra = q.inputs[0].shape.rank(), rb = q.inputs[1].shape.rank();
   if (ra < 2 || rb < 2) return decline(why, "matmul operands must have rank >= 2");
-  if (q.inputs.size() == 3 && (ra != 2 || rb != 2 || q.inputs[2].shape.rank() != 1 ||
-                               q.inputs[2].shape[0] != q.output.shape[1]))
-    return decline(why, "a bias needs 2-D operands and length N");
+  // A bias [N] needs one product: a 2-D b shared by every matrix of a, folded into one tall
+  // [batch*M, K] product (gemm_shape), which a transposed a cannot be.
+  if (q.inputs.size() == 3 &&
+      (rb != 2 || (ra != 2 && q.node.attrs.transpose_a) || q.inputs[2].shape.rank() != 1 ||
+       q.inputs[2].shape[0] != q.output.shape[q.output.shape.rank() - 1]))
+    return decline(why, "a bias needs a 2-D b, a one-product shape and length N");
   if (q.node.attrs.post_op != PostOp::none && q.node.attrs.post_op != PostOp::relu)
     return decline(why, "only the relu post-op is fused");
   if (rb != 2 && rb != ra) return decline(why, "b must be 2-D or have a's rank");
@@ -108,7 +111,7 @@ void run_gemm(const KernelArgs& args) {
   const float* b = args.inputs[1].data<float>();
   float* c = args.output.data<float>();
   if (g.batch == 1 && (args.inputs.size() == 3 || at.post_op != PostOp::none)) {
-    // A bias implies 2-D operands, hence one product (supports_gemm).
+    // A bias implies one product (supports_gemm).
     gemm_bias_relu(a, b, args.inputs.size() == 3 ? args.inputs[2].data<float>() : nullptr, c, g,
                    at);
     return;

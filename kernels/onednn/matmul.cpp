@@ -1,7 +1,7 @@
 // oneDNN kernel of matmul: one dnnl::matmul primitive per compiled shape; transposes
 // are expressed as strides of the memory descriptors, so nothing is copied. The optional
-// bias [N] (rank-2 a) becomes the primitive's bias; a ReLU post_op runs after it over the
-// output with relu_keep_nan (oneDNN's ReLU post-op turns NaN into 0).
+// bias [N] (a 2-D b; a's batch folded into M) becomes the primitive's bias; a ReLU post_op runs
+// after it over the output with relu_keep_nan (oneDNN's ReLU post-op turns NaN into 0).
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -52,7 +52,8 @@ bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
   if (post_op != PostOp::none && post_op != PostOp::relu) return decline(why, "unknown post_op");
   dnnl::memory::desc bias_md;
   if (has_bias) {
-    if (ra != 2) return decline(why, "a bias needs a 2-D a");
+    if (ra != 2 && (!b_shared || ta))
+      return decline(why, "a bias needs a 2-D a, or a 2-D b and an untransposed a");
     if (q.inputs[2].shape != Shape{n}) return decline(why, "bias must be [N]");
     dims bias_dims(c_md.dims().size(), 1);
     bias_dims.back() = n;

@@ -45,8 +45,8 @@ std::string check_matmul(const Node& node, Descs in, const TensorDesc& out) {
   if (!d.shared_b)
     for (std::size_t i = 0; i + 2 < a.rank(); ++i)
       if (a[i] != b[i]) return "batch dims differ: a " + a.str() + ", b " + b.str();
-  if (in.size() == 3 && (a.rank() != 2 || in[2].shape != Shape{d.n}))
-    return "a bias needs a rank-2 a and shape [" + std::to_string(d.n) + "], got a " + a.str() +
+  if (in.size() == 3 && (!d.shared_b || in[2].shape != Shape{d.n}))
+    return "a bias needs a rank-2 b and shape [" + std::to_string(d.n) + "], got b " + b.str() +
            ", bias " + in[2].shape.str();
   std::vector<std::int64_t> expected(a.dims().begin(), a.dims().end() - 2);
   expected.push_back(d.m);

@@ -1,6 +1,8 @@
 #include "kiln/autodiff.hpp"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "autodiff/grad_rules.hpp"
 #include "graph/graph_editor.hpp"
@@ -23,6 +25,78 @@ void add_training_kernels(internal::KernelTable& t) {
   internal::register_eigen_training_kernels(t);
   internal::register_reference_training_kernels(t);
 }
+
+/// Gradients reaching one node that are zero paddings of pieces of it (what the rule of
+/// slice gives), held back while nothing else has reached the node: when they tile the
+/// padded axis (the q, k and v slices of one projection), their sum is the concat of the
+/// pieces, one copy instead of a padded copy per piece and an add per extra piece.
+class PendingPads {
+ public:
+  explicit PendingPads(std::size_t n, std::size_t first_new) : pads_(n), first_new_(first_new) {}
+
+  /// Whether v, reaching node i, is held back (a padding while node i has no gradient yet).
+  bool hold(std::size_t i, const Value& v, const Value& so_far) {
+    if (so_far.valid() || v.node().op != Op::pad || static_cast<std::size_t>(v.id()) < first_new_)
+      return false;
+    pads_[i].push_back(v);
+    return true;
+  }
+
+  bool holds(std::size_t i) const { return !pads_[i].empty(); }
+
+  /// The gradient of node i with its held paddings folded in (adds in arrival order, or
+  /// one concat when they tile the axis).
+  Value flush(std::size_t i, Value so_far) {
+    std::vector<Value>& p = pads_[i];
+    if (p.empty()) return so_far;
+    Value sum = tiled(p);
+    if (!sum.valid()) {
+      sum = p[0];
+      for (std::size_t k = 1; k < p.size(); ++k) sum = add(sum, p[k]);
+    }
+    p.clear();
+    return so_far.valid() ? add(so_far, sum) : sum;
+  }
+
+ private:
+  // concat of the padded pieces when, in order of their offsets, they cover the axis
+  // exactly; an empty Value otherwise.
+  static Value tiled(const std::vector<Value>& pads) {
+    if (pads.size() < 2) return {};
+    const Attrs& first = pads[0].node().attrs;
+    struct Piece {
+      std::int64_t start, size;
+      Value value;
+    };
+    std::vector<Piece> pieces;
+    std::int64_t total = -1;
+    for (const Value& p : pads) {
+      const Node& n = p.node();
+      const Value piece = p.graph().value(n.inputs[0]);
+      const auto axis = static_cast<std::size_t>(n.attrs.axis);
+      const std::int64_t size = piece.shape()[axis];
+      if (n.attrs.axis != first.axis || size <= 0 || p.shape() != pads[0].shape()) return {};
+      const std::int64_t whole = n.attrs.start + size + n.attrs.stop;
+      if (total >= 0 && whole != total) return {};
+      total = whole;
+      pieces.push_back({n.attrs.start, size, piece});
+    }
+    std::sort(pieces.begin(), pieces.end(),
+              [](const Piece& a, const Piece& b) { return a.start < b.start; });
+    std::int64_t at = 0;
+    std::vector<Value> parts;
+    for (const Piece& piece : pieces) {
+      if (piece.start != at) return {};
+      at += piece.size;
+      parts.push_back(piece.value);
+    }
+    if (at != total) return {};
+    return concat(parts, first.axis);
+  }
+
+  std::vector<std::vector<Value>> pads_;
+  std::size_t first_new_;
+};
 
 }  // namespace
 
@@ -64,7 +138,12 @@ std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {
     std::vector<std::int64_t> ones(loss.shape().rank(), 1);
     grads[n - 1] = expand(reshape(scalar_like(loss, 1.0), Shape(ones)), loss.shape(), loss);
   }
+  PendingPads pending(n, first_new);
   for (std::size_t id = n; id-- > 0;) {
+    if (pending.holds(id)) {  // the sum belongs to node id's layer, as below
+      ScopeGuard in_node = g.set_scope(g.node(static_cast<std::int32_t>(id)).scope);
+      grads[id] = pending.flush(id, grads[id]);
+    }
     if (!grads[id].valid() || !from_wrt[id]) continue;
     const Node node = g.node(static_cast<std::int32_t>(id));  // copy: g grows below
     if (node.inputs.empty()) continue;
@@ -80,6 +159,7 @@ std::vector<Value> grad(Value loss, const std::vector<Value>& wrt) {
     for (std::size_t k = 0; k < node.inputs.size(); ++k) {
       const auto i = static_cast<std::size_t>(node.inputs[k]);
       if (!in_grads[k].valid() || !from_wrt[i]) continue;
+      if (pending.hold(i, in_grads[k], grads[i])) continue;
       if (grads[i].valid()) {
         // The sum of the gradients reaching node i belongs to node i's layer.
         ScopeGuard in_input = g.set_scope(g.node(node.inputs[k]).scope);

@@ -27,8 +27,8 @@ TensorDesc rule_matmul(const RuleContext& c) {
   out.push_back(n);
   if (c.inputs.size() == 3) {
     const Shape& bias = c.inputs[2].shape;
-    if (ra != 2 || bias.rank() != 1 || !dims_match(bias[0], n))
-      c.fail("a bias needs 2-D operands and shape [" + std::to_string(n) + "]");
+    if (rb != 2 || bias.rank() != 1 || !dims_match(bias[0], n))
+      c.fail("a bias needs a 2-D b and shape [" + std::to_string(n) + "]");
   }
   return {Shape(out), c.inputs[0].dtype};
 }

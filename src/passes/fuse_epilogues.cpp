@@ -43,10 +43,14 @@ bool only_used_by(const PassGraph& pg, const std::vector<std::vector<Use>>& uses
   return true;
 }
 
-bool fusable_producer(const Node& n) {
+bool fusable_producer(const PassGraph& pg, const Node& n) {
   if (n.attrs.post_op != PostOp::none) return false;
   if (!op_info(n.op).has(op_epilogue_fusable)) return false;
-  return n.op != Op::matmul || n.shape.rank() == 2;  // the kernels' bias is per row of [M, N]
+  if (n.op != Op::matmul || n.shape.rank() == 2) return true;
+  // A batched a with a 2-D b (a dense layer over [B, T, F]) is one tall [B*T, F] product
+  // in the kernels, so its bias and ReLU are an epilogue too; a transposed a is not.
+  const Node& b = pg.nodes[static_cast<std::size_t>(n.inputs[1])];
+  return b.shape.rank() == 2 && !n.attrs.transpose_a;
 }
 
 // The 1-D bias behind `e` = expand(reshape(bias)), when it is per channel of `p`.
@@ -58,9 +62,9 @@ std::optional<std::int32_t> channel_bias(const PassGraph& pg, const Node& p, std
   const std::int32_t b = rn.inputs[0];
   const Node& bn = pg.nodes[static_cast<std::size_t>(b)];
   if (bn.shape.rank() != 1 || bn.dtype != p.dtype) return std::nullopt;
-  // The reshape must put the bias on the channel axis (1: NCHW, or the matmul's columns)
-  // with 1s elsewhere.
-  constexpr std::size_t channel_axis = 1;
+  // The reshape must put the bias on the channel axis (1: NCHW; the last: the matmul's
+  // columns) with 1s elsewhere.
+  const std::size_t channel_axis = p.op == Op::matmul ? p.shape.rank() - 1 : 1;
   const Shape& rs = rn.shape;
   if (rs.rank() != p.shape.rank()) return std::nullopt;
   for (std::size_t i = 0; i < rs.rank(); ++i) {
@@ -107,7 +111,7 @@ void fuse_epilogues(PassGraph& pg) {
       for (std::size_t k = 0; k < 2; ++k) {
         const std::int32_t p = n.inputs[k], e = n.inputs[1 - k];
         Node& pn = pg.nodes[static_cast<std::size_t>(p)];
-        if (!fusable_producer(pn) || pn.inputs.size() != 2 || pn.shape != n.shape) continue;
+        if (!fusable_producer(pg, pn) || pn.inputs.size() != 2 || pn.shape != n.shape) continue;
         if (!only_used_by(pg, uses, p, self)) continue;
         const auto bias = channel_bias(pg, pn, e);
         if (!bias) continue;
@@ -127,7 +131,7 @@ void fuse_epilogues(PassGraph& pg) {
     if (n.op == Op::relu) {
       const std::int32_t p = n.inputs[0];
       Node& pn = pg.nodes[static_cast<std::size_t>(p)];
-      if (!fusable_producer(pn) || !only_used_by(pg, uses, p, self)) continue;
+      if (!fusable_producer(pg, pn) || !only_used_by(pg, uses, p, self)) continue;
       pn.attrs.post_op = PostOp::relu;
       redirect(pg, self, p);
       live = live_nodes(pg);
