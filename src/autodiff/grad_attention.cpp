@@ -4,7 +4,7 @@
 // a -1e30 bias, which exp turns into exact zeros, softmax, and rows without any allowed key
 // zeroed as the kernels do), then
 //   dV = P^T dY, dP = dY V^T, dS = P * (dP - rowsum(dP * P)),
-//   dQ = dS K * scale, dK = dS^T Q * scale.
+//   dQ = dS K * scale, dK = dS^T (Q * scale).
 // Masked keys and empty rows have P = 0, hence dS = 0: no gradient flows through them.
 #include <cmath>
 #include <string>
@@ -30,7 +30,9 @@ std::vector<Value> g_attention(const GradContext& c) {
   const std::int64_t tq = qs[2], tk = k.shape()[2], d = qs[3];
   const double scale = c.node.attrs.alpha != 0.0f ? static_cast<double>(c.node.attrs.alpha)
                                                   : 1.0 / std::sqrt(static_cast<double>(d));
-  Value s = mul(matmul(q, k, {.transpose_b = true}), scale);  // [B, N, Tq, Tk]
+  // q * scale [B, N, Tq, d] once, rather than scaling s and dK (each [.., Tk] wide).
+  const Value q_scaled = mul(q, scale);
+  Value s = matmul(q_scaled, k, {.transpose_b = true});  // [B, N, Tq, Tk]
   // Each mask is a bias added to s on its own (so only the bias is broadcast, with s giving
   // the batch size).
   const bool has_mask = c.inputs.size() == 4;
@@ -63,7 +65,7 @@ std::vector<Value> g_attention(const GradContext& c) {
   const Value gp = matmul(c.gy, v, {.transpose_b = true});
   const Value gs = mul(p, sub(gp, sum(mul(gp, p), {-1}, true)));
   const Value gq = mul(matmul(gs, k), scale);
-  const Value gk = mul(matmul(gs, q, {.transpose_a = true}), scale);
+  const Value gk = matmul(gs, q_scaled, {.transpose_a = true});
   std::vector<Value> out{gq, gk, gv};
   if (has_mask) out.emplace_back();  // the mask gets no gradient
   return out;
