@@ -674,5 +674,34 @@ TEST(FastKernels, RecurrentOpsOverTheStepProduct) {
     }
 }
 
+// ---- attention ----
+// attention's fast kernels (Eigen; oneDNN's dnnl_sgemm products, which take heads of
+// 64 x 64 x 64 and up and are forced through the small ones) against the reference: no
+// mask, a key mask with a row of no keys, causal, both, and a given scale.
+TEST(FastKernels, AttentionWithMasksAndScales) {
+  Rng rng(16);
+  const std::int64_t shapes[][4] = {{2, 2, 64, 64}, {3, 1, 7, 9}, {1, 2, 65, 33}};  // B N T d
+  for (const auto& sh : shapes) {
+    const std::int64_t nb = sh[0], heads = sh[1], t = sh[2], d = sh[3];
+    std::vector<float> keep(static_cast<std::size_t>(nb * t), 1.0f);
+    for (std::int64_t j = 0; j < t; ++j) keep[static_cast<std::size_t>(j)] = 0.0f;  // row 0: none
+    for (std::int64_t j = 0; j < t; j += 3) keep[static_cast<std::size_t>((nb - 1) * t + j)] = 0.0f;
+    const Tensor mask = Tensor::from(keep, {nb, t});
+    for (bool with_mask : {false, true})
+      for (bool causal : {false, true})
+        for (float scale : {0.0f, 0.3f}) {
+          SCOPED_TRACE("mask " + std::to_string(with_mask) + " causal " + std::to_string(causal) +
+                       " scale " + std::to_string(scale));
+          Attrs a;
+          a.causal = causal;
+          a.alpha = scale;
+          std::vector<Tensor> in{random({nb, heads, t, d}, rng), random({nb, heads, t, d}, rng),
+                                 random({nb, heads, t, d + 3}, rng)};
+          if (with_mask) in.push_back(mask);
+          check({Op::attention, a, in}, matmul_tol(std::max(d, t)), Onednn::builds);
+        }
+  }
+}
+
 }  // namespace
 }  // namespace kiln::internal

@@ -1,7 +1,8 @@
 // Eigen kernels of attention (fused, f32) and exact GELU.
 //
 // attention: for each (batch, head) pair S = q k^T * scale (one GEMM into a per-thread
-// [Tq, Tk] buffer), then per query row the key mask and the causal limit, a stable softmax
+// [Tq, Tk] buffer; the products are a parameter of attention_heads, which the oneDNN kernel
+// runs with dnnl_sgemm), then per query row the key mask and the causal limit, a stable softmax
 // (max over the allowed keys, a NaN wins; exp and one division per row), then y = P v (a
 // second GEMM). Disallowed keys get probability 0; a row without any allowed key is zeroed
 // after the product, as the reference does. (batch, head) pairs split across threads.
@@ -17,7 +18,6 @@
 #include "kernels/eigen/normal_cdf.hpp"
 
 namespace kiln::internal::eigen {
-namespace {
 
 bool supports_attention(const KernelQuery& q, std::string* why) {
   if (!require_f32(q, why)) return false;
@@ -44,9 +44,32 @@ bool supports_attention(const KernelQuery& q, std::string* why) {
   return true;
 }
 
+namespace {
+
 using Mat = RowMajorMatrix;
 
-void run_attention(const KernelArgs& args) {
+/// Eigen's GEMMs for one (batch, head).
+void eigen_scores(const float* q, const float* k, float* s, std::int64_t tq, std::int64_t tk,
+                  std::int64_t d, float scale) {
+  Eigen::Map<Mat> S(s, tq, tk);
+  if (d == 0) {
+    S.setZero();
+    return;
+  }
+  S.noalias() = Eigen::Map<const Mat>(q, tq, d) * Eigen::Map<const Mat>(k, tk, d).transpose();
+  S *= scale;
+}
+void eigen_values(const float* p, const float* v, float* y, std::int64_t tq, std::int64_t tk,
+                  std::int64_t dv) {
+  Eigen::Map<Mat>(y, tq, dv).noalias() =
+      Eigen::Map<const Mat>(p, tq, tk) * Eigen::Map<const Mat>(v, tk, dv);
+}
+
+void run_attention(const KernelArgs& args) { attention_heads(args, {eigen_scores, eigen_values}); }
+
+}  // namespace
+
+void attention_heads(const KernelArgs& args, const AttentionProducts& products) {
   const Shape& qs = args.inputs[0].shape();
   const std::int64_t batch = qs[0], heads = qs[1], tq = qs[2], d = qs[3];
   const std::int64_t tk = args.inputs[1].dim(2), dv = args.inputs[2].dim(3);
@@ -71,15 +94,8 @@ void run_attention(const KernelArgs& args) {
     constexpr float minus_inf = -std::numeric_limits<float>::infinity();
     for (std::int64_t bh = lo; bh < hi; ++bh) {
       const std::int64_t b = bh / heads;
-      Eigen::Map<const Mat> Q(q + bh * tq * d, tq, d);
-      Eigen::Map<const Mat> K(k + bh * tk * d, tk, d);
-      Eigen::Map<const Mat> V(v + bh * tk * dv, tk, dv);
       Eigen::Map<Mat> Y(y + bh * tq * dv, tq, dv);
-      if (d == 0)
-        s.setZero();
-      else
-        s.noalias() = Q * K.transpose();
-      s *= scale;
+      products.scores(q + bh * tq * d, k + bh * tk * d, s.data(), tq, tk, d, scale);
       if (mask != nullptr && keep_of != b) {
         first_allowed = tk;
         for (std::int64_t j = tk; j-- > 0;) {
@@ -112,13 +128,15 @@ void run_attention(const KernelArgs& args) {
       if (tk == 0)
         Y.setZero();
       else
-        Y.noalias() = s * V;
+        products.values(s.data(), v + bh * tk * dv, Y.data(), tq, tk, dv);
       if (any_dead)
         for (std::int64_t i = 0; i < tq; ++i)
           if (dead[static_cast<std::size_t>(i)]) Y.row(i).setZero();
     }
   });
 }
+
+namespace {
 
 bool supports_gelu(const KernelQuery& q, std::string* why) {
   if (!require_f32(q, why)) return false;

@@ -52,7 +52,21 @@ void gru_steps(const KernelArgs& args, const StepProduct& product);
 void lstm_backward_steps(const KernelArgs& args, const StepProduct& product);
 void gru_backward_steps(const KernelArgs& args, const StepProduct& product);
 // ---- attention ----
-void register_attention(KernelTable& t);           // attention, gelu
+void register_attention(KernelTable& t);  // attention, gelu
+/// The two products of attention for one (batch, head), row-major: s [tq, tk] = scale *
+/// q [tq, d] k^T (k [tk, d]; zeros when d is 0) and y [tq, dv] = p [tq, tk] v [tk, dv]. The
+/// Eigen kernel runs them with Eigen's GEMM, the oneDNN one (kernels/onednn/attention.cpp)
+/// with dnnl_sgemm, around the same masks, softmax and threading (attention_heads).
+struct AttentionProducts {
+  void (*scores)(const float* q, const float* k, float* s, std::int64_t tq, std::int64_t tk,
+                 std::int64_t d, float scale);
+  void (*values)(const float* p, const float* v, float* y, std::int64_t tq, std::int64_t tk,
+                 std::int64_t dv);
+};
+/// The attention kernel's whole call with these products (kernels/eigen/attention.cpp).
+void attention_heads(const KernelArgs& args, const AttentionProducts& products);
+/// Whether the attention kernels take this query (shapes, f32), and why not.
+bool supports_attention(const KernelQuery& q, std::string* why);
 void register_training_attention(KernelTable& t);  // training-only (kiln): gelu_backward
 }  // namespace eigen
 

@@ -205,6 +205,7 @@ void register_conv(KernelTable& t);
 void register_pool(KernelTable& t);
 void register_batch_norm(KernelTable& t);
 void register_recurrent(KernelTable& t);           // lstm, gru
+void register_attention(KernelTable& t);           // attention
 void register_training_recurrent(KernelTable& t);  // training-only (kiln): their backward
 
 }  // namespace kiln::internal::onednn

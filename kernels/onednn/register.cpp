@@ -11,6 +11,7 @@ void register_onednn_kernels(KernelTable& t) {
   onednn::register_pool(t);
   onednn::register_batch_norm(t);
   onednn::register_recurrent(t);
+  onednn::register_attention(t);
 }
 
 }  // namespace kiln::internal
