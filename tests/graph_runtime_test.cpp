@@ -118,6 +118,41 @@ TEST(Executable, AReshapeOfAComputedValueIsAViewThatKeepsItsMemoryAlive) {
   EXPECT_EQ(views, 2u) << plan;
 }
 
+TEST(Executable, ASliceThatIsOneAlignedBlockIsAViewToo) {
+  // x [4, 16] f32: a row is 64 bytes. Rows 1-2 of a (and row 1 of those) are contiguous,
+  // aligned blocks: views; a column block, or a block starting mid-row, is copied.
+  Graph g;
+  auto x = g.input("x", {4, 16});
+  auto a = relu(x);
+  auto rows = slice(a, 0, 1, 3);    // view at 64 bytes
+  auto row = slice(rows, 0, 1, 2);  // view of the view: a's row 2, at 128 bytes
+  auto cols = slice(a, 1, 0, 8);    // not contiguous: a copy
+  auto shifted = slice(reshape(a, Shape{64}), 0, 3, 19);  // 12 bytes in: a copy
+  auto later = mul(exp(x), 3.0);  // placed while a must stay alive for the views
+  auto out = add(sum(later), add(sum(row), add(sum(cols), sum(shifted))));
+  Executable exe(g, {out, rows, row});
+  std::vector<float> xs(64);
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(i % 9) * 0.5f - 1.5f;
+  const Feeds feeds{{"x", Tensor::from(xs, Shape{4, 16})}};
+  const auto got = exe.run(feeds);
+  auto relu_at = [&](std::size_t i) { return std::max(xs[i], 0.0f); };
+  double want = 0.0;
+  for (std::size_t i = 0; i < 64; ++i) want += 3.0 * std::exp(static_cast<double>(xs[i]));
+  for (std::size_t j = 0; j < 16; ++j) want += relu_at(32 + j);
+  for (std::size_t r = 0; r < 4; ++r)
+    for (std::size_t j = 0; j < 8; ++j) want += relu_at(r * 16 + j);
+  for (std::size_t i = 3; i < 19; ++i) want += relu_at(i);
+  EXPECT_NEAR(got[0].to_vector<float>()[0], want, 1e-3 * std::abs(want));
+  for (std::size_t i = 0; i < 32; ++i) EXPECT_EQ(got[1].to_vector<float>()[i], relu_at(16 + i));
+  for (std::size_t i = 0; i < 16; ++i) EXPECT_EQ(got[2].to_vector<float>()[i], relu_at(32 + i));
+  const std::string plan = exe.plan(feeds);
+  std::size_t views = 0;
+  for (auto at = plan.find("slice: a view of its input"); at != std::string::npos;
+       at = plan.find("slice: a view of its input", at + 1))
+    ++views;
+  EXPECT_EQ(views, 2u) << plan;
+}
+
 TEST(Executable, DropoutOnlyInTraining) {
   Graph g;
   auto x = g.input("x", {1000});

@@ -96,26 +96,32 @@ Value multi_head_attention(Value query, Value key, Value value,
       param(g, prefix + ".in_proj_weight", Shape{3 * d, d}, dtype, glorot_uniform, s);
   Value b_in;
   if (options.use_bias) b_in = param(g, prefix + ".in_proj_bias", Shape{3 * d}, dtype, zeros, s);
-  Value q, k, v;
+  Value q, k, v;  // [B, heads, T, dh]
   if (query.id() == key.id() && key.id() == value.id()) {
-    // Self-attention: one projection GEMM for q, k and v.
+    // Self-attention: one projection GEMM for q, k and v, and one transpose of its
+    // [B, T, 3, heads, dh] into [3, B, heads, T, dh], whose three blocks are q, k and v (views
+    // in a compiled plan, and their gradients one concat).
     const Value qkv = linear(query, w_in, b_in, prefix + ".in_proj");
-    q = slice(qkv, 2, 0, d);
-    k = slice(qkv, 2, d, 2 * d);
-    v = slice(qkv, 2, 2 * d, 3 * d);
+    const Value split =
+        transpose(reshape(qkv, Shape{-1, tq, 3, heads, dh}), {2, 0, 3, 1, 4}, prefix + ".heads");
+    auto part = [&](std::int64_t i) {
+      return reshape(slice(split, 0, i, i + 1), Shape{-1, heads, tq, dh});
+    };
+    q = part(0);
+    k = part(1);
+    v = part(2);
   } else {
     auto part = [&](Value x, std::int64_t i, const char* what) {
       const Value w = slice(w_in, 0, i * d, (i + 1) * d);
       const Value b = b_in.valid() ? slice(b_in, 0, i * d, (i + 1) * d) : Value{};
       return linear(x, w, b, prefix + "." + what + "_proj");
     };
-    q = part(query, 0, "q");
-    k = part(key, 1, "k");
-    v = part(value, 2, "v");
+    q = split_heads(part(query, 0, "q"), tq, heads, dh);
+    k = split_heads(part(key, 1, "k"), tk, heads, dh);
+    v = split_heads(part(value, 2, "v"), tk, heads, dh);
   }
-  const Value o = attention(
-      split_heads(q, tq, heads, dh), split_heads(k, tk, heads, dh), split_heads(v, tk, heads, dh),
-      {.key_mask = options.key_mask, .causal = options.causal}, prefix + ".attention");
+  const Value o = attention(q, k, v, {.key_mask = options.key_mask, .causal = options.causal},
+                            prefix + ".attention");
   const Value merged = reshape(transpose(o, {0, 2, 1, 3}), Shape{-1, tq, d});
   const double bound = 1.0 / std::sqrt(static_cast<double>(d));
   const Value w_out =

@@ -33,11 +33,30 @@ const Kernel no_work{"any", "none (empty output)",
                      [](const KernelQuery&, std::string*) { return true; },
                      [](const KernelArgs&) {}};
 
-// The kernel of a reshape whose value is its input's memory under another shape (a
-// reshape of a value an earlier step computes): nothing to copy.
+// The kernel of a step whose value is part of its input's memory (a reshape, or a slice
+// that is one contiguous block, of a value an earlier step computes): nothing to copy.
 const Kernel alias_reshape{"any", "none (reshape: a view of its input)",
                            [](const KernelQuery&, std::string*) { return true; },
                            [](const KernelArgs&) {}};
+const Kernel alias_slice{"any", "none (slice: a view of its input)",
+                         [](const KernelQuery&, std::string*) { return true; },
+                         [](const KernelArgs&) {}};
+
+// Where node n's value starts in its input's memory when it is a view of it (bytes), or -1:
+// a reshape starts where its input does; a slice along an axis that only size-1 axes precede
+// is one contiguous block, taken when it starts on a 64-byte boundary (as arena blocks do).
+std::int64_t view_offset(const Node& n, const TensorDesc& in) {
+  if (n.op == Op::reshape) return 0;
+  if (n.op != Op::slice) return -1;
+  const auto axis = static_cast<std::size_t>(n.attrs.axis);
+  const Shape& s = in.shape;
+  for (std::size_t i = 0; i < axis; ++i)
+    if (s[i] != 1) return -1;
+  std::int64_t inner = 1;
+  for (std::size_t i = axis + 1; i < s.rank(); ++i) inner *= s[i];
+  const std::int64_t bytes = n.attrs.start * inner * static_cast<std::int64_t>(size_of(in.dtype));
+  return bytes % 64 == 0 ? bytes : -1;
+}
 
 struct Plan {
   std::vector<TensorDesc> descs;  // per node id (needed nodes only)
@@ -128,10 +147,11 @@ struct Executable::Impl {
       if (needed[id] && (n.op == Op::parameter || n.op == Op::constant))
         plan->descs[id] = {n.value.shape(), n.value.dtype()};
     }
-    // Per node id: the step computing it (-1: none), and for a reshape computed as a view,
-    // the node whose memory it views (-1: none).
+    // Per node id: the step computing it (-1: none), and for a view, the node whose memory it
+    // views (-1: none) and where in that memory it starts (bytes).
     std::vector<std::int64_t> step_of(count, -1);
     std::vector<std::int32_t> alias_of(count, -1);
+    std::vector<std::size_t> alias_at(count, 0);
     for (auto id : order) {
       const Node& n = node(id);
       std::vector<TensorDesc> in;
@@ -166,14 +186,18 @@ struct Executable::Impl {
                          }() +
                          (options.backend.empty() ? "" : "in backend " + options.backend) +
                          (reasons.empty() ? " (none registered in this library)" : reasons));
-      // A reshape of a value computed by an earlier step is that value's memory: no copy.
-      const auto from = n.op == Op::reshape ? step_of[static_cast<std::size_t>(n.inputs[0])] : -1;
-      if (from >= 0 && chosen != &no_work) {
-        chosen = &alias_reshape;
-        const auto source =
-            static_cast<std::size_t>(plan->steps[static_cast<std::size_t>(from)].node);
+      // A view of a value computed by an earlier step is part of that value's memory: no copy.
+      const std::int64_t from =
+          n.inputs.empty() ? -1 : step_of[static_cast<std::size_t>(n.inputs[0])];
+      const std::int64_t at = from >= 0 ? view_offset(n, in[0]) : -1;
+      if (at >= 0 && chosen != &no_work) {
+        chosen = n.op == Op::reshape ? &alias_reshape : &alias_slice;
+        const auto source = static_cast<std::size_t>(n.inputs[0]);
+        const bool chained = alias_of[source] >= 0;
         alias_of[static_cast<std::size_t>(id)] =
-            alias_of[source] >= 0 ? alias_of[source] : static_cast<std::int32_t>(source);
+            chained ? alias_of[source] : static_cast<std::int32_t>(source);
+        alias_at[static_cast<std::size_t>(id)] =
+            (chained ? alias_at[source] : 0) + static_cast<std::size_t>(at);
       }
       step_of[static_cast<std::size_t>(id)] = static_cast<std::int64_t>(plan->steps.size());
       plan->steps.push_back({id, chosen, chosen->prepare ? chosen->prepare(q) : nullptr});
@@ -206,9 +230,9 @@ struct Executable::Impl {
     for (std::size_t s = 0; s < plan->steps.size(); ++s) {
       const auto id = static_cast<std::size_t>(plan->steps[s].node);
       if (alias_of[id] >= 0)
-        plan->memory.offsets[s] =
-            plan->memory
-                .offsets[static_cast<std::size_t>(step_of[static_cast<std::size_t>(alias_of[id])])];
+        plan->memory.offsets[s] = plan->memory.offsets[static_cast<std::size_t>(
+                                      step_of[static_cast<std::size_t>(alias_of[id])])] +
+                                  alias_at[id];
     }
     plan->arena = std::shared_ptr<void>(
         std::aligned_alloc(64, std::max<std::size_t>(64, plan->memory.arena_bytes)),
