@@ -401,11 +401,11 @@ TEST(GoldenV2, CoversEveryOpAModelFileCanHold) {
       EXPECT_TRUE(seen.count(op)) << "no golden v2 file holds op '" << op_name(op) << "'";
     }
   }
-  EXPECT_EQ(training_only, 8);  // see TrainingOnlyOpsAreRefusedBySave
+  EXPECT_EQ(training_only, 10);  // see TrainingOnlyOpsAreRefusedBySave
 }
 
 TEST(GoldenV2, TrainingOnlyOpsAreRefusedBySave) {
-  // A model file cannot hold these eight ops: saving a graph whose outputs need one fails,
+  // A model file cannot hold these ten ops: saving a graph whose outputs need one fails,
   // naming the node and the op.
   Graph g;
   auto x = g.input("x", {2, 1, 4, 4});
@@ -429,7 +429,9 @@ TEST(GoldenV2, TrainingOnlyOpsAreRefusedBySave) {
       {batch_norm_backward(x, gamma, gy_same, 1e-5f, "t_bn_bw"), "batch_norm_backward"},
       {lstm_backward(lstm_y, lstm_y, w_hh, h0, h0, {}, "t_lstm_bw"), "lstm_backward"},
       {gru_backward(gru_y, gru_y, w_hh3, h0, {}, "t_gru_bw"), "gru_backward"},
-      {gelu_backward(x, gy_same, "t_gelu_bw"), "gelu_backward"}};
+      {gelu_backward(x, gy_same, "t_gelu_bw"), "gelu_backward"},
+      {relu_backward(x, gy_same, "t_relu_bw"), "relu_backward"},
+      {softmax_backward(x, gy_same, -1, "t_softmax_bw"), "softmax_backward"}};
   std::set<Op> refused;
   for (const auto& [v, name] : cases) {
     try {

@@ -255,6 +255,16 @@ std::vector<OpCase> op_cases() {
   push("gelu_erf", Op::gelu, {B({5, 7})}, [](V& v) { return gelu_erf(v[0]); });
   push("gelu_backward", Op::gelu_backward, {F({5, 7}), F({5, 7})},
        [](V& v) { return gelu_backward(v[0], v[1]); });
+  // One-pass gradients of relu (y of both signs) and softmax (y a real softmax output,
+  // along the last axis, a middle one and a dynamic batch).
+  push("relu_backward", Op::relu_backward, {F({5, 7}), F({5, 7})},
+       [](V& v) { return relu_backward(v[0], v[1]); });
+  push("softmax_backward_last", Op::softmax_backward, {F({4, 9}), F({4, 9})},
+       [](V& v) { return softmax_backward(softmax(v[0]), v[1]); });
+  push("softmax_backward_middle_axis", Op::softmax_backward, {F({3, 5, 4}), F({3, 5, 4})},
+       [](V& v) { return softmax_backward(softmax(v[0], 1), v[1], 1); });
+  push("softmax_backward_dynamic_batch", Op::softmax_backward, {B({2, 6}), B({2, 6})},
+       [](V& v) { return softmax_backward(softmax(v[0]), v[1], -1); });
   // Fused epilogues, as the fusion pass creates them (no gradient: autodiff runs first).
   push("matmul_bias_relu_fused", Op::matmul, {F({5, 7}), F({7, 9}), F({9})}, [](V& v) {
     Attrs a;

@@ -54,6 +54,11 @@ KILN_API Value equal(Value a, Value b, std::string name = {});
 /// Softmax and log-softmax along `axis` (negative counts from the end).
 KILN_API Value softmax(Value x, std::int64_t axis = -1, std::string name = {});
 KILN_API Value log_softmax(Value x, std::int64_t axis = -1, std::string name = {});
+/// Gradients as one op each (training ops, defined in Kiln::kiln; y, gy of one shape):
+/// relu's from its output, gy * (y > 0); softmax's along `axis` from its output y,
+/// y * (gy - sum(gy * y, axis)).
+KILN_API Value relu_backward(Value y, Value gy, std::string name = {});
+KILN_API Value softmax_backward(Value y, Value gy, std::int64_t axis = -1, std::string name = {});
 
 /// Reductions over `axes` (empty: all axes).
 KILN_API Value sum(Value x, std::vector<std::int64_t> axes = {}, bool keepdims = false,

@@ -40,6 +40,8 @@ void add_cnn_training_kernels(KernelTable& t);
 void add_attention_kernels(KernelTable& t);  // attention, gelu
 /// Training only (training_attention.cpp, in kiln): gelu_backward.
 void add_attention_training_kernels(KernelTable& t);
+/// Training only (training_activations.cpp, in kiln): relu_backward, softmax_backward.
+void add_activation_training_kernels(KernelTable& t);
 
 }  // namespace ref
 }  // namespace kiln::internal

@@ -63,7 +63,7 @@ std::vector<Value> g_attention(const GradContext& c) {
   }
   const Value gv = matmul(p, c.gy, {.transpose_a = true});
   const Value gp = matmul(c.gy, v, {.transpose_b = true});
-  const Value gs = mul(p, sub(gp, sum(mul(gp, p), {-1}, true)));
+  const Value gs = softmax_backward(p, gp, -1);  // p * (dP - rowsum(dP * p))
   const Value gq = mul(matmul(gs, k), scale);
   const Value gk = matmul(gs, q_scaled, {.transpose_a = true});
   std::vector<Value> out{gq, gk, gv};

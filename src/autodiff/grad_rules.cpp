@@ -74,7 +74,7 @@ Grads g_sqrt(const GradContext& c) { return {div(mul(c.gy, 0.5), c.y)}; }
 // relu and leaky_relu (alpha >= 0) read their output, not their input: y > 0 exactly where
 // x > 0, and the pre-activation need not be kept (so the fusion pass may fold the
 // activation into the producer's epilogue, in training too).
-Grads g_relu(const GradContext& c) { return {mul(c.gy, step(c.y))}; }
+Grads g_relu(const GradContext& c) { return {relu_backward(c.y, c.gy)}; }
 Grads g_leaky_relu(const GradContext& c) {
   const double alpha = c.node.attrs.alpha;
   const Value positive = step(alpha >= 0.0 ? c.y : c.inputs[0]);
@@ -83,10 +83,7 @@ Grads g_leaky_relu(const GradContext& c) {
 Grads g_sigmoid(const GradContext& c) { return {mul(mul(c.gy, c.y), sub(1.0, c.y))}; }
 Grads g_tanh(const GradContext& c) { return {mul(c.gy, sub(1.0, mul(c.y, c.y)))}; }
 
-Grads g_softmax(const GradContext& c) {
-  const Value s = sum(mul(c.gy, c.y), {c.node.attrs.axis}, true);
-  return {mul(c.y, sub(c.gy, s))};
-}
+Grads g_softmax(const GradContext& c) { return {softmax_backward(c.y, c.gy, c.node.attrs.axis)}; }
 Grads g_log_softmax(const GradContext& c) {
   const Value s = sum(c.gy, {c.node.attrs.axis}, true);
   return {sub(c.gy, mul(exp(c.y), s))};

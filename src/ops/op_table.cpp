@@ -71,6 +71,8 @@ constexpr std::array<OpInfo, op_count> kOps{{
     {Op::attention, "attention", -1, rule_attention, op_differentiable},
     {Op::gelu, "gelu", 1, rule_unary, op_elementwise | op_differentiable},
     {Op::gelu_backward, "gelu_backward", 2, rule_binary, op_training_only},
+    {Op::relu_backward, "relu_backward", 2, rule_binary, op_training_only},
+    {Op::softmax_backward, "softmax_backward", 2, rule_binary, op_training_only},
 }};
 
 constexpr bool table_in_op_order() {

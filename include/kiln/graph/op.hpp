@@ -67,10 +67,13 @@ enum class Op : std::uint16_t {
   attention,
   gelu,
   gelu_backward,
+  // One-pass gradients of relu and softmax (training ops).
+  relu_backward,
+  softmax_backward,
 };
 
 /// Number of ops; the name table is pinned against it.
-inline constexpr int op_count = static_cast<int>(Op::gelu_backward) + 1;
+inline constexpr int op_count = static_cast<int>(Op::softmax_backward) + 1;
 
 /// The op's name as used in messages, DOT output and files ("matmul").
 KILN_API std::string_view op_name(Op op);
