@@ -54,6 +54,9 @@ void gru_backward_steps(const KernelArgs& args, const StepProduct& product);
 // ---- attention ----
 void register_attention(KernelTable& t);           // attention, gelu
 void register_training_attention(KernelTable& t);  // training-only (kiln): gelu_backward
+void register_layer_norm(KernelTable& t);          // layer_norm
+/// Training-only (kiln): layer_norm_backward.
+void register_training_layer_norm(KernelTable& t);
 }  // namespace eigen
 
 }  // namespace kiln::internal

@@ -41,5 +41,9 @@ void add_attention_kernels(KernelTable& t);  // attention, gelu
 /// Training only (training_attention.cpp, in kiln): gelu_backward.
 void add_attention_training_kernels(KernelTable& t);
 
+void add_layer_norm_kernels(KernelTable& t);  // layer_norm
+/// Training only (training_layer_norm.cpp, in kiln): layer_norm_backward.
+void add_layer_norm_training_kernels(KernelTable& t);
+
 }  // namespace ref
 }  // namespace kiln::internal

@@ -67,10 +67,13 @@ enum class Op : std::uint16_t {
   attention,
   gelu,
   gelu_backward,
+  // Fused layer normalisation over the last axis (appended, as above).
+  layer_norm,
+  layer_norm_backward,
 };
 
 /// Number of ops; the name table is pinned against it.
-inline constexpr int op_count = static_cast<int>(Op::gelu_backward) + 1;
+inline constexpr int op_count = static_cast<int>(Op::layer_norm_backward) + 1;
 
 /// The op's name as used in messages, DOT output and files ("matmul").
 KILN_API std::string_view op_name(Op op);
@@ -102,7 +105,7 @@ struct Attrs {
   Pair output_padding{0, 0};       ///< conv_transpose2d extra rows/cols at the end
   std::int64_t groups = 1;         ///< conv groups (groups == channels: depthwise)
   bool include_pad = true;         ///< avg_pool2d counts padding in the divisor
-  float eps = 1e-5f;               ///< batch_norm epsilon
+  float eps = 1e-5f;               ///< batch_norm / layer_norm epsilon
   float momentum = 0.1f;           ///< batch_norm running-average momentum
   PostOp post_op = PostOp::none;   ///< fused activation (matmul, conv2d)
   bool reverse = false;            ///< lstm / gru: run from each row's last valid step back
