@@ -1,4 +1,4 @@
-// Eigen kernel of layer_norm (f32): per row of D values the mean (summed in double, so a
+// Eigen kernel of layer_norm (f32): per row of D values the mean (summed as x - x[0], so a
 // constant row centres to exact zeros), the biased variance of the centred row, then one
 // pass y = (x - m) * rstd [* gamma + beta]. Rows split across threads.
 #include <cmath>

@@ -1,7 +1,8 @@
 // Internal: the row statistics layer_norm (layer_norm.cpp) and layer_norm_backward
-// (training_layer_norm.cpp) share: x [..., D] as rows of D, each row's mean m (summed in
-// double: a constant row centres to exact zeros) and rstd = 1 / sqrt(var + eps) with the
-// biased variance of the centred row, rows split across threads.
+// (training_layer_norm.cpp) share: x [..., D] as rows of D, each row's mean m (summed
+// shifted by the row's first value: a constant row centres to exact zeros) and
+// rstd = 1 / sqrt(var + eps) with the biased variance of the centred row, rows split
+// across threads.
 #pragma once
 
 #include <algorithm>
@@ -39,7 +40,10 @@ struct LayerNormRows {
   /// Mean and 1 / sqrt(var + eps) of row r.
   Stats stats(std::int64_t r) const {
     const ConstArrayMap xr = row(r);
-    const auto m = static_cast<float>(xr.cast<double>().sum() / static_cast<double>(d));
+    // Summed as x - x[0] (vectorised; a sum in double is a serial loop): a constant row's
+    // mean is exactly its value.
+    const float first = xr[0];
+    const float m = first + (xr - first).sum() / static_cast<float>(d);
     const float var = (xr - m).square().sum() / static_cast<float>(d);
     return {m, 1.0f / std::sqrt(var + eps)};
   }
