@@ -630,6 +630,61 @@ TEST(FastKernels, MseAndBceWithLogits) {
   }
 }
 
+// ---- layer norm ----------------------------------------------------------------------------
+// layer_norm and layer_norm_backward, with and without gamma (and beta), over rows of every
+// tile size, rows of 1 element (var = 0: y = beta), rows large enough for the threaded
+// path, and constant rows (var = 0 again: the centred row must be exact zeros), in place.
+
+std::vector<Tensor> layer_norm_inputs(const Tensor& x, bool affine, bool backward, Rng& rng) {
+  const std::int64_t d = x.shape()[x.shape().rank() - 1];
+  std::vector<Tensor> in{x};
+  if (affine) in.push_back(random({d}, rng, -2.0, 2.0));
+  if (affine && !backward) in.push_back(random({d}, rng));
+  if (backward) in.push_back(random(x.shape(), rng));
+  return in;
+}
+
+void check_layer_norm(const Tensor& x, Rng& rng, float eps = 1e-5f) {
+  Attrs a;
+  a.eps = eps;
+  for (bool affine : {false, true}) {
+    SCOPED_TRACE(affine ? "with gamma" : "without gamma");
+    check({Op::layer_norm, a, layer_norm_inputs(x, affine, false, rng)}, {2e-5, 2e-6, true},
+          Onednn::any, true);
+    check({Op::layer_norm_backward, a, layer_norm_inputs(x, affine, true, rng)}, {5e-5, 2e-6, true},
+          Onednn::any, true);
+  }
+}
+
+TEST(FastKernels, LayerNormRowsOfEverySize) {
+  Rng rng(26);
+  for (auto d : kTileSizes)
+    for (std::int64_t rows : {1, 3}) check_layer_norm(random({rows, d}, rng, -4.0, 4.0), rng);
+  check_layer_norm(random({2, 3, 1000}, rng, -4.0, 4.0), rng);
+  check_layer_norm(random({300, 257}, rng, -4.0, 4.0), rng);  // threaded
+  check_layer_norm(random({4000, 16}, rng, -4.0, 4.0), rng);  // threaded, short rows
+  // Rows far from zero: the mean must not swamp the spread.
+  Tensor shifted = random({5, 64}, rng, 99.0, 101.0);
+  check_layer_norm(shifted, rng);
+}
+
+TEST(FastKernels, LayerNormOfConstantRowsIsExactlyBeta) {
+  Rng rng(27);
+  for (std::int64_t d : {1, 3, 7, 64, 1000}) {
+    std::vector<float> xs(static_cast<std::size_t>(4 * d));
+    for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = 0.1f * static_cast<float>(i / d) - 0.7f;
+    const Tensor x = Tensor::from(xs, {4, d});
+    check_layer_norm(x, rng);
+    check_layer_norm(x, rng, 0.5f);
+    const Tensor gamma = random({d}, rng), beta = random({d}, rng);
+    Attrs a;
+    const Case c{Op::layer_norm, a, {x, gamma, beta}};
+    const Tensor y = run_kernel(*find_kernel(Op::layer_norm, "eigen"), c);
+    const auto got = y.to_vector<float>(), want = beta.to_vector<float>();
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i % want.size()]) << i;
+  }
+}
+
 // ---- rnn ----
 // lstm, gru and their backward ops at sizes where the oneDNN kernels take the step product
 // (B 16, H 64: 16 x 64 x 256 multiply-adds per LSTM step; the GRU's 16 x 64 x 192 falls

@@ -257,12 +257,41 @@ Built build_sequence() {
   return b;
 }
 
+/// The fused layer_norm (added with it): with gamma and beta and its own eps, without them
+/// on a rank-2 view, and as nn::layer_norm builds it (scope "encoder.norm1", parameters
+/// "encoder.norm1.weight" / ".bias"); input x [batch, 3, 6]; 3 outputs.
+Built build_layer_norm() {
+  Built b;
+  Graph& g = *b.graph;
+  Rng rng(43);
+  auto x = g.input("x", {batch, 3, 6});
+  auto gamma = g.parameter("ln.gamma", uniform(rng, {6}, 0.5, 1.5));
+  auto beta = g.parameter("ln.beta", uniform(rng, {6}, -0.5, 0.5));
+  Value affine = layer_norm(x, gamma, beta, 1e-3f, "layer_norm_affine");
+  Value plain = layer_norm(reshape(x, {-1, 6}), {}, {}, 1e-5f, "layer_norm_plain");
+  Value layer = nn::layer_norm(mul(affine, 2.0), {.name = "encoder.norm1"});
+  g.tensor(g.find("encoder.norm1.weight")).copy_from(uniform(rng, {6}, 0.5, 1.5));
+  g.tensor(g.find("encoder.norm1.bias")).copy_from(uniform(rng, {6}, -0.5, 0.5));
+  b.options.inputs = {x};
+  b.options.outputs = {affine, plain, layer};
+  b.options.output_names = {"affine", "plain", "layer"};
+  b.options.metadata.name = "golden-layer-norm-v2";
+  b.options.metadata.version = "1.0.0";
+  b.options.metadata.description = "the fused layer_norm op";
+  Rng in(53);
+  b.feeds.push_back({{"x", uniform(in, {4, 3, 6}, -2, 2)}});
+  b.feeds.push_back({{"x", uniform(in, {1, 3, 6}, -2, 2)}});
+  return b;
+}
+
 struct GoldenCase {
   const char* file;
   Built (*build)();
 };
-const GoldenCase golden_cases[] = {
-    {"every_op", build_every_op}, {"mlp", build_mlp}, {"sequence", build_sequence}};
+const GoldenCase golden_cases[] = {{"every_op", build_every_op},
+                                   {"mlp", build_mlp},
+                                   {"sequence", build_sequence},
+                                   {"layer_norm", build_layer_norm}};
 
 std::vector<double> as_doubles(const Tensor& t) {
   std::vector<double> out;
@@ -401,11 +430,11 @@ TEST(GoldenV2, CoversEveryOpAModelFileCanHold) {
       EXPECT_TRUE(seen.count(op)) << "no golden v2 file holds op '" << op_name(op) << "'";
     }
   }
-  EXPECT_EQ(training_only, 10);  // see TrainingOnlyOpsAreRefusedBySave
+  EXPECT_EQ(training_only, 11);  // see TrainingOnlyOpsAreRefusedBySave
 }
 
 TEST(GoldenV2, TrainingOnlyOpsAreRefusedBySave) {
-  // A model file cannot hold these ten ops: saving a graph whose outputs need one fails,
+  // A model file cannot hold these eleven ops: saving a graph whose outputs need one fails,
   // naming the node and the op.
   Graph g;
   auto x = g.input("x", {2, 1, 4, 4});
@@ -430,6 +459,7 @@ TEST(GoldenV2, TrainingOnlyOpsAreRefusedBySave) {
       {lstm_backward(lstm_y, lstm_y, w_hh, h0, h0, {}, "t_lstm_bw"), "lstm_backward"},
       {gru_backward(gru_y, gru_y, w_hh3, h0, {}, "t_gru_bw"), "gru_backward"},
       {gelu_backward(x, gy_same, "t_gelu_bw"), "gelu_backward"},
+      {layer_norm_backward(x, {}, gy_same, 1e-5f, "t_ln_bw"), "layer_norm_backward"},
       {relu_backward(x, gy_same, "t_relu_bw"), "relu_backward"},
       {softmax_backward(x, gy_same, -1, "t_softmax_bw"), "softmax_backward"}};
   std::set<Op> refused;

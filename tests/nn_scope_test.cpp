@@ -85,7 +85,7 @@ TEST(LayerScopes, ConvolutionalLayersPoolingAndTheRestToo) {
       {"global_avg_pool2d_0", nn::GlobalAvgPool2d(), Op::mean},
       {"flatten_0", nn::Flatten(), Op::reshape},
       {"dropout_0", [](Value v) { return nn::dropout(v, 0.5); }, Op::dropout_mask},
-      {"layer_norm_0", [](Value v) { return nn::layer_norm(v); }, Op::sqrt},
+      {"layer_norm_0", [](Value v) { return nn::layer_norm(v); }, Op::layer_norm},
   };
   Value h = x;
   for (const Step& s : steps) {

@@ -357,6 +357,103 @@ TEST(LayerNorm, WithoutAffineHasNoParametersAndZeroMeanUnitVariance) {
   }
 }
 
+// nn::layer_norm is one fused node (Op::layer_norm); its output and its gradients for x,
+// weight and bias must match the formula it used to be composed of (mean, sub, mul, sqrt,
+// div), built here from the same parameters: in f64 (reference kernels) to 1e-12, and in
+// f32 with the best kernels to float round-off.
+void expect_layer_norm_matches_composition(DType dt, double eps, bool affine, double tol) {
+  SCOPED_TRACE(std::string(kiln::to_string(dt)) + " eps " + std::to_string(eps) +
+               (affine ? " affine" : " plain"));
+  Graph g;
+  Value x = g.input("x", {kiln::batch, 3, 8}, dt);
+  Value y = nn::layer_norm(g, x, {.eps = eps, .elementwise_affine = affine, .name = "ln"});
+  ASSERT_EQ(y.node().op, kiln::Op::layer_norm);
+  Rng rng(31);
+  std::vector<Value> params;
+  if (affine) {
+    for (const char* name : {"ln.weight", "ln.bias"}) {
+      Value p = g.find(name);
+      std::vector<double> v(8);
+      for (double& e : v) e = rng.uniform(-1.5, 1.5);
+      g.tensor(p).copy_from(Tensor::from(v, {8}).to(dt));
+      params.push_back(p);
+    }
+  }
+  // The composed formula nn::layer_norm built before the fused op, with eps as the op holds
+  // it (a float attribute, as batch_norm's).
+  const double op_eps = static_cast<double>(static_cast<float>(eps));
+  Value mu = kiln::mean(x, {2}, true);
+  Value centred = kiln::sub(x, mu);
+  Value var = kiln::mean(kiln::mul(centred, centred), {2}, true);
+  Value composed = kiln::div(centred, kiln::sqrt(kiln::add(var, op_eps)));
+  if (affine) composed = kiln::add(kiln::mul(composed, params[0]), params[1]);
+  // A weighted sum, so that every element's gradient differs.
+  std::vector<double> w(3 * 8);
+  for (double& e : w) e = rng.uniform(-2.0, 2.0);
+  Value weights = g.constant(Tensor::from(w, {3, 8}).to(dt));
+  std::vector<Value> wrt{x};
+  wrt.insert(wrt.end(), params.begin(), params.end());
+  std::vector<Value> outputs{y, composed};
+  for (Value out : {y, composed}) {
+    const auto grads = kiln::grad(kiln::sum(kiln::mul(out, weights)), wrt);
+    outputs.insert(outputs.end(), grads.begin(), grads.end());
+  }
+  kiln::CompileOptions training;
+  training.training = true;
+  kiln::Executable exe(g, outputs, training);
+  std::vector<double> xs(2 * 3 * 8);
+  for (double& e : xs) e = rng.uniform(-3.0, 3.0);
+  for (std::size_t i = 0; i < 8; ++i) xs[i] = 0.75;  // a constant row (var = 0)
+  const auto out = exe.run({{"x", Tensor::from(xs, {2, 3, 8}).to(dt)}});
+  const std::size_t pairs = 1 + wrt.size();  // y, then one gradient per wrt, for each form
+  ASSERT_EQ(out.size(), 2 * pairs);
+  const char* what[] = {"y", "dx", "dweight", "dbias"};
+  for (std::size_t k = 0; k < pairs; ++k) {
+    const auto fused = values(out[k > 0 ? 1 + k : 0]);
+    const auto ref = values(out[k > 0 ? pairs + k : 1]);
+    ASSERT_EQ(fused.size(), ref.size()) << what[k];
+    for (std::size_t i = 0; i < fused.size(); ++i)
+      EXPECT_NEAR(fused[i], ref[i], tol * (1.0 + std::abs(ref[i]))) << what[k] << " " << i;
+  }
+}
+
+TEST(LayerNorm, IsOneNodeWithTheComposedFormulasOutputAndGradients) {
+  for (bool affine : {true, false}) {
+    expect_layer_norm_matches_composition(kiln::f64, 0.25, affine, 1e-12);
+    expect_layer_norm_matches_composition(kiln::f64, 1e-5, affine, 1e-12);
+    expect_layer_norm_matches_composition(kiln::f32, 1e-5, affine, 2e-4);
+  }
+}
+
+TEST(LayerNorm, TheFusedOpRefusesBadInputsNamingTheNode) {
+  Graph g;
+  Value x = g.input("x", {kiln::batch, 4});
+  Value p4 = g.parameter("p4", Tensor::full({4}, 1.0));
+  Value p3 = g.parameter("p3", Tensor::full({3}, 1.0));
+  auto message_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const kiln::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message_of([&] { kiln::layer_norm(x, p4, {}, 1e-5f, "ln_a"); }).find("ln_a"),
+            std::string::npos);
+  EXPECT_THROW(kiln::layer_norm(x, p4, {}), kiln::ValueError);
+  const std::string wrong = message_of([&] { kiln::layer_norm(x, p3, p3, 1e-5f, "ln_b"); });
+  EXPECT_NE(wrong.find("ln_b"), std::string::npos) << wrong;
+  EXPECT_NE(wrong.find("gamma must be [4]"), std::string::npos) << wrong;
+  EXPECT_THROW(kiln::layer_norm(x, p3, p3), kiln::ShapeError);
+  EXPECT_THROW(kiln::layer_norm(x, {}, {}, -1.0f), kiln::ShapeError);
+  EXPECT_THROW(kiln::layer_norm(g.input("i", {2, 4}, kiln::i32), {}, {}), kiln::DTypeError);
+  EXPECT_THROW(kiln::layer_norm(g.input("s", {}), {}, {}), kiln::ShapeError);
+  EXPECT_THROW(kiln::layer_norm_backward(x, p4, g.input("gy", {kiln::batch, 5}), 1e-5f),
+               kiln::ShapeError);
+  EXPECT_THROW(kiln::layer_norm_backward(x, p3, x, 1e-5f), kiln::ShapeError);
+  EXPECT_THROW(kiln::layer_norm_backward(x, {}, {}, 1e-5f), kiln::ValueError);
+}
+
 TEST(LayerNorm, BadArguments) {
   Graph g;
   EXPECT_THROW(nn::layer_norm(g, g.input("s", {})), kiln::ShapeError);

@@ -255,6 +255,21 @@ std::vector<OpCase> op_cases() {
   push("gelu_erf", Op::gelu, {B({5, 7})}, [](V& v) { return gelu_erf(v[0]); });
   push("gelu_backward", Op::gelu_backward, {F({5, 7}), F({5, 7})},
        [](V& v) { return gelu_backward(v[0], v[1]); });
+  // ---- layer norm ----
+  push("layer_norm", Op::layer_norm, {B({4, 6}), F({6}), F({6})},
+       [](V& v) { return layer_norm(v[0], v[1], v[2]); });
+  push("layer_norm_rank3_eps", Op::layer_norm, {F({2, 3, 5}), F({5}), F({5})},
+       [](V& v) { return layer_norm(v[0], v[1], v[2], 0.25f); });
+  push("layer_norm_no_affine", Op::layer_norm, {F({4, 6})},
+       [](V& v) { return layer_norm(v[0], {}, {}); });
+  push("layer_norm_no_affine_rank3", Op::layer_norm, {B({2, 3, 7})},
+       [](V& v) { return layer_norm(v[0], {}, {}, 1e-3f); });
+  push("layer_norm_rank1", Op::layer_norm, {F({5}), F({5}), F({5})},
+       [](V& v) { return layer_norm(v[0], v[1], v[2]); });
+  push("layer_norm_backward", Op::layer_norm_backward, {F({2, 3, 5}), F({5}), F({2, 3, 5})},
+       [](V& v) { return layer_norm_backward(v[0], v[1], v[2], 1e-5f); });
+  push("layer_norm_backward_no_gamma", Op::layer_norm_backward, {B({4, 6}), B({4, 6})},
+       [](V& v) { return layer_norm_backward(v[0], {}, v[1], 1e-5f); });
   // One-pass gradients of relu (y of both signs) and softmax (y a real softmax output,
   // along the last axis, a middle one and a dynamic batch).
   push("relu_backward", Op::relu_backward, {F({5, 7}), F({5, 7})},

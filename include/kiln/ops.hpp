@@ -228,6 +228,17 @@ KILN_API Value gelu_erf(Value x, std::string name = {});
 /// phi the normal density; x and gy of one shape.
 KILN_API Value gelu_backward(Value x, Value gy, std::string name = {});
 
+/// Layer normalisation over the last axis, fused: (x - mean) / sqrt(var + eps) * gamma + beta
+/// per row of x [..., D] (biased variance, as PyTorch). gamma and beta [D] are both given or
+/// both empty (no affine). nn::layer_norm builds it with its parameters.
+KILN_API Value layer_norm(Value x, Value gamma, Value beta, float eps = 1e-5f,
+                          std::string name = {});
+/// d/dx of layer_norm (a training op, defined in Kiln::kiln); gamma may be empty (no affine).
+/// Per row, xhat = (x - mean) * rstd and g = gy * gamma:
+/// gx = rstd * (g - mean(g) - xhat * mean(g * xhat)).
+KILN_API Value layer_norm_backward(Value x, Value gamma, Value gy, float eps,
+                                   std::string name = {});
+
 /// Sequence utilities (composed from other ops).
 /// [B] integer lengths -> [B, steps] float mask, 1 where t < lengths[b].
 KILN_API Value sequence_mask(Value lengths, std::int64_t steps, DType dtype = DType::f32,

@@ -68,6 +68,9 @@ void attention_heads(const KernelArgs& args, const AttentionProducts& products);
 /// Whether the attention kernels take this query (shapes, f32), and why not.
 bool supports_attention(const KernelQuery& q, std::string* why);
 void register_training_attention(KernelTable& t);  // training-only (kiln): gelu_backward
+void register_layer_norm(KernelTable& t);          // layer_norm
+/// Training-only (kiln): layer_norm_backward.
+void register_training_layer_norm(KernelTable& t);
 /// Training-only (kiln): relu_backward, softmax_backward.
 void register_training_activations(KernelTable& t);
 }  // namespace eigen

@@ -17,6 +17,7 @@ void register_eigen_kernels(KernelTable& t) {
   eigen::register_upsample(t);
   eigen::register_recurrent(t);  // ---- rnn ----
   eigen::register_attention(t);  // ---- attention ----
+  eigen::register_layer_norm(t);
 }
 
 }  // namespace kiln::internal

@@ -55,6 +55,7 @@ void register_eigen_training_kernels(KernelTable& t) {
   eigen::register_training_cnn(t);
   eigen::register_training_recurrent(t);  // ---- rnn ----
   eigen::register_training_attention(t);  // ---- attention ----
+  eigen::register_training_layer_norm(t);
   eigen::register_training_activations(t);
 }
 

@@ -43,5 +43,9 @@ void add_attention_training_kernels(KernelTable& t);
 /// Training only (training_activations.cpp, in kiln): relu_backward, softmax_backward.
 void add_activation_training_kernels(KernelTable& t);
 
+void add_layer_norm_kernels(KernelTable& t);  // layer_norm
+/// Training only (training_layer_norm.cpp, in kiln): layer_norm_backward.
+void add_layer_norm_training_kernels(KernelTable& t);
+
 }  // namespace ref
 }  // namespace kiln::internal

@@ -18,6 +18,7 @@ void register_reference_kernels(KernelTable& t) {
   ref::add_upsample_kernels(t);
   ref::add_recurrent_kernels(t);  // ---- rnn ----
   ref::add_attention_kernels(t);  // ---- attention ----
+  ref::add_layer_norm_kernels(t);
 }
 
 }  // namespace kiln::internal

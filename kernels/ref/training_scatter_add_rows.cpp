@@ -69,6 +69,7 @@ void register_reference_training_kernels(KernelTable& t) {
   ref::add_cnn_training_kernels(t);
   ref::add_recurrent_training_kernels(t);  // ---- rnn ----
   ref::add_attention_training_kernels(t);  // ---- attention ----
+  ref::add_layer_norm_training_kernels(t);
   ref::add_activation_training_kernels(t);
 }
 

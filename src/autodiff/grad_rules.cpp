@@ -315,6 +315,7 @@ constexpr std::array<GradRule, op_count> kRules = [] {
   set(Op::gru, g_gru);
   set(Op::attention, g_attention);
   set(Op::gelu, g_gelu);
+  set(Op::layer_norm, g_layer_norm);
   return r;
 }();
 

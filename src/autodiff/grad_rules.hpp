@@ -26,5 +26,7 @@ std::vector<Value> g_lstm(const GradContext& c);
 std::vector<Value> g_gru(const GradContext& c);
 std::vector<Value> g_attention(const GradContext& c);
 std::vector<Value> g_gelu(const GradContext& c);
+/// layer_norm's rule (grad_layer_norm.cpp).
+std::vector<Value> g_layer_norm(const GradContext& c);
 
 }  // namespace kiln::internal

@@ -226,20 +226,14 @@ Value layer_norm(Value x, const LayerNormOptions& options) {
   }
   const std::string prefix = layer_prefix(graph, options.name, "layer_norm");
   ScopeGuard layer = graph.scope(prefix);
-  const auto axis = static_cast<std::int64_t>(x.shape().rank()) - 1;
-
-  Value mu = kiln::mean(x, {axis}, true, prefix + ".mean");
-  Value centred = kiln::sub(x, mu, prefix + ".centre");
-  Value var = kiln::mean(kiln::mul(centred, centred), {axis}, true, prefix + ".var");
-  Value denom = kiln::sqrt(kiln::add(var, options.eps), prefix + ".std");
-  Value y = kiln::div(centred, denom, prefix + ".normalise");
+  // One fused node (Op::layer_norm); the parameters keep their names for checkpoints.
+  Value gamma, beta;
   if (options.elementwise_affine) {
     Rng unused;
-    Value gamma = graph.parameter(prefix + ".weight", ones(Shape{features}, unused, x.dtype()));
-    Value beta = graph.parameter(prefix + ".bias", zeros(Shape{features}, unused, x.dtype()));
-    y = kiln::add(kiln::mul(y, gamma), beta, prefix + ".affine");
+    gamma = graph.parameter(prefix + ".weight", ones(Shape{features}, unused, x.dtype()));
+    beta = graph.parameter(prefix + ".bias", zeros(Shape{features}, unused, x.dtype()));
   }
-  return y;
+  return kiln::layer_norm(x, gamma, beta, static_cast<float>(options.eps), prefix + ".norm");
 }
 
 Value conv2d(Value x, std::int64_t out_channels, Pair kernel, const Conv2dLayerOptions& options) {

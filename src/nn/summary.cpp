@@ -72,7 +72,7 @@ std::string layer_type(const std::set<Op>& ops, const Graph& graph, const Node& 
   if (has(Op::max_pool2d)) return "MaxPool2d";
   if (has(Op::avg_pool2d)) return "AvgPool2d";
   if (has(Op::dropout_mask)) return "Dropout";
-  if (has(Op::mean) && has(Op::sqrt)) return "LayerNorm";
+  if (has(Op::layer_norm) || (has(Op::mean) && has(Op::sqrt))) return "LayerNorm";
   if (ops == std::set<Op>{Op::mean}) return "GlobalAvgPool2d";
   if (ops == std::set<Op>{Op::reshape}) return "Flatten";
   if (ops.size() == 1) {

@@ -71,6 +71,9 @@ constexpr std::array<OpInfo, op_count> kOps{{
     {Op::attention, "attention", -1, rule_attention, op_differentiable},
     {Op::gelu, "gelu", 1, rule_unary, op_elementwise | op_differentiable},
     {Op::gelu_backward, "gelu_backward", 2, rule_binary, op_training_only},
+    {Op::layer_norm, "layer_norm", -1, rule_layer_norm, op_differentiable},
+    {Op::layer_norm_backward, "layer_norm_backward", -1, rule_layer_norm_backward,
+     op_training_only},
     {Op::relu_backward, "relu_backward", 2, rule_binary, op_training_only},
     {Op::softmax_backward, "softmax_backward", 2, rule_binary, op_training_only},
 }};

@@ -36,6 +36,8 @@ TensorDesc rule_lstm_backward(const RuleContext& c);
 TensorDesc rule_gru(const RuleContext& c);
 TensorDesc rule_gru_backward(const RuleContext& c);
 TensorDesc rule_attention(const RuleContext& c);
+TensorDesc rule_layer_norm(const RuleContext& c);
+TensorDesc rule_layer_norm_backward(const RuleContext& c);
 
 /// Throws DTypeError unless input i is float.
 void require_float(const RuleContext& c, std::size_t i);

@@ -67,6 +67,9 @@ enum class Op : std::uint16_t {
   attention,
   gelu,
   gelu_backward,
+  // Fused layer normalisation over the last axis (appended, as above).
+  layer_norm,
+  layer_norm_backward,
   // One-pass gradients of relu and softmax (training ops).
   relu_backward,
   softmax_backward,
@@ -105,7 +108,7 @@ struct Attrs {
   Pair output_padding{0, 0};       ///< conv_transpose2d extra rows/cols at the end
   std::int64_t groups = 1;         ///< conv groups (groups == channels: depthwise)
   bool include_pad = true;         ///< avg_pool2d counts padding in the divisor
-  float eps = 1e-5f;               ///< batch_norm epsilon
+  float eps = 1e-5f;               ///< batch_norm / layer_norm epsilon
   float momentum = 0.1f;           ///< batch_norm running-average momentum
   PostOp post_op = PostOp::none;   ///< fused activation (matmul, conv2d)
   bool reverse = false;            ///< lstm / gru: run from each row's last valid step back

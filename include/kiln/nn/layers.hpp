@@ -156,6 +156,7 @@ KILN_API Value embedding(Graph& graph, Value indices, std::int64_t num, std::int
                          const EmbeddingOptions& options = {});
 
 struct LayerNormOptions {
+  /// Held by the fused op as a float (as batch_norm's eps).
   double eps = 1e-5;
   /// Learnable "<name>.weight" (ones) and "<name>.bias" (zeros) of the last dim's size.
   bool elementwise_affine = true;
@@ -164,7 +165,8 @@ struct LayerNormOptions {
 };
 
 /// Layer normalisation over the last axis: (x - mean) / sqrt(var + eps) * weight + bias,
-/// with the biased variance (as PyTorch). x must be floating with a static last dim.
+/// with the biased variance (as PyTorch). x must be floating with a static last dim. One
+/// fused node (kiln::layer_norm) in the layer's scope.
 KILN_API Value layer_norm(Value x, const LayerNormOptions& options = {});
 KILN_API Value layer_norm(Graph& graph, Value x, const LayerNormOptions& options = {});
 
