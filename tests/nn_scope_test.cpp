@@ -147,7 +147,7 @@ TEST(LayerScopes, GradientNodesOfConvolutionsCarryTheLayerScope) {
   }
   EXPECT_EQ(grad_scopes, (std::set<std::string>{"", "conv1", "max_pool2d_0", "flatten_0", "fc"}));
   EXPECT_TRUE(conv_grad_ops.count(Op::conv2d_backward_weights));
-  EXPECT_TRUE(conv_grad_ops.count(Op::step));  // relu's backward
+  EXPECT_TRUE(conv_grad_ops.count(Op::relu_backward));
   EXPECT_EQ(g.find("conv1.weight").scope(), "conv1");
 }
 
