@@ -24,7 +24,7 @@ struct RecurrentPlan {
   bool backward = false;
 };
 
-bool is_backward(Op op) { return op == Op::lstm_backward || op == Op::gru_backward; }
+bool runs_gradient(Op op) { return op == Op::lstm_backward || op == Op::gru_backward; }
 
 /// The product of one step for these shapes; false and *why when it is not ours to run.
 bool describe(const KernelQuery& q, std::string* why, dnnl::matmul::primitive_desc* pd,
@@ -38,7 +38,7 @@ bool describe(const KernelQuery& q, std::string* why, dnnl::matmul::primitive_de
   if (const char* problem = recurrent_problem(q.node, q.inputs, q.output, &g))
     return decline(why, problem);
   const std::int64_t rows = g.batch, hid = g.hidden, width = g.gates * g.hidden;
-  const bool backward = is_backward(q.node.op);
+  const bool backward = runs_gradient(q.node.op);
   const std::int64_t k = backward ? width : hid, n = backward ? hid : width;
   const auto f32 = dnnl::memory::data_type::f32;
   plan->backward = backward;
@@ -106,7 +106,7 @@ class OnednnProduct final : public eigen::StepProduct {
 bool supports_recurrent(const KernelQuery& q, std::string* why) {
   // The policy (declined here only, so tests can force small cases through prepare()).
   const std::span<const TensorDesc> in = q.inputs;
-  const bool backward = is_backward(q.node.op);
+  const bool backward = runs_gradient(q.node.op);
   if (in.size() > 2 && in[0].shape.rank() == 3 && in[backward ? 2 : 1].shape.rank() == 2) {
     const Shape& w = in[backward ? 2 : 1].shape;
     if (in[0].shape[0] * w[0] * w[1] < min_matmul_macs)
