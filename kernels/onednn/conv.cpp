@@ -83,10 +83,8 @@ struct ConvKernel {
     void* plain = nullptr;
     if (s != nullptr) {
       std::call_once(s->plain_once, [&] {
-        std::vector<TensorDesc> in;
-        for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
-        const TensorDesc out{args.output.shape(), args.output.dtype()};
-        s->plain = prepare_pipeline(Plain, KernelQuery{args.node, in, out});
+        const CallQuery call(args);
+        s->plain = prepare_pipeline(Plain, call.query());
       });
       plain = s->plain.get();
     }

@@ -60,10 +60,8 @@ bool has_nan(const Tensor& t, bool infinities) {
 }
 
 void run_fallback(const KernelArgs& args) {
-  std::vector<TensorDesc> in;
-  for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
-  const TensorDesc out{args.output.shape(), args.output.dtype()};
-  const KernelQuery q{args.node, in, out};
+  const CallQuery call(args);
+  const KernelQuery q = call.query();
   for (const Kernel& k : kernels_for(args.node.op)) {
     if (std::string_view(k.backend) == "onednn" || !k.supports(q, nullptr)) continue;
     const std::shared_ptr<void> state = k.prepare ? k.prepare(q) : nullptr;
@@ -112,10 +110,8 @@ void execute(Builder build, const KernelArgs& args) {
   std::shared_ptr<void> owned;
   const Prepared* p = static_cast<const Prepared*>(args.state);
   if (p == nullptr) {
-    std::vector<TensorDesc> in;
-    for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
-    const TensorDesc out{args.output.shape(), args.output.dtype()};
-    owned = prepare_with(build, KernelQuery{args.node, in, out});
+    const CallQuery call(args);
+    owned = prepare_with(build, call.query());
     p = static_cast<const Prepared*>(owned.get());
   }
   std::unordered_map<int, dnnl::memory> memories;
@@ -200,10 +196,8 @@ std::shared_ptr<void> prepare_pipeline(PipelineBuilder build, const KernelQuery&
 
 Pipeline& pipeline_of(PipelineBuilder build, const KernelArgs& args, std::shared_ptr<void>* owned) {
   if (args.state != nullptr) return *static_cast<Pipeline*>(args.state);
-  std::vector<TensorDesc> in;
-  for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
-  const TensorDesc out{args.output.shape(), args.output.dtype()};
-  *owned = prepare_pipeline(build, KernelQuery{args.node, in, out});
+  const CallQuery call(args);
+  *owned = prepare_pipeline(build, call.query());
   return *static_cast<Pipeline*>(owned->get());
 }
 

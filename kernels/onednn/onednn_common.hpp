@@ -40,6 +40,20 @@ struct Prepared {
   std::vector<Binding> bindings;
 };
 
+/// The query a kernel call answers (its tensors' shapes and dtypes), for kernels that
+/// prepare their state for the call when the plan did not.
+struct CallQuery {
+  explicit CallQuery(const KernelArgs& args)
+      : node(args.node), out{args.output.shape(), args.output.dtype()} {
+    for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
+  }
+  KernelQuery query() const { return {node, in, out}; }
+
+  const Node& node;
+  std::vector<TensorDesc> in;
+  TensorDesc out;
+};
+
 /// Fills *plan for a query; returns false and sets *why when the query is not handled
 /// or oneDNN has no implementation for it. Creating a descriptor does not JIT-compile.
 using Builder = bool (*)(const KernelQuery& q, std::string* why, Plan* plan);

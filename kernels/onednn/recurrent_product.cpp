@@ -127,10 +127,8 @@ void run_recurrent(const KernelArgs& args, StepLoops loops) {
   std::shared_ptr<RecurrentPlan> owned;
   const RecurrentPlan* plan = static_cast<const RecurrentPlan*>(args.state);
   if (plan == nullptr) {
-    std::vector<TensorDesc> in;
-    for (const Tensor& t : args.inputs) in.push_back({t.shape(), t.dtype()});
-    const TensorDesc out{args.output.shape(), args.output.dtype()};
-    owned = make_plan(KernelQuery{args.node, in, out});
+    const CallQuery call(args);
+    owned = make_plan(call.query());
     plan = owned.get();
   }
   const Tensor& w = args.inputs[plan->backward ? 2 : 1];
