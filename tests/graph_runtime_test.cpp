@@ -87,6 +87,13 @@ TEST(Executable, ViewsAreReusedCopiesAreNot) {
   EXPECT_EQ(copies[0].to_vector<float>(), (std::vector<float>{2, 4}));
 }
 
+// How many times `what` occurs in `text`.
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t count = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
 TEST(Executable, AReshapeOfAComputedValueIsAViewThatKeepsItsMemoryAlive) {
   // a's block must outlive the reshape step: r (a view of it) is read at the end, after
   // c, d and e (each a's size) were placed while a's own last reader was the reshape.
@@ -111,11 +118,7 @@ TEST(Executable, AReshapeOfAComputedValueIsAViewThatKeepsItsMemoryAlive) {
   }
   // Both reshapes are views (no copy); a reshape of a graph input is still a copy.
   const std::string plan = exe.plan(feeds);
-  std::size_t views = 0;
-  for (auto at = plan.find("a view of its input"); at != std::string::npos;
-       at = plan.find("a view of its input", at + 1))
-    ++views;
-  EXPECT_EQ(views, 2u) << plan;
+  EXPECT_EQ(occurrences(plan, "a view of its input"), 2u) << plan;
 }
 
 TEST(Executable, ASliceThatIsOneAlignedBlockIsAViewToo) {
@@ -146,11 +149,7 @@ TEST(Executable, ASliceThatIsOneAlignedBlockIsAViewToo) {
   for (std::size_t i = 0; i < 32; ++i) EXPECT_EQ(got[1].to_vector<float>()[i], relu_at(16 + i));
   for (std::size_t i = 0; i < 16; ++i) EXPECT_EQ(got[2].to_vector<float>()[i], relu_at(32 + i));
   const std::string plan = exe.plan(feeds);
-  std::size_t views = 0;
-  for (auto at = plan.find("slice: a view of its input"); at != std::string::npos;
-       at = plan.find("slice: a view of its input", at + 1))
-    ++views;
-  EXPECT_EQ(views, 2u) << plan;
+  EXPECT_EQ(occurrences(plan, "slice: a view of its input"), 2u) << plan;
 }
 
 TEST(Executable, DropoutOnlyInTraining) {
