@@ -21,7 +21,6 @@ struct RecurrentPlan {
   dnnl::matmul matmul;
   dnnl::memory::desc a, w_plain, w_packed, c;
   dnnl::reorder pack;  ///< empty when oneDNN takes w_plain as it is
-  bool backward = false;
 };
 
 bool runs_gradient(Op op) { return op == Op::lstm_backward || op == Op::gru_backward; }
@@ -41,7 +40,6 @@ bool describe(const KernelQuery& q, std::string* why, dnnl::matmul::primitive_de
   const bool backward = runs_gradient(q.node.op);
   const std::int64_t k = backward ? width : hid, n = backward ? hid : width;
   const auto f32 = dnnl::memory::data_type::f32;
-  plan->backward = backward;
   plan->a = plain_desc({rows, k});
   plan->c = plain_desc({rows, n});
   // w_hh is [G*H, H] row-major: as [K, N] it is itself backward, its transpose forward.
@@ -131,7 +129,7 @@ void run_recurrent(const KernelArgs& args, StepLoops loops) {
     owned = make_plan(call.query());
     plan = owned.get();
   }
-  const Tensor& w = args.inputs[plan->backward ? 2 : 1];
+  const Tensor& w = args.inputs[runs_gradient(args.node.op) ? 2 : 1];
   dnnl::memory plain(plan->w_plain, engine(), const_cast<float*>(w.data<float>()));
   dnnl::memory packed = plain;
   if (plan->pack) {  // a buffer per call: runs of one plan on several threads stay apart
