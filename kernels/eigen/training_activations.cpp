@@ -39,10 +39,8 @@ void run_relu_backward(const KernelArgs& args) {
 void run_softmax_backward(const KernelArgs& args) {
   const Shape& s = args.output.shape();
   const auto axis = static_cast<std::size_t>(args.node.attrs.axis);
-  std::int64_t outer = 1, inner = 1;
-  for (std::size_t i = 0; i < axis; ++i) outer *= s[i];
-  for (std::size_t i = axis + 1; i < s.rank(); ++i) inner *= s[i];
-  const std::int64_t n = s[axis];
+  const std::int64_t outer = dims_product(s, 0, axis), n = s[axis];
+  const std::int64_t inner = dims_product(s, axis + 1, s.rank());
   const float* y = args.inputs[0].data<float>();
   const float* gy = args.inputs[1].data<float>();
   float* gx = args.output.data<float>();

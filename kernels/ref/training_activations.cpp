@@ -41,12 +41,8 @@ void run_relu_backward(const KernelArgs& args) {
 
 void run_softmax_backward(const KernelArgs& args) {
   require(check_softmax_backward, args);
-  const Shape& s = args.output.shape();
-  const auto axis = static_cast<std::size_t>(args.node.attrs.axis);
-  std::int64_t outer = 1, inner = 1;
-  for (std::size_t i = 0; i < axis; ++i) outer *= s[i];
-  for (std::size_t i = axis + 1; i < s.rank(); ++i) inner *= s[i];
-  const std::int64_t n = s[axis];
+  const auto [outer, n, inner] =
+      split_at(args.output.shape(), static_cast<std::size_t>(args.node.attrs.axis));
   with_float(args.output.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* y = args.inputs[0].data<T>();
