@@ -18,6 +18,14 @@
 #     -w  only the workloads matching this regular expression, e.g. 'W6|W7' (implies -n)
 #     -n  print only; leave RESULTS.md alone
 #
+# Allocator: the timing runs export GLIBC_TUNABLES (unless it is set already) so that glibc's
+# malloc keeps freed blocks of up to 32 MiB instead of returning them to the kernel. libtorch
+# allocates every intermediate tensor afresh at every step; with glibc's defaults the larger
+# ones are new mmap()s whose pages fault in again at every step, which on a virtual machine
+# with costly page faults made libtorch 2-4x slower than its kernels (measured 2026-12-01:
+# W1 47 -> 26 ms, W4 75 -> 19 ms per step). Production libtorch deployments use jemalloc or
+# tcmalloc for the same reason. Kiln plans its memory once and is unaffected. The
+# peak-memory runs keep glibc's defaults.
 # Threads: each run exports OMP_NUM_THREADS and OPENBLAS_NUM_THREADS equal to the thread
 # count; inside, both libraries are set to it explicitly and libtorch's inter-op pool to 1.
 # On a shared machine, wrap the whole script in flock so that nothing else measures at the
@@ -45,6 +53,7 @@ while getopts b:p:r:t:s:w:n opt; do
   esac
 done
 bin="$build/benchmarks/compare/compare_libtorch"
+tunables="${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824}"
 if [ ! -x "$bin" ]; then
   echo "run.sh: $bin not found (configure with libtorch installed and build compare_libtorch)" >&2
   exit 1
@@ -65,13 +74,13 @@ r=1
 while [ "$r" -le "$reps" ]; do
   for t in 1 2; do
     echo "run.sh: repetition $r/$reps, $t thread(s)" >&2
-    OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" \
+    GLIBC_TUNABLES=$tunables OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" \
       --benchmark_filter="^(${workloads:-.*})_.*threads:$t/" --benchmark_min_time="$min_time" \
       --benchmark_format=json --benchmark_out_format=json \
       --benchmark_out="$out/run_${r}_$t.json" >/dev/null
     if [ -n "$pbin" ]; then
       echo "run.sh: repetition $r/$reps, $t thread(s), portable build (Kiln only)" >&2
-      OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$pbin" \
+      GLIBC_TUNABLES=$tunables OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$pbin" \
         --benchmark_filter="^(${workloads:-.*})_.*/kiln/threads:$t/" --benchmark_min_time="$min_time" \
         --benchmark_format=json --benchmark_out_format=json \
         --benchmark_out="$out/portable_${r}_$t.json" >/dev/null
@@ -270,6 +279,9 @@ Acceptance (issues 5 and 15, this run):
   Portable build: $portable_desc.
 - libtorch: Debian's libtorch-dev $torch_version (its convolutions use oneDNN; its dense
   layers call BLAS: $blas).
+- Allocator: the timing runs (both libraries, one process) ran with
+  GLIBC_TUNABLES=$tunables, so that libtorch's per-step tensors reuse freed memory
+  instead of faulting in fresh pages (see run.sh); the peak-memory runs used glibc's defaults.
 <!-- compare:end -->""" % (n, throughput_table, w3_table, scaling_table, rss_table,
                           portable_table, summary, today,
                           ", ".join(l.strip() for l in open(out + "/load.txt")))
