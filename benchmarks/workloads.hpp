@@ -54,6 +54,10 @@ inline constexpr double w4_forward_flops =
 inline constexpr double w2_train_flops =
     2 * w4_forward_flops +
     2.0 * w2_batch * (w2_layer_macs[1] + w2_layer_macs[2] + w2_layer_macs[3]);
+/// Bytes of W3's weights and biases (784x128 and 128x10 f32), which every batch-1 run
+/// reads once: what bounds its latency is how fast the cache holding them delivers them.
+inline constexpr double w3_weight_bytes =
+    4.0 * (w1_features * w3_hidden + w3_hidden + w3_hidden * classes + classes);
 
 /// The process's peak resident set so far (getrusage ru_maxrss), in MiB.
 inline double peak_rss_mib() {

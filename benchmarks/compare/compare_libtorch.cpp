@@ -439,6 +439,17 @@ int main(int argc, char** argv) {
   register_pair("W4_cnn_infer", kiln_w4, torch_w4);
   register_pair("W6_lstm_train", kiln_w6, torch_w6);
   register_pair("W7_transformer_train", kiln_w7, torch_w7);
+  // What bounds each workload, for run.sh's table of fractions of the machine's limit
+  // (benchmarks/peak measures the limits): counted FLOPs per sample of the compute-bound
+  // ones, bytes read per run of the latency-bound one.
+  benchmark::AddCustomContext("flop_per_sample/W1_mlp_train",
+                              std::to_string(kiln_bench::w1_train_flops / kiln_bench::w1_batch));
+  benchmark::AddCustomContext("flop_per_sample/W2_cnn_train",
+                              std::to_string(kiln_bench::w2_train_flops / kiln_bench::w2_batch));
+  benchmark::AddCustomContext("flop_per_sample/W4_cnn_infer",
+                              std::to_string(kiln_bench::w4_forward_flops / kiln_bench::w2_batch));
+  benchmark::AddCustomContext("bytes_per_run/W3_infer_latency",
+                              std::to_string(kiln_bench::w3_weight_bytes));
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

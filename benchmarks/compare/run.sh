@@ -72,6 +72,12 @@ trap 'rm -rf "$out"' EXIT
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 r=1
 while [ "$r" -le "$reps" ]; do
+  # The machine's limits (f32 FMA throughput, L2 read bandwidth) in the same repetition.
+  if [ -x "$build/benchmarks/peak" ]; then
+    echo "run.sh: repetition $r/$reps, the machine's limits (benchmarks/peak)" >&2
+    "$build/benchmarks/peak" --benchmark_filter='BM_PeakFlops|BM_ReadBandwidth/bytes:524288/' \
+      --benchmark_format=json --benchmark_out_format=json --benchmark_out="$out/peak_$r.json" >/dev/null
+  fi
   for t in 1 2; do
     echo "run.sh: repetition $r/$reps, $t thread(s)" >&2
     GLIBC_TUNABLES=$tunables OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t "$bin" \
@@ -196,6 +202,58 @@ for w in throughput:
                           % (w, ratio, min(per_run), max(per_run), sf, verdict(ratio >= sf)))
 scaling_table = "\n".join(rows)
 
+# Issue 16: each workload as a fraction of the limit that binds it, measured by
+# benchmarks/peak in the same repetitions: the f32 FMA peak (per core, and on all cores at 2
+# threads) for the compute-bound W1, W2 and W4, the L2 read bandwidth for W3, whose 407 KB of
+# weights sit in L2. FLOPs per sample and bytes per run come from compare_libtorch's context.
+limits = {}
+for path in sorted(glob.glob(out + "/peak_*.json")):
+    for b in json.load(open(path))["benchmarks"]:
+        threads = int(b["name"].rsplit("threads:", 1)[1])
+        if b["name"].startswith("BM_PeakFlops"):
+            limits.setdefault(("flops", threads), []).append(b["GFLOPs"] * 1e9)
+        elif b["name"].startswith("BM_ReadBandwidth/bytes:524288") and threads == 1:
+            limits.setdefault(("l2", 1), []).append(b["bytes_per_second"])
+context = json.load(open(sorted(glob.glob(out + "/run_*.json"))[0]))["context"]
+def per(kind, w):
+    v = context.get("%s/%s" % (kind, w))
+    return float(v) if v is not None else None
+limit_floor = {"W1_mlp_train": 0.75, "W2_cnn_train": 0.65, "W4_cnn_infer": 0.75}
+limit_table = "(not measured: build benchmarks/peak in the -b build)"
+if limits:
+    rows = ["| workload | threads | Kiln | achieved | limit (benchmarks/peak) | fraction of the limit | floor (issue 16, 1 thread) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for w in ("W1_mlp_train", "W2_cnn_train", "W4_cnn_infer"):
+        f = per("flop_per_sample", w)
+        if f is None or (w, "kiln", 1) not in main:
+            continue
+        for t in (1, 2):
+            k = med(main, (w, "kiln", t))
+            peak = median(limits[("flops", t)])
+            frac = k * f / peak
+            cell = ""
+            if t == 1:
+                cell = "%.0f%%: %s" % (100 * limit_floor[w], verdict(frac >= limit_floor[w]))
+                accept.append("%s at 1 thread: %.1f%% of the measured f32 FMA peak (floor %.0f%%): %s"
+                              % (w, 100 * frac, 100 * limit_floor[w], verdict(frac >= limit_floor[w])))
+            rows.append("| %s | %d | %.0f samples/s | %.1f GFLOP/s | %.1f GFLOP/s f32 FMA (%d core%s) | %.1f%% | %s |"
+                        % (w, t, k, k * f / 1e9, peak / 1e9, t, "s" if t > 1 else "", 100 * frac, cell))
+    bytes3 = per("bytes_per_run", "W3_infer_latency")
+    if k3 is not None and bytes3 is not None and ("l2", 1) in limits:
+        bw = median(limits[("l2", 1)])
+        bound_us = bytes3 / bw * 1e6
+        rows.append("| W3_infer_latency | 1 | %.2f us | %.1f GB/s of weights | %.1f GB/s L2 read: %.0f KB in %.2f us | %.1f%% | at most 2 us: %s |"
+                    % (k3, bytes3 / (k3 * 1e-6) / 1e9, bw / 1e9, bytes3 / 1e3, bound_us,
+                       100 * bound_us / k3, verdict(k3 <= 2.0)))
+        accept.append("W3 at most 2 us (issue 16): %.2f us, the L2 bound being %.2f us: %s"
+                      % (k3, bound_us, verdict(k3 <= 2.0)))
+    for w in ("W1_mlp_train", "W2_cnn_train", "W4_cnn_infer"):
+        if (w, "kiln", 2) in main:
+            ratio = med(main, (w, "kiln", 2)) / med(main, (w, "kiln", 1))
+            accept.append("%s: Kiln 2 threads / 1 thread = %.2fx (issue 16's floor 1.85x): %s"
+                          % (w, ratio, verdict(ratio >= 1.85)))
+    limit_table = "\n".join(rows)
+
 rss = {}
 for line in (open(out + "/rss.txt") if os.path.exists(out + "/rss.txt") else []):
     _, w, lib, steps, before, after = line.split()
@@ -233,7 +291,8 @@ if port:
     accept.append("Portable (Eigen-only) build's W1-W4 figures recorded (table above): met")
 
 summary = "\n".join("- " + a for a in accept)
-print(throughput_table, w3_table, scaling_table, rss_table, portable_table, summary, sep="\n\n")
+print(throughput_table, w3_table, scaling_table, limit_table, rss_table, portable_table, summary,
+      sep="\n\n")
 
 today = datetime.date.today().isoformat()
 section = """<!-- compare:begin (written by benchmarks/compare/run.sh) -->
@@ -256,6 +315,11 @@ Scaling from 1 to 2 threads (medians of the runs above; "per run" divides each r
 
 %s
 
+Kiln's figures as fractions of the machine's limit that binds each workload, measured by
+`benchmarks/peak` in the same repetitions (FLOPs counted as in benchmarks/workloads.hpp):
+
+%s
+
 Peak resident memory of W2 training (getrusage ru_maxrss; each library in a process of its
 own, the same compare_libtorch binary, so the "before" column includes libtorch's shared
 libraries for both):
@@ -267,7 +331,7 @@ the default build's and libtorch's medians from the same runs:
 
 %s
 
-Acceptance (issues 5 and 15, this run):
+Acceptance (issues 5, 15 and 16, this run):
 
 %s
 
@@ -282,7 +346,7 @@ Acceptance (issues 5 and 15, this run):
 - Allocator: the timing runs (both libraries, one process) ran with
   GLIBC_TUNABLES=$tunables, so that libtorch's per-step tensors reuse freed memory
   instead of faulting in fresh pages (see run.sh); the peak-memory runs used glibc's defaults.
-<!-- compare:end -->""" % (n, throughput_table, w3_table, scaling_table, rss_table,
+<!-- compare:end -->""" % (n, throughput_table, w3_table, scaling_table, limit_table, rss_table,
                           portable_table, summary, today,
                           ", ".join(l.strip() for l in open(out + "/load.txt")))
 if update:
