@@ -35,6 +35,12 @@ struct InspectArgs {
 };
 int run_inspect(const InspectArgs& args);
 
+struct OpsArgs {
+  std::vector<std::string> models;
+  bool json = false;
+};
+int run_ops(const OpsArgs& args);
+
 struct TrainArgs {
   std::string spec;
   std::string data;

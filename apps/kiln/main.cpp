@@ -31,6 +31,7 @@ Examples:
   kiln eval iris.kiln --data data/iris.csv
   kiln predict iris.kiln --data new_flowers.csv --out predictions.csv
   kiln inspect iris.kiln
+  kiln ops digits_mlp.kiln digits_cnn.kiln
   kiln explain iris.kiln --data data/iris.csv --row 0
   kiln report runs/iris-20261130-091500
   kiln board runs
@@ -140,6 +141,19 @@ and the spec the model was trained from.
 Example:
   kiln inspect iris.kiln --json
 )");
+
+  OpsArgs ops;
+  CLI::App* o =
+      app.add_subcommand("ops", "List the ops model files use (a selective build's KILN_OPS)");
+  o->add_option("models", ops.models, "Model files (.kiln)")->required();
+  o->add_flag("--json", ops.json, "Print one JSON object: the union and each model's ops");
+  o->footer(R"footer(
+Prints the ops (not inputs, parameters or constants) the models' graphs use, in one line
+separated by ';': the KILN_OPS value of a kiln_infer that runs exactly these models.
+
+Example:
+  cmake --preset edge -DKILN_OPS="$(kiln ops digits_mlp.kiln digits_cnn.kiln)"
+)footer");
 
   ExplainArgs explain;
   CLI::App* x = app.add_subcommand("explain",
@@ -321,6 +335,7 @@ Examples:
     if (*e) return run_eval(eval);
     if (*p) return run_predict(predict);
     if (*i) return run_inspect(inspect);
+    if (*o) return run_ops(ops);
     if (*x) return run_explain(explain);
     if (*r) return run_report(report);
     if (*v) return run_validate(validate);

@@ -7,6 +7,8 @@
 # chi-squared, p-values, PSI per feature) must agree within 1e-9 relative.
 #   cmake -DSOURCE_DIR=.. -DCROSS_DIR=.. -DHOST_RUN=.. -DMODELS_DIR=.. -DQEMU=.. -DGENERATOR=..
 #         -P edge_check.cmake
+cmake_minimum_required(VERSION 3.25)
+include(${CMAKE_CURRENT_LIST_DIR}/compare_runs.cmake)
 set(toolchain ${SOURCE_DIR}/cmake/toolchains/aarch64-linux-gnu.cmake)
 if(NOT EXISTS ${CROSS_DIR}/CMakeCache.txt)
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${CROSS_DIR} -G ${GENERATOR}
@@ -54,34 +56,6 @@ foreach(run mlp:1 mlp:5 cnn:1 cnn:5 sequence:1 sequence:5 sequence:13 monitor:40
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "aarch64 kiln_run ${file} under qemu failed: ${err}")
   endif()
-  string(REPLACE "\n" ";" host "${host}")
-  string(REPLACE "\n" ";" target "${target}")
-  list(LENGTH host n_host)
-  list(LENGTH target n_target)
-  if(NOT n_host EQUAL n_target)
-    message(FATAL_ERROR "${model} batch ${batch}: ${n_host} lines on x86, ${n_target} on aarch64")
-  endif()
-  # CMake's math is integer only: the pairs go to `kiln_run --compare` (host build).
-  set(lines "")
-  math(EXPR last "${n_host} - 1")
-  set(values 0)
-  foreach(i RANGE ${last})
-    list(GET host ${i} a)
-    list(GET target ${i} b)
-    if(a MATCHES "^output")
-      if(NOT a STREQUAL b)
-        message(FATAL_ERROR "${model}: header '${a}' on x86, '${b}' on aarch64")
-      endif()
-    elseif(NOT a STREQUAL "")
-      string(APPEND lines "${a} ${b}\n")
-      math(EXPR values "${values} + 1")
-    endif()
-  endforeach()
-  file(WRITE ${CROSS_DIR}/edge-${model}-${batch}.txt "${lines}")
-  execute_process(COMMAND ${HOST_RUN} --compare ${CROSS_DIR}/edge-${model}-${batch}.txt ${tolerance}
-    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${model} batch ${batch}: aarch64 differs from x86: ${out}${err}")
-  endif()
-  message(STATUS "${model} ${batch}: ${values} values agree: ${out}")
+  kiln_compare_runs("${model} batch ${batch} (x86 vs aarch64)" ${CROSS_DIR} ${HOST_RUN}
+    ${tolerance} "${host}" "${target}")
 endforeach()

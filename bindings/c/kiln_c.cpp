@@ -18,19 +18,29 @@
 #include "kiln/core/error.hpp"
 #include "kiln/core/tensor.hpp"
 #include "kiln/infer/model.hpp"
-#include "kiln/monitor/monitor.hpp"
 #include "kiln/version.hpp"
+
+// KILN_INFER_MONITOR=0 (CMake option KILN_INFER_MONITOR=OFF): kiln_infer is built without
+// the drift monitor, and kiln_monitor_create says so (see the end of this file).
+#ifndef KILN_INFER_MONITOR
+#define KILN_INFER_MONITOR 1
+#endif
+#include "kiln/monitor/monitor.hpp"
 
 struct kiln_model {
   kiln::infer::Model model;
 };
 
+#if KILN_INFER_MONITOR
 struct kiln_monitor {
   kiln::monitor::Monitor monitor;
   std::mutex mutex;  // guards report
   kiln::monitor::DriftReport report;
   bool has_report = false;
 };
+#else
+struct kiln_monitor {};
+#endif
 
 struct kiln_tensor {
   kiln::Tensor tensor;  // always contiguous
@@ -536,6 +546,23 @@ kiln_status kiln_tensor_copy_to(const kiln_tensor* tensor, void* dst, size_t nby
 
 // ---- Drift monitor ---------------------------------------------------------------------
 
+// The options' defaults come from the header's MonitorOptions, with or without the monitor.
+extern "C" void kiln_monitor_options_default(kiln_monitor_options* out) {
+  if (out == nullptr) return;
+  const kiln::monitor::MonitorOptions d;
+  out->alpha = d.alpha;
+  out->psi_moderate = d.psi_moderate;
+  out->psi_significant = d.psi_significant;
+  out->min_rows = d.min_rows;
+  out->sample_every = d.sample_every;
+  out->inputs_preprocessed = d.inputs_preprocessed ? 1 : 0;
+  out->decay_tolerance = d.decay_tolerance;
+  out->decay_alpha = d.decay_alpha;
+  out->decay_min_labels = d.decay_min_labels;
+}
+
+#if KILN_INFER_MONITOR
+
 namespace {
 
 kiln::monitor::MonitorOptions monitor_options(const kiln_monitor_options* o) {
@@ -598,20 +625,6 @@ kiln_status observe_labels(const char* function, kiln_monitor* monitor, const T*
 }  // namespace
 
 extern "C" {
-
-void kiln_monitor_options_default(kiln_monitor_options* out) {
-  if (out == nullptr) return;
-  const kiln::monitor::MonitorOptions d;
-  out->alpha = d.alpha;
-  out->psi_moderate = d.psi_moderate;
-  out->psi_significant = d.psi_significant;
-  out->min_rows = d.min_rows;
-  out->sample_every = d.sample_every;
-  out->inputs_preprocessed = d.inputs_preprocessed ? 1 : 0;
-  out->decay_tolerance = d.decay_tolerance;
-  out->decay_alpha = d.decay_alpha;
-  out->decay_min_labels = d.decay_min_labels;
-}
 
 kiln_status kiln_monitor_create(const kiln_model* model, const kiln_monitor_options* options,
                                 kiln_monitor** out) {
@@ -754,3 +767,70 @@ kiln_status kiln_monitor_reset(kiln_monitor* monitor) {
 }
 
 }  // extern "C"
+
+#else  // KILN_INFER_MONITOR
+
+// Without the monitor no kiln_monitor can be made: kiln_monitor_create fails with the
+// reason, and the functions taking a monitor fail the same way (they can only be passed
+// NULL or a pointer that did not come from Kiln).
+namespace {
+
+kiln_status no_monitor(const char* function) {
+  return fail(KILN_ERROR_VALUE, function,
+              "this build of kiln_infer has no drift monitor (configured with "
+              "KILN_INFER_MONITOR=OFF); use a build with it to monitor a model");
+}
+
+}  // namespace
+
+extern "C" {
+
+kiln_status kiln_monitor_create(const kiln_model*, const kiln_monitor_options*,
+                                kiln_monitor** out) {
+  if (out != nullptr) *out = nullptr;
+  return no_monitor("kiln_monitor_create");
+}
+
+void kiln_monitor_free(kiln_monitor*) {}
+
+kiln_status kiln_monitor_run(kiln_monitor*, const kiln_model*, const char* const*,
+                             const kiln_tensor* const*, size_t, kiln_tensor**, size_t) {
+  return no_monitor("kiln_monitor_run");
+}
+
+kiln_status kiln_monitor_observe(kiln_monitor*, const char* const*, const kiln_tensor* const*,
+                                 size_t, const char* const*, const kiln_tensor* const*, size_t) {
+  return no_monitor("kiln_monitor_observe");
+}
+
+kiln_status kiln_monitor_observe_labels(kiln_monitor*, const int64_t*, const int64_t*, size_t) {
+  return no_monitor("kiln_monitor_observe_labels");
+}
+
+kiln_status kiln_monitor_observe_label_values(kiln_monitor*, const double*, const double*, size_t) {
+  return no_monitor("kiln_monitor_observe_label_values");
+}
+
+kiln_status kiln_monitor_drifted(kiln_monitor*, int*) { return no_monitor("kiln_monitor_drifted"); }
+
+kiln_status kiln_monitor_counts(kiln_monitor*, uint64_t*, uint64_t*, size_t*) {
+  return no_monitor("kiln_monitor_counts");
+}
+
+kiln_status kiln_monitor_feature(kiln_monitor*, size_t, kiln_feature_drift*) {
+  return no_monitor("kiln_monitor_feature");
+}
+
+kiln_status kiln_monitor_labels(kiln_monitor*, uint64_t*, double*, double*, int*) {
+  return no_monitor("kiln_monitor_labels");
+}
+
+kiln_status kiln_monitor_write_snapshot(const kiln_monitor*, const char*) {
+  return no_monitor("kiln_monitor_write_snapshot");
+}
+
+kiln_status kiln_monitor_reset(kiln_monitor*) { return no_monitor("kiln_monitor_reset"); }
+
+}  // extern "C"
+
+#endif  // KILN_INFER_MONITOR

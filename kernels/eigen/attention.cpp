@@ -169,8 +169,8 @@ void run_gelu(const KernelArgs& args) {
 }  // namespace
 
 void register_attention(KernelTable& t) {
-  t.add(Op::attention, {"eigen", "eigen_attention", supports_attention, run_attention});
-  t.add(Op::gelu, {"eigen", "eigen_gelu", supports_gelu, run_gelu});
+  t.add<Op::attention>({"eigen", "eigen_attention", supports_attention, run_attention});
+  t.add<Op::gelu>({"eigen", "eigen_gelu", supports_gelu, run_gelu});
 }
 
 }  // namespace kiln::internal::eigen

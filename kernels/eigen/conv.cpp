@@ -198,9 +198,9 @@ void run_conv_transpose2d(const KernelArgs& args) {
 }  // namespace
 
 void register_conv(KernelTable& t) {
-  t.add(Op::conv2d,
-        {"eigen", "eigen_conv2d_im2col_gemm", supports_conv, run_conv2d, prepare_conv2d});
-  t.add(Op::conv_transpose2d, {"eigen", "eigen_conv_transpose2d_gemm_col2im", supports_conv,
+  t.add<Op::conv2d>(
+      {"eigen", "eigen_conv2d_im2col_gemm", supports_conv, run_conv2d, prepare_conv2d});
+  t.add<Op::conv_transpose2d>({"eigen", "eigen_conv_transpose2d_gemm_col2im", supports_conv,
                                run_conv_transpose2d, prepare_conv_transpose2d});
 }
 

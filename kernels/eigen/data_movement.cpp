@@ -366,12 +366,12 @@ void run_pad(const KernelArgs& args) {
 }  // namespace
 
 void register_data_movement(KernelTable& t) {
-  t.add(Op::expand, {"eigen", "eigen_expand_replicate", supports_expand, run_expand});
-  t.add(Op::reshape, {"eigen", "eigen_reshape_copy", supports_copy, run_reshape});
-  t.add(Op::transpose, {"eigen", "eigen_transpose_tiled", supports_transpose, run_transpose});
-  t.add(Op::concat, {"eigen", "eigen_concat_rows", supports_along_axis, run_concat});
-  t.add(Op::slice, {"eigen", "eigen_slice_rows", supports_slice, run_slice});
-  t.add(Op::pad, {"eigen", "eigen_pad_rows", supports_pad, run_pad});
+  t.add<Op::expand>({"eigen", "eigen_expand_replicate", supports_expand, run_expand});
+  t.add<Op::reshape>({"eigen", "eigen_reshape_copy", supports_copy, run_reshape});
+  t.add<Op::transpose>({"eigen", "eigen_transpose_tiled", supports_transpose, run_transpose});
+  t.add<Op::concat>({"eigen", "eigen_concat_rows", supports_along_axis, run_concat});
+  t.add<Op::slice>({"eigen", "eigen_slice_rows", supports_slice, run_slice});
+  t.add<Op::pad>({"eigen", "eigen_pad_rows", supports_pad, run_pad});
 }
 
 }  // namespace kiln::internal::eigen

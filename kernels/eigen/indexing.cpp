@@ -94,9 +94,9 @@ void run_dropout_mask(const KernelArgs& args) {
 }  // namespace
 
 void register_indexing(KernelTable& t) {
-  t.add(Op::gather, {"eigen", "eigen_gather_rows", supports_gather, run_gather});
-  t.add(Op::one_hot, {"eigen", "eigen_one_hot", supports_one_hot, run_one_hot});
-  t.add(Op::dropout_mask, {"eigen", "eigen_dropout_mask", supports_dropout_mask, run_dropout_mask});
+  t.add<Op::gather>({"eigen", "eigen_gather_rows", supports_gather, run_gather});
+  t.add<Op::one_hot>({"eigen", "eigen_one_hot", supports_one_hot, run_one_hot});
+  t.add<Op::dropout_mask>({"eigen", "eigen_dropout_mask", supports_dropout_mask, run_dropout_mask});
 }
 
 }  // namespace kiln::internal::eigen

@@ -40,7 +40,7 @@ void run_layer_norm(const KernelArgs& args) {
 }  // namespace
 
 void register_layer_norm(KernelTable& t) {
-  t.add(Op::layer_norm, {"eigen", "eigen_layer_norm", supports_layer_norm, run_layer_norm});
+  t.add<Op::layer_norm>({"eigen", "eigen_layer_norm", supports_layer_norm, run_layer_norm});
 }
 
 }  // namespace kiln::internal::eigen

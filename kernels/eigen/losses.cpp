@@ -90,11 +90,11 @@ void run_softmax_cross_entropy(const KernelArgs& args) {
 }  // namespace
 
 void register_losses(KernelTable& t) {
-  t.add(Op::softmax_cross_entropy, {"eigen", "eigen_softmax_cross_entropy_fused",
+  t.add<Op::softmax_cross_entropy>({"eigen", "eigen_softmax_cross_entropy_fused",
                                     supports_softmax_cross_entropy, run_softmax_cross_entropy});
-  t.add(Op::mse, {"eigen", "eigen_mse_fused", supports_pairwise, run_mse});
-  t.add(Op::bce_with_logits,
-        {"eigen", "eigen_bce_with_logits_fused", supports_pairwise, run_bce_with_logits});
+  t.add<Op::mse>({"eigen", "eigen_mse_fused", supports_pairwise, run_mse});
+  t.add<Op::bce_with_logits>(
+      {"eigen", "eigen_bce_with_logits_fused", supports_pairwise, run_bce_with_logits});
 }
 
 }  // namespace kiln::internal::eigen

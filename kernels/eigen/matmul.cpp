@@ -144,7 +144,7 @@ void gemm_f32(const float* a, const float* b, float* c, std::int64_t m, std::int
 }
 
 void register_matmul(KernelTable& t) {
-  t.add(Op::matmul, {"eigen", "eigen_gemm", supports_gemm, run_gemm});
+  t.add<Op::matmul>({"eigen", "eigen_gemm", supports_gemm, run_gemm});
 }
 
 }  // namespace kiln::internal::eigen

@@ -140,8 +140,8 @@ void run_pool(const KernelArgs& args) {
 }  // namespace
 
 void register_pool(KernelTable& t) {
-  t.add(Op::max_pool2d, {"eigen", "eigen_max_pool2d_direct", supports_pool, run_pool<true>});
-  t.add(Op::avg_pool2d, {"eigen", "eigen_avg_pool2d_direct", supports_pool, run_pool<false>});
+  t.add<Op::max_pool2d>({"eigen", "eigen_max_pool2d_direct", supports_pool, run_pool<true>});
+  t.add<Op::avg_pool2d>({"eigen", "eigen_avg_pool2d_direct", supports_pool, run_pool<false>});
 }
 
 }  // namespace kiln::internal::eigen

@@ -140,8 +140,8 @@ void gru_steps(const KernelArgs& args, const StepProduct& product) {
 }
 
 void register_recurrent(KernelTable& t) {
-  t.add(Op::lstm, {"eigen", "eigen_lstm_gemm_per_step", supports_recurrent, run_lstm});
-  t.add(Op::gru, {"eigen", "eigen_gru_gemm_per_step", supports_recurrent, run_gru});
+  t.add<Op::lstm>({"eigen", "eigen_lstm_gemm_per_step", supports_recurrent, run_lstm});
+  t.add<Op::gru>({"eigen", "eigen_gru_gemm_per_step", supports_recurrent, run_gru});
 }
 
 }  // namespace kiln::internal::eigen

@@ -116,9 +116,9 @@ void run_reduce(const KernelArgs& args) {
 }  // namespace
 
 void register_reduce(KernelTable& t) {
-  t.add(Op::sum, {"eigen", "eigen_sum", supports_reduce, run_reduce<Op::sum>});
-  t.add(Op::mean, {"eigen", "eigen_mean", supports_reduce, run_reduce<Op::mean>});
-  t.add(Op::max, {"eigen", "eigen_max", supports_reduce, run_reduce<Op::max>});
+  t.add<Op::sum>({"eigen", "eigen_sum", supports_reduce, run_reduce<Op::sum>});
+  t.add<Op::mean>({"eigen", "eigen_mean", supports_reduce, run_reduce<Op::mean>});
+  t.add<Op::max>({"eigen", "eigen_max", supports_reduce, run_reduce<Op::max>});
 }
 
 }  // namespace kiln::internal::eigen

@@ -94,8 +94,8 @@ void run_softmax(const KernelArgs& args) {
 }  // namespace
 
 void register_softmax(KernelTable& t) {
-  t.add(Op::softmax, {"eigen", "eigen_softmax", supports_softmax, run_softmax<false>});
-  t.add(Op::log_softmax, {"eigen", "eigen_log_softmax", supports_softmax, run_softmax<true>});
+  t.add<Op::softmax>({"eigen", "eigen_softmax", supports_softmax, run_softmax<false>});
+  t.add<Op::log_softmax>({"eigen", "eigen_log_softmax", supports_softmax, run_softmax<true>});
 }
 
 }  // namespace kiln::internal::eigen

@@ -79,9 +79,9 @@ void run_softmax_backward(const KernelArgs& args) {
 }  // namespace
 
 void register_training_activations(KernelTable& t) {
-  t.add(Op::relu_backward, {"eigen", "eigen_relu_backward", same_shapes, run_relu_backward});
-  t.add(Op::softmax_backward,
-        {"eigen", "eigen_softmax_backward", supports_softmax_backward, run_softmax_backward});
+  t.add<Op::relu_backward>({"eigen", "eigen_relu_backward", same_shapes, run_relu_backward});
+  t.add<Op::softmax_backward>(
+      {"eigen", "eigen_softmax_backward", supports_softmax_backward, run_softmax_backward});
 }
 
 }  // namespace kiln::internal::eigen

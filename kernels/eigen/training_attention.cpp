@@ -49,8 +49,8 @@ void run_gelu_backward(const KernelArgs& args) {
 }  // namespace
 
 void register_training_attention(KernelTable& t) {
-  t.add(Op::gelu_backward,
-        {"eigen", "eigen_gelu_backward", supports_gelu_backward, run_gelu_backward});
+  t.add<Op::gelu_backward>(
+      {"eigen", "eigen_gelu_backward", supports_gelu_backward, run_gelu_backward});
 }
 
 }  // namespace kiln::internal::eigen

@@ -322,14 +322,14 @@ void run_bn_backward(const KernelArgs& args) {
 }  // namespace
 
 void register_training_cnn(KernelTable& t) {
-  t.add(Op::conv2d_backward_weights, {"eigen", "eigen_conv2d_backward_weights_im2col_gemm",
+  t.add<Op::conv2d_backward_weights>({"eigen", "eigen_conv2d_backward_weights_im2col_gemm",
                                       supports_weights, run_weights, prepare_weights});
-  t.add(Op::max_pool2d_backward, {"eigen", "eigen_max_pool2d_backward_direct",
+  t.add<Op::max_pool2d_backward>({"eigen", "eigen_max_pool2d_backward_direct",
                                   supports_pool_backward, run_pool_backward<true>});
-  t.add(Op::avg_pool2d_backward, {"eigen", "eigen_avg_pool2d_backward_direct",
+  t.add<Op::avg_pool2d_backward>({"eigen", "eigen_avg_pool2d_backward_direct",
                                   supports_pool_backward, run_pool_backward<false>});
-  t.add(Op::batch_norm_backward,
-        {"eigen", "eigen_batch_norm_backward", supports_bn_backward, run_bn_backward});
+  t.add<Op::batch_norm_backward>(
+      {"eigen", "eigen_batch_norm_backward", supports_bn_backward, run_bn_backward});
 }
 
 }  // namespace kiln::internal::eigen

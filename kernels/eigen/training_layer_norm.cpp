@@ -56,7 +56,7 @@ void run_layer_norm_backward(const KernelArgs& args) {
 }  // namespace
 
 void register_training_layer_norm(KernelTable& t) {
-  t.add(Op::layer_norm_backward, {"eigen", "eigen_layer_norm_backward",
+  t.add<Op::layer_norm_backward>({"eigen", "eigen_layer_norm_backward",
                                   supports_layer_norm_backward, run_layer_norm_backward});
 }
 

@@ -170,10 +170,10 @@ void gru_backward_steps(const KernelArgs& args, const StepProduct& product) {
 }
 
 void register_training_recurrent(KernelTable& t) {
-  t.add(Op::lstm_backward, {"eigen", "eigen_lstm_backward_gemm_per_step",
+  t.add<Op::lstm_backward>({"eigen", "eigen_lstm_backward_gemm_per_step",
                             supports_recurrent_backward, run_lstm_backward});
-  t.add(Op::gru_backward, {"eigen", "eigen_gru_backward_gemm_per_step", supports_recurrent_backward,
-                           run_gru_backward});
+  t.add<Op::gru_backward>(
+      {"eigen", "eigen_gru_backward_gemm_per_step", supports_recurrent_backward, run_gru_backward});
 }
 
 }  // namespace kiln::internal::eigen

@@ -50,8 +50,8 @@ void run_scatter_add_rows(const KernelArgs& args) {
 }  // namespace
 
 void register_eigen_training_kernels(KernelTable& t) {
-  t.add(Op::scatter_add_rows,
-        {"eigen", "eigen_scatter_add_rows", supports_scatter_add_rows, run_scatter_add_rows});
+  t.add<Op::scatter_add_rows>(
+      {"eigen", "eigen_scatter_add_rows", supports_scatter_add_rows, run_scatter_add_rows});
   eigen::register_training_cnn(t);
   eigen::register_training_recurrent(t);  // ---- rnn ----
   eigen::register_training_attention(t);  // ---- attention ----

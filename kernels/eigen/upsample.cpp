@@ -50,8 +50,8 @@ void run_upsample(const KernelArgs& args) {
 }  // namespace
 
 void register_upsample(KernelTable& t) {
-  t.add(Op::upsample_nearest2d,
-        {"eigen", "eigen_upsample_nearest2d", supports_upsample, run_upsample});
+  t.add<Op::upsample_nearest2d>(
+      {"eigen", "eigen_upsample_nearest2d", supports_upsample, run_upsample});
 }
 
 }  // namespace kiln::internal::eigen

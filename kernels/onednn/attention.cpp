@@ -45,7 +45,7 @@ void run_attention(const KernelArgs& args) {
 }  // namespace
 
 void register_attention(KernelTable& t) {
-  t.add(Op::attention, {"onednn", "onednn_attention_sgemm", supports_attention, run_attention});
+  t.add<Op::attention>({"onednn", "onednn_attention_sgemm", supports_attention, run_attention});
 }
 
 }  // namespace kiln::internal::onednn

@@ -96,8 +96,8 @@ void run_batch_norm(const KernelArgs& args) {
 }  // namespace
 
 void register_batch_norm(KernelTable& t) {
-  t.add(Op::batch_norm,
-        {"onednn", "onednn_batch_norm", supports_batch_norm, run_batch_norm, prepare_batch_norm});
+  t.add<Op::batch_norm>(
+      {"onednn", "onednn_batch_norm", supports_batch_norm, run_batch_norm, prepare_batch_norm});
 }
 
 }  // namespace kiln::internal::onednn

@@ -177,8 +177,8 @@ using ConvTranspose2d = ConvKernel<build_conv_transpose2d<true>, build_conv_tran
 }  // namespace
 
 void register_conv(KernelTable& t) {
-  t.add(Op::conv2d, {"onednn", "onednn_conv2d", Conv2d::supports, Conv2d::run, Conv2d::prepare});
-  t.add(Op::conv_transpose2d, {"onednn", "onednn_conv_transpose2d", ConvTranspose2d::supports,
+  t.add<Op::conv2d>({"onednn", "onednn_conv2d", Conv2d::supports, Conv2d::run, Conv2d::prepare});
+  t.add<Op::conv_transpose2d>({"onednn", "onednn_conv_transpose2d", ConvTranspose2d::supports,
                                ConvTranspose2d::run, ConvTranspose2d::prepare});
 }
 

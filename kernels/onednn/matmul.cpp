@@ -101,7 +101,7 @@ void run_matmul(const KernelArgs& args) {
 }  // namespace
 
 void register_matmul(KernelTable& t) {
-  t.add(Op::matmul, {"onednn", "onednn_matmul", supports_matmul, run_matmul, prepare_matmul});
+  t.add<Op::matmul>({"onednn", "onednn_matmul", supports_matmul, run_matmul, prepare_matmul});
 }
 
 }  // namespace kiln::internal::onednn

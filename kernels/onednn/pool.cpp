@@ -70,8 +70,8 @@ void run_pool(const KernelArgs& args) {
 }  // namespace
 
 void register_pool(KernelTable& t) {
-  t.add(Op::max_pool2d, {"onednn", "onednn_max_pool2d", supports_pool, run_pool, prepare_pool});
-  t.add(Op::avg_pool2d, {"onednn", "onednn_avg_pool2d", supports_pool, run_pool, prepare_pool});
+  t.add<Op::max_pool2d>({"onednn", "onednn_max_pool2d", supports_pool, run_pool, prepare_pool});
+  t.add<Op::avg_pool2d>({"onednn", "onednn_avg_pool2d", supports_pool, run_pool, prepare_pool});
 }
 
 }  // namespace kiln::internal::onednn

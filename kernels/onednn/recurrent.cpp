@@ -12,10 +12,10 @@ void run_gru(const KernelArgs& args) { run_recurrent(args, eigen::gru_steps); }
 }  // namespace
 
 void register_recurrent(KernelTable& t) {
-  t.add(Op::lstm, {"onednn", "onednn_lstm_packed_step_matmul", supports_recurrent, run_lstm,
+  t.add<Op::lstm>({"onednn", "onednn_lstm_packed_step_matmul", supports_recurrent, run_lstm,
                    prepare_recurrent});
-  t.add(Op::gru, {"onednn", "onednn_gru_packed_step_matmul", supports_recurrent, run_gru,
-                  prepare_recurrent});
+  t.add<Op::gru>(
+      {"onednn", "onednn_gru_packed_step_matmul", supports_recurrent, run_gru, prepare_recurrent});
 }
 
 }  // namespace kiln::internal::onednn

@@ -45,9 +45,9 @@ void run_softmax(const KernelArgs& args) {
 }  // namespace
 
 void register_softmax(KernelTable& t) {
-  t.add(Op::softmax, {"onednn", "onednn_softmax", supports_softmax, run_softmax, prepare_softmax});
-  t.add(Op::log_softmax,
-        {"onednn", "onednn_log_softmax", supports_softmax, run_softmax, prepare_softmax});
+  t.add<Op::softmax>({"onednn", "onednn_softmax", supports_softmax, run_softmax, prepare_softmax});
+  t.add<Op::log_softmax>(
+      {"onednn", "onednn_log_softmax", supports_softmax, run_softmax, prepare_softmax});
 }
 
 }  // namespace kiln::internal::onednn

@@ -155,13 +155,13 @@ Kernel kernel(const char* name, void (*run_fn)(const KernelArgs&) = run<B>) {
 
 void register_onednn_training_kernels(KernelTable& t) {
   using namespace onednn;
-  t.add(Op::conv2d_backward_weights,
-        kernel<build_conv_backward_weights>("onednn_conv2d_backward_weights"));
-  t.add(Op::max_pool2d_backward,
-        kernel<build_pool_backward>("onednn_max_pool2d_backward", run_pool_backward));
-  t.add(Op::avg_pool2d_backward, kernel<build_pool_backward>("onednn_avg_pool2d_backward"));
-  t.add(Op::batch_norm_backward,
-        kernel<build_batch_norm_backward>("onednn_batch_norm_backward", run_batch_norm_backward));
+  t.add<Op::conv2d_backward_weights>(
+      kernel<build_conv_backward_weights>("onednn_conv2d_backward_weights"));
+  t.add<Op::max_pool2d_backward>(
+      kernel<build_pool_backward>("onednn_max_pool2d_backward", run_pool_backward));
+  t.add<Op::avg_pool2d_backward>(kernel<build_pool_backward>("onednn_avg_pool2d_backward"));
+  t.add<Op::batch_norm_backward>(
+      kernel<build_batch_norm_backward>("onednn_batch_norm_backward", run_batch_norm_backward));
   register_training_recurrent(t);
 }
 

@@ -13,9 +13,9 @@ void run_gru_backward(const KernelArgs& args) { run_recurrent(args, eigen::gru_b
 }  // namespace
 
 void register_training_recurrent(KernelTable& t) {
-  t.add(Op::lstm_backward, {"onednn", "onednn_lstm_backward_packed_step_matmul", supports_recurrent,
+  t.add<Op::lstm_backward>({"onednn", "onednn_lstm_backward_packed_step_matmul", supports_recurrent,
                             run_lstm_backward, prepare_recurrent});
-  t.add(Op::gru_backward, {"onednn", "onednn_gru_backward_packed_step_matmul", supports_recurrent,
+  t.add<Op::gru_backward>({"onednn", "onednn_gru_backward_packed_step_matmul", supports_recurrent,
                            run_gru_backward, prepare_recurrent});
 }
 

@@ -140,9 +140,9 @@ void run_gelu(const KernelArgs& args) {
 }  // namespace
 
 void add_attention_kernels(KernelTable& t) {
-  t.add(Op::attention,
-        {"reference", "ref_attention", supports_check<check_attention>, run_attention});
-  t.add(Op::gelu, {"reference", "ref_gelu", supports_check<check_gelu>, run_gelu});
+  t.add<Op::attention>(
+      {"reference", "ref_attention", supports_check<check_attention>, run_attention});
+  t.add<Op::gelu>({"reference", "ref_gelu", supports_check<check_gelu>, run_gelu});
 }
 
 }  // namespace kiln::internal::ref

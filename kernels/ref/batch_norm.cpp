@@ -92,8 +92,8 @@ void run_batch_norm(const KernelArgs& args) {
 }  // namespace
 
 void add_batch_norm_kernels(KernelTable& t) {
-  t.add(Op::batch_norm,
-        {"reference", "ref_batch_norm", supports_check<check_batch_norm>, run_batch_norm});
+  t.add<Op::batch_norm>(
+      {"reference", "ref_batch_norm", supports_check<check_batch_norm>, run_batch_norm});
 }
 
 }  // namespace kiln::internal::ref

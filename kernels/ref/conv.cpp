@@ -171,8 +171,8 @@ void run_conv_transpose2d(const KernelArgs& args) {
 }  // namespace
 
 void add_conv_kernels(KernelTable& t) {
-  t.add(Op::conv2d, {"reference", "ref_conv2d", supports_check<check_conv2d>, run_conv2d});
-  t.add(Op::conv_transpose2d, {"reference", "ref_conv_transpose2d",
+  t.add<Op::conv2d>({"reference", "ref_conv2d", supports_check<check_conv2d>, run_conv2d});
+  t.add<Op::conv_transpose2d>({"reference", "ref_conv_transpose2d",
                                supports_check<check_conv_transpose2d>, run_conv_transpose2d});
 }
 

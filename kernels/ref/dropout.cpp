@@ -49,8 +49,8 @@ void run_dropout_mask(const KernelArgs& args) {
 }  // namespace
 
 void add_dropout_kernels(KernelTable& t) {
-  t.add(Op::dropout_mask,
-        {"reference", "ref_dropout_mask", supports_check<check_dropout_mask>, run_dropout_mask});
+  t.add<Op::dropout_mask>(
+      {"reference", "ref_dropout_mask", supports_check<check_dropout_mask>, run_dropout_mask});
 }
 
 }  // namespace kiln::internal::ref

@@ -111,22 +111,22 @@ void run_unary(const KernelArgs& args) {
 }  // namespace
 
 void add_elementwise_kernels(KernelTable& t) {
-  t.add(Op::add, {"reference", "ref_add", supports_float_binary, run_binary<add_fn>});
-  t.add(Op::sub, {"reference", "ref_sub", supports_float_binary, run_binary<sub_fn>});
-  t.add(Op::mul, {"reference", "ref_mul", supports_float_binary, run_binary<mul_fn>});
-  t.add(Op::div, {"reference", "ref_div", supports_float_binary, run_binary<div_fn>});
-  t.add(Op::equal, {"reference", "ref_equal", supports_check<check_equal>, run_equal});
+  t.add<Op::add>({"reference", "ref_add", supports_float_binary, run_binary<add_fn>});
+  t.add<Op::sub>({"reference", "ref_sub", supports_float_binary, run_binary<sub_fn>});
+  t.add<Op::mul>({"reference", "ref_mul", supports_float_binary, run_binary<mul_fn>});
+  t.add<Op::div>({"reference", "ref_div", supports_float_binary, run_binary<div_fn>});
+  t.add<Op::equal>({"reference", "ref_equal", supports_check<check_equal>, run_equal});
 
-  t.add(Op::neg, {"reference", "ref_neg", supports_float_unary, run_unary<neg_fn>});
-  t.add(Op::exp, {"reference", "ref_exp", supports_float_unary, run_unary<exp_fn>});
-  t.add(Op::log, {"reference", "ref_log", supports_float_unary, run_unary<log_fn>});
-  t.add(Op::sqrt, {"reference", "ref_sqrt", supports_float_unary, run_unary<sqrt_fn>});
-  t.add(Op::relu, {"reference", "ref_relu", supports_float_unary, run_unary<relu_fn>});
-  t.add(Op::leaky_relu,
-        {"reference", "ref_leaky_relu", supports_float_unary, run_unary<leaky_relu_fn>});
-  t.add(Op::sigmoid, {"reference", "ref_sigmoid", supports_float_unary, run_unary<sigmoid_fn>});
-  t.add(Op::tanh, {"reference", "ref_tanh", supports_float_unary, run_unary<tanh_fn>});
-  t.add(Op::step, {"reference", "ref_step", supports_float_unary, run_unary<step_fn>});
+  t.add<Op::neg>({"reference", "ref_neg", supports_float_unary, run_unary<neg_fn>});
+  t.add<Op::exp>({"reference", "ref_exp", supports_float_unary, run_unary<exp_fn>});
+  t.add<Op::log>({"reference", "ref_log", supports_float_unary, run_unary<log_fn>});
+  t.add<Op::sqrt>({"reference", "ref_sqrt", supports_float_unary, run_unary<sqrt_fn>});
+  t.add<Op::relu>({"reference", "ref_relu", supports_float_unary, run_unary<relu_fn>});
+  t.add<Op::leaky_relu>(
+      {"reference", "ref_leaky_relu", supports_float_unary, run_unary<leaky_relu_fn>});
+  t.add<Op::sigmoid>({"reference", "ref_sigmoid", supports_float_unary, run_unary<sigmoid_fn>});
+  t.add<Op::tanh>({"reference", "ref_tanh", supports_float_unary, run_unary<tanh_fn>});
+  t.add<Op::step>({"reference", "ref_step", supports_float_unary, run_unary<step_fn>});
 }
 
 }  // namespace kiln::internal::ref

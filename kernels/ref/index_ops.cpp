@@ -86,8 +86,8 @@ void run_one_hot(const KernelArgs& args) {
 }  // namespace
 
 void add_index_kernels(KernelTable& t) {
-  t.add(Op::gather, {"reference", "ref_gather", supports_check<check_gather>, run_gather});
-  t.add(Op::one_hot, {"reference", "ref_one_hot", supports_check<check_one_hot>, run_one_hot});
+  t.add<Op::gather>({"reference", "ref_gather", supports_check<check_gather>, run_gather});
+  t.add<Op::one_hot>({"reference", "ref_one_hot", supports_check<check_one_hot>, run_one_hot});
 }
 
 }  // namespace kiln::internal::ref

@@ -60,8 +60,8 @@ void run_layer_norm(const KernelArgs& args) {
 }  // namespace
 
 void add_layer_norm_kernels(KernelTable& t) {
-  t.add(Op::layer_norm,
-        {"reference", "ref_layer_norm", supports_check<check_layer_norm>, run_layer_norm});
+  t.add<Op::layer_norm>(
+      {"reference", "ref_layer_norm", supports_check<check_layer_norm>, run_layer_norm});
 }
 
 }  // namespace kiln::internal::ref

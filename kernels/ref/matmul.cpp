@@ -94,7 +94,7 @@ void run_matmul(const KernelArgs& args) {
 }  // namespace
 
 void add_matmul_kernels(KernelTable& t) {
-  t.add(Op::matmul, {"reference", "ref_matmul", supports_check<check_matmul>, run_matmul});
+  t.add<Op::matmul>({"reference", "ref_matmul", supports_check<check_matmul>, run_matmul});
 }
 
 }  // namespace kiln::internal::ref

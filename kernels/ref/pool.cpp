@@ -61,10 +61,10 @@ void run_avg_pool2d(const KernelArgs& args) {
 }  // namespace
 
 void add_pool_kernels(KernelTable& t) {
-  t.add(Op::max_pool2d,
-        {"reference", "ref_max_pool2d", supports_check<check_pool2d>, run_max_pool2d});
-  t.add(Op::avg_pool2d,
-        {"reference", "ref_avg_pool2d", supports_check<check_pool2d>, run_avg_pool2d});
+  t.add<Op::max_pool2d>(
+      {"reference", "ref_max_pool2d", supports_check<check_pool2d>, run_max_pool2d});
+  t.add<Op::avg_pool2d>(
+      {"reference", "ref_avg_pool2d", supports_check<check_pool2d>, run_avg_pool2d});
 }
 
 }  // namespace kiln::internal::ref

@@ -151,8 +151,8 @@ void run_gru(const KernelArgs& args) {
 }  // namespace
 
 void add_recurrent_kernels(KernelTable& t) {
-  t.add(Op::lstm, {"reference", "ref_lstm", supports_check<check_recurrent>, run_lstm});
-  t.add(Op::gru, {"reference", "ref_gru", supports_check<check_recurrent>, run_gru});
+  t.add<Op::lstm>({"reference", "ref_lstm", supports_check<check_recurrent>, run_lstm});
+  t.add<Op::gru>({"reference", "ref_gru", supports_check<check_recurrent>, run_gru});
 }
 
 }  // namespace kiln::internal::ref

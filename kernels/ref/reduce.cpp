@@ -95,9 +95,9 @@ constexpr auto supports_reduce = supports_check<check_reduce>;
 }  // namespace
 
 void add_reduce_kernels(KernelTable& t) {
-  t.add(Op::sum, {"reference", "ref_sum", supports_reduce, run_reduce<Reduction::sum>});
-  t.add(Op::mean, {"reference", "ref_mean", supports_reduce, run_reduce<Reduction::mean>});
-  t.add(Op::max, {"reference", "ref_max", supports_reduce, run_reduce<Reduction::max>});
+  t.add<Op::sum>({"reference", "ref_sum", supports_reduce, run_reduce<Reduction::sum>});
+  t.add<Op::mean>({"reference", "ref_mean", supports_reduce, run_reduce<Reduction::mean>});
+  t.add<Op::max>({"reference", "ref_max", supports_reduce, run_reduce<Reduction::max>});
 }
 
 }  // namespace kiln::internal::ref

@@ -237,13 +237,13 @@ void run_pad(const KernelArgs& args) {
 }  // namespace
 
 void add_shape_kernels(KernelTable& t) {
-  t.add(Op::expand, {"reference", "ref_expand", supports_check<check_expand>, run_expand});
-  t.add(Op::reshape, {"reference", "ref_reshape", supports_check<check_reshape>, run_reshape});
-  t.add(Op::transpose,
-        {"reference", "ref_transpose", supports_check<check_transpose>, run_transpose});
-  t.add(Op::concat, {"reference", "ref_concat", supports_check<check_concat>, run_concat});
-  t.add(Op::slice, {"reference", "ref_slice", supports_check<check_slice>, run_slice});
-  t.add(Op::pad, {"reference", "ref_pad", supports_check<check_pad>, run_pad});
+  t.add<Op::expand>({"reference", "ref_expand", supports_check<check_expand>, run_expand});
+  t.add<Op::reshape>({"reference", "ref_reshape", supports_check<check_reshape>, run_reshape});
+  t.add<Op::transpose>(
+      {"reference", "ref_transpose", supports_check<check_transpose>, run_transpose});
+  t.add<Op::concat>({"reference", "ref_concat", supports_check<check_concat>, run_concat});
+  t.add<Op::slice>({"reference", "ref_slice", supports_check<check_slice>, run_slice});
+  t.add<Op::pad>({"reference", "ref_pad", supports_check<check_pad>, run_pad});
 }
 
 }  // namespace kiln::internal::ref

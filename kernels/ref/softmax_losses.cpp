@@ -139,16 +139,16 @@ void run_pair_loss(const KernelArgs& args) {
 }  // namespace
 
 void add_softmax_loss_kernels(KernelTable& t) {
-  t.add(Op::softmax,
-        {"reference", "ref_softmax", supports_check<check_softmax>, run_softmax<false>});
-  t.add(Op::log_softmax,
-        {"reference", "ref_log_softmax", supports_check<check_softmax>, run_softmax<true>});
-  t.add(Op::softmax_cross_entropy,
-        {"reference", "ref_softmax_cross_entropy", supports_check<check_softmax_cross_entropy>,
-         run_softmax_cross_entropy});
-  t.add(Op::mse,
-        {"reference", "ref_mse", supports_check<check_pair_loss>, run_pair_loss<squared_error>});
-  t.add(Op::bce_with_logits, {"reference", "ref_bce_with_logits", supports_check<check_pair_loss>,
+  t.add<Op::softmax>(
+      {"reference", "ref_softmax", supports_check<check_softmax>, run_softmax<false>});
+  t.add<Op::log_softmax>(
+      {"reference", "ref_log_softmax", supports_check<check_softmax>, run_softmax<true>});
+  t.add<Op::softmax_cross_entropy>({"reference", "ref_softmax_cross_entropy",
+                                    supports_check<check_softmax_cross_entropy>,
+                                    run_softmax_cross_entropy});
+  t.add<Op::mse>(
+      {"reference", "ref_mse", supports_check<check_pair_loss>, run_pair_loss<squared_error>});
+  t.add<Op::bce_with_logits>({"reference", "ref_bce_with_logits", supports_check<check_pair_loss>,
                               run_pair_loss<bce_logit_term>});
 }
 

@@ -67,9 +67,9 @@ void run_softmax_backward(const KernelArgs& args) {
 }  // namespace
 
 void add_activation_training_kernels(KernelTable& t) {
-  t.add(Op::relu_backward,
-        {"reference", "ref_relu_backward", supports_check<check_same_shapes>, run_relu_backward});
-  t.add(Op::softmax_backward, {"reference", "ref_softmax_backward",
+  t.add<Op::relu_backward>(
+      {"reference", "ref_relu_backward", supports_check<check_same_shapes>, run_relu_backward});
+  t.add<Op::softmax_backward>({"reference", "ref_softmax_backward",
                                supports_check<check_softmax_backward>, run_softmax_backward});
 }
 

@@ -41,8 +41,8 @@ void run_gelu_backward(const KernelArgs& args) {
 }  // namespace
 
 void add_attention_training_kernels(KernelTable& t) {
-  t.add(Op::gelu_backward,
-        {"reference", "ref_gelu_backward", supports_check<check_gelu_backward>, run_gelu_backward});
+  t.add<Op::gelu_backward>(
+      {"reference", "ref_gelu_backward", supports_check<check_gelu_backward>, run_gelu_backward});
 }
 
 }  // namespace kiln::internal::ref

@@ -197,16 +197,16 @@ void run_batch_norm_backward(const KernelArgs& args) {
 }  // namespace
 
 void add_cnn_training_kernels(KernelTable& t) {
-  t.add(Op::conv2d_backward_weights,
-        {"reference", "ref_conv2d_backward_weights", supports_check<check_conv2d_backward_weights>,
-         run_conv2d_backward_weights});
-  t.add(Op::max_pool2d_backward, {"reference", "ref_max_pool2d_backward",
+  t.add<Op::conv2d_backward_weights>({"reference", "ref_conv2d_backward_weights",
+                                      supports_check<check_conv2d_backward_weights>,
+                                      run_conv2d_backward_weights});
+  t.add<Op::max_pool2d_backward>({"reference", "ref_max_pool2d_backward",
                                   supports_check<check_pool2d_backward>, run_max_pool2d_backward});
-  t.add(Op::avg_pool2d_backward, {"reference", "ref_avg_pool2d_backward",
+  t.add<Op::avg_pool2d_backward>({"reference", "ref_avg_pool2d_backward",
                                   supports_check<check_pool2d_backward>, run_avg_pool2d_backward});
-  t.add(Op::batch_norm_backward,
-        {"reference", "ref_batch_norm_backward", supports_check<check_batch_norm_backward>,
-         run_batch_norm_backward});
+  t.add<Op::batch_norm_backward>({"reference", "ref_batch_norm_backward",
+                                  supports_check<check_batch_norm_backward>,
+                                  run_batch_norm_backward});
 }
 
 }  // namespace kiln::internal::ref

@@ -73,9 +73,9 @@ void run_layer_norm_backward(const KernelArgs& args) {
 }  // namespace
 
 void add_layer_norm_training_kernels(KernelTable& t) {
-  t.add(Op::layer_norm_backward,
-        {"reference", "ref_layer_norm_backward", supports_check<check_layer_norm_backward>,
-         run_layer_norm_backward});
+  t.add<Op::layer_norm_backward>({"reference", "ref_layer_norm_backward",
+                                  supports_check<check_layer_norm_backward>,
+                                  run_layer_norm_backward});
 }
 
 }  // namespace kiln::internal::ref

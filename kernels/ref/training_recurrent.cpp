@@ -202,9 +202,9 @@ void run_gru_backward(const KernelArgs& args) {
 }  // namespace
 
 void add_recurrent_training_kernels(KernelTable& t) {
-  t.add(Op::lstm_backward, {"reference", "ref_lstm_backward",
+  t.add<Op::lstm_backward>({"reference", "ref_lstm_backward",
                             supports_check<check_recurrent_backward>, run_lstm_backward});
-  t.add(Op::gru_backward, {"reference", "ref_gru_backward",
+  t.add<Op::gru_backward>({"reference", "ref_gru_backward",
                            supports_check<check_recurrent_backward>, run_gru_backward});
 }
 

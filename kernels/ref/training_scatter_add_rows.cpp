@@ -63,9 +63,9 @@ void run_scatter_add_rows(const KernelArgs& args) {
 }  // namespace ref
 
 void register_reference_training_kernels(KernelTable& t) {
-  t.add(Op::scatter_add_rows,
-        {"reference", "ref_scatter_add_rows", ref::supports_check<ref::check_scatter_add_rows>,
-         ref::run_scatter_add_rows});
+  t.add<Op::scatter_add_rows>({"reference", "ref_scatter_add_rows",
+                               ref::supports_check<ref::check_scatter_add_rows>,
+                               ref::run_scatter_add_rows});
   ref::add_cnn_training_kernels(t);
   ref::add_recurrent_training_kernels(t);  // ---- rnn ----
   ref::add_attention_training_kernels(t);  // ---- attention ----

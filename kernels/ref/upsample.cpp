@@ -41,7 +41,7 @@ void run_upsample_nearest2d(const KernelArgs& args) {
 }  // namespace
 
 void add_upsample_kernels(KernelTable& t) {
-  t.add(Op::upsample_nearest2d, {"reference", "ref_upsample_nearest2d",
+  t.add<Op::upsample_nearest2d>({"reference", "ref_upsample_nearest2d",
                                  supports_check<check_upsample_nearest2d>, run_upsample_nearest2d});
 }
 

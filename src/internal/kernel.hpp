@@ -58,10 +58,22 @@ KILN_INTERNAL_API std::span<const Kernel> kernels_for(Op op);
 /// and of kiln (training kernels, via register_training_kernels in autodiff).
 class KernelTable {
  public:
-  void add(Op op, Kernel k) { lists_[static_cast<std::size_t>(op)].push_back(k); }
+  /// Appends k to op's list. In a selective build (KILN_OPS) an op left out gets no
+  /// kernels: the test is a constant, so nothing refers to the kernel's functions and a
+  /// size-optimised link drops them. Registration code writes t.add<Op::relu>(kernel).
+  template <Op op>
+  void add(Kernel k) {
+    if constexpr (op_in_build(op)) append(op, k);
+  }
+  /// The same for an op known at run time (tables of elementwise kernels): the test runs
+  /// at start-up and the code stays.
+  void add(Op op, Kernel k) {
+    if (op_in_build(op)) append(op, k);
+  }
   std::span<const Kernel> get(Op op) const { return lists_[static_cast<std::size_t>(op)]; }
 
  private:
+  void append(Op op, const Kernel& k) { lists_[static_cast<std::size_t>(op)].push_back(k); }
   std::vector<Kernel> lists_[op_count];
 };
 

@@ -10,6 +10,7 @@
 #include "kiln/core/dtype.hpp"
 #include "kiln/core/shape.hpp"
 #include "kiln/graph/op.hpp"
+#include "kiln_ops_in_build.hpp"  // generated from KILN_OPS (cmake/KilnOps.cmake)
 
 namespace kiln::internal {
 

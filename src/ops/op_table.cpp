@@ -13,7 +13,7 @@
 namespace kiln::internal {
 namespace {
 
-constexpr std::array<OpInfo, op_count> kOps{{
+constexpr std::array<OpInfo, op_count> kAllOps{{
     {Op::input, "input", 0, rule_leaf, op_leaf},
     {Op::parameter, "parameter", 0, rule_leaf, op_leaf},
     {Op::constant, "constant", 0, rule_leaf, op_leaf},
@@ -80,10 +80,22 @@ constexpr std::array<OpInfo, op_count> kOps{{
 
 constexpr bool table_in_op_order() {
   for (int i = 0; i < op_count; ++i)
-    if (static_cast<int>(kOps[static_cast<std::size_t>(i)].op) != i) return false;
+    if (static_cast<int>(kAllOps[static_cast<std::size_t>(i)].op) != i) return false;
   return true;
 }
 static_assert(table_in_op_order(), "the op table must list every op once, in Op order");
+
+[[noreturn]] TensorDesc rule_not_in_build(const RuleContext& c);
+
+/// The table this build uses: in a selective build (KILN_OPS), the ops left out get
+/// rule_not_in_build, so nothing refers to their shape rules (nor, through KernelTable,
+/// to their kernels). kAllOps itself is only read here, at compile time.
+constexpr std::array<OpInfo, op_count> in_build(std::array<OpInfo, op_count> ops) {
+  for (OpInfo& info : ops)
+    if (!op_in_build(info.op)) info.infer = rule_not_in_build;
+  return ops;
+}
+constexpr std::array<OpInfo, op_count> kOps = in_build(kAllOps);
 
 std::string shapes_of(std::span<const TensorDesc> inputs) {
   std::string s;
@@ -96,6 +108,12 @@ std::string shapes_of(std::span<const TensorDesc> inputs) {
 
 std::string where(const RuleContext& c) {
   return "op '" + std::string(op_name(c.op)) + "' (node '" + std::string(c.node_name) + "')";
+}
+
+TensorDesc rule_not_in_build(const RuleContext& c) {
+  throw ValueError(where(c) + ": this build of Kiln was configured without it (KILN_OPS=\"" +
+                   std::string(selected_ops_text) +
+                   "\"); rebuild with the op added, e.g. from `kiln ops` on the model files");
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
  * batch dimension set to BATCH, default 3) and prints every output element with %.9g,
  * one per line, after a header line per output; BACKEND (e.g. eigen) restricts kernels. The edge
  * check runs it on x86 and on aarch64 (under qemu) and compares the two outputs with kiln_run
- * --compare PAIRS_FILE TOLERANCE: each line "x86_value aarch64_value"; exits 1 if any pair differs
- * by more than TOLERANCE relative.
+ * --compare PAIRS_FILE TOLERANCE [ABS_TOLERANCE]: each line "x86_value aarch64_value"; exits 1 if
+ * any pair differs by more than TOLERANCE relative and (if given) more than ABS_TOLERANCE.
  * kiln_run --monitor MODEL ROWS: runs a model holding a reference profile ("kiln.profile") through
  * a drift monitor (kiln_monitor_run, Eigen kernels) on ROWS deterministic rows in batches of 20,
  * the first 8 features shifted by +0.5, and prints per feature (and the predictions) a header line
@@ -68,7 +68,7 @@ static kiln_tensor* make_input(const kiln_model* model, size_t index, int64_t ba
   return t;
 }
 
-static int compare(const char* path, double tolerance) {
+static int compare(const char* path, double tolerance, double abs_tolerance) {
   double a = 0, b = 0, worst = 0;
   long n = 0, bad = 0;
   FILE* f = fopen(path, "r");
@@ -80,7 +80,7 @@ static int compare(const char* path, double tolerance) {
     double scale = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
     double rel = scale < 1e-30 ? 0.0 : fabs(a - b) / scale;
     if (rel > worst) worst = rel;
-    if (rel > tolerance) {
+    if (rel > tolerance && fabs(a - b) > abs_tolerance) {
       if (bad < 5) printf("line %ld: %.9g vs %.9g (relative %.3g)\n", n + 1, a, b, rel);
       ++bad;
     }
@@ -154,7 +154,8 @@ int main(int argc, char** argv) {
   const char** names;
   kiln_tensor** inputs;
   kiln_tensor** outputs;
-  if (argc == 4 && strcmp(argv[1], "--compare") == 0) return compare(argv[2], atof(argv[3]));
+  if ((argc == 4 || argc == 5) && strcmp(argv[1], "--compare") == 0)
+    return compare(argv[2], atof(argv[3]), argc == 5 ? atof(argv[4]) : 0.0);
   if (argc == 4 && strcmp(argv[1], "--monitor") == 0) return monitor(argv[2], atol(argv[3]));
   if (argc < 2 || argc > 4) {
     fprintf(stderr, "usage: %s MODEL.kiln [BATCH [BACKEND]]\n", argv[0]);

@@ -1,0 +1,100 @@
+# The selective edge library (issue 16): a kiln_infer with only the ops that the given
+# model files use (`kiln ops`), built for size (KILN_OPTIMIZE_SIZE: -Os, sections,
+# --gc-sections, LTO) without the drift monitor (KILN_INFER_MONITOR=OFF), as a shared
+# library without oneDNN, for x86_64 and, with QEMU set, for aarch64. For each:
+#   - the stripped library is at most MAX_BYTES;
+#   - kiln_run linked to it gives every model's outputs (batch 1 and 5) within 1e-5
+#     relative of the full build's kiln_run (HOST_RUN, Eigen kernels), or within 1e-9 for
+#     values near zero: the trained digits models give probabilities down to 1e-13, which
+#     aarch64's fused multiply-adds move by more than 1e-5 of themselves;
+#   - a model with an op left out (REFUSED_MODEL) fails to load with a message naming
+#     KILN_OPS, and kiln_run --monitor fails saying the monitor is not built in.
+#   cmake -DSOURCE_DIR=.. -DWORK_DIR=.. -DKILN=<kiln command> -DHOST_RUN=<kiln_run>
+#         -DMODELS="a.kiln|b.kiln" -DREFUSED_MODEL=.. -DPROFILE_MODEL=.. -DMAX_BYTES=500000
+#         [-DQEMU=<qemu-aarch64>] -DGENERATOR=.. -P selective_check.cmake
+cmake_minimum_required(VERSION 3.25)
+include(${CMAKE_CURRENT_LIST_DIR}/compare_runs.cmake)
+string(REPLACE "|" ";" MODELS "${MODELS}")
+
+execute_process(COMMAND ${KILN} ops ${MODELS}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE ops ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT rc EQUAL 0 OR ops STREQUAL "")
+  message(FATAL_ERROR "kiln ops ${MODELS} failed: ${err}")
+endif()
+message(STATUS "KILN_OPS=${ops}")
+
+set(arches x86_64)
+if(QEMU)
+  list(APPEND arches aarch64)
+endif()
+foreach(arch IN LISTS arches)
+  set(dir ${WORK_DIR}/${arch})
+  set(cross "")
+  set(strip strip)
+  set(emulator "")
+  if(arch STREQUAL "aarch64")
+    set(cross -DCMAKE_TOOLCHAIN_FILE=${SOURCE_DIR}/cmake/toolchains/aarch64-linux-gnu.cmake)
+    set(strip aarch64-linux-gnu-strip)
+    set(emulator ${QEMU} -L /usr/aarch64-linux-gnu)
+  endif()
+  # The same settings as the "edge" configure preset, plus the op list.
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${dir} -G ${GENERATOR} ${cross}
+      -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DKILN_WITH_ONEDNN=OFF
+      -DKILN_ARCH_FLAGS= -DKILN_WERROR=ON -DKILN_OPTIMIZE_SIZE=ON -DKILN_INFER_MONITOR=OFF
+      -DKILN_WITH_MPI=OFF -DKILN_BUILD_TESTS=OFF -DKILN_BUILD_EXAMPLES=OFF
+      -DKILN_BUILD_BENCHMARKS=OFF -DKILN_BUILD_APPS=OFF -DKILN_INSTALL=OFF "-DKILN_OPS=${ops}"
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "configuring the ${arch} selective build failed: ${out}${err}")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${dir} --target kiln_infer kiln_run -j 2
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "building the ${arch} selective kiln_infer failed: ${out}${err}")
+  endif()
+
+  file(GLOB lib ${dir}/src/libkiln_infer.so.*.*.*)
+  execute_process(COMMAND ${CMAKE_COMMAND} -DLIB=${lib} -DSTRIP=${strip}
+      -DOUT=${dir}/libkiln_infer.stripped.so -DMAX_BYTES=${MAX_BYTES}
+      -P ${CMAKE_CURRENT_LIST_DIR}/check_size.cmake
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message(STATUS "${arch}: ${out}${err}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${arch}: the selective library is over ${MAX_BYTES} bytes")
+  endif()
+
+  set(run ${emulator} ${dir}/bindings/c/kiln_run)
+  foreach(model IN LISTS MODELS)
+    get_filename_component(name ${model} NAME_WE)
+    foreach(batch 1 5)
+      execute_process(COMMAND ${HOST_RUN} ${model} ${batch} eigen
+        RESULT_VARIABLE rc OUTPUT_VARIABLE reference ERROR_VARIABLE err)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "kiln_run ${model} ${batch} (full build) failed: ${err}")
+      endif()
+      execute_process(COMMAND ${run} ${model} ${batch} eigen
+        RESULT_VARIABLE rc OUTPUT_VARIABLE selective ERROR_VARIABLE err)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "kiln_run ${model} ${batch} (${arch} selective build) failed: ${err}")
+      endif()
+      kiln_compare_runs("${name} batch ${batch} (${arch} selective vs full)" ${dir} ${HOST_RUN}
+        1e-5 "${reference}" "${selective}" 1e-9)
+    endforeach()
+  endforeach()
+
+  # What the selective build refuses, and how it says so.
+  execute_process(COMMAND ${run} ${REFUSED_MODEL} 1 eigen
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "configured without it \\(KILN_OPS=")
+    message(FATAL_ERROR "${arch}: ${REFUSED_MODEL} should fail to load, naming KILN_OPS; "
+                        "exit ${rc}: ${err}")
+  endif()
+  message(STATUS "${arch}: a model with other ops is refused: ${err}")
+  execute_process(COMMAND ${run} --monitor ${PROFILE_MODEL} 10
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "no drift monitor")
+    message(FATAL_ERROR "${arch}: kiln_run --monitor should fail without the monitor; "
+                        "exit ${rc}: ${err}")
+  endif()
+  message(STATUS "${arch}: the monitor is not built in: ${err}")
+endforeach()
