@@ -24,6 +24,9 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
 
+#include "kiln/graph/graph.hpp"
+#include "kiln/io/model_file.hpp"
+#include "kiln/ops.hpp"
 #include "tests/support/cli_test_support.hpp"
 
 namespace {
@@ -375,4 +378,38 @@ TEST_F(Cli, DistributedWithoutMpirun) {
       << r.err;
   EXPECT_FALSE(fs::exists(path("m.kiln")));
 #endif
+}
+
+// kiln ops lists the ops of the models' graphs (no inputs or parameters), their union in Op
+// order, as the KILN_OPS line of a selective build; --json adds each model's list.
+TEST_F(Cli, OpsListsTheOpsOfTheModels) {
+  {
+    kiln::Graph g;
+    kiln::Value x = g.input("x", {kiln::batch, 4});
+    kiln::Value w = g.parameter("w", kiln::Tensor::full({4, 3}, 0.5));
+    kiln::Value y = kiln::softmax(kiln::relu(kiln::matmul(x, w)));
+    kiln::save_model(path("dense.kiln").string(), g, {.inputs = {x}, .outputs = {y}});
+  }
+  {
+    kiln::Graph g;
+    kiln::Value x = g.input("image", {kiln::batch, 1, 4, 4});
+    kiln::Value w = g.parameter("w", kiln::Tensor::full({2, 1, 3, 3}, 0.25));
+    kiln::Value y = kiln::max_pool2d(kiln::conv2d(x, w));
+    kiln::save_model(path("conv.kiln").string(), g, {.inputs = {x}, .outputs = {y}});
+  }
+  const std::string dense = path("dense.kiln").string(), conv = path("conv.kiln").string();
+  CliResult r = kiln("ops " + dense);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "matmul;relu;softmax\n");
+  r = kiln("ops " + conv + " " + dense);
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out, "matmul;relu;softmax;conv2d;max_pool2d\n");
+  const json j = kiln_json("ops " + dense + " " + conv + " --json");
+  EXPECT_EQ(j["ops"], json::array({"matmul", "relu", "softmax", "conv2d", "max_pool2d"}));
+  EXPECT_EQ(j["models"][conv], json::array({"conv2d", "max_pool2d"}));
+  // A missing file: exit 4, naming it; no model: a usage error.
+  r = kiln("ops " + path("missing.kiln").string());
+  EXPECT_EQ(r.rc, 4);
+  EXPECT_NE(r.err.find("missing.kiln"), std::string::npos) << r.err;
+  EXPECT_EQ(kiln("ops").rc, 1);
 }
