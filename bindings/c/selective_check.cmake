@@ -11,7 +11,7 @@
 #     KILN_OPS, and kiln_run --monitor fails saying the monitor is not built in.
 #   cmake -DSOURCE_DIR=.. -DWORK_DIR=.. -DKILN=<kiln command> -DHOST_RUN=<kiln_run>
 #         -DMODELS="a.kiln|b.kiln" -DREFUSED_MODEL=.. -DPROFILE_MODEL=.. -DMAX_BYTES=500000
-#         [-DQEMU=<qemu-aarch64>] -DGENERATOR=.. -P selective_check.cmake
+#         [-DQEMU=<qemu-aarch64>] -P selective_check.cmake
 cmake_minimum_required(VERSION 3.25)
 include(${CMAKE_CURRENT_LIST_DIR}/compare_runs.cmake)
 string(REPLACE "|" ";" MODELS "${MODELS}")
@@ -22,6 +22,18 @@ if(NOT rc EQUAL 0 OR ops STREQUAL "")
   message(FATAL_ERROR "kiln ops ${MODELS} failed: ${err}")
 endif()
 message(STATUS "KILN_OPS=${ops}")
+
+# The full build's outputs, the reference for every selective build.
+foreach(model IN LISTS MODELS)
+  get_filename_component(name ${model} NAME_WE)
+  foreach(batch 1 5)
+    execute_process(COMMAND ${HOST_RUN} ${model} ${batch} eigen
+      RESULT_VARIABLE rc OUTPUT_VARIABLE reference_${name}_${batch} ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "kiln_run ${model} ${batch} (full build) failed: ${err}")
+    endif()
+  endforeach()
+endforeach()
 
 set(arches x86_64)
 if(QEMU)
@@ -37,12 +49,10 @@ foreach(arch IN LISTS arches)
     set(strip aarch64-linux-gnu-strip)
     set(emulator ${QEMU} -L /usr/aarch64-linux-gnu)
   endif()
-  # The same settings as the "edge" configure preset, plus the op list.
-  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${dir} -G ${GENERATOR} ${cross}
-      -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DKILN_WITH_ONEDNN=OFF
-      -DKILN_ARCH_FLAGS= -DKILN_WERROR=ON -DKILN_OPTIMIZE_SIZE=ON -DKILN_INFER_MONITOR=OFF
-      -DKILN_WITH_MPI=OFF -DKILN_BUILD_TESTS=OFF -DKILN_BUILD_EXAMPLES=OFF
-      -DKILN_BUILD_BENCHMARKS=OFF -DKILN_BUILD_APPS=OFF -DKILN_INSTALL=OFF "-DKILN_OPS=${ops}"
+  # The "edge" configure preset (CMakePresets.json), plus the op list and no monitor.
+  execute_process(COMMAND ${CMAKE_COMMAND} --preset edge -B ${dir} ${cross}
+      -DKILN_INFER_MONITOR=OFF "-DKILN_OPS=${ops}"
+    WORKING_DIRECTORY ${SOURCE_DIR}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "configuring the ${arch} selective build failed: ${out}${err}")
@@ -67,18 +77,13 @@ foreach(arch IN LISTS arches)
   foreach(model IN LISTS MODELS)
     get_filename_component(name ${model} NAME_WE)
     foreach(batch 1 5)
-      execute_process(COMMAND ${HOST_RUN} ${model} ${batch} eigen
-        RESULT_VARIABLE rc OUTPUT_VARIABLE reference ERROR_VARIABLE err)
-      if(NOT rc EQUAL 0)
-        message(FATAL_ERROR "kiln_run ${model} ${batch} (full build) failed: ${err}")
-      endif()
       execute_process(COMMAND ${run} ${model} ${batch} eigen
         RESULT_VARIABLE rc OUTPUT_VARIABLE selective ERROR_VARIABLE err)
       if(NOT rc EQUAL 0)
         message(FATAL_ERROR "kiln_run ${model} ${batch} (${arch} selective build) failed: ${err}")
       endif()
       kiln_compare_runs("${name} batch ${batch} (${arch} selective vs full)" ${dir} ${HOST_RUN}
-        1e-5 "${reference}" "${selective}" 1e-9)
+        1e-5 "${reference_${name}_${batch}}" "${selective}" 1e-9)
     endforeach()
   endforeach()
 
