@@ -3,7 +3,9 @@
 // is saved to memory with kiln::serialize_model and loaded with Model::load; one iteration
 // is one Model::run on one 784-pixel image (feeds checked, an executable taken from the
 // pool, the plan run, the output copied out). Reported at 1 thread. The same workload
-// (kiln_bench::KilnW3) runs against libtorch in benchmarks/compare.
+// (kiln_bench::KilnW3) runs against libtorch in benchmarks/compare. BM_W3InferLatencyBound
+// runs it through Model::run_into instead: the probabilities are written into a tensor made
+// once (I/O binding), so nothing is allocated per run.
 //
 //   w3_infer_latency --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -27,7 +29,25 @@ void BM_W3InferLatency(benchmark::State& state) {
   if (!std::isfinite(first)) state.SkipWithError("non-finite probabilities");
 }
 
+void BM_W3InferLatencyBound(benchmark::State& state) {
+  kiln::set_num_threads(static_cast<int>(state.range(0)));
+  kiln_bench::KilnW3 w3;
+  float first = 0.0f;
+  for (auto _ : state) {
+    first = w3.run_bound();
+    benchmark::DoNotOptimize(first);
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (!std::isfinite(first)) state.SkipWithError("non-finite probabilities");
+}
+
 }  // namespace
+
+BENCHMARK(BM_W3InferLatencyBound)
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
 
 BENCHMARK(BM_W3InferLatency)
     ->ArgName("threads")

@@ -478,6 +478,85 @@ TEST_F(CApi, RunReportsNamesShapesDtypesAndCounts) {
   for (auto* t : {x, off, wide, flat, ints}) kiln_tensor_free(t);
 }
 
+// I/O binding: kiln_tensor_wrap over the app's buffers and kiln_model_run_into. The
+// outputs equal kiln_model_run's bitwise; an input changed in its buffer is read from
+// there at the next run (no copy was taken); errors name the output and write nothing.
+TEST_F(CApi, RunIntoReadsAndWritesTheCallersBuffers) {
+  const int64_t batch = 3;
+  std::vector<float> x(9), off(6), y(6, -7.0f), r(6, -7.0f);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 7) - 3) * 0.5f;
+  for (std::size_t i = 0; i < off.size(); ++i) off[i] = float(int(i % 3) - 1) * 0.25f;
+  const int64_t xd[2] = {batch, 3}, od[2] = {batch, 2};
+  kiln_tensor *wx = nullptr, *woff = nullptr, *wy = nullptr, *wr = nullptr;
+  ASSERT_EQ(kiln_tensor_wrap(KILN_F32, xd, 2, x.data(), x.size() * 4, &wx), KILN_OK);
+  ASSERT_EQ(kiln_tensor_wrap(KILN_F32, od, 2, off.data(), off.size() * 4, &woff), KILN_OK);
+  ASSERT_EQ(kiln_tensor_wrap(KILN_F32, od, 2, y.data(), y.size() * 4, &wy), KILN_OK);
+  ASSERT_EQ(kiln_tensor_wrap(KILN_F32, od, 2, r.data(), r.size() * 4, &wr), KILN_OK);
+  const void* data = nullptr;
+  ASSERT_EQ(kiln_tensor_data(wy, &data), KILN_OK);
+  EXPECT_EQ(data, y.data());  // a view, not a copy
+  const char* names[2] = {"x", "offset"};
+  const kiln_tensor* in[2] = {wx, woff};
+  kiln_tensor* into[2] = {wy, wr};
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1)
+      for (auto& v : x) v = -v;  // changed in place: the next run must see it
+    ASSERT_EQ(kiln_model_run_into(model_, names, in, 2, into, 2), KILN_OK)
+        << kiln_last_error_message();
+    kiln_tensor* out[2] = {nullptr, nullptr};
+    ASSERT_EQ(kiln_model_run(model_, names, in, 2, out, 2), KILN_OK);
+    std::vector<float> want_y(6), want_r(6);
+    ASSERT_EQ(kiln_tensor_copy_to(out[0], want_y.data(), 24), KILN_OK);
+    ASSERT_EQ(kiln_tensor_copy_to(out[1], want_r.data(), 24), KILN_OK);
+    EXPECT_EQ(y, want_y) << "round " << round;
+    EXPECT_EQ(r, want_r) << "round " << round;
+    for (int64_t row = 0; row < batch; ++row) {
+      double ey[2], er[2];
+      reference(&x[std::size_t(row * 3)], &off[std::size_t(row * 2)], ey, er);
+      for (int j = 0; j < 2; ++j) EXPECT_NEAR(y[std::size_t(row * 2 + j)], ey[j], 1e-5);
+    }
+    for (auto* t : out) kiln_tensor_free(t);
+  }
+
+  // Errors: the caller's buffers keep what they held.
+  const std::vector<float> kept_y = y, kept_r = r;
+  std::vector<float> small(4);
+  const int64_t sd[2] = {2, 2};
+  kiln_tensor* wsmall = nullptr;
+  ASSERT_EQ(kiln_tensor_wrap(KILN_F32, sd, 2, small.data(), 16, &wsmall), KILN_OK);
+  kiln_tensor* bad_shape[2] = {wy, wsmall};
+  EXPECT_STATUS(kiln_model_run_into(model_, names, in, 2, bad_shape, 2), KILN_ERROR_SHAPE,
+                "output 1 ('r') has shape [3, 2] in this run, the tensor given [2, 2]");
+  kiln_tensor* ints = nullptr;
+  ASSERT_EQ(kiln_tensor_create(KILN_I32, od, 2, nullptr, 0, &ints), KILN_OK);
+  kiln_tensor* bad_dtype[2] = {ints, wr};
+  EXPECT_STATUS(kiln_model_run_into(model_, names, in, 2, bad_dtype, 2), KILN_ERROR_DTYPE,
+                "output 0");
+  kiln_tensor* missing[2] = {wy, nullptr};
+  EXPECT_STATUS(kiln_model_run_into(model_, names, in, 2, missing, 2), KILN_ERROR_INVALID_ARGUMENT,
+                "outputs[1] is NULL");
+  EXPECT_STATUS(kiln_model_run_into(model_, names, in, 2, into, 1), KILN_ERROR_INVALID_ARGUMENT,
+                "num_outputs is 1 but the model has 2 output(s)");
+  EXPECT_STATUS(kiln_model_run_into(model_, names, in, 2, nullptr, 2), KILN_ERROR_INVALID_ARGUMENT,
+                "outputs");
+  EXPECT_EQ(y, kept_y);
+  EXPECT_EQ(r, kept_r);
+
+  // kiln_tensor_wrap checks its arguments as kiln_tensor_create does.
+  kiln_tensor* t = reinterpret_cast<kiln_tensor*>(0x2);
+  EXPECT_STATUS(kiln_tensor_wrap(KILN_F32, xd, 2, x.data(), 8, &t), KILN_ERROR_SHAPE,
+                "8 bytes given, but dims [3, 3] of f32 need 36");
+  EXPECT_EQ(t, nullptr);
+  EXPECT_STATUS(kiln_tensor_wrap(KILN_F32, xd, 2, nullptr, 36, &t), KILN_ERROR_INVALID_ARGUMENT,
+                "data");
+  const int64_t negative[1] = {-1};
+  EXPECT_STATUS(kiln_tensor_wrap(KILN_F32, negative, 1, x.data(), 0, &t), KILN_ERROR_SHAPE,
+                "negative");
+  EXPECT_STATUS(kiln_tensor_wrap(KILN_F32, xd, 2, x.data(), 36, nullptr),
+                KILN_ERROR_INVALID_ARGUMENT, "out_tensor");
+  for (auto* h : {wx, woff, wy, wr, wsmall, ints}) kiln_tensor_free(h);
+}
+
 TEST(CApiErrors, MessagesArePerThread) {
   kiln_model* m = nullptr;
   ASSERT_NE(kiln_model_load(nullptr, &m), KILN_OK);

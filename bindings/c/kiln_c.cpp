@@ -214,25 +214,73 @@ void hand_out(std::vector<kiln::Tensor>& results, kiln_tensor** outputs) {
   for (std::size_t i = 0; i < handles.size(); ++i) outputs[i] = handles[i];
 }
 
-// What kiln_model_run and kiln_monitor_run share: checks the arguments, runs the C inputs
-// through `run` (Model::run, or Monitor::run) and hands the outputs out.
-template <class Run>
-void run_model(const kiln_model* model, const char* const* input_names,
-               const kiln_tensor* const* inputs, size_t num_inputs, kiln_tensor** outputs,
-               size_t num_outputs, Run&& run) {
+// A run's checked arguments: a share of the model (kiln_model_free on another thread from
+// here on leaves this run its model) and the feeds.
+struct CheckedRun {
+  kiln::infer::Model model;
+  kiln::Feeds feeds;
+};
+
+CheckedRun check_run(const kiln_model* model, const char* const* input_names,
+                     const kiln_tensor* const* inputs, size_t num_inputs, const void* outputs,
+                     size_t num_outputs) {
   require(model, "model");
   if (num_inputs > 0) {
     require(input_names, "input_names");
     require(inputs, "inputs");
   }
   require(outputs, "outputs");
-  // A share of the model first: kiln_model_free on another thread from here on leaves
-  // this run its model.
-  const kiln::infer::Model shared = model->model;
-  const kiln::Feeds feeds = make_feeds(input_names, inputs, num_inputs);
-  check_num_outputs(shared, num_outputs);
-  std::vector<kiln::Tensor> results = run(shared, feeds);
+  CheckedRun r{model->model, make_feeds(input_names, inputs, num_inputs)};
+  check_num_outputs(r.model, num_outputs);
+  return r;
+}
+
+// What kiln_model_run and kiln_monitor_run share: checks the arguments, runs the C inputs
+// through `run` (Model::run, or Monitor::run) and hands the outputs out.
+template <class Run>
+void run_model(const kiln_model* model, const char* const* input_names,
+               const kiln_tensor* const* inputs, size_t num_inputs, kiln_tensor** outputs,
+               size_t num_outputs, Run&& run) {
+  const CheckedRun r = check_run(model, input_names, inputs, num_inputs, outputs, num_outputs);
+  std::vector<kiln::Tensor> results = run(r.model, r.feeds);
   hand_out(results, outputs);
+}
+
+// A tensor's dtype, shape and size from the C arguments, checked: a known dtype, dims
+// (all >= 0) whose element count fits, and (with `sized`) nbytes equal to that size.
+struct TensorLayout {
+  kiln::DType dtype;
+  kiln::Shape shape;
+  std::size_t nbytes;
+};
+
+TensorLayout tensor_layout(kiln_dtype dtype, const int64_t* dims, size_t rank, bool sized,
+                           size_t nbytes) {
+  if (rank > 0) require(dims, "dims");
+  if (!valid_dtype(dtype))
+    throw kiln::DTypeError(cat("unknown dtype ", std::to_string(static_cast<int>(dtype))));
+  std::span<const std::int64_t> d(dims, rank);
+  const auto kdtype = static_cast<kiln::DType>(dtype);
+  const std::size_t elem = kiln::size_of(kdtype);
+  std::size_t numel = 1;
+  for (auto v : d) {
+    if (v < 0) throw kiln::ShapeError(cat("dims ", dims_str(d), " contain a negative size"));
+    const auto uv = static_cast<std::size_t>(v);
+    if (uv != 0 && numel > std::numeric_limits<std::size_t>::max() / elem / uv)
+      throw kiln::ShapeError(cat("dims ", dims_str(d), " hold too many elements"));
+    numel *= uv;
+  }
+  if (sized && nbytes != numel * elem) {
+    std::string m = std::to_string(nbytes);
+    m += " bytes given, but dims ";
+    m += dims_str(d);
+    m += " of ";
+    m += kiln::to_string(kdtype);
+    m += " need ";
+    m += std::to_string(numel * elem);
+    throw kiln::ShapeError(m);
+  }
+  return {kdtype, kiln::Shape(std::vector<std::int64_t>(d.begin(), d.end())), numel * elem};
 }
 
 kiln_status load(const char* fn, const char* path, const char* backend, kiln_model** out,
@@ -435,39 +483,44 @@ kiln_status kiln_model_run(const kiln_model* model, const char* const* input_nam
   });
 }
 
+kiln_status kiln_model_run_into(const kiln_model* model, const char* const* input_names,
+                                const kiln_tensor* const* inputs, size_t num_inputs,
+                                kiln_tensor* const* outputs, size_t num_outputs) {
+  return guarded("kiln_model_run_into", [&] {
+    const CheckedRun r = check_run(model, input_names, inputs, num_inputs, outputs, num_outputs);
+    std::vector<kiln::Tensor> into;
+    into.reserve(num_outputs);
+    for (size_t i = 0; i < num_outputs; ++i) {
+      if (outputs[i] == nullptr)
+        throw ArgumentError(cat("outputs[", std::to_string(i), "] is NULL"));
+      into.push_back(outputs[i]->tensor);
+    }
+    r.model.run_into(r.feeds, into);
+    return KILN_OK;
+  });
+}
+
 kiln_status kiln_tensor_create(kiln_dtype dtype, const int64_t* dims, size_t rank, const void* data,
                                size_t nbytes, kiln_tensor** out_tensor) {
   if (out_tensor != nullptr) *out_tensor = nullptr;
   return guarded("kiln_tensor_create", [&] {
     require(out_tensor, "out_tensor");
-    if (rank > 0) require(dims, "dims");
-    if (!valid_dtype(dtype))
-      throw kiln::DTypeError(cat("unknown dtype ", std::to_string(static_cast<int>(dtype))));
-    std::span<const std::int64_t> d(dims, rank);
-    const auto kdtype = static_cast<kiln::DType>(dtype);
-    const std::size_t elem = kiln::size_of(kdtype);
-    std::size_t numel = 1;
-    for (auto v : d) {
-      if (v < 0) throw kiln::ShapeError(cat("dims ", dims_str(d), " contain a negative size"));
-      const auto uv = static_cast<std::size_t>(v);
-      if (uv != 0 && numel > std::numeric_limits<std::size_t>::max() / elem / uv)
-        throw kiln::ShapeError(cat("dims ", dims_str(d), " hold too many elements"));
-      numel *= uv;
-    }
-    if (data != nullptr && nbytes != numel * elem) {
-      std::string m = std::to_string(nbytes);
-      m += " bytes given, but dims ";
-      m += dims_str(d);
-      m += " of ";
-      m += kiln::to_string(kdtype);
-      m += " need ";
-      m += std::to_string(numel * elem);
-      throw kiln::ShapeError(m);
-    }
-    kiln::Tensor t =
-        kiln::Tensor::zeros(kiln::Shape(std::vector<std::int64_t>(d.begin(), d.end())), kdtype);
+    const TensorLayout l = tensor_layout(dtype, dims, rank, data != nullptr, nbytes);
+    kiln::Tensor t = kiln::Tensor::zeros(l.shape, l.dtype);
     if (data != nullptr && nbytes > 0) std::memcpy(t.raw(), data, nbytes);
     *out_tensor = new kiln_tensor{std::move(t)};
+    return KILN_OK;
+  });
+}
+
+kiln_status kiln_tensor_wrap(kiln_dtype dtype, const int64_t* dims, size_t rank, void* data,
+                             size_t nbytes, kiln_tensor** out_tensor) {
+  if (out_tensor != nullptr) *out_tensor = nullptr;
+  return guarded("kiln_tensor_wrap", [&] {
+    require(out_tensor, "out_tensor");
+    const TensorLayout l = tensor_layout(dtype, dims, rank, true, nbytes);
+    if (l.nbytes > 0) require(data, "data");
+    *out_tensor = new kiln_tensor{kiln::Tensor::borrow(data, l.shape, l.dtype)};
     return KILN_OK;
   });
 }

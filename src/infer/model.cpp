@@ -69,6 +69,32 @@ struct Model::Impl {
     idle_cv.notify_one();
   }
 
+  // Checks and (with preprocessing, or signature names that differ from the graph's) renames
+  // the feeds, then calls fn(executable, feeds) on an executable of the pool. The run owns
+  // a share of the model (`keep`), so the caller may drop its handle meanwhile.
+  template <class Fn>
+  static auto run_pooled(std::shared_ptr<Impl> keep, const Feeds& feeds, Fn&& fn) {
+    Impl& m = *keep;
+    const auto feed_of = internal::match_feeds(m.feed_specs, feeds, m.run_where, m.check_finite);
+    Feeds renamed;
+    const bool rename = !m.same_names || m.any_normalize;
+    if (rename) {
+      renamed.reserve(m.feed_specs.size());
+      for (std::size_t i = 0; i < feed_of.size(); ++i) {
+        const Tensor& t = feeds[feed_of[i]].second;
+        const Normalization* n = m.any_normalize ? m.normalize[i] : nullptr;
+        renamed.emplace_back(m.input_nodes[i], n ? apply_normalization(t, *n) : t);
+      }
+    }
+    std::unique_ptr<Executable> exe = m.acquire();
+    struct Release {
+      Impl& m;
+      std::unique_ptr<Executable>& exe;
+      ~Release() { m.release(std::move(exe)); }
+    } release{m, exe};
+    return fn(*exe, rename ? renamed : feeds);
+  }
+
   std::string where() const {
     std::string s = "model '";
     s += data.metadata.name.empty() ? source : data.metadata.name;
@@ -131,6 +157,7 @@ Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source
   const internal::ModelData& d = impl->data;
   if (!d.graph || d.input_ids.size() != d.inputs.size() || d.output_ids.size() != d.outputs.size())
     throw FormatError(source + ": the decoded model's signatures do not match its graph");
+  for (const TensorSpec& o : d.outputs) impl->compile.output_names.push_back(o.name);
   Graph& g = *impl->data.graph;
   for (std::size_t i = 0; i < d.input_ids.size(); ++i) {
     const std::string& node_name = g.node(d.input_ids[i]).name;
@@ -195,29 +222,12 @@ std::span<const std::uint8_t> Model::section(const std::string& name) const {
 }
 
 std::vector<Tensor> Model::run(const Feeds& feeds) const {
-  // The run owns a share of the model, so the caller may drop its handle meanwhile.
-  const std::shared_ptr<Impl> keep = impl_;
-  Impl& m = *keep;
-  const auto feed_of = internal::match_feeds(m.feed_specs, feeds, m.run_where, m.check_finite);
-  Feeds renamed;
-  const bool rename = !m.same_names || m.any_normalize;
-  if (rename) {
-    renamed.reserve(m.feed_specs.size());
-    for (std::size_t i = 0; i < feed_of.size(); ++i) {
-      const Tensor& t = feeds[feed_of[i]].second;
-      const Normalization* n = m.any_normalize ? m.normalize[i] : nullptr;
-      renamed.emplace_back(m.input_nodes[i], n ? apply_normalization(t, *n) : t);
-    }
-  }
-  std::unique_ptr<Executable> exe = m.acquire();
-  try {
-    std::vector<Tensor> out = exe->run(rename ? renamed : feeds);
-    m.release(std::move(exe));
-    return out;
-  } catch (...) {
-    m.release(std::move(exe));
-    throw;
-  }
+  return Impl::run_pooled(impl_, feeds, [](Executable& exe, const Feeds& f) { return exe.run(f); });
+}
+
+void Model::run_into(const Feeds& feeds, std::span<Tensor> outputs) const {
+  Impl::run_pooled(impl_, feeds,
+                   [&](Executable& exe, const Feeds& f) { exe.run_into(f, outputs); });
 }
 
 }  // namespace kiln::infer

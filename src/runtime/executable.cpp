@@ -1,6 +1,7 @@
 #include "kiln/runtime/executable.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <list>
 #include <map>
 #include <mutex>
@@ -65,6 +66,10 @@ struct Plan {
   std::shared_ptr<void> arena;
   internal::MemoryPlan memory;
   std::vector<Tensor> outputs;
+  // Per output: run_into may let its step write straight into the caller's tensor (the
+  // step computes it, in memory of its own that no view shares, and no other output is
+  // the same node).
+  std::vector<char> in_place;
 };
 
 struct CachedPlan {
@@ -111,6 +116,7 @@ struct Executable::Impl {
   // Per-run scratch (runs are serialised by `mu`): the plan key and kernel arguments.
   std::vector<std::int64_t> key;
   std::vector<Tensor> args;
+  std::vector<Tensor> into_saved;  // run_into: the arena views of outputs written in place
   // Least recently used last; `index` finds a plan by key.
   std::list<CachedPlan> plans;
   std::map<std::vector<std::int64_t>, std::list<CachedPlan>::iterator> index;
@@ -234,6 +240,15 @@ struct Executable::Impl {
                                       step_of[static_cast<std::size_t>(alias_of[id])])] +
                                   alias_at[id];
     }
+    plan->in_place.assign(outputs.size(), 1);
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      const auto o = static_cast<std::size_t>(outputs[i]);
+      bool ok = step_of[o] >= 0 && alias_of[o] < 0 &&
+                std::count(outputs.begin(), outputs.end(), outputs[i]) == 1;
+      for (std::size_t id = 0; ok && id < count; ++id)
+        ok = alias_of[id] != static_cast<std::int32_t>(o);
+      plan->in_place[i] = ok;
+    }
     plan->arena = std::shared_ptr<void>(
         std::aligned_alloc(64, std::max<std::size_t>(64, plan->memory.arena_bytes)),
         [](void* p) { std::free(p); });
@@ -297,6 +312,58 @@ struct Executable::Impl {
       if (s != static_cast<std::size_t>(-1)) covers[s].push_back(static_cast<std::int32_t>(id));
     }
     for (auto& c : covers) std::sort(c.begin(), c.end());
+  }
+
+  // Checks run_into's tensors against the plan's outputs: count, dtype, shape, contiguity.
+  void check_into(const Plan& plan, std::span<Tensor> into) const {
+    if (into.size() != outputs.size())
+      throw ValueError("run_into: " + std::to_string(into.size()) + " output tensors for " +
+                       std::to_string(outputs.size()) + " outputs");
+    for (std::size_t i = 0; i < into.size(); ++i) {
+      const TensorDesc& d = plan.descs[static_cast<std::size_t>(outputs[i])];
+      const std::string& name =
+          i < options.output_names.size() ? options.output_names[i] : node(outputs[i]).name;
+      const std::string what = "run_into: output " + std::to_string(i) + " ('" + name + "') ";
+      if (!into[i].defined()) throw ValueError(what + "is an undefined tensor");
+      if (into[i].dtype() != d.dtype)
+        throw DTypeError(what + "is " + std::string(to_string(d.dtype)) + ", the tensor given is " +
+                         std::string(to_string(into[i].dtype())));
+      if (into[i].shape() != d.shape)
+        throw ShapeError(what + "has shape " + d.shape.str() + " in this run, the tensor given " +
+                         into[i].shape().str());
+      if (!into[i].is_contiguous())
+        throw ValueError(what + "needs a contiguous tensor, the one given is strided");
+    }
+  }
+
+  // Runs the plan, writing its outputs into `into` (checked by check_into): a step whose
+  // value is an output in memory of its own writes straight into a 64-byte aligned tensor;
+  // the rest are copied there at the end.
+  void execute_into(Plan& plan, const std::vector<Tensor>& bound, std::span<Tensor> into,
+                    RunObserver* observer) {
+    std::vector<Tensor>& saved = into_saved;
+    saved.assign(into.size(), Tensor());
+    for (std::size_t i = 0; i < into.size(); ++i) {
+      if (!plan.in_place[i] || reinterpret_cast<std::uintptr_t>(into[i].raw()) % 64 != 0) continue;
+      Tensor& v = plan.values[static_cast<std::size_t>(outputs[i])];
+      saved[i] = std::move(v);
+      v = into[i];
+    }
+    // The arena views come back whatever happens: the plan serves later runs.
+    struct Restore {
+      Impl& m;
+      Plan& plan;
+      std::span<Tensor> into;
+      ~Restore() {
+        for (std::size_t i = 0; i < into.size(); ++i)
+          if (m.into_saved[i].defined())
+            plan.values[static_cast<std::size_t>(m.outputs[i])] = std::move(m.into_saved[i]);
+      }
+    } restore{*this, plan, into};
+    execute(plan, bound, observer);
+    for (std::size_t i = 0; i < into.size(); ++i)
+      if (!saved[i].defined()) into[i].copy_from(plan.values[static_cast<std::size_t>(outputs[i])]);
+    plan.outputs.clear();
   }
 
   void execute(Plan& plan, const std::vector<Tensor>& bound, RunObserver* observer) {
@@ -389,6 +456,15 @@ std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
   // Nothing refers to the plan's arena now: a plan over the byte budget goes at once.
   impl_->evict(impl_->plans.size(), 0);
   return out;
+}
+
+void Executable::run_into(const Feeds& feeds, std::span<Tensor> outputs, RunObserver* observer) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto bound = impl_->match_feeds(feeds);
+  Plan& plan = impl_->plan_for(bound);
+  impl_->check_into(plan, outputs);
+  impl_->execute_into(plan, bound, outputs, observer);
+  impl_->evict(impl_->plans.size(), 0);
 }
 
 std::string Executable::plan(const Feeds& feeds) {

@@ -36,7 +36,7 @@
 #include "kiln/export.hpp" /* KILN_API: plain preprocessor, valid C */
 
 /** The C API version this header declares (see "Versions" above). */
-#define KILN_C_API_VERSION 3
+#define KILN_C_API_VERSION 4
 /* Version 2 added kiln_model_load_with_flags, KILN_LOAD_APPLY_PREPROCESSING and
  * kiln_model_content_hash. Version 3 added the drift monitor (kiln_monitor_*). */
 
@@ -164,6 +164,17 @@ KILN_API kiln_status kiln_model_run(const kiln_model* model, const char* const* 
                                     const kiln_tensor* const* inputs, size_t num_inputs,
                                     kiln_tensor** outputs, size_t num_outputs);
 
+/** Runs the model into tensors the caller made (I/O binding, like ONNX Runtime's): with
+ *  kiln_tensor_wrap over the app's own buffers, made once and reused from run to run, no
+ *  input or output is allocated or copied per run. `outputs[i]` must have output i's dtype
+ *  and the dims this run gives it (the signature's, with the batch size of the inputs);
+ *  otherwise KILN_ERROR_DTYPE / KILN_ERROR_SHAPE names the output and nothing runs. An
+ *  output is written straight into a 64-byte aligned buffer by the step that computes it
+ *  when it can, and copied into it otherwise. Since API version 4. */
+KILN_API kiln_status kiln_model_run_into(const kiln_model* model, const char* const* input_names,
+                                         const kiln_tensor* const* inputs, size_t num_inputs,
+                                         kiln_tensor* const* outputs, size_t num_outputs);
+
 /* ---- Tensors --------------------------------------------------------------------- */
 
 /** A new contiguous tensor of `dtype` and `dims` (all >= 0) holding a copy of `nbytes`
@@ -171,6 +182,12 @@ KILN_API kiln_status kiln_model_run(const kiln_model* model, const char* const* 
  *  NULL (with any nbytes) for a zero-filled tensor. */
 KILN_API kiln_status kiln_tensor_create(kiln_dtype dtype, const int64_t* dims, size_t rank,
                                         const void* data, size_t nbytes, kiln_tensor** out_tensor);
+/** A tensor over the caller's memory, without a copy: `data` holds exactly `nbytes` =
+ *  numel * kiln_dtype_size(dtype) bytes, row-major, and must outlive the tensor (and any
+ *  run using it). Reading it as an input reads `data`; kiln_model_run_into writes outputs
+ *  into it. Since API version 4. */
+KILN_API kiln_status kiln_tensor_wrap(kiln_dtype dtype, const int64_t* dims, size_t rank,
+                                      void* data, size_t nbytes, kiln_tensor** out_tensor);
 KILN_API void kiln_tensor_free(kiln_tensor* tensor);
 
 KILN_API kiln_status kiln_tensor_dtype(const kiln_tensor* tensor, kiln_dtype* out_dtype);

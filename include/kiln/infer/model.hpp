@@ -66,6 +66,13 @@ class KILN_API Model {
   /// shares ownership of the model: destroying the last Model handle while runs are in
   /// flight on other threads is safe, the memory goes when the last run returns.
   std::vector<Tensor> run(const Feeds& feeds) const;
+  /// Runs into the caller's tensors (I/O binding, like ONNX Runtime's): `outputs[i]` is a
+  /// contiguous tensor of outputs()[i]'s dtype and of this run's shape (e.g. a
+  /// Tensor::borrow of an app's buffer, bound once and reused). Nothing is allocated for
+  /// the outputs: see Executable::run_into for which are written in place and which copied.
+  /// Errors name the output, before anything runs. Safe from many threads at once, each
+  /// with its own output tensors.
+  void run_into(const Feeds& feeds, std::span<Tensor> outputs) const;
 
  private:
   struct Impl;

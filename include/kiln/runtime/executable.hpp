@@ -53,6 +53,9 @@ struct CompileOptions {
   /// evicted past it; after run() (which copies its outputs) the latest plan too, so one
   /// huge batch does not keep its memory. Kernel state (oneDNN primitives) is not counted.
   std::size_t plan_cache_bytes = std::size_t{512} << 20;
+  /// What run_into's messages call the outputs, in order (e.g. a model file's signature
+  /// names); empty: the graph nodes' names.
+  std::vector<std::string> output_names = {};
 };
 
 /// One step of a run as a RunObserver sees it; everything is valid during the call only.
@@ -119,6 +122,15 @@ class KILN_API Executable {
   /// Runs with the named inputs and returns the outputs as new tensors.
   /// With an observer, it is called after every step (see RunObserver).
   std::vector<Tensor> run(const Feeds& feeds, RunObserver* observer = nullptr);
+  /// Runs into the caller's tensors (I/O binding, as in ONNX Runtime): `outputs[i]` must be
+  /// a contiguous tensor of output i's dtype and of the shape this run gives it, e.g. a
+  /// Tensor::borrow of the caller's buffer, reused from run to run. Nothing is allocated
+  /// for the outputs: a step that computes an output in memory of its own writes straight
+  /// into a 64-byte aligned tensor, and any other output is copied into its tensor. Feeds
+  /// are read in place (Tensor::borrow inputs are not copied either). Throws ValueError,
+  /// DTypeError or ShapeError naming the output before anything runs; if a kernel throws,
+  /// the outputs' contents are unspecified.
+  void run_into(const Feeds& feeds, std::span<Tensor> outputs, RunObserver* observer = nullptr);
   /// Runs and returns views of the outputs inside the executable; they stay valid until
   /// the next run (no copies: for training loops).
   std::span<const Tensor> run_views(const Feeds& feeds, RunObserver* observer = nullptr);
