@@ -278,6 +278,25 @@ TEST(FastKernels, MatmulBatched) {
     }
 }
 
+// One row times a matrix (batch-1 dense layers): the Eigen kernel's row product, at widths
+// around its vector and tile sizes (16 and 128 columns with AVX-512, fewer elsewhere), with
+// and without the fused bias and ReLU. b ends where its std::vector ends, so a read past
+// b is caught by AddressSanitizer in the asan preset.
+TEST(FastKernels, MatmulOneRowEveryWidth) {
+  Rng rng(5);
+  for (std::int64_t n : {1, 3, 4, 5, 8, 10, 15, 16, 17, 31, 33, 127, 128, 129, 130, 144, 300})
+    for (std::int64_t k : {1, 2, 3, 4, 5, 8, 13, 100})
+      for (int epilogue = 0; epilogue < 3; ++epilogue) {
+        const Tensor dense = random({k, n}, rng);
+        std::vector<float> storage = dense.to_vector<float>();
+        const Tensor b = Tensor::borrow(storage.data(), {k, n}, f32);
+        Case c{Op::matmul, {}, {random({1, k}, rng), b}};
+        if (epilogue > 0) c.inputs.push_back(random({n}, rng));
+        if (epilogue == 2) c.attrs.post_op = PostOp::relu;
+        check(c, matmul_tol(k), Onednn::any);
+      }
+}
+
 TEST(FastKernels, MatmulEmptyInnerDimGivesZeros) {
   // A sum over nothing: every output element is 0 (the reference declines empty inputs).
   const Case c{Op::matmul, {}, {Tensor::zeros({7, 0}), Tensor::zeros({0, 9})}};

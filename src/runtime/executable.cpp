@@ -115,8 +115,11 @@ struct Executable::Impl {
   std::vector<std::int32_t> leaves;  // needed parameters and constants
   // Per-run scratch (runs are serialised by `mu`): the plan key and kernel arguments.
   std::vector<std::int64_t> key;
-  std::vector<Tensor> args;
-  std::vector<Tensor> into_saved;  // run_into: the arena views of outputs written in place
+  std::vector<Tensor> args;       // grows to the most inputs of a step; reused
+  std::vector<Tensor> feeds_now;  // the feeds of the current run, in `inputs` order
+  // run_into: which outputs a step writes in place, and the arena views they replace.
+  std::vector<char> into_direct;
+  std::vector<Tensor> into_saved;
   // Least recently used last; `index` finds a plan by key.
   std::list<CachedPlan> plans;
   std::map<std::vector<std::int64_t>, std::list<CachedPlan>::iterator> index;
@@ -128,15 +131,22 @@ struct Executable::Impl {
 
   // Feeds matched to needed inputs, checked; returns the tensors in `inputs` order. Feeds of
   // graph inputs these outputs do not need are accepted and ignored.
-  std::vector<Tensor> match_feeds(const Feeds& feeds) const {
+  // The tensors live in `feeds_now` until the next run (copy-assigned, so a run allocates
+  // nothing for them once the vectors have their sizes).
+  const std::vector<Tensor>& match_feeds(const Feeds& feeds) {
     const auto feed_of = internal::match_feeds(
         feed_specs, feeds, "run", options.check_finite_feeds, [this](const std::string& name) {
           return graph().contains(name) && graph().find(name).node().op == Op::input;
         });
-    std::vector<Tensor> bound(inputs.size());
-    for (std::size_t i = 0; i < inputs.size(); ++i)
-      bound[i] = feeds[feed_of[i]].second.contiguous();
-    return bound;
+    feeds_now.resize(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      const Tensor& t = feeds[feed_of[i]].second;
+      if (t.is_contiguous())
+        feeds_now[i] = t;
+      else
+        feeds_now[i] = t.contiguous();
+    }
+    return feeds_now;
   }
 
   const Node& node(std::int32_t id) const { return nodes[static_cast<std::size_t>(id)]; }
@@ -341,29 +351,29 @@ struct Executable::Impl {
   // the rest are copied there at the end.
   void execute_into(Plan& plan, const std::vector<Tensor>& bound, std::span<Tensor> into,
                     RunObserver* observer) {
-    std::vector<Tensor>& saved = into_saved;
-    saved.assign(into.size(), Tensor());
+    // Copy-assigned slots, so that a run allocates nothing once they have their sizes.
+    into_saved.resize(into.size());
+    into_direct.assign(into.size(), 0);
     for (std::size_t i = 0; i < into.size(); ++i) {
       if (!plan.in_place[i] || reinterpret_cast<std::uintptr_t>(into[i].raw()) % 64 != 0) continue;
       Tensor& v = plan.values[static_cast<std::size_t>(outputs[i])];
-      saved[i] = std::move(v);
+      into_saved[i] = v;
       v = into[i];
+      into_direct[i] = 1;
     }
     // The arena views come back whatever happens: the plan serves later runs.
     struct Restore {
       Impl& m;
       Plan& plan;
-      std::span<Tensor> into;
       ~Restore() {
-        for (std::size_t i = 0; i < into.size(); ++i)
-          if (m.into_saved[i].defined())
-            plan.values[static_cast<std::size_t>(m.outputs[i])] = std::move(m.into_saved[i]);
+        for (std::size_t i = 0; i < m.into_direct.size(); ++i)
+          if (m.into_direct[i])
+            plan.values[static_cast<std::size_t>(m.outputs[i])] = m.into_saved[i];
       }
-    } restore{*this, plan, into};
+    } restore{*this, plan};
     execute(plan, bound, observer);
     for (std::size_t i = 0; i < into.size(); ++i)
-      if (!saved[i].defined()) into[i].copy_from(plan.values[static_cast<std::size_t>(outputs[i])]);
-    plan.outputs.clear();
+      if (!into_direct[i]) into[i].copy_from(plan.values[static_cast<std::size_t>(outputs[i])]);
   }
 
   void execute(Plan& plan, const std::vector<Tensor>& bound, RunObserver* observer) {
@@ -376,17 +386,22 @@ struct Executable::Impl {
       const Node& n = graph().node(leaf);
       if (n.value.shape() != plan.descs[id].shape || n.value.dtype() != plan.descs[id].dtype)
         throw ShapeError("run: parameter '" + n.name + "' changed shape or dtype since compiling");
-      plan.values[id] = n.value;
+      // The plan keeps the storage it last saw alive, so the same address is the same
+      // storage: nothing to assign.
+      if (plan.values[id].raw() != n.value.raw() || !plan.values[id].defined())
+        plan.values[id] = n.value;
     }
     internal::RunContext ctx{options.training, runs};
     const std::size_t count = plan.steps.size();
     for (std::size_t k = 0; k < count; ++k) {
       const Step& s = plan.steps[k];
       const Node& n = node(s.node);
-      args.clear();
-      for (auto i : n.inputs) args.push_back(plan.values[static_cast<std::size_t>(i)]);
+      if (args.size() < n.inputs.size()) args.resize(n.inputs.size());
+      for (std::size_t i = 0; i < n.inputs.size(); ++i)
+        args[i] = plan.values[static_cast<std::size_t>(n.inputs[i])];
       Tensor& out = plan.values[static_cast<std::size_t>(s.node)];
-      KernelArgs ka{n, args, out, s.state.get(), ctx};
+      KernelArgs ka{n, std::span<const Tensor>(args.data(), n.inputs.size()), out, s.state.get(),
+                    ctx};
       s.kernel->run(ka);
       if (observer) {
         const auto& c = covers[k];
@@ -394,8 +409,14 @@ struct Executable::Impl {
       }
     }
     ++runs;
-    plan.outputs.clear();
-    for (auto o : outputs) plan.outputs.push_back(plan.values[static_cast<std::size_t>(o)]);
+  }
+
+  // The outputs of the run that just ended, as views of the plan's memory.
+  std::span<const Tensor> collect(Plan& plan) const {
+    plan.outputs.resize(outputs.size());
+    for (std::size_t i = 0; i < outputs.size(); ++i)
+      plan.outputs[i] = plan.values[static_cast<std::size_t>(outputs[i])];
+    return plan.outputs;
   }
 };
 
@@ -439,20 +460,20 @@ Executable& Executable::operator=(Executable&&) noexcept = default;
 
 std::span<const Tensor> Executable::run_views(const Feeds& feeds, RunObserver* observer) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  auto bound = impl_->match_feeds(feeds);
+  const auto& bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
   impl_->execute(plan, bound, observer);
-  return plan.outputs;
+  return impl_->collect(plan);
 }
 
 std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  auto bound = impl_->match_feeds(feeds);
+  const auto& bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
   impl_->execute(plan, bound, observer);
   std::vector<Tensor> out;
-  out.reserve(plan.outputs.size());
-  for (const auto& t : plan.outputs) out.push_back(t.clone());
+  out.reserve(impl_->outputs.size());
+  for (auto o : impl_->outputs) out.push_back(plan.values[static_cast<std::size_t>(o)].clone());
   // Nothing refers to the plan's arena now: a plan over the byte budget goes at once.
   impl_->evict(impl_->plans.size(), 0);
   return out;
@@ -460,7 +481,7 @@ std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
 
 void Executable::run_into(const Feeds& feeds, std::span<Tensor> outputs, RunObserver* observer) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  auto bound = impl_->match_feeds(feeds);
+  const auto& bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
   impl_->check_into(plan, outputs);
   impl_->execute_into(plan, bound, outputs, observer);
@@ -469,7 +490,7 @@ void Executable::run_into(const Feeds& feeds, std::span<Tensor> outputs, RunObse
 
 std::string Executable::plan(const Feeds& feeds) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  auto bound = impl_->match_feeds(feeds);
+  const auto& bound = impl_->match_feeds(feeds);
   Plan& p = impl_->plan_for(bound);
   const auto& nodes = impl_->nodes;
   std::ostringstream os;
