@@ -5,6 +5,7 @@
 #include <atomic>
 #include <string>
 
+#include "internal/threads.hpp"
 #include "kiln/core/error.hpp"
 
 namespace kiln {
@@ -24,5 +25,16 @@ int num_threads() {
   const int n = g_threads.load();
   return n > 0 ? n : omp_get_max_threads();
 }
+
+namespace internal {
+
+// set_num_threads holds in the whole process (README, "Threads"): OpenMP's own setting is
+// per thread, so each run brings its thread's in line.
+void follow_thread_setting() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  if (n > 0 && omp_get_max_threads() != n) omp_set_num_threads(n);
+}
+
+}  // namespace internal
 
 }  // namespace kiln

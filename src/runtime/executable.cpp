@@ -9,6 +9,7 @@
 
 #include "graph/graph_editor.hpp"
 #include "internal/kernel.hpp"
+#include "internal/threads.hpp"
 #include "kiln/core/error.hpp"
 #include "passes/passes.hpp"
 #include "runtime/feeds.hpp"
@@ -459,6 +460,7 @@ Executable::Executable(Executable&&) noexcept = default;
 Executable& Executable::operator=(Executable&&) noexcept = default;
 
 std::span<const Tensor> Executable::run_views(const Feeds& feeds, RunObserver* observer) {
+  internal::follow_thread_setting();
   std::lock_guard<std::mutex> lock(impl_->mu);
   const auto& bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
@@ -467,6 +469,7 @@ std::span<const Tensor> Executable::run_views(const Feeds& feeds, RunObserver* o
 }
 
 std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
+  internal::follow_thread_setting();
   std::lock_guard<std::mutex> lock(impl_->mu);
   const auto& bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
@@ -480,6 +483,7 @@ std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
 }
 
 void Executable::run_into(const Feeds& feeds, std::span<Tensor> outputs, RunObserver* observer) {
+  internal::follow_thread_setting();
   std::lock_guard<std::mutex> lock(impl_->mu);
   const auto& bound = impl_->match_feeds(feeds);
   Plan& plan = impl_->plan_for(bound);
