@@ -2,8 +2,9 @@
  * linking only the inference library (Kiln::kiln_infer): loads the .kiln file, prints
  * its signatures, applies the normalisation the file records to raw rows of digits.csv
  * (64 pixel columns, then the label), classifies the first 10 rows one at a time, then
- * all rows in one batch. The last line printed is accuracy=<value>; with a minimum
- * accuracy given, exits 1 below it.
+ * all rows in one batch. The model reads the rows from this program's own array and writes
+ * the probabilities into another (kiln_tensor_wrap and kiln_model_run_into: no copies). The
+ * last line printed is accuracy=<value>; with a minimum accuracy given, exits 1 below it.
  *
  *   infer_digits_c path/to/digits_mlp.kiln [path/to/digits.csv [min_accuracy]] */
 #include <stdio.h>
@@ -82,9 +83,10 @@ static void classify(const kiln_model* model, const float* table, size_t begin, 
     }
   dims[0] = (int64_t)n;
   dims[1] = (int64_t)features;
-  CHECK(kiln_tensor_create(KILN_F32, dims, 2, x, n * features * sizeof *x, &input));
-  CHECK(kiln_model_run(model, &input_name, (const kiln_tensor* const*)&input, 1, &output, 1));
-  CHECK(kiln_tensor_copy_to(output, probs, n * classes * sizeof *probs));
+  CHECK(kiln_tensor_wrap(KILN_F32, dims, 2, x, n * features * sizeof *x, &input));
+  dims[1] = (int64_t)classes;
+  CHECK(kiln_tensor_wrap(KILN_F32, dims, 2, probs, n * classes * sizeof *probs, &output));
+  CHECK(kiln_model_run_into(model, &input_name, (const kiln_tensor* const*)&input, 1, &output, 1));
   for (r = 0; r < n; ++r) {
     size_t best = 0;
     for (c = 1; c < classes; ++c)

@@ -313,7 +313,7 @@ Scaling from 1 to 2 threads (medians of the runs above; "per run" divides each r
 %s
 
 Kiln's figures as fractions of the machine's limit that binds each workload, measured by
-`benchmarks/peak` in the same repetitions (FLOPs counted as in benchmarks/workloads.hpp):
+\`benchmarks/peak\` in the same repetitions (FLOPs counted as in benchmarks/workloads.hpp):
 
 %s
 

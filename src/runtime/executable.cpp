@@ -387,10 +387,11 @@ struct Executable::Impl {
       const Node& n = graph().node(leaf);
       if (n.value.shape() != plan.descs[id].shape || n.value.dtype() != plan.descs[id].dtype)
         throw ShapeError("run: parameter '" + n.name + "' changed shape or dtype since compiling");
-      // The plan keeps the storage it last saw alive, so the same address is the same
-      // storage: nothing to assign.
-      if (plan.values[id].raw() != n.value.raw() || !plan.values[id].defined())
-        plan.values[id] = n.value;
+      // The plan keeps the storage it last saw alive, so the same address and strides are
+      // the same tensor: nothing to assign (an assignment copies the shape and strides).
+      Tensor& held = plan.values[id];
+      if (!held.defined() || held.raw() != n.value.raw() || held.strides() != n.value.strides())
+        held = n.value;
     }
     internal::RunContext ctx{options.training, runs};
     const std::size_t count = plan.steps.size();
