@@ -85,8 +85,8 @@ void relu_rows(float* c, std::int64_t rows, std::int64_t cols) {
 // the widest vectors the build targets: c = bias + a * B, with the ReLU applied as c is
 // stored. B streams through once, row by row, into kTile accumulators of kLanes columns,
 // so the product runs at the speed B can be read (from L2 for a layer of a few hundred
-// KB), where Eigen's GEMV spent about a third more. GCC's vector extensions lower to
-// AVX-512, AVX or SSE on x86 and NEON on aarch64.
+// KB), where Eigen's GEMV spent about a fifth more (AVX-512). GCC's vector extensions
+// lower to AVX-512 or AVX on x86 (see row_product for narrower vectors).
 #if defined(__AVX512F__)
 constexpr int kVecBytes = 64;
 #elif defined(__AVX__)
@@ -160,9 +160,13 @@ void row_times_matrix(const float* a, const float* b, const float* bias, float* 
   for (; j < n; j += kLanes) row_narrow(a, b, bias, c, k, n, j, std::min(kLanes, n - j), relu);
 }
 
-// Where the row kernel replaces Eigen's GEMV: one row, no transposes.
+// Where the row kernel replaces Eigen's GEMV: one row, no transposes, and vectors of at
+// least 256 bits. With 128-bit vectors (SSE2 without -march, NEON) W3 measured the same as
+// Eigen's GEMV or slower (6.5-7.4 us against 6.5 us without -march), so those builds keep
+// Eigen's and leave this code out.
 bool row_product(const GemmShape& g, const Attrs& at) {
-  return g.batch == 1 && g.m == 1 && g.k > 0 && !at.transpose_a && !at.transpose_b;
+  return kVecBytes >= 32 && g.batch == 1 && g.m == 1 && g.k > 0 && !at.transpose_a &&
+         !at.transpose_b;
 }
 #else
 bool row_product(const GemmShape&, const Attrs&) { return false; }
