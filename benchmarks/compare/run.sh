@@ -66,6 +66,16 @@ if [ -n "$portable" ]; then
     exit 1
   fi
 fi
+# A benchmark binary older than its build's libraries measures code that is gone, e.g. after
+# `cmake --preset portable` turned the portable build's benchmarks off again.
+for b in "$bin" $pbin; do
+  for lib in "$(dirname "$(dirname "$(dirname "$b")")")"/src/libkiln*.a; do
+    if [ -e "$lib" ] && [ "$lib" -nt "$b" ]; then
+      echo "run.sh: $b is older than $lib: rebuild compare_libtorch there first" >&2
+      exit 1
+    fi
+  done
+done
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -140,6 +150,8 @@ def load(prefix):
     runs = {}
     for path in sorted(glob.glob("%s/%s_*.json" % (out, prefix))):
         rep = int(os.path.basename(path).split("_")[1])
+        if os.path.getsize(path) == 0:  # no benchmark matched, e.g. -w W3 at 2 threads
+            continue
         for b in json.load(open(path))["benchmarks"]:
             if b.get("error_occurred"):
                 sys.exit("run.sh: %s failed: %s" % (b["name"], b.get("error_message")))
