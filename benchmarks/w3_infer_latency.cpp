@@ -17,28 +17,24 @@
 
 namespace {
 
-void BM_W3InferLatency(benchmark::State& state) {
+// Times `run` (KilnW3::run or KilnW3::run_bound) on one image per iteration.
+template <auto Run>
+void time_w3(benchmark::State& state) {
   kiln::set_num_threads(static_cast<int>(state.range(0)));
-  const kiln_bench::KilnW3 w3;  // compiles the batch-1 plan outside the timing
+  kiln_bench::KilnW3 w3;  // compiles the batch-1 plan outside the timing
   float first = 0.0f;
   for (auto _ : state) {
-    first = w3.run();
+    first = (w3.*Run)();
     benchmark::DoNotOptimize(first);
   }
   state.SetItemsProcessed(state.iterations());
   if (!std::isfinite(first)) state.SkipWithError("non-finite probabilities");
 }
 
+void BM_W3InferLatency(benchmark::State& state) { time_w3<&kiln_bench::KilnW3::run>(state); }
+
 void BM_W3InferLatencyBound(benchmark::State& state) {
-  kiln::set_num_threads(static_cast<int>(state.range(0)));
-  kiln_bench::KilnW3 w3;
-  float first = 0.0f;
-  for (auto _ : state) {
-    first = w3.run_bound();
-    benchmark::DoNotOptimize(first);
-  }
-  state.SetItemsProcessed(state.iterations());
-  if (!std::isfinite(first)) state.SkipWithError("non-finite probabilities");
+  time_w3<&kiln_bench::KilnW3::run_bound>(state);
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include "kiln/infer/model.hpp"
 #include "kiln/io/model_file.hpp"
 #include "kiln/kiln.hpp"
+#include "tests/support/error_test_support.hpp"
+#include "tests/support/kernel_test_support.hpp"
 
 using namespace kiln;
 
@@ -22,9 +24,7 @@ namespace {
 
 Tensor seeded(const Shape& shape, std::uint64_t seed) {
   Rng rng(seed);
-  std::vector<float> v(static_cast<std::size_t>(shape.numel()));
-  for (auto& f : v) f = static_cast<float>(rng.uniform() * 2.0 - 1.0);
-  return Tensor::from(v, shape);
+  return kiln_test::random(shape, rng);
 }
 
 // x [batch, 12] -> dense 16 (relu) -> dense 5 -> softmax; also the hidden layer h, and
@@ -133,32 +133,18 @@ TEST(RunInto, ErrorsNameTheOutputAndLeaveTheBuffersAlone) {
     for (float v : h.values()) ASSERT_EQ(v, -7.0f);
     for (float v : probs.values()) ASSERT_EQ(v, -7.0f);
   };
-  // Runs run_into with these tensors and expects an error of type E, returning its text.
-  auto error = [&]<class E>(std::vector<Tensor> into, E*) -> std::string {
-    try {
-      exe.run_into(f, into);
-    } catch (const E& e) {
-      return e.what();
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "another error: " << e.what();
-      return {};
-    }
-    ADD_FAILURE() << "no error";
-    return {};
+  // run_into with these tensors must throw E with `what` in its message.
+  auto expect_error = [&]<class E>(std::vector<Tensor> into, E*, const std::string& what) {
+    kiln_test::expect_error<E>([&] { exe.run_into(f, into); }, what);
   };
-  const std::string count = error({h.tensor}, static_cast<ValueError*>(nullptr));
-  EXPECT_NE(count.find("1 output tensors for 2 outputs"), std::string::npos) << count;
-  const std::string shape = error({h.tensor, wrong_rows.tensor}, static_cast<ShapeError*>(nullptr));
-  EXPECT_NE(shape.find("output 1 ('probs')"), std::string::npos) << shape;
-  EXPECT_NE(shape.find("[2, 5]"), std::string::npos) << shape;
-  const std::string dtype =
-      error({h.tensor, Tensor::zeros({2, 5}, f64)}, static_cast<DTypeError*>(nullptr));
-  EXPECT_NE(dtype.find("f64"), std::string::npos) << dtype;
-  const std::string undefined = error({h.tensor, Tensor()}, static_cast<ValueError*>(nullptr));
-  EXPECT_NE(undefined.find("undefined"), std::string::npos) << undefined;
+  expect_error({h.tensor}, static_cast<ValueError*>(nullptr), "1 output tensors for 2 outputs");
+  expect_error({h.tensor, wrong_rows.tensor}, static_cast<ShapeError*>(nullptr),
+               "output 1 ('probs')");
+  expect_error({h.tensor, wrong_rows.tensor}, static_cast<ShapeError*>(nullptr), "[2, 5]");
+  expect_error({h.tensor, Tensor::zeros({2, 5}, f64)}, static_cast<DTypeError*>(nullptr), "f64");
+  expect_error({h.tensor, Tensor()}, static_cast<ValueError*>(nullptr), "undefined");
   const Tensor strided = Tensor::zeros({5, 2}).permute({1, 0});
-  const std::string layout = error({h.tensor, strided}, static_cast<ValueError*>(nullptr));
-  EXPECT_NE(layout.find("contiguous"), std::string::npos) << layout;
+  expect_error({h.tensor, strided}, static_cast<ValueError*>(nullptr), "contiguous");
   expect_untouched();
 }
 
@@ -211,10 +197,5 @@ TEST(RunInto, ModelRunIntoMatchesRunFromManyThreads) {
   // Errors name the model's output.
   Buffer wrong({2, 5}, 0), hidden({1, 16}, 0);
   std::vector<Tensor> into{wrong.tensor, hidden.tensor};
-  try {
-    model.run_into(m.feeds(1, 7), into);
-    FAIL() << "no error";
-  } catch (const ShapeError& e) {
-    EXPECT_NE(std::string(e.what()).find("[1, 5]"), std::string::npos) << e.what();
-  }
+  kiln_test::expect_error<ShapeError>([&] { model.run_into(m.feeds(1, 7), into); }, "[1, 5]");
 }

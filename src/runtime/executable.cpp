@@ -150,6 +150,10 @@ struct Executable::Impl {
     return feeds_now;
   }
 
+  // The plan for these feeds' shapes (compiled the first time they are seen), with the
+  // feeds matched into feeds_now, which execute reads. Called with `mu` held.
+  Plan& plan_of(const Feeds& feeds) { return plan_for(match_feeds(feeds)); }
+
   const Node& node(std::int32_t id) const { return nodes[static_cast<std::size_t>(id)]; }
 
   std::unique_ptr<Plan> compile(const std::vector<Tensor>& bound) const {
@@ -350,8 +354,7 @@ struct Executable::Impl {
   // Runs the plan, writing its outputs into `into` (checked by check_into): a step whose
   // value is an output in memory of its own writes straight into a 64-byte aligned tensor;
   // the rest are copied there at the end.
-  void execute_into(Plan& plan, const std::vector<Tensor>& bound, std::span<Tensor> into,
-                    RunObserver* observer) {
+  void execute_into(Plan& plan, std::span<Tensor> into, RunObserver* observer) {
     // Copy-assigned slots, so that a run allocates nothing once they have their sizes.
     into_saved.resize(into.size());
     into_direct.assign(into.size(), 0);
@@ -372,14 +375,15 @@ struct Executable::Impl {
             plan.values[static_cast<std::size_t>(m.outputs[i])] = m.into_saved[i];
       }
     } restore{*this, plan};
-    execute(plan, bound, observer);
+    execute(plan, observer);
     for (std::size_t i = 0; i < into.size(); ++i)
       if (!into_direct[i]) into[i].copy_from(plan.values[static_cast<std::size_t>(outputs[i])]);
   }
 
-  void execute(Plan& plan, const std::vector<Tensor>& bound, RunObserver* observer) {
+  // Runs the plan on the feeds of plan_of.
+  void execute(Plan& plan, RunObserver* observer) {
     for (std::size_t i = 0; i < inputs.size(); ++i)
-      plan.values[static_cast<std::size_t>(inputs[i])] = bound[i];
+      plan.values[static_cast<std::size_t>(inputs[i])] = feeds_now[i];
     // Parameters and constants are read from the graph at every run: optimizers update
     // them in place, and users may assign new tensors of the same shape.
     for (const std::int32_t leaf : leaves) {
@@ -463,18 +467,16 @@ Executable& Executable::operator=(Executable&&) noexcept = default;
 std::span<const Tensor> Executable::run_views(const Feeds& feeds, RunObserver* observer) {
   internal::follow_thread_setting();
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const auto& bound = impl_->match_feeds(feeds);
-  Plan& plan = impl_->plan_for(bound);
-  impl_->execute(plan, bound, observer);
+  Plan& plan = impl_->plan_of(feeds);
+  impl_->execute(plan, observer);
   return impl_->collect(plan);
 }
 
 std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
   internal::follow_thread_setting();
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const auto& bound = impl_->match_feeds(feeds);
-  Plan& plan = impl_->plan_for(bound);
-  impl_->execute(plan, bound, observer);
+  Plan& plan = impl_->plan_of(feeds);
+  impl_->execute(plan, observer);
   std::vector<Tensor> out;
   out.reserve(impl_->outputs.size());
   for (auto o : impl_->outputs) out.push_back(plan.values[static_cast<std::size_t>(o)].clone());
@@ -486,17 +488,15 @@ std::vector<Tensor> Executable::run(const Feeds& feeds, RunObserver* observer) {
 void Executable::run_into(const Feeds& feeds, std::span<Tensor> outputs, RunObserver* observer) {
   internal::follow_thread_setting();
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const auto& bound = impl_->match_feeds(feeds);
-  Plan& plan = impl_->plan_for(bound);
+  Plan& plan = impl_->plan_of(feeds);
   impl_->check_into(plan, outputs);
-  impl_->execute_into(plan, bound, outputs, observer);
+  impl_->execute_into(plan, outputs, observer);
   impl_->evict(impl_->plans.size(), 0);
 }
 
 std::string Executable::plan(const Feeds& feeds) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  const auto& bound = impl_->match_feeds(feeds);
-  Plan& p = impl_->plan_for(bound);
+  Plan& p = impl_->plan_of(feeds);
   const auto& nodes = impl_->nodes;
   std::ostringstream os;
   os << "plan for " << shape_list(impl_->inputs, p.descs, nodes) << ": " << p.steps.size()
