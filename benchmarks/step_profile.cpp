@@ -33,38 +33,22 @@ struct BackendTimer : kiln::RunObserver {
 
 void BM_W1StepProfile(benchmark::State& state) {
   kiln::set_num_threads(static_cast<int>(state.range(0)));
-  namespace nn = kiln::nn;
-  using namespace kiln_bench;
-  kiln::Graph g;
-  kiln::Value x = g.input("pixels", {kiln::batch, w1_features});
-  kiln::Value y = g.input("label", {kiln::batch}, kiln::i32);
-  kiln::Value h = nn::dense(g, x, w1_hidden, {.activation = kiln::relu, .name = "fc1"});
-  h = nn::dense(g, h, w1_hidden, {.activation = kiln::relu, .name = "fc2"});
-  kiln::Value logits = nn::dense(g, h, classes, {.name = "fc3"});
-  kiln::TrainStep step(kiln::softmax_cross_entropy(logits, y));
-  kiln::optim::SGD opt(step.parameters(), kiln::optim::SGDOptions{.lr = 0.01, .momentum = 0.9});
-  const Batch b = w1_data();
-  const kiln::Feeds feeds{{"pixels", kiln::Tensor::from(b.x, {w1_batch, w1_features})},
-                          {"label", kiln::Tensor::from(b.y, {w1_batch})}};
-  for (int i = 0; i < warm_up_steps; ++i) {
-    step.run(feeds);
-    opt.step(step.gradients());
-  }
+  kiln_bench::KilnW1 w1;  // compiles and takes the warm-up steps
   BackendTimer timer;
   double optimizer = 0.0;
   double loss = 0.0;
   for (auto _ : state) {
     timer.last = Clock::now();
-    loss = step.run(feeds, &timer);
+    loss = w1.forward_backward(&timer);
     const Clock::time_point t = Clock::now();
-    opt.step(step.gradients());
+    w1.update();
     optimizer += std::chrono::duration<double>(Clock::now() - t).count();
   }
   const auto per_step = benchmark::Counter::kAvgIterations;
   state.counters["onednn_ms"] = benchmark::Counter(timer.onednn * 1e3, per_step);
   state.counters["eigen_ms"] = benchmark::Counter(timer.other * 1e3, per_step);
   state.counters["optimizer_ms"] = benchmark::Counter(optimizer * 1e3, per_step);
-  state.SetItemsProcessed(state.iterations() * w1_batch);
+  state.SetItemsProcessed(state.iterations() * kiln_bench::w1_batch);
   if (!std::isfinite(loss)) state.SkipWithError("non-finite loss");
 }
 

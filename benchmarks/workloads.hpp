@@ -116,10 +116,16 @@ inline kiln::Value w2_network(kiln::Graph& g, kiln::Value image) {
 class KilnTrainWorkload {
  public:
   double step() {
-    const double loss = step_->run(feeds_);
-    opt_->step(step_->gradients());
+    const double loss = forward_backward();
+    update();
     return loss;
   }
+  /// The two halves of step(): TrainStep::run (loss and gradients; `observer` sees every
+  /// kernel step) and the optimizer's update.
+  double forward_backward(kiln::RunObserver* observer = nullptr) {
+    return step_->run(feeds_, observer);
+  }
+  void update() { opt_->step(step_->gradients()); }
   /// The loss of the first step.
   double first_loss() const { return first_loss_; }
 
@@ -183,7 +189,9 @@ class KilnW4 {
     run();
   }
   /// Runs the forward pass; returns the first logit (to keep the result observable).
-  float run() { return exe_->run_views(feeds_)[0].data<float>()[0]; }
+  float run(kiln::RunObserver* observer = nullptr) {
+    return exe_->run_views(feeds_, observer)[0].data<float>()[0];
+  }
 
  private:
   kiln::Graph graph_;

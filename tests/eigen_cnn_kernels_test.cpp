@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -212,6 +213,55 @@ TEST(EigenCnnKernels, MaxPoolBackwardPicksTheFirstMaximum) {
   const Tensor gy = Tensor::from({3.f}, Shape{1, 1, 1, 1});
   const Tensor gx = run_kernel(*eig, {Op::max_pool2d_backward, a, {x, gy}});
   EXPECT_EQ(gx.to_vector<float>(), (std::vector<float>{0, 3, 0, 0, 0, 0}));
+}
+
+/// Exactly the reference's values (forward) and values and signs of zero (backward).
+void expect_same(const Tensor& got, const Tensor& want, const std::string& who) {
+  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
+  ASSERT_EQ(g.size(), w.size()) << who;
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const bool same = (std::isnan(g[i]) && std::isnan(w[i])) ||
+                      (g[i] == w[i] && std::signbit(g[i]) == std::signbit(w[i]));
+    ASSERT_TRUE(same) << who << " element " << i << ": " << g[i] << " against " << w[i];
+  }
+}
+
+TEST(EigenCnnKernels, MaxPool2x2EveryWidthMatchesReferenceExactly) {
+  // The vectorised 2x2 stride-2 kernels (max_pool_2x2.hpp) cover a row in blocks of 16, 8
+  // and 4 columns and a last pair: every width from 2 to 37, even and odd heights (an
+  // uncovered last row and column), windows of ties (values on a grid of 0.5, clamped at
+  // 0 as after a ReLU, with -0 among them), gradients of -0, and planes with a NaN or an
+  // infinity (the first plane of every tensor), which must take the general path.
+  const Kernel* ref = find_kernel(Op::max_pool2d_backward, "reference");
+  const Kernel* eig = find_kernel(Op::max_pool2d_backward, "eigen");
+  const Kernel* ref_fwd = find_kernel(Op::max_pool2d, "reference");
+  const Kernel* eig_fwd = find_kernel(Op::max_pool2d, "eigen");
+  ASSERT_TRUE(ref && eig && ref_fwd && eig_fwd);
+  Attrs a;
+  a.kernel = {2, 2};
+  a.stride = {2, 2};
+  Rng rng(22);
+  for (std::int64_t h : {2, 3, 6}) {
+    for (std::int64_t w = 2; w <= 37; ++w) {
+      const Shape xs{2, 3, h, w}, ys{2, 3, h / 2, w / 2};
+      std::vector<float> xv(static_cast<std::size_t>(xs.numel()));
+      for (auto& v : xv) {
+        v = std::max(0.0f, static_cast<float>(std::floor(rng.uniform(-2.0, 2.0) * 2.0) / 2.0));
+        if (rng.uniform() < 0.1) v = -0.0f;
+      }
+      std::vector<float> gv(static_cast<std::size_t>(ys.numel()));
+      for (auto& v : gv) v = rng.uniform() < 0.2 ? -0.0f : static_cast<float>(rng.uniform(-1, 1));
+      for (int special = 0; special < 3; ++special) {
+        if (special == 1) xv[1] = std::numeric_limits<float>::quiet_NaN();
+        if (special == 2) xv[1] = std::numeric_limits<float>::infinity();
+        const std::string who = "x " + xs.str() + " special " + std::to_string(special);
+        const Case fwd{Op::max_pool2d, a, {Tensor::from(xv, xs)}};
+        expect_same(run_kernel(*eig_fwd, fwd), run_kernel(*ref_fwd, fwd), "forward " + who);
+        const Case bwd{Op::max_pool2d_backward, a, {Tensor::from(xv, xs), Tensor::from(gv, ys)}};
+        expect_same(run_kernel(*eig, bwd), run_kernel(*ref, bwd), "backward " + who);
+      }
+    }
+  }
 }
 
 TEST(EigenCnnKernels, BatchNormMatchesReference) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <sstream>
@@ -638,6 +639,22 @@ TEST(FastKernels, SoftmaxCrossEntropy) {
                  {random({2, 3}, rng), Tensor::from<std::int32_t>({0, -2}, {2})}};
   expect_value_error_naming_node(
       [&] { run_kernel(*find_kernel(Op::softmax_cross_entropy, "eigen"), bad); }, "-2");
+}
+
+// relu_backward's loop: lengths around the vector width and past the threading grain; y
+// with exact zeros and -0 (gradient 0), gy with NaN and infinities (NaN * 0 stays NaN, as
+// in the reference's gy * step(y)); check() adds NaN and infinities to y as well.
+TEST(FastKernels, ReluBackwardEveryLength) {
+  Rng rng(31);
+  for (std::int64_t n : {1, 15, 16, 17, 33, 1000, 70001}) {
+    Tensor y = random({n}, rng), gy = random({n}, rng);
+    float* yp = y.data<float>();
+    float* gp = gy.data<float>();
+    for (std::int64_t i = 0; i < n; i += 7) yp[i] = i % 2 == 0 ? 0.0f : -0.0f;
+    for (std::int64_t i = 3; i < n; i += 11)
+      gp[i] = i % 3 == 0 ? std::nanf("") : std::numeric_limits<float>::infinity();
+    check({Op::relu_backward, {}, {y, gy}}, {0.0, 0.0}, Onednn::any, /*in_place=*/true);
+  }
 }
 
 TEST(FastKernels, MseAndBceWithLogits) {

@@ -232,7 +232,7 @@ struct PoolSpec {
 std::vector<PoolSpec> pool_specs() {
   return {
       {"3x2 window stride 2 pad 1", {2, 3, 7, 6}, pool_attrs({3, 2}, {2, 2}, {1, 1})},
-      {"2x2 stride 2 (W2)", {3, 32, 28, 28}, pool_attrs({2, 2}, {2, 2}, {0, 0})},
+      {"2x2 stride 1, W2's planes", {3, 32, 28, 28}, pool_attrs({2, 2}, {1, 1}, {0, 0})},
       {"batch 1, overlapping 3x3 stride 1 pad (1,0)",
        {1, 2, 5, 7},
        pool_attrs({3, 3}, {1, 1}, {1, 0})},
@@ -261,6 +261,24 @@ TEST(OnednnCnnKernels, PoolingMatchesReference) {
       if (op == Op::max_pool2d)  // the first maximum of a window gets the gradient
         check({back, s.attrs, {with_ties(s.x, rng), random(y, rng)}}, "ties");
     }
+}
+
+TEST(OnednnCnnKernels, TwoByTwoStrideTwoMaxPoolingIsLeftToEigen) {
+  // The Eigen kernels run it faster (kernels/onednn/pool.cpp); average pooling stays here.
+  SKIP_WITHOUT_ONEDNN();
+  Rng rng(15);
+  const Attrs a = pool_attrs({2, 2}, {2, 2}, {0, 0});
+  const Tensor x = random(Shape{2, 32, 28, 28}, rng), gy = random(Shape{2, 32, 14, 14}, rng);
+  std::string why;
+  EXPECT_FALSE(accepts(*find_kernel(Op::max_pool2d, "onednn"), {Op::max_pool2d, a, {x}}, &why));
+  EXPECT_NE(why.find("eigen kernel is faster"), std::string::npos) << why;
+  EXPECT_FALSE(accepts(*find_kernel(Op::max_pool2d_backward, "onednn"),
+                       {Op::max_pool2d_backward, a, {x, gy}}, &why));
+  EXPECT_TRUE(accepts(*find_kernel(Op::avg_pool2d, "onednn"), {Op::avg_pool2d, a, {x}}, &why))
+      << why;
+  EXPECT_TRUE(accepts(*find_kernel(Op::avg_pool2d_backward, "onednn"),
+                      {Op::avg_pool2d_backward, a, {x, gy}}, &why))
+      << why;
 }
 
 /// Batch statistics in double: per channel mean and biased variance over N (H, W).

@@ -9,6 +9,7 @@
 
 #include "kernels/eigen/conv_geometry.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
+#include "kernels/eigen/max_pool_2x2.hpp"
 
 namespace kiln::internal::eigen {
 namespace {
@@ -45,31 +46,12 @@ void sweep_row(const ConvGeometry& g, const float* src, float* d, std::int64_t o
   }
 }
 
-/// The common 2x2 stride-2 unpadded window over a plane without NaN: two input rows per
-/// output row, one pass (std::max vectorises; it would drop a NaN).
-void max_plane_2x2(const ConvGeometry& g, const float* src, float* dst) {
-  for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-    const float* r0 = src + 2 * oh * g.in_w;
-    const float* r1 = r0 + g.in_w;
-    float* d = dst + oh * g.out_w;
-    for (std::int64_t ow = 0; ow < g.out_w; ++ow)
-      d[ow] = std::max(std::max(r0[2 * ow], r0[2 * ow + 1]), std::max(r1[2 * ow], r1[2 * ow + 1]));
-  }
-}
-
-/// Whether n floats hold a NaN (a vectorised scan).
-bool any_nan(const float* x, std::int64_t n) {
-  int found = 0;
-  for (std::int64_t i = 0; i < n; ++i) found |= x[i] != x[i];
-  return found != 0;
-}
-
 /// Window maxima of one plane. A plane holding NaN takes the general sweep with nan_max
 /// (a window with a NaN gives NaN); others the vectorised std::max loops.
 void max_plane(const ConvGeometry& g, const float* src, float* dst) {
   const bool nan = any_nan(src, g.in_plane());
   if (!nan && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
-    return max_plane_2x2(g, src, dst);
+    return max_pool_2x2::forward_plane(src, dst, g.in_w, g.out_h, g.out_w);
   const float lowest = -std::numeric_limits<float>::infinity();
   std::fill(dst, dst + g.out_plane(), lowest);
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {

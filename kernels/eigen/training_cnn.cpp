@@ -12,6 +12,7 @@
 
 #include "kernels/eigen/conv_geometry.hpp"
 #include "kernels/eigen/eigen_kernels.hpp"
+#include "kernels/eigen/max_pool_2x2.hpp"
 
 namespace kiln::internal::eigen {
 namespace {
@@ -121,40 +122,14 @@ bool supports_pool_backward(const KernelQuery& q, std::string* why) {
   return true;
 }
 
-/// The common 2x2 stride-2 unpadded window: disjoint windows, candidates in scan order.
-void max_backward_2x2(const ConvGeometry& g, const float* x, const float* gy, float* gx) {
-  for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
-    const float* r0 = x + 2 * oh * g.in_w;
-    const float* r1 = r0 + g.in_w;
-    float* d0 = gx + 2 * oh * g.in_w;
-    float* d1 = d0 + g.in_w;
-    for (std::int64_t ow = 0; ow < g.out_w; ++ow) {
-      const std::int64_t j = 2 * ow;
-      const float v = gy[oh * g.out_w + ow];
-      int best = 0;
-      float m = r0[j];
-      if (beats(r0[j + 1], m)) {
-        best = 1;
-        m = r0[j + 1];
-      }
-      if (beats(r1[j], m)) {
-        best = 2;
-        m = r1[j];
-      }
-      if (beats(r1[j + 1], m)) best = 3;
-      d0[j] += best == 0 ? v : 0.0f;
-      d0[j + 1] += best == 1 ? v : 0.0f;
-      d1[j] += best == 2 ? v : 0.0f;
-      d1[j + 1] += best == 3 ? v : 0.0f;
-    }
-  }
-}
-
 /// Each gy element goes to the first maximum (row-major) of its window; padding never wins.
+/// The common 2x2 stride-2 unpadded window over a plane without NaN takes the vectorised
+/// kernel of max_pool_2x2.hpp.
 void max_backward_plane(const ConvGeometry& g, const float* x, const float* gy, float* gx) {
+  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
+      !any_nan(x, g.in_plane()))
+    return max_pool_2x2::backward_plane(x, gy, gx, g.in_h, g.in_w, g.out_h, g.out_w);
   std::fill(gx, gx + g.in_plane(), 0.0f);
-  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0)
-    return max_backward_2x2(g, x, gy, gx);
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     const std::int64_t h0 = std::max<std::int64_t>(oh * g.sh - g.ph, 0);
     const std::int64_t h1 = std::min(oh * g.sh - g.ph + g.kh, g.in_h);

@@ -1,8 +1,14 @@
 // oneDNN kernels of max_pool2d and avg_pool2d (pooling forward, inference) on our NCHW
-// tensors directly. At the W2 shapes (batch 64, one thread) blocked layouts run the
-// primitive faster but lose it again in the reorders: 2x2 max pool of 64x32x28x28, NCHW
-// 0.24 ms (inference) / 0.36 ms (training, with workspace) vs nChw16c 0.08 ms + reorders
-// = 0.33 ms, NHWC + reorders 0.60 ms; of 64x64x14x14, NCHW 0.13 / 0.16 ms vs nChw16c +
+// tensors directly, and (check_pool) the checks of the backward kernels in
+// training_cnn.cpp. The common 2x2 stride-2 max pooling is left to the Eigen kernels
+// (kernels/eigen/max_pool_2x2.hpp), which run it from and into NCHW several times faster
+// than these primitives at the W2 shapes (one thread, `node_profile ops`): forward
+// 64x32x28x28 0.2 ms against 0.5-0.7 ms, backward 0.4 ms against 1.7 ms (the primitive
+// reruns the forward for its workspace); 64x64x14x14 backward 0.36 ms against 0.5-0.9 ms.
+// Below, the figures from when every pooling ran here. At the W2 shapes (batch 64, one thread)
+// blocked layouts run the primitive faster but lose it again in the reorders: 2x2 max pool of
+// 64x32x28x28, NCHW 0.24 ms (inference) / 0.36 ms (training, with workspace) vs nChw16c 0.08 ms +
+// reorders = 0.33 ms, NHWC + reorders 0.60 ms; of 64x64x14x14, NCHW 0.13 / 0.16 ms vs nChw16c +
 // reorders 0.14 ms. Max pooling over an input holding NaN runs the Eigen kernel instead
 // (one scan of the input decides).
 #include "internal/conv_geometry.hpp"
@@ -34,6 +40,11 @@ dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnnl::prop_k
 
 bool check_pool(const KernelQuery& q, const Shape& x, const Shape& y, std::string* why) {
   if (!basic_checks(q, why)) return false;
+  const Attrs& a = q.node.attrs;
+  const bool max = q.node.op == Op::max_pool2d || q.node.op == Op::max_pool2d_backward;
+  if (max && a.kernel[0] == 2 && a.kernel[1] == 2 && a.stride[0] == 2 && a.stride[1] == 2 &&
+      a.padding[0] == 0 && a.padding[1] == 0)
+    return decline(why, "2x2 stride-2 max pooling: the eigen kernel is faster");
   if (x.rank() != 4 || y.rank() != 4) return decline(why, "x must be 4-D (NCHW)");
   // Sizes and attributes by the one geometry of the shape rules and all kernels.
   Shape pooled;
