@@ -198,6 +198,10 @@ TEST(EigenCnnKernels, PoolingMatchesReference) {
     const Tensor gy = random(y.shape, rng);
     check({Op::max_pool2d_backward, a, {random_ties(p.x, rng), gy}});
     check({Op::max_pool2d_backward, a, {x, gy}});
+    Attrs fused = a;  // with the ReLU's gradient folded in (the fusion pass)
+    fused.post_op = PostOp::relu;
+    check({Op::max_pool2d_backward, fused, {random_ties(p.x, rng), gy}});
+    check({Op::max_pool2d_backward, fused, {x, gy}});
     check({Op::avg_pool2d_backward, a, {x, gy}});
   }
 }
@@ -231,12 +235,15 @@ TEST(EigenCnnKernels, MaxPool2x2EveryWidthMatchesReferenceExactly) {
   // and 4 columns and a last pair: every width from 2 to 37, even and odd heights (an
   // uncovered last row and column), windows of ties (values on a grid of 0.5, clamped at
   // 0 as after a ReLU, with -0 among them), gradients of -0, and planes with a NaN or an
-  // infinity (the first plane of every tensor), which must take the general path.
+  // infinity (the first plane of every tensor), which must take the general path. The
+  // backward also with the ReLU's gradient folded in (post_op relu), against the
+  // reference's relu_backward of the reference's result.
   const Kernel* ref = find_kernel(Op::max_pool2d_backward, "reference");
   const Kernel* eig = find_kernel(Op::max_pool2d_backward, "eigen");
   const Kernel* ref_fwd = find_kernel(Op::max_pool2d, "reference");
   const Kernel* eig_fwd = find_kernel(Op::max_pool2d, "eigen");
-  ASSERT_TRUE(ref && eig && ref_fwd && eig_fwd);
+  const Kernel* relu_ref = find_kernel(Op::relu_backward, "reference");
+  ASSERT_TRUE(ref && eig && ref_fwd && eig_fwd && relu_ref);
   Attrs a;
   a.kernel = {2, 2};
   a.stride = {2, 2};
@@ -248,6 +255,7 @@ TEST(EigenCnnKernels, MaxPool2x2EveryWidthMatchesReferenceExactly) {
       for (auto& v : xv) {
         v = std::max(0.0f, static_cast<float>(std::floor(rng.uniform(-2.0, 2.0) * 2.0) / 2.0));
         if (rng.uniform() < 0.1) v = -0.0f;
+        if (rng.uniform() < 0.05) v = -1.5f;  // not a ReLU's output: masked by x > 0 too
       }
       std::vector<float> gv(static_cast<std::size_t>(ys.numel()));
       for (auto& v : gv) v = rng.uniform() < 0.2 ? -0.0f : static_cast<float>(rng.uniform(-1, 1));
@@ -258,7 +266,14 @@ TEST(EigenCnnKernels, MaxPool2x2EveryWidthMatchesReferenceExactly) {
         const Case fwd{Op::max_pool2d, a, {Tensor::from(xv, xs)}};
         expect_same(run_kernel(*eig_fwd, fwd), run_kernel(*ref_fwd, fwd), "forward " + who);
         const Case bwd{Op::max_pool2d_backward, a, {Tensor::from(xv, xs), Tensor::from(gv, ys)}};
-        expect_same(run_kernel(*eig, bwd), run_kernel(*ref, bwd), "backward " + who);
+        const Tensor want = run_kernel(*ref, bwd);
+        expect_same(run_kernel(*eig, bwd), want, "backward " + who);
+        Case fused = bwd;
+        fused.attrs.post_op = PostOp::relu;
+        const Tensor masked =
+            run_kernel(*relu_ref, {Op::relu_backward, {}, {fused.inputs[0], want}});
+        expect_same(run_kernel(*ref, fused), masked, "reference, ReLU gradient folded in " + who);
+        expect_same(run_kernel(*eig, fused), masked, "ReLU gradient folded in " + who);
       }
     }
   }

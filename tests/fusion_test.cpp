@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "kiln/kiln.hpp"
 
@@ -57,7 +58,11 @@ TEST(Fusion, ForwardMatchesUnfusedAndShowsInThePlan) {
   Executable plain(n.g, {n.logits}, {.fuse = false});
   expect_close(fused.run(n.feeds)[0], plain.run(n.feeds)[0]);
   const std::string fp = fused.plan(n.feeds), pp = plain.plan(n.feeds);
-  EXPECT_NE(fp.find("conv.act = conv2d+bias+relu("), std::string::npos) << fp;
+  // With oneDNN the max pooling folds in as well (PoolFoldsIntoTheOnednnConvolution).
+  const bool onednn = fp.find("via onednn_conv2d") != std::string::npos;
+  EXPECT_NE(fp.find(onednn ? "= conv2d+bias+relu+max_pool(" : "conv.act = conv2d+bias+relu("),
+            std::string::npos)
+      << fp;
   EXPECT_NE(fp.find("matmul+bias+relu"), std::string::npos) << fp;
   EXPECT_NE(fp.find("logits = matmul+bias("), std::string::npos) << fp;  // no activation
   EXPECT_EQ(pp.find("+relu"), std::string::npos) << pp;
@@ -79,6 +84,84 @@ TEST(Fusion, GradientsMatchUnfused) {
   const std::string plan = fused.plan(n.feeds);
   EXPECT_NE(plan.find("conv2d+bias+relu"), std::string::npos) << plan;
   EXPECT_NE(plan.find("matmul+bias+relu"), std::string::npos) << plan;
+  // The ReLU's gradient folds into the pooling's backward, which reads the ReLU's output.
+  EXPECT_NE(plan.find("max_pool2d_backward+relu_backward("), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("= relu_backward(conv.act"), std::string::npos) << plan;
+  EXPECT_NE(Executable(n.g, outs, {.training = true, .backend = "reference"})
+                .plan(n.feeds)
+                .find("max_pool2d_backward+relu_backward("),
+            std::string::npos);
+}
+
+// Inference plans of oneDNN builds fold a non-overlapping max pooling after conv2d+ReLU
+// into the convolution (PostOp::relu_max_pool: pooled in oneDNN's blocked layout). The
+// values are the unfused plan's, NaN and infinities included (those inputs run unfused),
+// the step carries the pool's name and layer, and training plans, other backends,
+// overlapping windows and a ReLU output read elsewhere keep the pooling apart.
+TEST(Fusion, PoolFoldsIntoTheOnednnConvolution) {
+  Net n;
+  build(n);
+  Executable fused(n.g, {n.logits});
+  const std::string plan = fused.plan(n.feeds);
+  if (plan.find("via onednn_conv2d") == std::string::npos) GTEST_SKIP() << "built without oneDNN";
+  EXPECT_NE(plan.find("= conv2d+bias+relu+max_pool(x, conv.w, conv.b) [5, 4, 3, 3]"),
+            std::string::npos)
+      << plan;
+  Executable plain(n.g, {n.logits}, {.fuse = false});
+  Executable reference(n.g, {n.logits}, {.backend = "reference"});
+  expect_close(fused.run(n.feeds)[0], plain.run(n.feeds)[0]);
+  expect_close(fused.run(n.feeds)[0], reference.run(n.feeds)[0]);
+  for (const float special : {std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    Feeds odd = n.feeds;
+    ASSERT_EQ(odd[0].first, "x");
+    odd[0].second = n.feeds[0].second.clone();
+    odd[0].second.data<float>()[3] = special;
+    const Tensor a = fused.run(odd)[0], b = plain.run(odd)[0];
+    ASSERT_EQ(a.shape(), b.shape());
+    for (std::int64_t i = 0; i < a.numel(); ++i) {
+      if (std::isnan(b.at(i))) {
+        EXPECT_TRUE(std::isnan(a.at(i))) << "element " << i;
+      } else {
+        EXPECT_NEAR(a.at(i), b.at(i), 1e-5 * std::max(1.0, std::abs(b.at(i)))) << "element " << i;
+      }
+    }
+  }
+  // Observers see the fused step as the pooling: its graph node and its value.
+  struct First : RunObserver {
+    std::int32_t id = -1;
+    Shape shape;
+    void on_step(const ObservedStep& s) override {
+      if (s.index != 0) return;
+      id = s.id;
+      shape = s.value.shape();
+    }
+  } first;
+  fused.run(n.feeds, &first);
+  ASSERT_GE(first.id, 0);
+  EXPECT_EQ(n.g.node(first.id).op, Op::max_pool2d);
+  EXPECT_EQ(first.shape, (Shape{5, 4, 3, 3}));
+  // Not in training, not with the Eigen kernels, not for overlapping windows.
+  auto params = n.g.parameters();
+  auto grads = grad(n.loss, params);
+  std::vector<Value> outs{n.loss};
+  outs.insert(outs.end(), grads.begin(), grads.end());
+  EXPECT_EQ(Executable(n.g, outs, {.training = true}).plan(n.feeds).find("+max_pool"),
+            std::string::npos);
+  EXPECT_EQ(Executable(n.g, {n.logits}, {.backend = "eigen"}).plan(n.feeds).find("+max_pool"),
+            std::string::npos);
+  Graph g;
+  auto x = g.input("x", {batch, 2, 6, 6});
+  auto w = g.parameter("w", random_tensor({4, 2, 3, 3}, 1));
+  auto h = relu(conv2d(x, w));
+  const Feeds feeds{{"x", random_tensor({2, 2, 6, 6}, 8)}};
+  const std::string overlapping =
+      Executable(g, {max_pool2d(h, {.kernel = {2, 2}, .stride = {1, 1}})}).plan(feeds);
+  EXPECT_EQ(overlapping.find("+max_pool"), std::string::npos) << overlapping;
+  // The ReLU's output is an output too: the pooling stays apart.
+  const Value pooled = max_pool2d(h);
+  const std::string read_twice = Executable(g, {pooled, h}).plan(feeds);
+  EXPECT_EQ(read_twice.find("+max_pool"), std::string::npos) << read_twice;
+  EXPECT_NE(Executable(g, {pooled}).plan(feeds).find("conv2d+relu+max_pool"), std::string::npos);
 }
 
 TEST(Fusion, KeepsValuesSomethingElseReads) {

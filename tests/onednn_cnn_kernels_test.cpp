@@ -143,6 +143,30 @@ TEST(OnednnCnnKernels, Conv2dMatchesReference) {
   }
 }
 
+// conv2d with the fused ReLU and max pooling of inference plans (PostOp::relu_max_pool):
+// the convolution and pooling in oneDNN's blocked layout against the reference's conv,
+// ReLU and pooling, for 2x2 and 3x3 windows, sizes the windows do not divide (the last
+// rows and columns dropped), groups, strides and the W2 layers; check() adds NaN and
+// infinities, which run unfused (NaN-keeping pooling).
+TEST(OnednnCnnKernels, Conv2dWithTheFusedPoolingMatchesReference) {
+  SKIP_WITHOUT_ONEDNN();
+  Rng rng(16);
+  for (const ConvSpec& s : conv_specs())
+    for (std::int64_t window : {2, 3}) {
+      Attrs a = s.attrs;
+      a.post_op = PostOp::relu_max_pool;
+      a.kernel = {window, window};
+      Case c{Op::conv2d, a, {random(s.x, rng), random(s.w, rng)}};
+      if (s.bias) c.inputs.push_back(random(Shape{s.w[0]}, rng));
+      Attrs unpooled = s.attrs;
+      unpooled.post_op = PostOp::none;
+      const Shape y = output_of({Op::conv2d, unpooled, c.inputs}).shape;
+      if (y[2] < window || y[3] < window) continue;
+      check(c, std::string(s.label) + ", pooled " + std::to_string(window) + "x" +
+                   std::to_string(window));
+    }
+}
+
 TEST(OnednnCnnKernels, Conv2dBackwardWeightsMatchesReference) {
   SKIP_WITHOUT_ONEDNN();
   Rng rng(12);

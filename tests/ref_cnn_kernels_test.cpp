@@ -396,6 +396,31 @@ TEST(RefCnnKernels, MaxPoolBackwardFirstMaximumTakesTheGradient) {
                 {0, 11, 0, 0, 0, 0}, 1e-12);
 }
 
+// A plan's conv2d with a fused ReLU and max pooling (PostOp::relu_max_pool, made by the
+// fusion pass for oneDNN): the reference kernel gives the conv, ReLU and pool it stands
+// for, a 3x3 output pooled 2x2 (the last row and column dropped).
+TEST(RefCnnKernels, Conv2dWithTheFusedPoolingIsConvReluThenPool) {
+  // x = 1..16 in a 4x4 plane but x[0][0] = 40, w = [[1, 0], [0, -1]], bias 7:
+  // y[i][j] = x[i][j] - x[i+1][j+1] + 7 = 2, except y[0][0] = 40 - 6 + 7 = 41.
+  std::vector<double> xv(16);
+  for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = static_cast<double>(i + 1);
+  xv[0] = 40;
+  const Tensor x = make(xv, {1, 1, 4, 4});
+  const Tensor w = make({1, 0, 0, -1}, {1, 1, 2, 2});
+  const Tensor b = make({7}, {1});
+  Attrs a = conv_attrs({1, 1}, {0, 0});
+  expect_values(run_ref(Op::conv2d, a, {x, w, b}, {1, 1, 3, 3}), {1, 1, 3, 3},
+                {41, 2, 2, 2, 2, 2, 2, 2, 2}, 1e-12);
+  a.post_op = PostOp::relu_max_pool;
+  a.kernel = {2, 2};
+  expect_values(run_ref(Op::conv2d, a, {x, w, b}, {1, 1, 1, 1}), {1, 1, 1, 1}, {41}, 1e-12);
+  // A negative window comes out 0 (the ReLU before the pooling).
+  const Tensor nb = make({-50}, {1});
+  expect_values(run_ref(Op::conv2d, a, {x, w, nb}, {1, 1, 1, 1}), {1, 1, 1, 1}, {0}, 1e-12);
+  // The output must have the pooled shape.
+  EXPECT_NE(refusal(Op::conv2d, a, {x, w, b}, {1, 1, 3, 3}), "");
+}
+
 // x = ones(2x2), kernel 2, stride 1, padding 1 -> 3x3 windows holding 1, 2 or 4 real cells.
 TEST(RefCnnKernels, AvgPoolIncludePadSetsTheDivisor) {
   const Tensor x = make({1, 1, 1, 1}, {1, 1, 2, 2});

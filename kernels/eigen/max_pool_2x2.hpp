@@ -107,15 +107,27 @@ template <int N>
   return vmax<N>(v, swap_pairs<N>(v));
 }
 
-/// Outputs d[0, N/2) from input columns [0, N) of rows r0 and r1.
+/// Of a and b, the first that holds the maximum: b only when b > a (so of +0 and -0,
+/// whichever comes first, as the reference's scan keeps).
+template <int N>
+[[gnu::always_inline]] inline Vec<N> first_max(Vec<N> a, Vec<N> b) {
+  return b > a ? b : a;
+}
+
+/// Outputs d[0, N/2) from input columns [0, N) of rows r0 and r1: at every even lane, the
+/// first maximum of each row's pair, then of the two rows (the window's first maximum in
+/// row-major order, the value the reference gives, zero's sign included).
 template <int N>
 [[gnu::always_inline]] inline void forward_block(const float* r0, const float* r1, float* d) {
-  const Vec<N> m = window_max<N>(load<N>(r0), load<N>(r1));
+  const Vec<N> a = load<N>(r0), b = load<N>(r1);
+  const Vec<N> m =
+      first_max<N>(first_max<N>(a, swap_pairs<N>(a)), first_max<N>(b, swap_pairs<N>(b)));
   store<N / 2>(d, even_lanes<N>(m, std::make_index_sequence<N / 2>()));
 }
 
-/// gx rows g0, g1 over input columns [0, N) from rows r0, r1 and gy[0, N/2).
-template <int N>
+/// gx rows g0, g1 over input columns [0, N) from rows r0, r1 and gy[0, N/2); with Relu,
+/// times (x > 0), as relu_backward(x, gx) computes it (the fused ReLU gradient).
+template <int N, bool Relu>
 [[gnu::always_inline]] inline void backward_block(const float* r0, const float* r1, const float* gy,
                                                   float* g0, float* g1) {
   const Vec<N> a = load<N>(r0), b = load<N>(r1);
@@ -130,8 +142,14 @@ template <int N>
   const Mask<N> take0 = ea & (~odd | ~ea_pair);
   const Mask<N> take1 = eb & ~ea & ~ea_pair & (~odd | ~eb_pair);
   // + 0: a gy of -0 lands as +0, as the reference's accumulation into zeros gives.
-  store<N>(g0, (take0 ? g : Vec<N>{}) + 0.0f);
-  store<N>(g1, (take1 ? g : Vec<N>{}) + 0.0f);
+  Vec<N> o0 = (take0 ? g : Vec<N>{}) + 0.0f, o1 = (take1 ? g : Vec<N>{}) + 0.0f;
+  if constexpr (Relu) {
+    const Vec<N> one = Vec<N>{} + 1.0f;
+    o0 = o0 * (a > Vec<N>{} ? one : Vec<N>{});
+    o1 = o1 * (b > Vec<N>{} ? one : Vec<N>{});
+  }
+  store<N>(g0, o0);
+  store<N>(g1, o1);
 }
 
 /// Columns [0, cols) (even) of a row pair: blocks of N, then at most one of each
@@ -162,12 +180,13 @@ template <int N, class Block>
   *d = out[0];
 }
 
+template <bool Relu>
 [[gnu::always_inline]] inline void backward_pair(const float* r0, const float* r1, float v,
                                                  float* g0, float* g1) {
   const float a[4] = {r0[0], r0[1], r0[0], r0[1]}, b[4] = {r1[0], r1[1], r1[0], r1[1]};
   const float gy[2] = {v, v};
   float o0[4], o1[4];
-  backward_block<4>(a, b, gy, o0, o1);
+  backward_block<4, Relu>(a, b, gy, o0, o1);
   g0[0] = o0[0];
   g0[1] = o0[1];
   g1[0] = o1[0];
@@ -192,9 +211,10 @@ inline void forward_plane(const float* x, float* y, std::int64_t in_w, std::int6
 }
 
 /// gx [in_h, in_w] from x and gy [out_h, out_w]; cells outside every window (an odd last
-/// row or column) get 0.
-inline void backward_plane(const float* x, const float* gy, float* gx, std::int64_t in_h,
-                           std::int64_t in_w, std::int64_t out_h, std::int64_t out_w) {
+/// row or column) get 0. Relu: times (x > 0) (see backward_block).
+template <bool Relu>
+void backward_plane(const float* x, const float* gy, float* gx, std::int64_t in_h,
+                    std::int64_t in_w, std::int64_t out_h, std::int64_t out_w) {
   for (std::int64_t oh = 0; oh < out_h; ++oh) {
     const float* r0 = x + 2 * oh * in_w;
     const float* r1 = r0 + in_w;
@@ -204,9 +224,9 @@ inline void backward_plane(const float* x, const float* gy, float* gx, std::int6
     sweep<kWidest>(
         2 * out_w, [&]<int N>(std::int64_t j) __attribute__((always_inline)) {
           if constexpr (N == 2)
-            backward_pair(r0 + j, r1 + j, gr[j / 2], g0 + j, g1 + j);
+            backward_pair<Relu>(r0 + j, r1 + j, gr[j / 2], g0 + j, g1 + j);
           else
-            backward_block<N>(r0 + j, r1 + j, gr + j / 2, g0 + j, g1 + j);
+            backward_block<N, Relu>(r0 + j, r1 + j, gr + j / 2, g0 + j, g1 + j);
         });
     for (std::int64_t j = 2 * out_w; j < in_w; ++j) g0[j] = g1[j] = 0.0f;
   }

@@ -119,16 +119,14 @@ bool supports_pool_backward(const KernelQuery& q, std::string* why) {
   if (auto e = pooled_shape(q.node.attrs, q.inputs[0].shape, &pooled); !e.empty())
     return decline(why, e.c_str());
   if (pooled != q.inputs[1].shape) return decline(why, "gy must have the pooled shape");
+  const PostOp post = q.node.attrs.post_op;
+  if (post != PostOp::none && (post != PostOp::relu || q.node.op != Op::max_pool2d_backward))
+    return decline(why, "max_pool2d_backward's only epilogue is the ReLU's gradient");
   return true;
 }
 
 /// Each gy element goes to the first maximum (row-major) of its window; padding never wins.
-/// The common 2x2 stride-2 unpadded window over a plane without NaN takes the vectorised
-/// kernel of max_pool_2x2.hpp.
-void max_backward_plane(const ConvGeometry& g, const float* x, const float* gy, float* gx) {
-  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
-      !any_nan(x, g.in_plane()))
-    return max_pool_2x2::backward_plane(x, gy, gx, g.in_h, g.in_w, g.out_h, g.out_w);
+void max_backward_general(const ConvGeometry& g, const float* x, const float* gy, float* gx) {
   std::fill(gx, gx + g.in_plane(), 0.0f);
   for (std::int64_t oh = 0; oh < g.out_h; ++oh) {
     const std::int64_t h0 = std::max<std::int64_t>(oh * g.sh - g.ph, 0);
@@ -149,6 +147,22 @@ void max_backward_plane(const ConvGeometry& g, const float* x, const float* gy, 
       if (best >= 0) gx[best] += gy[oh * g.out_w + ow];
     }
   }
+}
+
+/// The common 2x2 stride-2 unpadded window over a plane without NaN takes the vectorised
+/// kernel of max_pool_2x2.hpp. With `relu` (the fused gradient of the ReLU whose output x
+/// is), gx is multiplied by x > 0 as relu_backward(x, gx) would.
+void max_backward_plane(const ConvGeometry& g, const float* x, const float* gy, float* gx,
+                        bool relu) {
+  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
+      !any_nan(x, g.in_plane())) {
+    if (relu)
+      return max_pool_2x2::backward_plane<true>(x, gy, gx, g.in_h, g.in_w, g.out_h, g.out_w);
+    return max_pool_2x2::backward_plane<false>(x, gy, gx, g.in_h, g.in_w, g.out_h, g.out_w);
+  }
+  max_backward_general(g, x, gy, gx);
+  if (relu)
+    for (std::int64_t i = 0; i < g.in_plane(); ++i) gx[i] = gx[i] * (x[i] > 0.0f ? 1.0f : 0.0f);
 }
 
 /// gy / divisor spread over each window's cells inside the image; `row` holds out_w floats.
@@ -190,6 +204,7 @@ void run_pool_backward(const KernelArgs& args) {
   const float* gy = args.inputs[1].data<float>();
   float* gx = args.output.data<float>();
   const bool include_pad = args.node.attrs.include_pad;
+  const bool relu = args.node.attrs.post_op == PostOp::relu;
   const std::int64_t planes = g.batch * g.in_c;
   const std::int64_t grain =
       std::max<std::int64_t>(1, parallel_grain / std::max<std::int64_t>(1, g.in_plane()));
@@ -197,7 +212,8 @@ void run_pool_backward(const KernelArgs& args) {
     std::vector<float> row(Max ? 0 : static_cast<std::size_t>(g.out_w));
     for (std::int64_t p = lo; p < hi; ++p) {
       if constexpr (Max)
-        max_backward_plane(g, x + p * g.in_plane(), gy + p * g.out_plane(), gx + p * g.in_plane());
+        max_backward_plane(g, x + p * g.in_plane(), gy + p * g.out_plane(), gx + p * g.in_plane(),
+                           relu);
       else
         avg_backward_plane(g, gy + p * g.out_plane(), gx + p * g.in_plane(), include_pad,
                            row.data());

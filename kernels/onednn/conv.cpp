@@ -16,6 +16,7 @@
 // primitive as fast but pays more for the NCHW <-> NHWC reorders (conv1 forward 1.0 ms).
 #include <mutex>
 
+#include "internal/conv_geometry.hpp"
 #include "kernels/onednn/onednn_common.hpp"
 
 namespace kiln::internal::onednn {
@@ -29,7 +30,10 @@ bool check_inputs(const KernelQuery& q, std::string* why) {
     return decline(why, "expects x, w and an optional bias");
   if (q.inputs[0].shape.rank() != 4 || q.inputs[1].shape.rank() != 4)
     return decline(why, "x and w must be 4-D (NCHW)");
-  if (q.node.attrs.post_op != PostOp::none && q.node.attrs.post_op != PostOp::relu)
+  const PostOp post = q.node.attrs.post_op;
+  if (post == PostOp::relu_max_pool && q.node.op != Op::conv2d)
+    return decline(why, "only conv2d fuses a pooling");
+  if (post != PostOp::none && post != PostOp::relu && post != PostOp::relu_max_pool)
     return decline(why, "unknown post_op");
   return true;
 }
@@ -59,6 +63,7 @@ template <bool (*Fused)(const KernelQuery&, std::string*, Pipeline&),
 struct ConvKernel {
   static bool relu(const KernelQuery& q) { return q.node.attrs.post_op == PostOp::relu; }
 
+  // The fused pooling's inputs with NaN or infinities run unfused (see the top).
   static bool supports(const KernelQuery& q, std::string* why) {
     return supports_pipeline(Fused, q, why) && (!relu(q) || supports_pipeline(Plain, q, why));
   }
@@ -71,15 +76,16 @@ struct ConvKernel {
 
   static void run(const KernelArgs& args) {
     auto* s = static_cast<ConvState*>(args.state);
-    const bool with_relu = args.node.attrs.post_op == PostOp::relu;
+    const PostOp post = args.node.attrs.post_op;
     bool finite = true;
-    if (with_relu)
+    if (post != PostOp::none)
       for (const Tensor& t : args.inputs) finite = finite && !has_nan(t, /*infinities=*/true);
     if (finite) {
       run_pipeline(Fused,
                    {args.node, args.inputs, args.output, s ? s->fused.get() : nullptr, args.run});
       return;
     }
+    if (post == PostOp::relu_max_pool) return run_conv_relu_max_pool_unfused(args, run);
     void* plain = nullptr;
     if (s != nullptr) {
       std::call_once(s->plain_once, [&] {
@@ -113,11 +119,62 @@ void add_forward(Pipeline& p, const dnnl::primitive_desc_base& pd, const dnnl::m
   p.copy(dst, y);
 }
 
+// conv2d + ReLU + max pooling (PostOp::relu_max_pool): the convolution writes its blocked
+// layout, the pooling reads and writes blocked, and only the pooled output is reordered
+// into our NCHW (a quarter of the convolution's for 2x2 windows), where the unfused plan
+// reordered the whole convolution output and pooled in NCHW.
+bool build_conv2d_pool(const KernelQuery& q, std::string* why, Pipeline& p) {
+  const Shape& xs = q.inputs[0].shape;
+  const Shape& ws = q.inputs[1].shape;
+  const Attrs& a = q.node.attrs;
+  const Shape conv_out = conv2d_shape(a, xs, ws);
+  Shape pooled;
+  if (auto e = pooled_shape(fused_pool_attrs(a), conv_out, &pooled); !e.empty())
+    return decline(why, e);
+  if (pooled != q.output.shape) return decline(why, "output size does not match the pooling");
+  ConvGeometry g;
+  if (!conv_geometry(a, xs, conv_out, ws[2], ws[3], &g, why)) return false;
+  if (ws[0] != conv_out[1] || ws[1] * a.groups != xs[1])
+    return decline(why, "w must be [O, C/groups, kh, kw]");
+  const bool has_bias = q.inputs.size() == 3;
+  if (has_bias && q.inputs[2].shape != Shape{ws[0]}) return decline(why, "bias must be [O]");
+  const auto bias_md = plain_desc({ws[0]});
+  const dnnl::convolution_forward::primitive_desc pd(
+      conv_forward_desc(g, tag::any, has_bias ? &bias_md : nullptr), post_op_attr(true), engine());
+  const auto f32 = dnnl::memory::data_type::f32;
+  const dnnl::memory::dims window{a.kernel[0], a.kernel[1]}, no_pad{0, 0};
+  const dnnl::pooling_forward::primitive_desc pool_pd(
+      {dnnl::prop_kind::forward_inference, dnnl::algorithm::pooling_max, pd.dst_desc(),
+       dnnl::memory::desc(dims_of(pooled), f32, tag::any), window, window, no_pad, no_pad},
+      engine());
+  const auto x = p.tensor(0, plain_desc(g.src));
+  const auto w = p.tensor(1, plain_weights(g));
+  const auto y = p.tensor(-1, plain_desc(dims_of(pooled)));
+  const auto src = p.like(x, pd.src_desc());
+  const auto wei = p.like(w, pd.weights_desc());
+  const auto conv_dst = p.scratch(pd.dst_desc());
+  const auto pool_dst = p.like(y, pool_pd.dst_desc());
+  p.copy(x, src);
+  p.copy(w, wei);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, conv_dst}};
+  if (has_bias) args.emplace(DNNL_ARG_BIAS, p.tensor(2, bias_md));
+  p.add(pd, std::move(args));
+  p.add(pool_pd, {{DNNL_ARG_SRC, conv_dst}, {DNNL_ARG_DST, pool_dst}});
+  p.copy(pool_dst, y);
+  return true;
+}
+
 template <bool FuseRelu>
 bool build_conv2d(const KernelQuery& q, std::string* why, Pipeline& p) {
   if (!check_inputs(q, why)) return false;
   const Shape& ws = q.inputs[1].shape;
   const Attrs& a = q.node.attrs;
+  const bool pool = a.post_op == PostOp::relu_max_pool;
+  if (pool) {
+    if (!FuseRelu) return decline(why, "the fused pooling runs with its ReLU");
+    return build_conv2d_pool(q, why, p);
+  }
   ConvGeometry g;
   if (!conv_geometry(a, q.inputs[0].shape, q.output.shape, ws[2], ws[3], &g, why)) return false;
   if (ws[0] != q.output.shape[1] || ws[1] * a.groups != q.inputs[0].shape[1])

@@ -41,6 +41,7 @@ dnnl::pooling_forward::desc pool_forward_desc(const KernelQuery& q, dnnl::prop_k
 bool check_pool(const KernelQuery& q, const Shape& x, const Shape& y, std::string* why) {
   if (!basic_checks(q, why)) return false;
   const Attrs& a = q.node.attrs;
+  if (a.post_op != PostOp::none) return decline(why, "the fused ReLU gradient runs in Eigen");
   const bool max = q.node.op == Op::max_pool2d || q.node.op == Op::max_pool2d_backward;
   if (max && a.kernel[0] == 2 && a.kernel[1] == 2 && a.stride[0] == 2 && a.stride[1] == 2 &&
       a.padding[0] == 0 && a.padding[1] == 0)

@@ -42,7 +42,11 @@ std::string check_conv2d(const Node& node, Descs in, const TensorDesc& out) {
   const std::int64_t ho = window_out_size(x[2], w[2], a.stride[0], a.padding[0], a.dilation[0]);
   const std::int64_t wo = window_out_size(x[3], w[3], a.stride[1], a.padding[1], a.dilation[1]);
   if (ho < 1 || wo < 1) return "kernel " + w.str() + " does not fit the padded input " + x.str();
-  return need_out_shape(out, Shape{x[0], w[0], ho, wo});
+  if (a.post_op != PostOp::relu_max_pool) return need_out_shape(out, Shape{x[0], w[0], ho, wo});
+  Shape pooled;
+  if (auto e = pooled_shape(fused_pool_attrs(a), Shape{x[0], w[0], ho, wo}, &pooled); !e.empty())
+    return e;
+  return need_out_shape(out, pooled);
 }
 
 std::string check_conv_transpose2d(const Node& node, Descs in, const TensorDesc& out) {
@@ -160,6 +164,9 @@ void conv_transpose2d_typed(const KernelArgs& args) {
 
 void run_conv2d(const KernelArgs& args) {
   require(check_conv2d, args);
+  // The fused pooling of a plan's conv2d (PostOp::relu_max_pool) runs as its own kernel.
+  if (args.node.attrs.post_op == PostOp::relu_max_pool)
+    return run_conv_relu_max_pool_unfused(args, run_conv2d);
   with_float(args.output.dtype(), [&](auto tag) { conv2d_typed<decltype(tag)>(args); });
 }
 

@@ -5,7 +5,8 @@
 //   gw[o, c, a, b] = sum over n, i, j of gy[n, o, i, j] * x[n, c + group start, i*sh - ph + a*dh,
 //   j*sw - pw + b*dw] (reads outside x are zero).
 // max_pool2d_backward: x, gy -> x's shape; gy[n, c, i, j] goes to the first maximum of window
-//   (i, j) in row-major scan order (padding never wins; see window_argmax).
+//   (i, j) in row-major scan order (padding never wins; see window_argmax). With post_op
+//   relu (the fusion pass folds relu_backward(x, gx) in), gx is then multiplied by x > 0.
 // avg_pool2d_backward: x (shape only), gy -> x's shape; gy[n, c, i, j] / divisor goes to every
 //   real cell of window (i, j) (divisor kh*kw if include_pad, else the real cells' count).
 // batch_norm_backward: x, gamma, gy -> gx = gamma/sqrt(v+eps) * (gy - mean(gy) -
@@ -91,6 +92,9 @@ void run_conv2d_backward_weights(const KernelArgs& args) {
 
 std::string check_pool2d_backward(const Node& node, Descs in, const TensorDesc& out) {
   if (auto e = need_arity(in, 2, 2); !e.empty()) return e;
+  const PostOp post = node.attrs.post_op;
+  if (post != PostOp::none && (post != PostOp::relu || node.op != Op::max_pool2d_backward))
+    return "max_pool2d_backward's only epilogue is the ReLU's gradient";
   if (auto e = need_float_alike(in, out); !e.empty()) return e;
   Shape pooled;
   if (auto e = pooled_shape(node.attrs, in[0].shape, &pooled); !e.empty()) return e;
@@ -126,6 +130,9 @@ void pool2d_backward_typed(const KernelArgs& args) {
   T* gx = args.output.data<T>();
   for (std::int64_t k = 0; k < args.output.numel(); ++k)
     gx[k] = static_cast<T>(acc[static_cast<std::size_t>(k)]);
+  if (a.post_op == PostOp::relu)  // as relu_backward(x, gx) computes it
+    for (std::int64_t k = 0; k < args.output.numel(); ++k)
+      gx[k] = gx[k] * (x[k] > T(0) ? T(1) : T(0));
 }
 
 void run_max_pool2d_backward(const KernelArgs& args) {

@@ -103,6 +103,22 @@ inline std::string pooled_shape(const Attrs& a, const Shape& x, Shape* pooled) {
   return {};
 }
 
+/// conv2d's output shape [N, O, Ho, Wo] for x [N, C, H, W] and w [O, C/groups, kh, kw];
+/// -1 for a spatial size the kernel does not fit.
+inline Shape conv2d_shape(const Attrs& a, const Shape& x, const Shape& w) {
+  return Shape{x[0], w[0], window_out_size(x[2], w[2], a.stride[0], a.padding[0], a.dilation[0]),
+               window_out_size(x[3], w[3], a.stride[1], a.padding[1], a.dilation[1])};
+}
+
+/// The pooling of a conv2d node's fused relu_max_pool epilogue: windows of a.kernel at a
+/// stride of the window, no padding.
+inline Attrs fused_pool_attrs(const Attrs& a) {
+  Attrs p;
+  p.kernel = a.kernel;
+  p.stride = a.kernel;
+  return p;
+}
+
 /// One pooling window: the rows [h0, h1) and columns [w0, w1) it covers inside the input,
 /// and the avg_pool2d divisor (kh*kw with include_pad, else the count of real cells).
 struct PoolWindow {

@@ -80,6 +80,12 @@ class KernelTable {
 /// Appends kernels to the global table (thread-safe, idempotent per `tag`).
 KILN_INTERNAL_API void extend_kernels(const char* tag, void (*add)(KernelTable&));
 
+/// Runs a conv2d step with the relu_max_pool epilogue unfused: `conv` (a conv2d kernel's
+/// run) with a plain ReLU epilogue into a temporary of the convolution's shape, then the
+/// first max_pool2d kernel other than oneDNN's that accepts it (its windows keep NaN,
+/// oneDNN's drop it) into the output. Throws Error when no pooling kernel is built in.
+void run_conv_relu_max_pool_unfused(const KernelArgs& args, void (*conv)(const KernelArgs&));
+
 /// Adds the kernels only training needs (defined in kiln; kiln::grad calls it).
 void ensure_training_kernels();
 

@@ -94,6 +94,8 @@ std::uint8_t post_op_code(PostOp p) {
       return 0;
     case PostOp::relu:
       return 1;
+    case PostOp::relu_max_pool:  // a compiled plan's, never in a graph: not stored
+      break;
   }
   return 0xff;
 }

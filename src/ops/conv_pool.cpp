@@ -55,8 +55,12 @@ TensorDesc rule_conv2d(const RuleContext& c) {
     c.fail("w expects " + std::to_string(w[1] * g) + " input channels (with " + std::to_string(g) +
            " groups)");
   check_bias(c, w[0]);
-  return {Shape{x[0], w[0], window_out(c, x[2], w[2], 0), window_out(c, x[3], w[3], 1)},
-          c.inputs[0].dtype};
+  const Shape y{x[0], w[0], window_out(c, x[2], w[2], 0), window_out(c, x[3], w[3], 1)};
+  if (c.attrs.post_op != PostOp::relu_max_pool) return {y, c.inputs[0].dtype};
+  // A plan's conv2d with the pooling that followed it fused in gives the pooled shape.
+  Shape pooled;
+  if (auto e = pooled_shape(fused_pool_attrs(c.attrs), y, &pooled); !e.empty()) c.fail(e);
+  return {pooled, c.inputs[0].dtype};
 }
 
 TensorDesc rule_conv_transpose2d(const RuleContext& c) {

@@ -99,7 +99,7 @@ std::vector<bool> live_nodes(const PassGraph& pg) {
   return live;
 }
 
-void fuse_epilogues(PassGraph& pg) {
+void fuse_epilogues(PassGraph& pg, bool pool_into_conv) {
   auto live = live_nodes(pg);
   auto uses = uses_of(pg, live);
   for (std::size_t id = 0; id < pg.nodes.size(); ++id) {
@@ -133,6 +133,39 @@ void fuse_epilogues(PassGraph& pg) {
       Node& pn = pg.nodes[static_cast<std::size_t>(p)];
       if (!fusable_producer(pg, pn) || !only_used_by(pg, uses, p, self)) continue;
       pn.attrs.post_op = PostOp::relu;
+      redirect(pg, self, p);
+      live = live_nodes(pg);
+      uses = uses_of(pg, live);
+      continue;
+    }
+    // relu_backward(y, max_pool2d_backward(y, g)) -> max_pool2d_backward with the ReLU's
+    // gradient as epilogue: the pooling's input is the ReLU's output, so one pass over y
+    // routes the gradient and masks it (training plans of conv + ReLU + pooling).
+    if (n.op == Op::relu_backward) {
+      const std::int32_t p = n.inputs[1];
+      Node& pn = pg.nodes[static_cast<std::size_t>(p)];
+      if (pn.op != Op::max_pool2d_backward || pn.inputs[0] != n.inputs[0] ||
+          pn.attrs.post_op != PostOp::none || !only_used_by(pg, uses, p, self))
+        continue;
+      pn.attrs.post_op = PostOp::relu;
+      redirect(pg, self, p);
+      live = live_nodes(pg);
+      uses = uses_of(pg, live);
+      continue;
+    }
+    // max_pool2d(conv2d+relu) -> conv2d with a relu_max_pool epilogue. Nodes run in id
+    // order, so the relu before this pool is already folded into its conv.
+    if (pool_into_conv && n.op == Op::max_pool2d) {
+      const std::int32_t p = n.inputs[0];
+      Node& pn = pg.nodes[static_cast<std::size_t>(p)];
+      const Attrs& a = n.attrs;
+      if (pn.op != Op::conv2d || pn.attrs.post_op != PostOp::relu || a.stride != a.kernel ||
+          a.padding != Pair{0, 0} || n.dtype != DType::f32 || !only_used_by(pg, uses, p, self))
+        continue;
+      pn.attrs.post_op = PostOp::relu_max_pool;
+      pn.attrs.kernel = a.kernel;
+      pn.shape = n.shape;
+      pn.scope = n.scope;
       redirect(pg, self, p);
       live = live_nodes(pg);
       uses = uses_of(pg, live);

@@ -6,21 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "internal/step_label.hpp"
 #include "kiln/nn/summary.hpp"
 #include "report/record_impl.hpp"
 
 namespace kiln::report::internal {
 namespace {
-
-// "conv2d+bias+relu" for a step with a fused epilogue (as Executable::plan() shows it).
-std::string op_label(const Node& n) {
-  std::string s(op_name(n.op));
-  if ((n.op == Op::matmul || n.op == Op::conv2d || n.op == Op::conv_transpose2d) &&
-      n.inputs.size() == 3)
-    s += "+bias";
-  if (n.attrs.post_op == PostOp::relu) s += "+relu";
-  return s;
-}
 
 template <typename T, typename Key>
 T& find_or_add(std::vector<T>& v, const Key& key, auto&& get_key) {
@@ -55,7 +46,7 @@ void LayerObserver::on_step(const ObservedStep& step) {
     if (!n.gradient && !n.scope.empty()) {
       auto& entry = find_or_add(plan, n.scope, [](const auto& p) { return p.first; });
       entry.first = n.scope;
-      entry.second.ops.push_back(op_label(n));
+      entry.second.ops.push_back(kiln::internal::step_op_label(n));
       auto& k = entry.second.kernels;
       if (std::find(k.begin(), k.end(), step.kernel) == k.end()) k.emplace_back(step.kernel);
     }
@@ -73,7 +64,9 @@ void LayerObserver::on_step(const ObservedStep& step) {
   if (graph_ && step.id >= 0 && static_cast<std::size_t>(step.id) < graph_->size())
     slot.op = op_name(graph_->node(step.id).op);
   else
-    slot.op = n.attrs.post_op == PostOp::relu ? "relu" : std::string(op_name(n.op));
+    slot.op = n.attrs.post_op == PostOp::relu_max_pool ? "max_pool2d"
+              : n.attrs.post_op == PostOp::relu        ? "relu"
+                                                       : std::string(op_name(n.op));
   if (slot.buffer.defined() && slot.buffer.shape() == step.value.shape() &&
       slot.buffer.dtype() == dt)
     slot.buffer.copy_from(step.value);

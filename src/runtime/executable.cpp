@@ -9,6 +9,7 @@
 
 #include "graph/graph_editor.hpp"
 #include "internal/kernel.hpp"
+#include "internal/step_label.hpp"
 #include "internal/threads.hpp"
 #include "kiln/core/error.hpp"
 #include "passes/passes.hpp"
@@ -90,14 +91,14 @@ std::string shape_list(const std::vector<std::int32_t>& ids, const std::vector<T
   return s;
 }
 
-// "conv2d+bias+relu" for a node with a fused epilogue.
-std::string op_label(const Node& n) {
-  std::string s(op_name(n.op));
-  if ((n.op == Op::matmul && n.inputs.size() == 3) ||
-      ((n.op == Op::conv2d || n.op == Op::conv_transpose2d) && n.inputs.size() == 3))
-    s += "+bias";
-  if (n.attrs.post_op == PostOp::relu) s += "+relu";
-  return s;
+// Whether the fusion pass may fold a max pooling into a conv2d: the oneDNN convolution,
+// which runs it in its blocked layout, is built in and not excluded by the options (other
+// kernels run the fused node unfused).
+bool pools_into_convs(const std::string& backend) {
+  if (!backend.empty() && backend != "onednn") return false;
+  for (const Kernel& k : internal::kernels_for(Op::conv2d))
+    if (std::string_view(k.backend) == "onednn") return true;
+  return false;
 }
 
 }  // namespace
@@ -440,7 +441,7 @@ Executable::Executable(Graph& graph, std::vector<Value> outputs, CompileOptions 
   m.pg.nodes = graph.nodes();
   m.pg.dead.assign(graph.size(), false);
   m.pg.folded_into.assign(graph.size(), -1);
-  if (m.options.fuse) internal::fuse_epilogues(m.pg);
+  if (m.options.fuse) internal::fuse_epilogues(m.pg, pools_into_convs(m.options.backend));
   // Dead-code removal: only what the outputs depend on is compiled.
   m.needed = internal::live_nodes(m.pg);
   for (std::size_t id = 0; id < m.nodes.size(); ++id) {
@@ -503,7 +504,7 @@ std::string Executable::plan(const Feeds& feeds) {
      << " steps, arena " << p.memory.arena_bytes << " bytes\n";
   for (std::size_t s = 0; s < p.steps.size(); ++s) {
     const Node& n = impl_->node(p.steps[s].node);
-    os << "  " << n.name << " = " << op_label(n) << "(";
+    os << "  " << n.name << " = " << internal::step_op_label(n) << "(";
     for (std::size_t i = 0; i < n.inputs.size(); ++i)
       os << (i ? ", " : "") << impl_->node(n.inputs[i]).name;
     os << ") " << p.descs[static_cast<std::size_t>(p.steps[s].node)].shape.str() << " "

@@ -51,8 +51,9 @@ struct Node {
   Attrs attrs;
   std::string name;
   /// The layer the node belongs to ("fc1", "conv2"; empty outside layers). Set from the
-  /// graph's current scope when the node is added; kept by fusion and by autodiff, whose
-  /// gradient nodes carry the scope of the node they differentiate.
+  /// graph's current scope when the node is added; kept by fusion (a max pooling folded
+  /// into a convolution brings its own) and by autodiff, whose gradient nodes carry the
+  /// scope of the node they differentiate.
   std::string scope;
   /// True for the nodes kiln::grad appends (the backward pass); observers use it to tell a
   /// layer's output from its gradients.

@@ -81,8 +81,12 @@ inline constexpr int op_count = static_cast<int>(Op::softmax_backward) + 1;
 /// The op's name as used in messages, DOT output and files ("matmul").
 KILN_API std::string_view op_name(Op op);
 
-/// An activation fused into the epilogue of matmul or conv2d by the fusion pass.
-enum class PostOp : std::uint8_t { none = 0, relu = 1 };
+/// An activation fused into the epilogue of matmul or conv2d by the fusion pass; on
+/// max_pool2d_backward, relu is the gradient of the ReLU before the pooling folded in
+/// (gx * (x > 0), x being that ReLU's output). relu_max_pool (conv2d in plans of oneDNN builds
+/// only): the ReLU, then the max pooling that followed it, over attrs.kernel windows at a stride of
+/// the window and no padding; the node's output is the pooled one.
+enum class PostOp : std::uint8_t { none = 0, relu = 1, relu_max_pool = 2 };
 
 /// A pair of spatial sizes (height, width).
 using Pair = std::array<std::int64_t, 2>;
