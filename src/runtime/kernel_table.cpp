@@ -6,7 +6,6 @@
 
 #include "internal/conv_geometry.hpp"
 #include "internal/kernel.hpp"
-#include "internal/op_info.hpp"
 #include "kiln/core/error.hpp"
 
 namespace kiln::internal {
