@@ -5,7 +5,9 @@
 // give NaN-free sums (barring overflow, where kernels may differ anyway), so the fused
 // post-op is exact for them; a call whose inputs hold NaN or an infinity (one scan of x, w
 // and bias decides) runs a second pipeline without the post-op, built on first need, and
-// relu_keep_nan over the output.
+// relu_keep_nan over the output. A conv2d with the fused max pooling of inference plans
+// (PostOp::relu_max_pool, build_conv2d_pool) runs such inputs unfused: the convolution
+// with its ReLU into a temporary, then the NaN-keeping Eigen pooling.
 //
 // The primitives pick their own (blocked) layouts; reorders from and to our row-major NCHW
 // tensors are primitives created once in prepare. Measured at the W2 shapes (batch 64,
@@ -63,7 +65,6 @@ template <bool (*Fused)(const KernelQuery&, std::string*, Pipeline&),
 struct ConvKernel {
   static bool relu(const KernelQuery& q) { return q.node.attrs.post_op == PostOp::relu; }
 
-  // The fused pooling's inputs with NaN or infinities run unfused (see the top).
   static bool supports(const KernelQuery& q, std::string* why) {
     return supports_pipeline(Fused, q, why) && (!relu(q) || supports_pipeline(Plain, q, why));
   }
