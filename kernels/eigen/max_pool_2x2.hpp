@@ -68,12 +68,6 @@ template <int N>
   std::memcpy(p, &v, sizeof v);
 }
 
-/// std::max lane by lane (b when a < b, else a).
-template <int N>
-[[gnu::always_inline]] inline Vec<N> vmax(Vec<N> a, Vec<N> b) {
-  return a < b ? b : a;
-}
-
 /// Lanes 2i and 2i+1 exchanged.
 template <class V, std::size_t... I>
 [[gnu::always_inline]] inline V swap_pairs(V v, std::index_sequence<I...>) {
@@ -100,13 +94,6 @@ template <int N, std::size_t... I>
   return __builtin_shufflevector(h, h, static_cast<int>(I / 2)...);
 }
 
-/// Every lane: the maximum of its 2x2 window (rows a and b, the lane and its partner).
-template <int N>
-[[gnu::always_inline]] inline Vec<N> window_max(Vec<N> a, Vec<N> b) {
-  const Vec<N> v = vmax<N>(a, b);
-  return vmax<N>(v, swap_pairs<N>(v));
-}
-
 /// Of a and b, the first that holds the maximum: b only when b > a (so of +0 and -0,
 /// whichever comes first, as the reference's scan keeps).
 template <int N>
@@ -114,14 +101,18 @@ template <int N>
   return b > a ? b : a;
 }
 
-/// Outputs d[0, N/2) from input columns [0, N) of rows r0 and r1: at every even lane, the
-/// first maximum of each row's pair, then of the two rows (the window's first maximum in
-/// row-major order, the value the reference gives, zero's sign included).
+/// Every lane: the maximum of its 2x2 window (rows a and b, the lane and its partner); at
+/// the even lanes the window's first maximum in row-major order (each row's pair, then the
+/// two rows), the value the reference gives, zero's sign included.
+template <int N>
+[[gnu::always_inline]] inline Vec<N> window_max(Vec<N> a, Vec<N> b) {
+  return first_max<N>(first_max<N>(a, swap_pairs<N>(a)), first_max<N>(b, swap_pairs<N>(b)));
+}
+
+/// Outputs d[0, N/2) from input columns [0, N) of rows r0 and r1 (window_max's even lanes).
 template <int N>
 [[gnu::always_inline]] inline void forward_block(const float* r0, const float* r1, float* d) {
-  const Vec<N> a = load<N>(r0), b = load<N>(r1);
-  const Vec<N> m =
-      first_max<N>(first_max<N>(a, swap_pairs<N>(a)), first_max<N>(b, swap_pairs<N>(b)));
+  const Vec<N> m = window_max<N>(load<N>(r0), load<N>(r1));
   store<N / 2>(d, even_lanes<N>(m, std::make_index_sequence<N / 2>()));
 }
 

@@ -2,7 +2,7 @@
 // tensors directly, and (check_pool) the checks of the backward kernels in
 // training_cnn.cpp. The common 2x2 stride-2 max pooling is left to the Eigen kernels
 // (kernels/eigen/max_pool_2x2.hpp), which run it from and into NCHW several times faster
-// than these primitives at the W2 shapes (one thread, `node_profile ops`): forward
+// than these primitives at the W2 shapes (one thread, an executable of these nodes alone): forward
 // 64x32x28x28 0.2 ms against 0.5-0.7 ms, backward 0.4 ms against 1.7 ms (the primitive
 // reruns the forward for its workspace); 64x64x14x14 backward 0.36 ms against 0.5-0.9 ms.
 // Below, the figures from when every pooling ran here. At the W2 shapes (batch 64, one thread)
