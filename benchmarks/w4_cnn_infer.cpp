@@ -1,6 +1,7 @@
 // DESIGN.md workload W4: inference throughput of the W2 network (see w2_cnn_train.cpp), the
 // forward pass to the logits on a batch of 64 1x28x28 images with an inference executable
-// (kiln::Executable, evaluation mode).
+// (kiln::Executable, evaluation mode, CompileOptions::constant_parameters as in infer::Model:
+// the oneDNN kernels pack the weights once).
 // Reported at 1 and 2 threads as samples/s, GFLOP/s (the layers' counted FLOPs, see
 // workloads.hpp) and peak_rss_MiB, the process's peak resident set (process-wide: it
 // includes the benchmarks run before in the same process).

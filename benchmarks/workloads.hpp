@@ -178,12 +178,14 @@ class KilnW2 : public KilnTrainWorkload {
   }
 };
 
-/// W4: the W2 network's forward pass (logits), batch 64, with an inference executable.
+/// W4: the W2 network's forward pass (logits), batch 64, with an inference executable
+/// whose weights stay constant (CompileOptions::constant_parameters, as infer::Model sets).
 class KilnW4 {
  public:
   KilnW4() {
     kiln::Value x = graph_.input("image", {kiln::batch, 1, w2_side, w2_side});
-    exe_.emplace(graph_, std::vector<kiln::Value>{w2_network(graph_, x)});
+    exe_.emplace(graph_, std::vector<kiln::Value>{w2_network(graph_, x)},
+                 kiln::CompileOptions{.constant_parameters = true});
     const Batch b = w2_data();
     feeds_ = {{"image", kiln::Tensor::from(b.x, {w2_batch, 1, w2_side, w2_side})}};
     run();

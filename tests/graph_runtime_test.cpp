@@ -58,6 +58,53 @@ TEST(Executable, ComputesAndCachesOnePlanPerBatchSize) {
   EXPECT_EQ(r[0].to_vector<float>(), (std::vector<float>{10, 2}));
 }
 
+// CompileOptions::constant_parameters: the same values as a plain executable, at two batch
+// sizes (two plans); with oneDNN, whose convolution and matmul keep their weights packed,
+// an in-place change is not seen (the promise the option makes) and a new tensor is.
+TEST(Executable, ConstantParametersKeepPackedWeightsUntilTheirStorageChanges) {
+  Graph g;
+  Rng rng(5);
+  const auto random = [&](const Shape& s) {
+    Tensor t = Tensor::empty(s);
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+      t.data<float>()[i] = static_cast<float>(rng.normal());
+    return t;
+  };
+  auto x = g.input("x", {batch, 3, 8, 8});
+  auto cw = g.parameter("conv.w", random({8, 3, 3, 3}));
+  auto h = flatten(relu(conv2d(x, cw, {}, {.padding = {1, 1}})));
+  auto w = g.parameter("fc.w", random({512, 64}));
+  auto b = g.parameter("fc.b", random({64}));
+  auto y = add(matmul(h, w), b);
+  Executable plain(g, {y});
+  Executable frozen(g, {y}, {.constant_parameters = true});
+  const auto close = [](const Tensor& got, const Tensor& want) {
+    ASSERT_EQ(got.shape(), want.shape());
+    for (std::int64_t i = 0; i < got.numel(); ++i)
+      ASSERT_NEAR(got.at(i), want.at(i), 1e-4 * std::max(1.0, std::abs(want.at(i))))
+          << "element " << i;
+  };
+  const Feeds feeds16{{"x", random({16, 3, 8, 8})}}, feeds3{{"x", random({3, 3, 8, 8})}};
+  const Tensor before = plain.run(feeds16)[0];
+  close(frozen.run(feeds16)[0], before);
+  close(frozen.run(feeds3)[0], plain.run(feeds3)[0]);
+  close(frozen.run(feeds16)[0], before);
+  const std::string packed_plan = frozen.plan(feeds16);
+  const bool onednn = packed_plan.find("via onednn_conv2d") != std::string::npos &&
+                      packed_plan.find("via onednn_matmul") != std::string::npos;
+  // In place: plain executables see it; the packed weights are kept.
+  Tensor changed_cw = random(g.tensor(cw).shape()), changed_w = random(g.tensor(w).shape());
+  g.tensor(cw).copy_from(changed_cw);
+  g.tensor(w).copy_from(changed_w);
+  const Tensor after = plain.run(feeds16)[0];
+  if (onednn) close(frozen.run(feeds16)[0], before);
+  // New storage: packed again, at both batch sizes.
+  g.tensor(cw) = changed_cw;
+  g.tensor(w) = changed_w;
+  close(frozen.run(feeds16)[0], after);
+  close(frozen.run(feeds3)[0], plain.run(feeds3)[0]);
+}
+
 TEST(Executable, PrunesWhatOutputsDoNotNeed) {
   Graph g;
   auto x = g.input("x", {batch, 2});

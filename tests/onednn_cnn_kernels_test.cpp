@@ -167,6 +167,56 @@ TEST(OnednnCnnKernels, Conv2dWithTheFusedPoolingMatchesReference) {
     }
 }
 
+// Weights marked constant (an inference plan compiled with constant_parameters): the
+// reorder into oneDNN's blocked layout runs on the first run and is kept. A change made in
+// place is therefore not seen (that is the promise the flag makes), while a new storage is
+// reordered again. For conv2d with and without the fused pooling and conv_transpose2d.
+TEST(OnednnCnnKernels, ConstantWeightsAreReorderedOnceUntilTheirStorageChanges) {
+  SKIP_WITHOUT_ONEDNN();
+  Rng rng(17);
+  Attrs pooled = conv_attrs({1, 1}, {2, 2}, {1, 1}, 1, PostOp::relu_max_pool);
+  pooled.kernel = {2, 2};
+  Attrs transposed = conv_attrs({2, 2}, {1, 1});
+  transposed.output_padding = {1, 1};
+  const Case cases[] = {
+      {Op::conv2d,
+       conv_attrs({1, 1}, {2, 2}, {1, 1}, 1, PostOp::relu),
+       {random({2, 32, 14, 14}, rng), random({64, 32, 5, 5}, rng), random(Shape{64}, rng)}},
+      {Op::conv2d, pooled, {random({2, 3, 9, 8}, rng), random({4, 3, 3, 3}, rng)}},
+      {Op::conv_transpose2d, transposed, {random({2, 3, 4, 5}, rng), random({3, 4, 3, 3}, rng)}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(op_name(c.op)) + " w " + c.inputs[1].shape().str());
+    const Kernel* fast = find_kernel(c.op, "onednn");
+    const Kernel* ref = find_kernel(c.op, "reference");
+    ASSERT_NE(fast, nullptr);
+    ASSERT_NE(ref, nullptr);
+    std::vector<Tensor> in;
+    for (const Tensor& t : c.inputs) in.push_back(t.clone());
+    const TensorDesc desc = output_of(c);
+    const Node n = make_node(c.op, c.attrs, desc.shape, desc.dtype);
+    auto in_descs = kiln_test::descs_of(in);
+    for (std::size_t i = 1; i < in_descs.size(); ++i) in_descs[i].constant = true;
+    const std::shared_ptr<void> state = fast->prepare(KernelQuery{n, in_descs, desc});
+    const auto run = [&] {
+      Tensor out = Tensor::full(desc.shape, std::nan(""), desc.dtype);
+      fast->run(KernelArgs{n, in, out, state.get(), c.run});
+      return out;
+    };
+    const Tensor first = run_on_copies(*ref, c);
+    expect_close(run(), first, "first run");
+    expect_close(run(), first, "second run");
+    // Changed in place: the kept blocked copy is still used.
+    Case changed = kiln_test::clone_inputs(c);
+    changed.inputs[1] = random(c.inputs[1].shape(), rng);
+    in[1].copy_from(changed.inputs[1]);
+    expect_close(run(), first, "in-place change");
+    // A new storage holding the changed weights is reordered again.
+    in[1] = changed.inputs[1].clone();
+    expect_close(run(), run_on_copies(*ref, changed), "new storage");
+  }
+}
+
 TEST(OnednnCnnKernels, Conv2dBackwardWeightsMatchesReference) {
   SKIP_WITHOUT_ONEDNN();
   Rng rng(12);

@@ -46,6 +46,11 @@ bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
     b_md = dnnl::memory::desc({b_batch, k, n}, f32, tb ? dims{k * n, 1, k} : dims{k * n, n, 1});
     c_md = plain_desc({batch, m, n});
   }
+  // Constant weights (an inference plan's) go in the layout the primitive picks, packed
+  // once: W4's 3136x512 layer ran 11% faster at 1 thread and 24% at 2 (64 rows).
+  const bool pack_b = b_shared && q.inputs[1].constant;
+  const dnnl::memory::desc b_arg =
+      pack_b ? dnnl::memory::desc(b_md.dims(), f32, dnnl::memory::format_tag::any) : b_md;
   // Fused epilogue (set by the fusion pass): out = post_op(a.b + bias), bias [N].
   const bool has_bias = q.inputs.size() == 3;
   const PostOp post_op = q.node.attrs.post_op;
@@ -60,12 +65,14 @@ bool build_matmul(const KernelQuery& q, std::string* why, Plan* plan) {
     bias_md = plain_desc(bias_dims);
   }
   const dnnl::primitive_attr attr;  // the ReLU epilogue runs in run_matmul
-  const auto desc = has_bias ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md)
-                             : dnnl::matmul::desc(a_md, b_md, c_md);
+  const auto desc = has_bias ? dnnl::matmul::desc(a_md, b_arg, bias_md, c_md)
+                             : dnnl::matmul::desc(a_md, b_arg, c_md);
   dnnl::matmul::primitive_desc pd(desc, attr, engine(), true);
   if (!pd) return decline(why, "oneDNN has no matmul for these layouts");
   plan->pd = pd;
-  plan->bindings = {{DNNL_ARG_SRC, a_md, 0}, {DNNL_ARG_WEIGHTS, b_md, 1}, {DNNL_ARG_DST, c_md, -1}};
+  Binding weights{DNNL_ARG_WEIGHTS, b_md, 1};
+  if (pack_b && pd.weights_desc() != b_md) weights = {DNNL_ARG_WEIGHTS, pd.weights_desc(), 1, b_md};
+  plan->bindings = {{DNNL_ARG_SRC, a_md, 0}, weights, {DNNL_ARG_DST, c_md, -1}};
   if (has_bias) plan->bindings.push_back({DNNL_ARG_BIAS, bias_md, 2});
   return true;
 }

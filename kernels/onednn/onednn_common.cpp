@@ -5,6 +5,8 @@
 
 #include <omp.h>
 
+#include <algorithm>
+#include <mutex>
 #include <unordered_map>
 
 #include "kiln/core/error.hpp"
@@ -97,6 +99,7 @@ std::shared_ptr<void> prepare_with(Builder build, const KernelQuery& q) {
       auto p = std::make_shared<Prepared>();
       p->primitive = dnnl::primitive(plan.pd);
       p->bindings = std::move(plan.bindings);
+      p->packed.resize(p->bindings.size());
       return p;
     }
   } catch (const dnnl::error& e) {
@@ -106,19 +109,49 @@ std::shared_ptr<void> prepare_with(Builder build, const KernelQuery& q) {
               "': " + why);
 }
 
+std::shared_ptr<const PackedInput> packed_input(const Tensor& source,
+                                                const dnnl::memory::desc& from,
+                                                const dnnl::memory::desc& to) {
+  static std::mutex mutex;
+  static std::vector<std::weak_ptr<const PackedInput>> kept;
+  const std::lock_guard<std::mutex> lock(mutex);
+  std::erase_if(kept, [](const auto& w) { return w.expired(); });
+  for (const auto& w : kept)
+    if (auto p = w.lock();
+        p && p->source.raw() == source.raw() && p->from == from && p->packed.get_desc() == to)
+      return p;
+  auto p = std::make_shared<PackedInput>();
+  p->source = source;
+  p->from = from;
+  p->packed = dnnl::memory(to, engine());
+  dnnl::memory src(from, engine(), const_cast<void*>(source.raw()));
+  dnnl::stream& s = stream();
+  dnnl::reorder(src, p->packed).execute(s, src, p->packed);
+  s.wait();
+  kept.push_back(p);
+  return p;
+}
+
 void execute(Builder build, const KernelArgs& args) {
   std::shared_ptr<void> owned;
-  const Prepared* p = static_cast<const Prepared*>(args.state);
+  auto* p = static_cast<Prepared*>(args.state);
   if (p == nullptr) {
     const CallQuery call(args);
     owned = prepare_with(build, call.query());
-    p = static_cast<const Prepared*>(owned.get());
+    p = static_cast<Prepared*>(owned.get());
   }
   std::unordered_map<int, dnnl::memory> memories;
-  for (const Binding& b : p->bindings) {
+  for (std::size_t i = 0; i < p->bindings.size(); ++i) {
+    const Binding& b = p->bindings[i];
     void* data = b.input < 0
                      ? args.output.raw()
                      : const_cast<void*>(args.inputs[static_cast<std::size_t>(b.input)].raw());
+    if (!b.from.is_zero()) {
+      std::shared_ptr<const PackedInput>& packed = p->packed[i];
+      if (!packed || packed->source.raw() != data)
+        packed = packed_input(args.inputs[static_cast<std::size_t>(b.input)], b.from, b.desc);
+      data = packed->packed.get_data_handle();
+    }
     memories.emplace(b.arg, dnnl::memory(b.desc, engine(), data));
   }
   dnnl::stream& s = stream();
@@ -136,9 +169,15 @@ dnnl::memory::dims dims_of(const Shape& s) {
   return d;
 }
 
+Pipeline::Pipeline(bool build, const KernelQuery& q) : build_(build) {
+  for (const TensorDesc& d : q.inputs) constant_inputs_.push_back(d.constant);
+}
+
 dnnl::memory Pipeline::tensor(int index, const dnnl::memory::desc& md) {
   dnnl::memory m(md, engine(), DNNL_MEMORY_NONE);
   tensors_.emplace_back(index, m);
+  if (index >= 0 && constant_inputs_.at(static_cast<std::size_t>(index)))
+    constant_memories_.push_back(m.get());
   return m;
 }
 
@@ -153,6 +192,9 @@ dnnl::memory Pipeline::like(const dnnl::memory& m, const dnnl::memory::desc& wan
 void Pipeline::copy(const dnnl::memory& from, const dnnl::memory& to) {
   if (from.get() == to.get()) return;
   add(dnnl::reorder::primitive_desc(from, to), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+  if (build_ && std::find(constant_memories_.begin(), constant_memories_.end(), from.get()) !=
+                    constant_memories_.end())
+    steps_.back().constant_source = from;
 }
 
 void Pipeline::add(const dnnl::primitive_desc_base& pd,
@@ -168,14 +210,25 @@ void Pipeline::execute(const KernelArgs& args) {
   }
   dnnl::stream& s = stream();
   const When skip = args.run.training ? When::inference : When::training;
-  for (const Step& step : steps_)
-    if (step.when != skip) step.primitive.execute(s, step.args);
+  for (Step& step : steps_) {
+    if (step.when == skip) continue;
+    if (step.constant_source) {
+      const void* storage = step.constant_source.get_data_handle();
+      if (storage == step.done_for) continue;
+      step.done_for = nullptr;  // until the reorder below has run
+      step.primitive.execute(s, step.args);
+      s.wait();
+      step.done_for = storage;
+      continue;
+    }
+    step.primitive.execute(s, step.args);
+  }
   s.wait();
 }
 
 bool supports_pipeline(PipelineBuilder build, const KernelQuery& q, std::string* why) {
   try {
-    Pipeline p(false);
+    Pipeline p(false, q);
     return build(q, why, p);
   } catch (const dnnl::error& e) {
     return decline(why, std::string("oneDNN: ") + e.what());
@@ -185,7 +238,7 @@ bool supports_pipeline(PipelineBuilder build, const KernelQuery& q, std::string*
 std::shared_ptr<void> prepare_pipeline(PipelineBuilder build, const KernelQuery& q) {
   std::string why;
   try {
-    auto p = std::make_shared<Pipeline>(true);
+    auto p = std::make_shared<Pipeline>(true, q);
     if (build(q, &why, *p)) return p;
   } catch (const dnnl::error& e) {
     why = std::string("oneDNN: ") + e.what();

@@ -26,7 +26,26 @@ struct Binding {
   int arg;
   dnnl::memory::desc desc;
   int input;  ///< index into KernelArgs::inputs, or -1 for the output
+  /// Set for a constant input (TensorDesc::constant) the primitive reads in another layout
+  /// (`desc`, e.g. blocked weights): the tensor's own layout. The tensor is reordered into
+  /// `desc` on the first run, and again only when its storage changes (packed_input).
+  dnnl::memory::desc from = {};
 };
+
+/// A constant input reordered into a primitive's layout. It holds its source tensor, so
+/// the source's storage, whose address identifies it, lives as long as the copy.
+struct PackedInput {
+  Tensor source;
+  dnnl::memory::desc from;
+  dnnl::memory packed;
+};
+
+/// `source` (laid out as `from`) reordered into layout `to`. Plans that pack the same
+/// storage the same way share one copy (an inference model's executables and their plans
+/// for each batch size), kept while any of them holds it.
+std::shared_ptr<const PackedInput> packed_input(const Tensor& source,
+                                                const dnnl::memory::desc& from,
+                                                const dnnl::memory::desc& to);
 
 /// A primitive descriptor for a query's shapes and how tensors bind to its arguments.
 struct Plan {
@@ -34,10 +53,12 @@ struct Plan {
   std::vector<Binding> bindings;
 };
 
-/// What prepare() creates once per compiled plan: the (JIT-compiled) primitive.
+/// What prepare() creates once per compiled plan: the (JIT-compiled) primitive, and the
+/// packed copies of its constant inputs (per binding; null until the first run).
 struct Prepared {
   dnnl::primitive primitive;
   std::vector<Binding> bindings;
+  std::vector<std::shared_ptr<const PackedInput>> packed;
 };
 
 /// The query a kernel call answers (its tensors' shapes and dtypes), for kernels that
@@ -81,7 +102,10 @@ enum class When : std::uint8_t { always, training, inference };
 /// creates descriptors (nothing is JIT-compiled or allocated): supports() uses that.
 class Pipeline {
  public:
-  explicit Pipeline(bool build) : build_(build) {}
+  /// Built for query q: the steps that reorder an input q marks constant (a weight of an
+  /// inference plan) run on the first execute and again only when that input's storage
+  /// changes.
+  Pipeline(bool build, const KernelQuery& q);
 
   bool building() const { return build_; }
   /// Memory bound to input `index` of the node (-1: the output) on each run.
@@ -90,7 +114,8 @@ class Pipeline {
   dnnl::memory scratch(const dnnl::memory::desc& md);
   /// m itself when it already has layout `want`, else a new scratch buffer of that layout.
   dnnl::memory like(const dnnl::memory& m, const dnnl::memory::desc& want);
-  /// Appends a reorder from `from` to `to`, unless they are the same memory.
+  /// Appends a reorder from `from` to `to`, unless they are the same memory; a reorder of
+  /// a constant input runs only when its storage is new (see the constructor).
   void copy(const dnnl::memory& from, const dnnl::memory& to);
   /// Appends a primitive (created now when building) with its arguments.
   void add(const dnnl::primitive_desc_base& pd, std::unordered_map<int, dnnl::memory> args);
@@ -107,10 +132,16 @@ class Pipeline {
     dnnl::primitive primitive;
     std::unordered_map<int, dnnl::memory> args;
     When when;
+    /// For the reorder of a constant input: its source memory, and the storage it last
+    /// reordered (its result is still in the destination).
+    dnnl::memory constant_source = {};
+    const void* done_for = nullptr;
   };
   bool build_;
+  std::vector<bool> constant_inputs_;
   When when_ = When::always;
   std::vector<std::pair<int, dnnl::memory>> tensors_;
+  std::vector<dnnl_memory_t> constant_memories_;  ///< tensor() memories of constant inputs
   std::vector<Step> steps_;
 };
 

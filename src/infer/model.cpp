@@ -151,6 +151,7 @@ Model Model::load(std::span<const std::uint8_t> bytes, const std::string& source
   impl->data = internal::decode_model(bytes, source);
   impl->source = source;
   impl->compile.training = false;
+  impl->compile.constant_parameters = true;  // a loaded model's weights never change
   impl->compile.backend = std::move(options.backend);
   impl->compile.plan_cache_size = options.plan_cache_size;
   impl->compile.plan_cache_bytes = options.plan_cache_bytes;

@@ -18,6 +18,10 @@ namespace kiln::internal {
 struct TensorDesc {
   Shape shape;
   DType dtype = DType::f32;
+  /// Set on a kernel's input that keeps its storage and values for every run of the plan
+  /// (a parameter or constant of an executable compiled with
+  /// CompileOptions::constant_parameters): kernels may transform it once and keep that.
+  bool constant = false;
 };
 
 /// What a shape rule sees; fail() throws ShapeError naming op, node and input shapes.

@@ -167,7 +167,7 @@ struct Executable::Impl {
     for (std::size_t id = 0; id < count; ++id) {
       const Node& n = nodes[id];
       if (needed[id] && (n.op == Op::parameter || n.op == Op::constant))
-        plan->descs[id] = {n.value.shape(), n.value.dtype()};
+        plan->descs[id] = {n.value.shape(), n.value.dtype(), options.constant_parameters};
     }
     // Per node id: the step computing it (-1: none), and for a view, the node whose memory it
     // views (-1: none) and where in that memory it starts (bytes).

@@ -56,6 +56,12 @@ struct CompileOptions {
   /// What run_into's messages call the outputs, in order (e.g. a model file's signature
   /// names); empty: the graph nodes' names.
   std::vector<std::string> output_names = {};
+  /// Promise that the graph's parameters and constants keep their values while this
+  /// executable lives (inference of a trained model; infer::Model always sets it). Kernels
+  /// may then keep them in the layout they compute fastest in, transformed on the first run
+  /// and again only when a parameter's storage is replaced (oneDNN's blocked convolution
+  /// weights). A value changed in place afterwards is not seen by such kernels.
+  bool constant_parameters = false;
 };
 
 /// One step of a run as a RunObserver sees it; everything is valid during the call only.
