@@ -176,8 +176,6 @@ Pipeline::Pipeline(bool build, const KernelQuery& q) : build_(build) {
 dnnl::memory Pipeline::tensor(int index, const dnnl::memory::desc& md) {
   dnnl::memory m(md, engine(), DNNL_MEMORY_NONE);
   tensors_.emplace_back(index, m);
-  if (index >= 0 && constant_inputs_.at(static_cast<std::size_t>(index)))
-    constant_memories_.push_back(m.get());
   return m;
 }
 
@@ -192,8 +190,10 @@ dnnl::memory Pipeline::like(const dnnl::memory& m, const dnnl::memory::desc& wan
 void Pipeline::copy(const dnnl::memory& from, const dnnl::memory& to) {
   if (from.get() == to.get()) return;
   add(dnnl::reorder::primitive_desc(from, to), {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
-  if (build_ && std::find(constant_memories_.begin(), constant_memories_.end(), from.get()) !=
-                    constant_memories_.end())
+  const auto bound = std::find_if(tensors_.begin(), tensors_.end(),
+                                  [&](const auto& t) { return t.second.get() == from.get(); });
+  if (build_ && bound != tensors_.end() && bound->first >= 0 &&
+      constant_inputs_.at(static_cast<std::size_t>(bound->first)))
     steps_.back().constant_source = from;
 }
 
@@ -212,16 +212,10 @@ void Pipeline::execute(const KernelArgs& args) {
   const When skip = args.run.training ? When::inference : When::training;
   for (Step& step : steps_) {
     if (step.when == skip) continue;
-    if (step.constant_source) {
-      const void* storage = step.constant_source.get_data_handle();
-      if (storage == step.done_for) continue;
-      step.done_for = nullptr;  // until the reorder below has run
-      step.primitive.execute(s, step.args);
-      s.wait();
-      step.done_for = storage;
-      continue;
-    }
+    const void* storage = step.constant_source ? step.constant_source.get_data_handle() : nullptr;
+    if (storage != nullptr && storage == step.done_for) continue;
     step.primitive.execute(s, step.args);
+    if (storage != nullptr) step.done_for = storage;
   }
   s.wait();
 }

@@ -141,7 +141,6 @@ class Pipeline {
   std::vector<bool> constant_inputs_;
   When when_ = When::always;
   std::vector<std::pair<int, dnnl::memory>> tensors_;
-  std::vector<dnnl_memory_t> constant_memories_;  ///< tensor() memories of constant inputs
   std::vector<Step> steps_;
 };
 
